@@ -1,0 +1,184 @@
+// Package budget decides whether a request may spend, and charges it.
+//
+// A request reserves an upper-bound estimate (a hold) against every budget
+// that applies to it in one atomic step, then settles: the hold is replaced
+// by the actual cost. Holds are leases that expire, so a dead replica cannot
+// pin budget forever; an expired hold is charged at its estimate and counted
+// as orphaned, and a late settlement corrects that charge to the actual cost.
+// Committed spend only ever grows by real (or conservatively estimated) cost.
+//
+// Two stores share these semantics and one conformance suite: Redis (shared
+// by every replica) and an embedded bbolt file (one replica).
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// Scope is who a budget belongs to.
+type Scope string
+
+// Scopes, in the order a request's budgets are listed.
+const (
+	ScopeService   Scope = "service"
+	ScopeTeam      Scope = "team"
+	ScopeWorkspace Scope = "workspace"
+)
+
+// Period is how often a budget's window resets.
+type Period string
+
+// Periods. Windows start at 00:00 in the budget's time zone (UTC unless the
+// policy sets one); weekly windows start on Monday (ISO 8601).
+const (
+	Daily   Period = "daily"
+	Weekly  Period = "weekly"
+	Monthly Period = "monthly"
+	Total   Period = "total"
+)
+
+// Budget is one cap on one owner.
+type Budget struct {
+	Scope    Scope
+	Name     string // the owner's name in the policy
+	ID       string // unique within the owner; defaults to the period
+	Period   Period
+	Limit    money.Nanos
+	Enforce  bool           // false: a dry run, counted and reported, never refuses
+	Location *time.Location // nil means UTC
+	AlertAt  []float64      // fractions of Limit that notify when crossed
+}
+
+// Window returns the window of b that contains t. For Total, start is the
+// zero time and end is the zero time (never resets).
+func (b Budget) Window(t time.Time) (start, end time.Time) {
+	loc := b.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	t = t.In(loc)
+	y, m, d := t.Date()
+	switch b.Period {
+	case Daily:
+		start = time.Date(y, m, d, 0, 0, 0, 0, loc)
+		end = start.AddDate(0, 0, 1)
+	case Weekly:
+		off := (int(t.Weekday()) + 6) % 7 // days since Monday
+		start = time.Date(y, m, d-off, 0, 0, 0, 0, loc)
+		end = start.AddDate(0, 0, 7)
+	case Monthly:
+		start = time.Date(y, m, 1, 0, 0, 0, 0, loc)
+		end = start.AddDate(0, 1, 0)
+	default:
+		return time.Time{}, time.Time{}
+	}
+	return start, end
+}
+
+// Key names one window of one budget. It is stable across replicas and
+// restarts and carries no secrets: "service:recommendation:daily:20261127".
+func (b Budget) Key(t time.Time) string {
+	start, _ := b.Window(t)
+	w := "all"
+	if !start.IsZero() {
+		w = start.Format("20060102")
+	}
+	return string(b.Scope) + ":" + b.Name + ":" + b.ID + ":" + w
+}
+
+// Label is how a budget is named to people: "service recommendation monthly".
+func (b Budget) Label() string {
+	return fmt.Sprintf("%s %q budget %q (%s)", b.Scope, b.Name, b.ID, b.Period)
+}
+
+// Hold asks for an amount to be reserved against every budget in Budgets.
+type Hold struct {
+	RequestID string // unique per request; settlement is idempotent on it
+	Budgets   []Budget
+	Amount    money.Nanos
+	TTL       time.Duration
+}
+
+// Reservation is an admitted hold. It is plain data so that a settlement
+// that cannot reach the store can be journaled and replayed later.
+type Reservation struct {
+	RequestID string      `json:"request_id"`
+	Keys      []string    `json:"keys"`   // Budget.Key of each budget, in Hold order
+	Enforced  []bool      `json:"-"`      // parallel to Keys
+	Amount    money.Nanos `json:"amount"` // the estimate held
+	// Remaining is what the tightest enforced budget had left after this
+	// hold was placed; HasRemaining is false when no budget is enforced.
+	Remaining    money.Nanos `json:"-"`
+	HasRemaining bool        `json:"-"`
+}
+
+// Status is one budget's current window as the store sees it.
+type Status struct {
+	Budget      Budget
+	WindowStart time.Time // zero for Total
+	ResetsAt    time.Time // zero for Total
+	Spent       money.Nanos
+	Reserved    money.Nanos // live holds
+}
+
+// Remaining is the limit less spend and live holds (never below zero).
+func (s Status) Remaining() money.Nanos {
+	r := s.Budget.Limit - s.Spent - s.Reserved
+	if r < 0 {
+		return 0
+	}
+	return r
+}
+
+// Sentinel errors. Match them with errors.Is.
+var (
+	// ErrOverBudget is wrapped by *ExceededError.
+	ErrOverBudget = errors.New("budget: over budget")
+	// ErrUnavailable wraps every failure to reach or use the store.
+	ErrUnavailable = errors.New("budget: store unavailable")
+	// ErrStoreReset reports that the store lost its data (e.g. Redis
+	// restarted without persistence): caps can no longer be seen, so
+	// admission fails closed until an operator re-initialises it.
+	ErrStoreReset = errors.New("budget: store lost its data")
+)
+
+// ExceededError names the first enforced budget a hold did not fit.
+type ExceededError struct {
+	Budget   Budget
+	ResetsAt time.Time // zero for Total
+	Spent    money.Nanos
+	Reserved money.Nanos
+}
+
+func (e *ExceededError) Error() string {
+	return fmt.Sprintf("budget: %s limit %s USD reached", e.Budget.Label(), e.Budget.Limit)
+}
+
+// Unwrap makes errors.Is(err, ErrOverBudget) hold.
+func (e *ExceededError) Unwrap() error { return ErrOverBudget }
+
+// Store is what both stores implement. Every method is bounded by ctx.
+type Store interface {
+	// Reserve places h against all its budgets at once, or none: it fails
+	// with *ExceededError if any enforced budget would exceed its limit
+	// (spent + live holds + amount > limit).
+	Reserve(ctx context.Context, h Hold) (Reservation, error)
+	// Extend renews a live hold's lease (long streams).
+	Extend(ctx context.Context, r Reservation, ttl time.Duration) error
+	// Settle replaces the hold with the actual cost. It is idempotent per
+	// RequestID, and still charges when the hold has expired (correcting
+	// an orphan charge) or was never seen (a journaled replay).
+	Settle(ctx context.Context, r Reservation, actual money.Nanos) error
+	// Status reads the current window of each budget.
+	Status(ctx context.Context, budgets []Budget) ([]Status, error)
+	// Adjust credits (negative) or debits (positive) the current window.
+	Adjust(ctx context.Context, b Budget, delta money.Nanos) error
+	// Ping reports whether the store is reachable and has its data.
+	Ping(ctx context.Context) error
+	Close() error
+}

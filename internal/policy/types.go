@@ -1,0 +1,160 @@
+// Package policy loads, validates and compiles the policy: workspaces and
+// their keys, teams, services and their tokens, budgets, pricing overrides
+// and admin access. A Policy is immutable once compiled; reloads build a new
+// one and swap it in whole.
+package policy
+
+import (
+	"crypto/sha256"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// FailureMode says what admission does when the budget store is unreachable.
+type FailureMode string
+
+// Failure modes.
+const (
+	FailReject FailureMode = "reject" // 503, nothing forwarded (default)
+	FailAllow  FailureMode = "allow"  // forward, journal the usage, replay later
+)
+
+// UnknownModel says what happens to a model the price table does not know.
+type UnknownModel string
+
+// Unknown-model policies.
+const (
+	UnknownReject    UnknownModel = "reject"     // 403 before any hold (default)
+	UnknownChargeMax UnknownModel = "charge_max" // priced as the dearest model
+)
+
+// Secret is a credential read at load time. It never prints.
+type Secret string
+
+func (Secret) String() string   { return "<secret>" }
+func (Secret) GoString() string { return "<secret>" }
+
+// MarshalText keeps secrets out of any JSON, YAML or zap output.
+func (Secret) MarshalText() ([]byte, error) { return []byte("<secret>"), nil }
+
+// Policy is a compiled, validated policy.
+type Policy struct {
+	Workspaces map[string]*Workspace
+	Teams      map[string]*Team
+	Services   map[string]*Service
+
+	OnStoreFailure FailureMode
+	Pricing        Pricing
+	Webhooks       []Webhook
+	Estimate       Estimate
+
+	tokens      map[[sha256.Size]byte]*Service
+	adminTokens map[[sha256.Size]byte]struct{}
+}
+
+// Workspace is an Anthropic workspace the gateway holds keys for.
+type Workspace struct {
+	Name    string
+	Keys    []Key // Keys[0] is used; the rest are kept during rotation
+	Budgets []budget.Budget
+	// Teams lists who may use this workspace; empty means every team.
+	Teams []string
+}
+
+// Key is one Anthropic API key of a workspace.
+type Key struct {
+	Name    string // a label for logs and metrics, never the key itself
+	Secret  Secret
+	Created time.Time // zero when the policy does not say
+}
+
+// Team owns services and has budgets of its own.
+type Team struct {
+	Name    string
+	Budgets []budget.Budget
+}
+
+// Service is one caller of the gateway.
+type Service struct {
+	Name      string
+	Team      *Team
+	Workspace *Workspace
+	// Models is an allowlist of globs (path.Match); empty allows all.
+	Models    []string
+	Budgets   []budget.Budget
+	RateLimit *RateLimit
+	// OnStoreFailure is the service's override, or the policy default.
+	OnStoreFailure FailureMode
+}
+
+// RateLimit is a per-service token bucket, per replica.
+type RateLimit struct {
+	RequestsPerSecond float64
+	Burst             int
+}
+
+// Pricing holds the operator's price overrides.
+type Pricing struct {
+	Models       map[string]ModelPrice
+	UnknownModel UnknownModel
+}
+
+// ModelPrice is USD per million tokens, as exact nano-USD per MTok.
+type ModelPrice struct {
+	Input, Output, CacheWrite5m, CacheWrite1h, CacheRead money.Nanos
+}
+
+// Webhook receives budget threshold notifications.
+type Webhook struct {
+	Name   string
+	URL    Secret // webhook URLs embed credentials (Slack)
+	Format string // "slack" (default) or "json"
+}
+
+// Estimate tunes the admission estimate for requests that can grow on the
+// server side (server tools, file references).
+type Estimate struct {
+	// ServerToolAllowance is added to the estimate of a request that
+	// declares server tools or references files.
+	ServerToolAllowance money.Nanos
+}
+
+// AllBudgets returns every budget a request by s must fit: the service's, its
+// team's and its workspace's, in that order.
+func (s *Service) AllBudgets() []budget.Budget {
+	out := make([]budget.Budget, 0, len(s.Budgets)+len(s.Team.Budgets)+len(s.Workspace.Budgets))
+	out = append(out, s.Budgets...)
+	out = append(out, s.Team.Budgets...)
+	return append(out, s.Workspace.Budgets...)
+}
+
+// ServiceByToken finds the service a raw token belongs to by its sha256.
+// Map lookup on a digest leaks nothing useful through timing: an attacker
+// controls the preimage, not the digest.
+func (p *Policy) ServiceByToken(token string) (*Service, bool) {
+	s, ok := p.tokens[sha256.Sum256([]byte(token))]
+	return s, ok
+}
+
+// IsAdminToken reports whether token is one of admin.tokens.
+func (p *Policy) IsAdminToken(token string) bool {
+	_, ok := p.adminTokens[sha256.Sum256([]byte(token))]
+	return ok
+}
+
+// AllBudgets lists every budget in the policy: services, teams, workspaces.
+func (p *Policy) AllBudgets() []budget.Budget {
+	var out []budget.Budget
+	for _, s := range p.Services {
+		out = append(out, s.Budgets...)
+	}
+	for _, t := range p.Teams {
+		out = append(out, t.Budgets...)
+	}
+	for _, w := range p.Workspaces {
+		out = append(out, w.Budgets...)
+	}
+	return out
+}
