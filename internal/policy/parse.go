@@ -1,0 +1,452 @@
+package policy
+
+import (
+	"math"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// platformKeys are the top-level keys of a single policy file or of
+// clade.yaml in folder mode.
+var platformKeys = []string{"timezone", "on_store_failure", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks"}
+
+// defaultServerToolAllowance is what a request with server tools or file
+// references adds to its admission estimate unless the policy says.
+const defaultServerToolAllowance = 500_000_000 // 0.50 USD
+
+// parsePlatform reads a whole policy file (or clade.yaml) into rp.
+func (w *walker) parsePlatform(root *yaml.Node, rp *rawPolicy) {
+	top := w.object(root, "", root.Line, platformKeys...)
+	if top == nil {
+		return
+	}
+	if n, p := top.get("timezone"); n != nil {
+		rp.loc = w.location(n, p)
+	}
+	if n, p := top.get("on_store_failure"); n != nil {
+		rp.onStoreFailure = w.failureMode(n, p)
+	}
+	if n, p := top.get("estimate"); n != nil {
+		if o := w.object(n, p, top.vals["estimate"].at.Line, "server_tool_allowance_usd"); o != nil {
+			if n, p := o.get("server_tool_allowance_usd"); n != nil {
+				if v, ok := w.amount(n, p); ok && v < 0 {
+					w.errorf(n, p, "must not be negative")
+				} else if ok {
+					rp.estimate = v
+				}
+			}
+		}
+	}
+	if n, p := top.get("workspaces"); n != nil {
+		for _, e := range w.entries(n, p) {
+			if ws := w.parseWorkspace(e); ws != nil {
+				rp.workspaces = append(rp.workspaces, ws)
+			}
+		}
+	}
+	if n, p := top.get("teams"); n != nil {
+		for _, e := range w.entries(n, p) {
+			name, ok := w.name(e.at, e.path, "team")
+			o := w.object(e.val, e.path, e.at.Line, "budgets")
+			if !ok || o == nil {
+				continue
+			}
+			t := &rawTeam{at: w.at(e.at, e.path), name: name}
+			if n, p := o.get("budgets"); n != nil {
+				t.budgets = w.parseBudgets(n, p, budget.ScopeTeam, name)
+			}
+			rp.teams = append(rp.teams, t)
+		}
+	}
+	if n, p := top.get("services"); n != nil {
+		for _, e := range w.entries(n, p) {
+			if s := w.parseService(e, ""); s != nil {
+				rp.services = append(rp.services, s)
+			}
+		}
+	}
+	if n, p := top.get("admin"); n != nil {
+		if o := w.object(n, p, top.vals["admin"].at.Line, "tokens"); o != nil {
+			if n, p := o.get("tokens"); n != nil {
+				rp.admin = w.parseTokens(n, p)
+			}
+		}
+	}
+	if n, p := top.get("pricing"); n != nil {
+		w.parsePricing(n, p, top.vals["pricing"].at.Line, rp)
+	}
+	if n, p := top.get("webhooks"); n != nil {
+		rp.webhooks = w.parseWebhooks(n, p)
+	}
+}
+
+func (w *walker) location(n *yaml.Node, p string) *time.Location {
+	s, ok := w.str(n, p)
+	if !ok {
+		return nil
+	}
+	// Local is whatever the host says, so two replicas could disagree on
+	// when a window resets.
+	if s == "" || s == "Local" {
+		w.errorf(n, p, "must name an IANA time zone such as UTC or Europe/Berlin")
+		return nil
+	}
+	loc, err := time.LoadLocation(s)
+	if err != nil {
+		w.errorf(n, p, "unknown time zone %s", strconv.Quote(s))
+		return nil
+	}
+	return loc
+}
+
+func (w *walker) failureMode(n *yaml.Node, p string) FailureMode {
+	s, ok := w.str(n, p)
+	if !ok {
+		return ""
+	}
+	switch m := FailureMode(s); m {
+	case FailReject, FailAllow:
+		return m
+	}
+	w.errorf(n, p, "must be reject or allow, not %s", strconv.Quote(s))
+	return ""
+}
+
+func (w *walker) parseWorkspace(e entry) *rawWorkspace {
+	name, nameOK := w.name(e.at, e.path, "workspace")
+	o := w.object(e.val, e.path, e.at.Line, "keys", "teams", "budgets")
+	if !nameOK || o == nil {
+		return nil
+	}
+	ws := &rawWorkspace{at: w.at(e.at, e.path), name: name}
+	n, p := o.require("keys")
+	seen := map[string]pos{}
+	for i, item := range w.seq(n, p) {
+		ip := index(p, i)
+		k := w.parseKey(item, ip)
+		if k == nil {
+			continue
+		}
+		if first, dup := seen[k.name]; dup {
+			w.errorf(item, join(ip, "name"), "key name %s also used at line %d", strconv.Quote(k.name), first.line)
+			continue
+		}
+		seen[k.name] = k.at
+		ws.keys = append(ws.keys, *k)
+	}
+	if n != nil && len(w.seq(n, p)) == 0 {
+		w.errorf(n, p, "a workspace needs at least one key")
+	}
+	if n, p := o.get("teams"); n != nil {
+		ws.teams = w.refs(n, p, "team")
+	}
+	if n, p := o.get("budgets"); n != nil {
+		ws.budgets = w.parseBudgets(n, p, budget.ScopeWorkspace, name)
+	}
+	return ws
+}
+
+func (w *walker) parseKey(n *yaml.Node, p string) *rawKey {
+	o := w.object(n, p, n.Line, "name", "env", "file", "created")
+	if o == nil {
+		return nil
+	}
+	k := &rawKey{at: w.at(n, p)}
+	nn, np := o.require("name")
+	ok := nn != nil
+	if ok {
+		k.name, ok = w.name(nn, np, "key")
+	}
+	k.secret = w.secretRef(o, "env", "file")
+	if cn, cp := o.get("created"); cn != nil {
+		if t, tok := w.date(cn, cp); tok && t.After(w.now()) {
+			w.errorf(cn, cp, "is in the future (%s)", t.Format(time.DateOnly))
+		} else {
+			k.created = t
+		}
+	}
+	if !ok {
+		return nil
+	}
+	return k
+}
+
+// secretRef reads the pair of keys that point at a secret. Only names and
+// paths are ever echoed, and not even those when they look like the secret
+// itself was pasted in.
+func (w *walker) secretRef(o *object, envKey, fileKey string) secretRef {
+	r := secretRef{at: pos{file: w.file, line: o.line, path: o.path}}
+	en, ep := o.get(envKey)
+	fn, fp := o.get(fileKey)
+	switch {
+	case en != nil && fn != nil:
+		w.probs.add(r.at, "set exactly one of %s and %s, not both", envKey, fileKey)
+		return r
+	case en == nil && fn == nil:
+		w.probs.add(r.at, "set one of %s or %s", envKey, fileKey)
+		return r
+	case en != nil:
+		s, ok := w.str(en, ep)
+		switch {
+		case !ok:
+		case looksSecret(s):
+			w.errorf(en, ep, "must name an environment variable, not hold the secret (value not shown)")
+		case !envRE.MatchString(s):
+			w.errorf(en, ep, "%s is not an environment variable name", strconv.Quote(s))
+		default:
+			r.env, r.at = s, w.at(en, ep)
+		}
+	default:
+		s, ok := w.str(fn, fp)
+		switch {
+		case !ok:
+		case looksSecret(s):
+			w.errorf(fn, fp, "must be the path of a file holding the secret, not the secret (value not shown)")
+		case s == "":
+			w.errorf(fn, fp, "must not be empty")
+		default:
+			r.file, r.at = w.resolvePath(s), w.at(fn, fp)
+		}
+	}
+	return r
+}
+
+// refs reads a list of names that must resolve elsewhere.
+func (w *walker) refs(n *yaml.Node, p, what string) []ref {
+	var out []ref
+	for i, item := range w.seq(n, p) {
+		ip := index(p, i)
+		if s, ok := w.name(item, ip, what); ok {
+			out = append(out, ref{name: s, at: w.at(item, ip)})
+		}
+	}
+	return out
+}
+
+// parseService reads one service. fileTeam is the team a team file
+// belongs to ("" outside folder mode): there team may be omitted, and must
+// match when given.
+func (w *walker) parseService(e entry, fileTeam string) *rawService {
+	name, nameOK := w.name(e.at, e.path, "service")
+	o := w.object(e.val, e.path, e.at.Line, "team", "workspace", "tokens", "models", "budgets", "rate_limit", "on_store_failure")
+	if !nameOK || o == nil {
+		return nil
+	}
+	s := &rawService{at: w.at(e.at, e.path), name: name}
+	if fileTeam != "" {
+		s.team = ref{name: fileTeam, at: s.at}
+		if n, p := o.get("team"); n != nil {
+			if t, ok := w.str(n, p); ok && t != fileTeam {
+				w.errorf(n, p, "a service in the file of team %s must belong to it, not to team %s",
+					strconv.Quote(fileTeam), strconv.Quote(t))
+			}
+		}
+	} else if n, p := o.require("team"); n != nil {
+		if t, ok := w.name(n, p, "team"); ok {
+			s.team = ref{name: t, at: w.at(n, p)}
+		}
+	}
+	if n, p := o.require("workspace"); n != nil {
+		if ws, ok := w.name(n, p, "workspace"); ok {
+			s.workspace = ref{name: ws, at: w.at(n, p)}
+		}
+	}
+	if n, p := o.get("tokens"); n != nil {
+		s.tokens = w.parseTokens(n, p)
+	}
+	if n, p := o.get("models"); n != nil {
+		for i, item := range w.seq(n, p) {
+			ip := index(p, i)
+			g, ok := w.str(item, ip)
+			if !ok {
+				continue
+			}
+			if _, err := path.Match(g, ""); err != nil || g == "" {
+				w.errorf(item, ip, "%s is not a valid glob", strconv.Quote(g))
+				continue
+			}
+			s.models = append(s.models, g)
+		}
+	}
+	if n, p := o.get("budgets"); n != nil {
+		s.budgets = w.parseBudgets(n, p, budget.ScopeService, name)
+	}
+	if n, p := o.get("rate_limit"); n != nil {
+		s.rateLimit = w.parseRateLimit(n, p, o.vals["rate_limit"].at.Line)
+	}
+	if n, p := o.get("on_store_failure"); n != nil {
+		s.onStoreFailure = w.failureMode(n, p)
+	}
+	return s
+}
+
+// maxRPS keeps ceil(rps) well inside an int and catches a misplaced
+// decimal point.
+const maxRPS = 1e6
+
+func (w *walker) parseRateLimit(n *yaml.Node, p string, line int) *RateLimit {
+	o := w.object(n, p, line, "requests_per_second", "burst")
+	if o == nil {
+		return nil
+	}
+	rn, rp := o.require("requests_per_second")
+	if rn == nil {
+		return nil
+	}
+	rps, ok := w.number(rn, rp)
+	if !ok {
+		return nil
+	}
+	if rps <= 0 || rps > maxRPS {
+		w.errorf(rn, rp, "must be more than 0 and at most %d", int(maxRPS))
+		return nil
+	}
+	rl := &RateLimit{RequestsPerSecond: rps, Burst: int(math.Ceil(rps))}
+	if bn, bp := o.get("burst"); bn != nil {
+		b, ok := w.integer(bn, bp)
+		if !ok {
+			return nil
+		}
+		if b < 1 {
+			w.errorf(bn, bp, "must be at least 1")
+			return nil
+		}
+		rl.Burst = b
+	}
+	return rl
+}
+
+// parseTokens reads a list of {sha256, name}. Hashes are normalised to
+// lower case so the same token in two spellings is caught as a duplicate.
+func (w *walker) parseTokens(n *yaml.Node, p string) []rawToken {
+	var out []rawToken
+	for i, item := range w.seq(n, p) {
+		ip := index(p, i)
+		o := w.object(item, ip, item.Line, "sha256", "name")
+		if o == nil {
+			continue
+		}
+		if nn, np := o.get("name"); nn != nil {
+			w.str(nn, np)
+		}
+		hn, hp := o.require("sha256")
+		if hn == nil {
+			continue
+		}
+		h, ok := w.str(hn, hp)
+		if !ok {
+			continue
+		}
+		if !sha256RE.MatchString(h) {
+			// A raw token pasted here would be a secret: never echo it.
+			w.errorf(hn, hp, "must be the sha256 of the token as 64 hex digits (value not shown)")
+			continue
+		}
+		t := rawToken{at: w.at(hn, hp)}
+		for j := range t.digest {
+			v, _ := strconv.ParseUint(strings.ToLower(h[2*j:2*j+2]), 16, 8)
+			t.digest[j] = byte(v)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func (w *walker) parsePricing(n *yaml.Node, p string, line int, rp *rawPolicy) {
+	o := w.object(n, p, line, "models", "unknown_model")
+	if o == nil {
+		return
+	}
+	if un, up := o.get("unknown_model"); un != nil {
+		if s, ok := w.str(un, up); ok {
+			switch m := UnknownModel(s); m {
+			case UnknownReject, UnknownChargeMax:
+				rp.pricing.UnknownModel = m
+			default:
+				w.errorf(un, up, "must be reject or charge_max, not %s", strconv.Quote(s))
+			}
+		}
+	}
+	mn, mp := o.get("models")
+	for _, e := range w.entries(mn, mp) {
+		if e.key == "" || strings.ContainsAny(e.key, " \t") {
+			w.errorf(e.at, e.path, "model names must be non-empty and contain no spaces")
+			continue
+		}
+		po := w.object(e.val, e.path, e.at.Line, "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+		if po == nil {
+			continue
+		}
+		var mp ModelPrice
+		ok := true
+		// Every field is required: cache multipliers differ between
+		// models, so guessing them from input would misprice.
+		for _, f := range []struct {
+			key string
+			dst *money.Nanos
+		}{{"input", &mp.Input}, {"output", &mp.Output}, {"cache_write_5m", &mp.CacheWrite5m}, {"cache_write_1h", &mp.CacheWrite1h}, {"cache_read", &mp.CacheRead}} {
+			fn, fp := po.require(f.key)
+			if fn == nil {
+				ok = false
+				continue
+			}
+			v, vok := w.amount(fn, fp)
+			if vok && v < 0 {
+				w.errorf(fn, fp, "must not be negative")
+				vok = false
+			}
+			ok = ok && vok
+			*f.dst = v
+		}
+		if ok {
+			if rp.pricing.Models == nil {
+				rp.pricing.Models = map[string]ModelPrice{}
+			}
+			rp.pricing.Models[e.key] = mp
+		}
+	}
+}
+
+func (w *walker) parseWebhooks(n *yaml.Node, p string) []rawWebhook {
+	var out []rawWebhook
+	seen := map[string]int{}
+	for i, item := range w.seq(n, p) {
+		ip := index(p, i)
+		o := w.object(item, ip, item.Line, "name", "url_env", "url_file", "format")
+		if o == nil {
+			continue
+		}
+		wh := rawWebhook{at: w.at(item, ip), format: "slack"}
+		nn, np := o.require("name")
+		ok := nn != nil
+		if ok {
+			wh.name, ok = w.name(nn, np, "webhook")
+		}
+		if ok {
+			if first, dup := seen[wh.name]; dup {
+				w.errorf(nn, np, "webhook name %s also used at line %d", strconv.Quote(wh.name), first)
+				ok = false
+			}
+			seen[wh.name] = nn.Line
+		}
+		wh.url = w.secretRef(o, "url_env", "url_file")
+		if fn, fp := o.get("format"); fn != nil {
+			if f, fok := w.str(fn, fp); fok && f != "slack" && f != "json" {
+				w.errorf(fn, fp, "must be slack or json, not %s", strconv.Quote(f))
+			} else if fok {
+				wh.format = f
+			}
+		}
+		if ok {
+			out = append(out, wh)
+		}
+	}
+	return out
+}
