@@ -1,0 +1,187 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/clade-gateway/clade-gateway/internal/batch"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// BatchTracker remembers which service owns each batch (package batch).
+type BatchTracker interface {
+	Track(ctx context.Context, r batch.Record) error
+	Owner(ctx context.Context, batchID string) (service string, ok bool, err error)
+}
+
+type batchCreate struct{}
+
+// maxBatchObject bounds a batch object or list response read for rewriting.
+const maxBatchObject = 16 << 20
+
+// admitBatch admits batch creation against the budgets (an estimate of
+// every request at batch prices, held until the results are metered) and
+// keeps services to their own batches.
+func (h *Handler) admitBatch(r *http.Request, c *call) error {
+	rest := strings.TrimPrefix(r.URL.Path, "/v1/messages/batches")
+	if rest == "" {
+		switch r.Method {
+		case http.MethodPost:
+			return h.admitBatchCreate(r, c)
+		case http.MethodGet:
+			return nil // list
+		}
+		return errPathRefused("method " + r.Method + " is not allowed on /v1/messages/batches")
+	}
+	id, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
+	owner, ok, err := h.o.Batches.Owner(r.Context(), id)
+	if err != nil {
+		return fmt.Errorf("proxy: batch owner: %w", err)
+	}
+	if !ok || owner != c.svc.Name {
+		return &apiError{Status: http.StatusNotFound, Type: "not_found_error",
+			Msg: "no batch with that id was created by this service through the gateway", Reason: reasonPath}
+	}
+	return nil
+}
+
+func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
+	var body struct {
+		Requests []struct {
+			CustomID string          `json:"custom_id"`
+			Params   json.RawMessage `json:"params"`
+		} `json:"requests"`
+	}
+	if err := json.Unmarshal(c.body, &body); err != nil {
+		return errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
+	}
+	if len(body.Requests) == 0 {
+		return errBadRequest("requests: at least one request is required", nil)
+	}
+	var total money.Nanos
+	for i, rq := range body.Requests {
+		p, err := parseMessages(rq.Params)
+		if err != nil {
+			var ae *apiError
+			if errors.As(err, &ae) {
+				ae.Msg = fmt.Sprintf("requests[%d].params: %s", i, ae.Msg)
+			}
+			return err
+		}
+		if !modelAllowed(c.svc, p.Model) {
+			return errModelNotAllowed(c.svc.Name, p.Model)
+		}
+		est := estimateRequest(c.state, p, int64(len(rq.Params)))
+		est.Batch = true
+		e, err := c.state.Prices.Estimate(est, c.start)
+		if err != nil {
+			return errUnknownModel(p.Model, err)
+		}
+		total += e
+		if c.model == "" {
+			c.model, c.modelLabel = p.Model, c.state.modelLabel(p.Model)
+		}
+	}
+	c.batch = &batchCreate{}
+	return h.reserve(r.Context(), c, total, h.o.BatchHoldTTL)
+}
+
+// batchResponse rewrites results_url in batch objects so that SDKs that
+// follow it (TypeScript, Python) fetch results through the gateway, and
+// records who owns a newly created batch.
+func (h *Handler) batchResponse(resp *http.Response, c *call) error {
+	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
+	if c.batch != nil && !ok {
+		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, outcomeRefused{}) }}
+		return nil
+	}
+	if !ok || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, nil) }}
+		return nil
+	}
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchObject))
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("proxy: read batch response: %w", err)
+	}
+	out, id, err := rewriteResultsURL(raw, h.publicBase(resp.Request))
+	if err != nil {
+		h.log.Warn("batch response not rewritten", append(c.logFields(), zap.Error(err))...)
+		out = raw
+	}
+	if c.batch != nil {
+		rec := batch.Record{ID: id, Service: c.svc.Name, Workspace: c.svc.Workspace.Name, AdmittedAt: c.at, Hold: c.res}
+		if id == "" {
+			err = errors.New("batch object has no id")
+		} else {
+			err = h.o.Batches.Track(resp.Request.Context(), rec)
+		}
+		if err != nil {
+			// The hold stays and expires into an orphan charge at its
+			// estimate: conservative, never unmetered.
+			h.log.Error("batch not tracked; its hold will be charged at the estimate",
+				append(c.logFields(), zap.Error(err))...)
+		}
+	}
+	resp.Body = &tailBody{ReadCloser: io.NopCloser(bytes.NewReader(out)), done: func(error) { h.finish(c, nil) }}
+	resp.ContentLength = int64(len(out))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
+	resp.Header.Del("Content-Encoding")
+	return nil
+}
+
+func (h *Handler) publicBase(r *http.Request) string {
+	if h.o.PublicURL != nil {
+		return strings.TrimSuffix(h.o.PublicURL.String(), "/")
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	host := r.Host
+	if in := callFrom(r.Context()); in != nil && r.Host == h.o.Upstream.Host {
+		host = ""
+	}
+	if host == "" {
+		return ""
+	}
+	return scheme + "://" + host
+}
+
+// rewriteResultsURL points every results_url in a batch object or list at
+// base, keeping the path. It returns the object's id (for a single batch).
+func rewriteResultsURL(raw []byte, base string) ([]byte, string, error) {
+	var v map[string]any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return nil, "", err
+	}
+	fix := func(o map[string]any) {
+		u, ok := o["results_url"].(string)
+		if !ok || base == "" {
+			return
+		}
+		if i := strings.Index(u, "/v1/messages/batches/"); i >= 0 {
+			o["results_url"] = base + u[i:]
+		}
+	}
+	fix(v)
+	if data, ok := v["data"].([]any); ok {
+		for _, d := range data {
+			if o, ok := d.(map[string]any); ok {
+				fix(o)
+			}
+		}
+	}
+	id, _ := v["id"].(string)
+	out, err := json.Marshal(v)
+	return out, id, err
+}

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/policy"
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
+)
+
+// call is everything the gateway knows about one request, from admission
+// to settlement. It travels in the request context.
+type call struct {
+	id         string
+	start      time.Time
+	state      *State
+	svc        *policy.Service
+	service    string // label: service name, or "unknown" before auth
+	key        string // workspace key; only ever written to the upstream x-api-key
+	route      route
+	body       []byte
+	req        parsedRequest
+	model      string
+	modelLabel string
+
+	at       time.Time // admission time: windows and prices are taken at it
+	budgets  []budget.Budget
+	estimate money.Nanos
+	res      budget.Reservation
+	metered  bool // a settlement is owed (reserved, or journaled in allow mode)
+
+	forwarded   time.Time
+	headersAt   time.Time
+	status      int
+	upstreamID  string
+	stream      bool
+	keepAlive   *time.Timer
+	batch       *batchCreate // set on batch creation
+	overheadPre time.Duration
+}
+
+// startKeepAlive renews the hold while the response is still running, so
+// a long stream is not orphan-charged. A timer, not a goroutine: most
+// requests end before it ever fires.
+func (c *call) startKeepAlive(h *Handler, ttl time.Duration) {
+	every := ttl / 3
+	if every <= 0 {
+		return
+	}
+	var renew func()
+	renew = func() {
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		defer cancel()
+		if err := h.o.Budget.Extend(ctx, c.res, ttl); err != nil {
+			h.log.Warn("could not extend hold", zap.String("request_id", c.id), zap.Error(err))
+		}
+		c.keepAlive.Reset(every)
+	}
+	c.keepAlive = time.AfterFunc(every, renew)
+}
+
+func (c *call) logFields() []zap.Field {
+	f := []zap.Field{zap.String("request_id", c.id), zap.String("service", c.service)}
+	if c.svc != nil {
+		f = append(f, zap.String("team", c.svc.Team.Name), zap.String("workspace", c.svc.Workspace.Name))
+	}
+	if c.model != "" {
+		f = append(f, zap.String("model", safePath(c.model)))
+	}
+	return f
+}
+
+func estimateRequest(s *State, r parsedRequest, promptBytes int64) pricing.Request {
+	var allowance money.Nanos
+	if r.ServerTools {
+		allowance = s.Policy.Estimate.ServerToolAllowance
+	}
+	return pricing.Request{Model: r.Model, PromptBytes: promptBytes, MaxTokens: r.MaxTokens,
+		InferenceGeoUS: r.GeoUS, Fast: r.Fast, ServerTools: r.ServerTools, Allowance: allowance}
+}

@@ -1,0 +1,113 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// messageRequest is the part of a Messages request body that admission
+// needs. Everything else is forwarded untouched as the client sent it.
+type messageRequest struct {
+	Model        string          `json:"model"`
+	MaxTokens    *int64          `json:"max_tokens"`
+	Stream       bool            `json:"stream"`
+	InferenceGeo string          `json:"inference_geo"`
+	Speed        string          `json:"speed"`
+	Tools        []toolDecl      `json:"tools"`
+	MCPServers   json.RawMessage `json:"mcp_servers"`
+	Messages     json.RawMessage `json:"messages"`
+}
+
+type toolDecl struct {
+	Type string `json:"type"`
+}
+
+// parsedRequest is what admission knows about a Messages request.
+type parsedRequest struct {
+	Model       string
+	MaxTokens   int64
+	Stream      bool
+	GeoUS       bool
+	Fast        bool
+	ServerTools bool // may grow input server-side: server tools, MCP, file references
+}
+
+// parseMessages validates a Messages body before anything is reserved, so a
+// malformed request costs nothing and gets a clear 400.
+func parseMessages(body []byte) (parsedRequest, error) {
+	var r messageRequest
+	if err := json.Unmarshal(body, &r); err != nil {
+		return parsedRequest{}, errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
+	}
+	if r.Model == "" {
+		return parsedRequest{}, errBadRequest("model: field required", nil)
+	}
+	if r.MaxTokens == nil {
+		return parsedRequest{}, errBadRequest("max_tokens: field required", nil)
+	}
+	if *r.MaxTokens < 1 {
+		return parsedRequest{}, errBadRequest("max_tokens: must be at least 1", nil)
+	}
+	if len(r.Messages) == 0 || bytes.Equal(r.Messages, []byte("null")) {
+		return parsedRequest{}, errBadRequest("messages: field required", nil)
+	}
+	p := parsedRequest{
+		Model:     r.Model,
+		MaxTokens: *r.MaxTokens,
+		Stream:    r.Stream,
+		GeoUS:     r.InferenceGeo == "us",
+		Fast:      r.Speed == "fast",
+	}
+	for _, t := range r.Tools {
+		if isServerTool(t.Type) {
+			p.ServerTools = true
+		}
+	}
+	if len(r.MCPServers) > 0 && !bytes.Equal(r.MCPServers, []byte("null")) {
+		p.ServerTools = true
+	}
+	// A file reference is billed at its full token count, which its few
+	// bytes in the request do not bound.
+	if bytes.Contains(body, []byte(`"file_id"`)) || bytes.Contains(body, []byte(`"container_upload"`)) {
+		p.ServerTools = true
+	}
+	return p, nil
+}
+
+// parseModel reads just the model of a count_tokens body, for the allowlist.
+func parseModel(body []byte) (string, error) {
+	var r struct {
+		Model string `json:"model"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return "", errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
+	}
+	if r.Model == "" {
+		return "", errBadRequest("model: field required", nil)
+	}
+	return r.Model, nil
+}
+
+func isServerTool(typ string) bool {
+	for _, p := range []string{"web_search", "web_fetch", "code_execution", "tool_search", "memory"} {
+		if strings.HasPrefix(typ, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func jsonErrText(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("%s at byte %d", se.Error(), se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("field %s: expected %s", te.Field, te.Type)
+	}
+	return err.Error()
+}

@@ -1,0 +1,45 @@
+package proxy
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+)
+
+type errorEnvelope struct {
+	Type      string    `json:"type"`
+	Error     errorBody `json:"error"`
+	RequestID string    `json:"request_id"`
+}
+
+type errorBody struct {
+	Type    string        `json:"type"`
+	Message string        `json:"message"`
+	Details *errorDetails `json:"details,omitempty"`
+}
+
+type errorDetails struct {
+	ErrorCode string `json:"error_code"`
+}
+
+// writeError answers with Anthropic's error envelope so every SDK parses it
+// as it would an API error.
+func writeError(w http.ResponseWriter, requestID string, e *apiError) {
+	env := errorEnvelope{Type: "error", Error: errorBody{Type: e.Type, Message: e.Msg}, RequestID: requestID}
+	if e.Code != "" {
+		env.Error.Details = &errorDetails{ErrorCode: e.Code}
+	}
+	body, _ := json.Marshal(env) // plain strings only: cannot fail
+	h := w.Header()
+	for k, vs := range e.Header {
+		h[k] = vs
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("request-id", requestID)
+	if e.NoRetry && h.Get("x-should-retry") == "" {
+		h.Set("x-should-retry", "false")
+	}
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}

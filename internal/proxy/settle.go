@@ -1,0 +1,245 @@
+package proxy
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clade-gateway/clade-gateway/internal/meter"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
+)
+
+const settleTimeout = 10 * time.Second
+
+// Outcomes of a forwarded request, each charged by its own rule.
+type (
+	outcomeRefused struct{} // upstream answered non-2xx: not billed
+	outcomeJSON    struct {
+		usage meter.Usage
+		ok    bool
+		err   error
+	}
+	outcomeStream struct {
+		res meter.StreamResult
+		err error
+	}
+	outcomeFailed struct { // no response headers
+		err  error
+		dial bool
+	}
+)
+
+// charge is what a request costs and why.
+type charge struct {
+	cost  pricing.Cost
+	usage meter.Usage
+	cause string // "" when priced from reported usage
+}
+
+// chargeFor applies the metering rules (see the package meter doc):
+//   - reported usage is priced exactly;
+//   - an interrupted stream is charged its input plus an upper bound of the
+//     output already streamed;
+//   - when the outcome is unknown (no usage at all, or a failure after the
+//     request may have reached the API) the hold's estimate is charged,
+//     because undercounting is the failure a spend cap cannot afford;
+//   - requests the API refused, or that never left the gateway, cost zero.
+func (h *Handler) chargeFor(c *call, o any) charge {
+	switch o := o.(type) {
+	case outcomeRefused:
+		return charge{}
+	case outcomeJSON:
+		if o.ok {
+			return h.price(c, o.usage, "")
+		}
+		return h.estimateCharge(c, "json_without_usage")
+	case outcomeStream:
+		switch {
+		case o.res.Complete():
+			return h.price(c, o.res.Usage, "")
+		case o.res.SawStart:
+			return h.price(c, meter.EstimateInterrupted(o.res, c.req.MaxTokens), "interrupted_stream")
+		}
+		return h.estimateCharge(c, "stream_without_start")
+	case outcomeFailed:
+		if o.dial {
+			return charge{}
+		}
+		return h.estimateCharge(c, "upstream_failed")
+	}
+	return charge{}
+}
+
+func (h *Handler) price(c *call, u meter.Usage, cause string) charge {
+	if u.Model == "" {
+		u.Model = c.model
+	}
+	cost, err := c.state.Prices.Cost(u, c.at)
+	if err != nil && u.Model != c.model {
+		// The response named a model the table lacks (a server-side
+		// fallback, say): price it as the model that was admitted.
+		u2 := u
+		u2.Model = c.model
+		cost, err = c.state.Prices.Cost(u2, c.at)
+	}
+	if err != nil {
+		h.log.Error("cannot price usage; charging the estimate", append(c.logFields(), zap.Error(err))...)
+		return h.estimateCharge(c, "unpriced_usage")
+	}
+	if cause != "" {
+		h.m.estimated.WithLabelValues(cause).Inc()
+	}
+	return charge{cost: cost, usage: u, cause: cause}
+}
+
+func (h *Handler) estimateCharge(c *call, cause string) charge {
+	h.m.estimated.WithLabelValues(cause).Inc()
+	return charge{cost: pricing.Cost{Total: c.estimate}, cause: cause}
+}
+
+// finish runs once per forwarded request when its response is over.
+func (h *Handler) finish(c *call, o any) {
+	if c.keepAlive != nil {
+		c.keepAlive.Stop()
+	}
+	end := h.o.Clock()
+	var ch charge
+	if c.metered && o != nil {
+		ch = h.chargeFor(c, o)
+		h.record(c, ch)
+	}
+	if !c.forwarded.IsZero() {
+		h.m.upstreamDuration.WithLabelValues(c.service, c.modelLabel).Observe(end.Sub(c.forwarded).Seconds())
+	}
+	h.m.overhead.Observe(c.overheadPre.Seconds())
+	h.m.requests.WithLabelValues(c.service, c.modelLabel, codeLabel(c.status)).Inc()
+	if c.metered && o != nil {
+		h.pending.Add(1)
+		go func() {
+			defer h.pending.Done()
+			h.settle(c, ch.cost.Total)
+		}()
+	}
+	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
+		f := append(c.logFields(),
+			zap.String("route", routeName(c.route)),
+			zap.Int("status", c.status),
+			zap.Duration("duration", end.Sub(c.start)),
+			zap.String("upstream_request_id", c.upstreamID),
+			zap.Bool("stream", c.stream),
+		)
+		if c.metered {
+			f = append(f, zap.String("cost_usd", ch.cost.Total.String()))
+			if ch.cause != "" {
+				f = append(f, zap.String("charged_by", ch.cause))
+			}
+		}
+		if oe := outcomeErr(o); oe != nil {
+			f = append(f, logReadErr(oe))
+		}
+		ce.Write(f...)
+	}
+}
+
+func outcomeErr(o any) error {
+	switch o := o.(type) {
+	case outcomeJSON:
+		return o.err
+	case outcomeStream:
+		return o.err
+	case outcomeFailed:
+		return o.err
+	}
+	return nil
+}
+
+// settle replaces the hold with the actual cost. A settlement the store
+// cannot take goes to the journal and is replayed when the store returns;
+// only if the journal fails too is spend lost, and that is logged loudly.
+func (h *Handler) settle(c *call, actual money.Nanos) {
+	ctx, cancel := settleContext()
+	defer cancel()
+	err := h.o.Budget.Settle(ctx, c.res, actual)
+	if err == nil {
+		return
+	}
+	if jerr := h.o.Journal.Append(c.res, actual); jerr != nil {
+		h.m.settleFailures.WithLabelValues("lost").Inc()
+		h.log.Error("settlement lost: store and journal both failed",
+			append(c.logFields(), zap.String("cost_usd", actual.String()), zap.Error(err), zap.NamedError("journal_error", jerr))...)
+		return
+	}
+	h.m.settleFailures.WithLabelValues("journaled").Inc()
+	h.log.Warn("settlement journaled for replay", append(c.logFields(), zap.Error(err))...)
+}
+
+// record exports the charge as metrics and one spend-log record.
+func (h *Handler) record(c *call, ch charge) {
+	team, ws := c.svc.Team.Name, c.svc.Workspace.Name
+	for i := range pricing.NumComponents {
+		comp := pricing.Component(i)
+		name := comp.String()
+		if v := ch.cost.Components[comp]; v != 0 {
+			h.m.cost.WithLabelValues(c.service, team, ws, c.modelLabel, name).Add(v.Float())
+		}
+		if n := ch.cost.Tokens[comp]; n != 0 {
+			h.m.tokens.WithLabelValues(c.service, team, ws, c.modelLabel, name).Add(float64(n))
+		}
+	}
+	if ch.usage.Model == "" && ch.cost.Total != 0 {
+		// Charged by estimate: no components to break it into.
+		h.m.cost.WithLabelValues(c.service, team, ws, c.modelLabel, "estimate").Add(ch.cost.Total.Float())
+	}
+	if ch.cost.Total == 0 && ch.cause == "" && ch.usage.Model == "" {
+		return // nothing was spent (refused upstream)
+	}
+	u := ch.usage
+	f := []zap.Field{
+		zap.String("request_id", c.id),
+		zap.String("upstream_request_id", c.upstreamID),
+		zap.String("service", c.service), zap.String("team", team), zap.String("workspace", ws),
+		zap.String("model", safePath(firstNonEmpty(u.Model, c.model))),
+		zap.Time("admitted_at", c.at),
+		zap.Int64("input_tokens", u.InputTokens),
+		zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens),
+		zap.Int64("cache_write_5m_tokens", u.CacheWrite5mTokens),
+		zap.Int64("cache_write_1h_tokens", u.CacheWrite1hTokens),
+		zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens),
+		zap.Int64("output_tokens", u.OutputTokens),
+		zap.Int64("web_search_requests", u.WebSearchRequests),
+		zap.String("service_tier", u.ServiceTier),
+		zap.String("inference_geo", u.InferenceGeo),
+		zap.String("speed", u.Speed),
+		zap.String("total_usd", ch.cost.Total.String()),
+	}
+	for i := range pricing.NumComponents {
+		comp := pricing.Component(i)
+		f = append(f, zap.String(comp.String()+"_usd", ch.cost.Components[comp].String()))
+	}
+	if ch.cause != "" {
+		f = append(f, zap.String("charged_by", ch.cause))
+	}
+	h.spend.Info("spend", f...)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func routeName(r route) string {
+	switch r {
+	case routeMessages:
+		return "messages"
+	case routeCountTokens:
+		return "count_tokens"
+	case routeBatches:
+		return "batches"
+	case routeFree:
+		return "free"
+	}
+	return "refused"
+}
