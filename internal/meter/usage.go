@@ -1,6 +1,32 @@
 // Package meter turns Anthropic responses (JSON bodies, SSE streams and
 // batch result lines) into token usage. It is pure: no network, no store,
 // no clock. Pricing lives in package pricing.
+//
+// The proxy tees each response body through an SSEParser or a
+// JSONExtractor as the bytes pass to the client. Both are incremental: the
+// result does not depend on how the body is split into writes, and memory
+// stays bounded (Limits) whatever the upstream sends.
+//
+// Streams follow the SDKs' accumulation rule: message_start gives the usage
+// snapshot, model and id; every message_delta overwrites each usage field it
+// carries (the counts are cumulative, never summed); a missing or null
+// usage or field changes nothing. The payload's "type" decides what an
+// event is, not its "event:" name. Only message_start, message_delta and
+// error events are decoded; content_block_delta events are counted in bytes
+// and everything else is skipped.
+//
+// Interrupted streams. When a stream ends without its final usage (no
+// message_delta, no message_stop, or an error event), EstimateInterrupted
+// charges the input side as last seen (message_start, or a later
+// message_delta) and output_tokens = max(last seen output_tokens,
+// min(maxTokens, StreamedOutputBytes)) when maxTokens > 0. A token is at
+// least one byte of delta payload, so the bytes of content_block_delta data
+// bound the tokens streamed; the bytes include the JSON framing of each
+// event, which overcounts on purpose, because summarised thinking bills
+// more tokens than it shows. A stream that produced output is never charged
+// zero output. If message_start was never seen nothing is known, not even
+// the model: EstimateInterrupted returns a zero Usage with an empty Model
+// and the proxy charges the hold's estimate instead.
 package meter
 
 // Usage is what one Messages response reports in its "usage" object, after
@@ -14,6 +40,9 @@ type Usage struct {
 	CacheCreationInputTokens int64 // all cache writes, every TTL
 	CacheReadInputTokens     int64
 	OutputTokens             int64 // billed output, thinking included
+	// ThinkingTokens is output_tokens_details.thinking_tokens: the part of
+	// OutputTokens spent thinking. Informational; never price it again.
+	ThinkingTokens int64
 
 	// CacheCreationSplit reports whether usage.cache_creation was present.
 	// When it is not, every cache write is billed as a 5-minute write.
