@@ -74,7 +74,7 @@ func TestLoadGoodFile(t *testing.T) {
 				{Scope: budget.ScopeService, Name: "ads-ranker", ID: "day-berlin", Period: budget.Daily, Limit: 1, Enforce: true, Location: berlin},
 			},
 			RateLimit:      &RateLimit{RequestsPerSecond: 2.5, Burst: 3}, // burst defaults to ceil(rps)
-			OnStoreFailure: FailReject,                                    // inherited
+			OnStoreFailure: FailReject,                                   // inherited
 		},
 	}
 	if d := cmp.Diff(wantSvc, p.Services, cmpOpts); d != "" {
