@@ -1,0 +1,47 @@
+// Package app wires clade-gateway together: configuration, logging, the
+// budget store, the policy reloader, the proxy and the admin listener. The
+// command's main only adds signals and the exit code, so tests run the
+// real program in-process.
+package app
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// version is set at build time with -ldflags "-X github.com/clade-gateway/clade-gateway/internal/app.Version=...".
+var Version = "dev"
+
+const usage = `usage: clade-gateway [command]
+
+commands:
+  (none)                        serve the API and admin listeners (settings from CLADE_* variables)
+  check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and exit 0/1
+  check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
+  new-token                     print a fresh service token and its sha256 for the policy
+  hash-token                    read a token on stdin, print its sha256
+  version                       print the version
+`
+
+// Run is the whole program: main only adds signals and the exit code.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return serve(ctx, getenv, stdout, stderr)
+	}
+	switch args[0] {
+	case "check-config":
+		return checkConfig(args[1:], getenv, stdout)
+	case "new-token":
+		return newToken(stdout)
+	case "hash-token":
+		return hashToken(stdin, stdout)
+	case "version":
+		_, err := fmt.Fprintln(stdout, "clade-gateway", Version)
+		return err
+	case "help", "-h", "--help":
+		_, err := fmt.Fprint(stdout, usage)
+		return err
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+}

@@ -1,0 +1,32 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/notify"
+	"github.com/clade-gateway/clade-gateway/internal/policy"
+)
+
+// startNotifier runs the budget webhook notifier in the background. It
+// does nothing until the policy names webhooks.
+func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, log *zap.Logger, reg prometheus.Registerer) {
+	n, err := notify.New(notify.Config{
+		Status:   st,
+		Claims:   st,
+		Budgets:  func() []budget.Budget { return rl.policy().AllBudgets() },
+		Webhooks: func() []policy.Webhook { return rl.policy().Webhooks },
+		Interval: cfg.NotifyInterval,
+	}, notify.WithLogger(log), notify.WithRegisterer(reg),
+		notify.WithHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}))
+	if err != nil {
+		log.Error("budget notifications disabled", zap.Error(err))
+		return
+	}
+	go func() { _ = n.Run(ctx) }()
+}

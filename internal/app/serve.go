@@ -1,0 +1,183 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/clade-gateway/clade-gateway/internal/admin"
+	"github.com/clade-gateway/clade-gateway/internal/batch"
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/notify"
+	"github.com/clade-gateway/clade-gateway/internal/proxy"
+)
+
+// store is what the gateway needs of a budget store.
+type store interface {
+	proxy.Budgeter
+	admin.Store
+	budget.Store
+	batch.Records
+	notify.Claimer
+}
+
+func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return err
+	}
+	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Sync() }()
+	spendLog, closeSpend, err := newSpendLogger(cfg.SpendLog, stdout)
+	if err != nil {
+		return err
+	}
+	defer closeSpend()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	st, err := openStore(ctx, cfg, reg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	rl, err := newReloader(cfg, getenv, log, reg)
+	if err != nil {
+		return err
+	}
+
+	journal, err := budget.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer journal.Close()
+
+	tracker := batch.NewTracker(st)
+	h, err := proxy.New(proxy.Options{
+		Upstream: cfg.upstream, PublicURL: cfg.publicURL,
+		State: rl.current, Budget: st, Journal: journal, Batches: tracker,
+		Logger: log, SpendLog: spendLog, Registerer: reg,
+		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
+	})
+	if err != nil {
+		return err
+	}
+	reg.MustRegister(budget.NewCollector(st, func() []budget.Budget { return rl.current().Policy.AllBudgets() }, cfg.StoreTimeout*4))
+	reg.MustRegister(newPolicyCollector(rl.current, time.Now))
+
+	adminH := admin.New(admin.Options{
+		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
+	})
+	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(log.Named("http"))}
+	adm := &http.Server{Addr: cfg.AdminListen, Handler: adminH, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ErrorLog: zap.NewStdLog(log.Named("admin-http"))}
+
+	apiLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	admLn, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		apiLn.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	log.Info("clade-gateway serving", zap.String("version", Version), zap.String("listen", apiLn.Addr().String()),
+		zap.String("admin_listen", admLn.Addr().String()), zap.String("upstream", cfg.upstream.Redacted()),
+		zap.String("store", storeKind(cfg)))
+
+	bg, bgCancel := context.WithCancel(context.Background())
+	defer bgCancel()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ignoreClosed(api.Serve(apiLn)) })
+	g.Go(func() error { return ignoreClosed(adm.Serve(admLn)) })
+	go rl.watch(bg, cfg.PolicyPollInterval)
+	go journal.Run(bg, st, cfg.JournalReplay)
+	poller := batch.NewPoller(batch.PollerOptions{
+		Tracker: tracker, Store: st, Upstream: cfg.upstream, Transport: upstreamTransport(cfg),
+		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Interval: cfg.BatchPollInterval,
+	})
+	go poller.Run(bg)
+	startNotifier(bg, cfg, st, rl, log, reg)
+
+	<-gctx.Done()
+	log.Info("shutting down; waiting for in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := api.Shutdown(sctx); err != nil {
+		log.Warn("grace period over; closing remaining connections", zap.Error(err))
+		_ = api.Close()
+	}
+	h.Wait() // settlements of responses that just ended
+	_ = adm.Close()
+	bgCancel()
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+func storeKind(cfg config) string {
+	if cfg.RedisURL == "" {
+		return "embedded"
+	}
+	return "redis"
+}
+
+func openStore(ctx context.Context, cfg config, reg prometheus.Registerer) (store, error) {
+	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix,
+		EpochFile: filepath.Join(cfg.DataDir, "redis-epoch")}
+	if cfg.RedisURL == "" {
+		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
+		if err != nil {
+			return nil, fmt.Errorf("embedded store: %w", err)
+		}
+		return s, nil
+	}
+	ro, err := budget.ParseRedisURL(cfg.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
+	}
+	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = cfg.StoreTimeout, cfg.StoreTimeout, cfg.StoreTimeout
+	s, err := budget.NewRedis(redis.NewUniversalClient(ro), opts)
+	if err != nil {
+		return nil, fmt.Errorf("redis store: %w", err)
+	}
+	return s, nil
+}
+
+func upstreamTransport(cfg config) *http.Transport {
+	t := proxy.NewTransport()
+	if cfg.proxyURL != nil {
+		t.Proxy = http.ProxyURL(cfg.proxyURL)
+	}
+	return t
+}
