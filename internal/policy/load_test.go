@@ -262,3 +262,26 @@ func TestLoadMissingPath(t *testing.T) {
 		t.Errorf("err = %v, want a plain not-found error naming the path", err)
 	}
 }
+
+// TestAnchors checks that YAML anchors and aliases work where values are
+// expected, and that each alias compiles to its own owner's budgets.
+func TestAnchors(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"p.yaml": `
+workspaces:
+  w:
+    keys: [{name: k, env: K}]
+teams:
+  a:
+    budgets: &caps
+      - {period: daily, limit_usd: 5}
+  b:
+    budgets: *caps
+`})
+	p := mustLoad(t, dir+"/p.yaml", opts(nil, false))
+	for _, name := range []string{"a", "b"} {
+		bs := p.Teams[name].Budgets
+		if len(bs) != 1 || bs[0].Name != name || bs[0].Limit != money.USD(5) {
+			t.Errorf("team %s budgets = %+v", name, bs)
+		}
+	}
+}
