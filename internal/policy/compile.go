@@ -2,9 +2,6 @@ package policy
 
 import (
 	"crypto/sha256"
-	"errors"
-	"io/fs"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -139,53 +136,4 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		p.Webhooks = append(p.Webhooks, Webhook{Name: rw.name, URL: u, Format: rw.format})
 	}
 	return p
-}
-
-func isHTTPURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
-}
-
-func secretSource(r secretRef) string {
-	if r.env != "" {
-		return "environment variable " + r.env
-	}
-	return "file " + r.file
-}
-
-// resolveSecret reads one secret when o.ResolveSecrets is set. Problems
-// name the variable or file, never the value. ok reports whether a value
-// was read.
-func resolveSecret(r secretRef, o LoadOptions, probs *problems) (Secret, bool) {
-	if !o.ResolveSecrets || (r.env == "" && r.file == "") {
-		return "", false
-	}
-	if r.env != "" {
-		v := o.Getenv(r.env)
-		if v == "" {
-			probs.add(r.at, "environment variable %s is not set", r.env)
-			return "", false
-		}
-		return Secret(v), true
-	}
-	b, err := o.ReadFile(r.file)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		probs.add(r.at, "secret file %s does not exist", r.file)
-		return "", false
-	case err != nil:
-		// fs errors carry the path and the cause, not the contents.
-		probs.add(r.at, "cannot read secret file: %v", err)
-		return "", false
-	}
-	// Editors and `echo > file` add one newline; a key never ends in one.
-	v, ok := strings.CutSuffix(string(b), "\n")
-	if ok {
-		v = strings.TrimSuffix(v, "\r")
-	}
-	if v == "" {
-		probs.add(r.at, "secret file %s is empty", r.file)
-		return "", false
-	}
-	return Secret(v), true
 }

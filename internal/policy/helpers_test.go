@@ -60,3 +60,5 @@ func writeAt(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+func writeBench(path, body string) error { return os.WriteFile(path, []byte(body), 0o600) }

@@ -4,13 +4,11 @@ import (
 	"math"
 	"path"
 	"strconv"
-	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
 // platformKeys are the top-level keys of a single policy file or of
@@ -178,46 +176,6 @@ func (w *walker) parseKey(n *yaml.Node, p string) *rawKey {
 	return k
 }
 
-// secretRef reads the pair of keys that point at a secret. Only names and
-// paths are ever echoed, and not even those when they look like the secret
-// itself was pasted in.
-func (w *walker) secretRef(o *object, envKey, fileKey string) secretRef {
-	r := secretRef{at: pos{file: w.file, line: o.line, path: o.path}}
-	en, ep := o.get(envKey)
-	fn, fp := o.get(fileKey)
-	switch {
-	case en != nil && fn != nil:
-		w.probs.add(r.at, "set exactly one of %s and %s, not both", envKey, fileKey)
-		return r
-	case en == nil && fn == nil:
-		w.probs.add(r.at, "set one of %s or %s", envKey, fileKey)
-		return r
-	case en != nil:
-		s, ok := w.str(en, ep)
-		switch {
-		case !ok:
-		case looksSecret(s):
-			w.errorf(en, ep, "must name an environment variable, not hold the secret (value not shown)")
-		case !envRE.MatchString(s):
-			w.errorf(en, ep, "%s is not an environment variable name", strconv.Quote(s))
-		default:
-			r.env, r.at = s, w.at(en, ep)
-		}
-	default:
-		s, ok := w.str(fn, fp)
-		switch {
-		case !ok:
-		case looksSecret(s):
-			w.errorf(fn, fp, "must be the path of a file holding the secret, not the secret (value not shown)")
-		case s == "":
-			w.errorf(fn, fp, "must not be empty")
-		default:
-			r.file, r.at = w.resolvePath(s), w.at(fn, fp)
-		}
-	}
-	return r
-}
-
 // refs reads a list of names that must resolve elsewhere.
 func (w *walker) refs(n *yaml.Node, p, what string) []ref {
 	var out []ref
@@ -321,132 +279,4 @@ func (w *walker) parseRateLimit(n *yaml.Node, p string, line int) *RateLimit {
 		rl.Burst = b
 	}
 	return rl
-}
-
-// parseTokens reads a list of {sha256, name}. Hashes are normalised to
-// lower case so the same token in two spellings is caught as a duplicate.
-func (w *walker) parseTokens(n *yaml.Node, p string) []rawToken {
-	var out []rawToken
-	for i, item := range w.seq(n, p) {
-		ip := index(p, i)
-		o := w.object(item, ip, item.Line, "sha256", "name")
-		if o == nil {
-			continue
-		}
-		if nn, np := o.get("name"); nn != nil {
-			w.str(nn, np)
-		}
-		hn, hp := o.require("sha256")
-		if hn == nil {
-			continue
-		}
-		h, ok := w.str(hn, hp)
-		if !ok {
-			continue
-		}
-		if !sha256RE.MatchString(h) {
-			// A raw token pasted here would be a secret: never echo it.
-			w.errorf(hn, hp, "must be the sha256 of the token as 64 hex digits (value not shown)")
-			continue
-		}
-		t := rawToken{at: w.at(hn, hp)}
-		for j := range t.digest {
-			v, _ := strconv.ParseUint(strings.ToLower(h[2*j:2*j+2]), 16, 8)
-			t.digest[j] = byte(v)
-		}
-		out = append(out, t)
-	}
-	return out
-}
-
-func (w *walker) parsePricing(n *yaml.Node, p string, line int, rp *rawPolicy) {
-	o := w.object(n, p, line, "models", "unknown_model")
-	if o == nil {
-		return
-	}
-	if un, up := o.get("unknown_model"); un != nil {
-		if s, ok := w.str(un, up); ok {
-			switch m := UnknownModel(s); m {
-			case UnknownReject, UnknownChargeMax:
-				rp.pricing.UnknownModel = m
-			default:
-				w.errorf(un, up, "must be reject or charge_max, not %s", strconv.Quote(s))
-			}
-		}
-	}
-	mn, mp := o.get("models")
-	for _, e := range w.entries(mn, mp) {
-		if e.key == "" || strings.ContainsAny(e.key, " \t") {
-			w.errorf(e.at, e.path, "model names must be non-empty and contain no spaces")
-			continue
-		}
-		po := w.object(e.val, e.path, e.at.Line, "input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
-		if po == nil {
-			continue
-		}
-		var mp ModelPrice
-		ok := true
-		// Every field is required: cache multipliers differ between
-		// models, so guessing them from input would misprice.
-		for _, f := range []struct {
-			key string
-			dst *money.Nanos
-		}{{"input", &mp.Input}, {"output", &mp.Output}, {"cache_write_5m", &mp.CacheWrite5m}, {"cache_write_1h", &mp.CacheWrite1h}, {"cache_read", &mp.CacheRead}} {
-			fn, fp := po.require(f.key)
-			if fn == nil {
-				ok = false
-				continue
-			}
-			v, vok := w.amount(fn, fp)
-			if vok && v < 0 {
-				w.errorf(fn, fp, "must not be negative")
-				vok = false
-			}
-			ok = ok && vok
-			*f.dst = v
-		}
-		if ok {
-			if rp.pricing.Models == nil {
-				rp.pricing.Models = map[string]ModelPrice{}
-			}
-			rp.pricing.Models[e.key] = mp
-		}
-	}
-}
-
-func (w *walker) parseWebhooks(n *yaml.Node, p string) []rawWebhook {
-	var out []rawWebhook
-	seen := map[string]int{}
-	for i, item := range w.seq(n, p) {
-		ip := index(p, i)
-		o := w.object(item, ip, item.Line, "name", "url_env", "url_file", "format")
-		if o == nil {
-			continue
-		}
-		wh := rawWebhook{at: w.at(item, ip), format: "slack"}
-		nn, np := o.require("name")
-		ok := nn != nil
-		if ok {
-			wh.name, ok = w.name(nn, np, "webhook")
-		}
-		if ok {
-			if first, dup := seen[wh.name]; dup {
-				w.errorf(nn, np, "webhook name %s also used at line %d", strconv.Quote(wh.name), first)
-				ok = false
-			}
-			seen[wh.name] = nn.Line
-		}
-		wh.url = w.secretRef(o, "url_env", "url_file")
-		if fn, fp := o.get("format"); fn != nil {
-			if f, fok := w.str(fn, fp); fok && f != "slack" && f != "json" {
-				w.errorf(fn, fp, "must be slack or json, not %s", strconv.Quote(f))
-			} else if fok {
-				wh.format = f
-			}
-		}
-		if ok {
-			out = append(out, wh)
-		}
-	}
-	return out
 }
