@@ -1,0 +1,50 @@
+// # Stores
+//
+// RedisStore is shared by every replica; BoltStore is an embedded file for
+// a single replica. Both pass one conformance suite.
+//
+// # Clock
+//
+// Windows, lease ends and lock expiry follow Options.Clock, which the Go
+// code reads and passes to each Lua script as an argument; scripts never
+// call Redis TIME. Tests can therefore drive time, and replicas' clock skew
+// (milliseconds under NTP) only moves a lease end or a window boundary by
+// that much. Redis key TTLs are only garbage collection, computed as
+// durations on the same clock.
+//
+// # Holds, orphans and settlement
+//
+// A hold sits in every window it reserved against: in the window's zset
+// (scored by lease end) and as a field of the window's hash, whose "rsv"
+// field sums live holds. Whenever a script reads a window it first charges
+// the window's expired holds into "spent" at their estimate (they become
+// orphans), so spent + rsv is always what admission compares with the
+// limit, and a dead replica's holds stop pinning budget when their lease
+// ends. Settle is idempotent per request ID through the hold record, which
+// after settlement is the settled marker, kept 8 days: within them a late
+// settlement of an orphan corrects the charge to the actual cost exactly;
+// after them it counts as an unknown hold and is charged in full.
+//
+// Amounts are int64 nano-USD. Lua numbers are doubles, so scripts never add
+// amounts themselves: HINCRBY does the arithmetic and comparisons split
+// values at 1e9, which keeps caps exact up to int64 range.
+//
+// # Redis layout and capacity
+//
+// Every key carries one hash tag, "{" + Options.Prefix + "}" (see
+// keys.go), so each script's keys share one Cluster slot and no call can
+// fail with CROSSSLOT. The price is that all budget traffic of one prefix
+// lands on one shard: Cluster adds availability, not budget throughput. A
+// reserve or a settle is one script call (one round trip) of a few dozen
+// O(1) or O(log n) commands per budget; a shard runs roughly tens of
+// thousands of such calls per second, which bounds the fleet's admitted
+// requests per second per prefix. Deployments that need more can split
+// prefixes (e.g. per workspace) so that their budgets never share a hold.
+//
+// Redis 6.2 or later is required (ZADD GT, HSET with several fields).
+//
+// # Store loss
+//
+// See epoch.go: a store that lost its data fails every call with
+// ErrStoreReset until an operator calls Reinit.
+package budget

@@ -1,0 +1,142 @@
+package budget
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// ErrDuplicate reports a Reserve with a request ID whose hold was already
+// settled or has expired: request IDs must be unique per request, and
+// placing a second hold under a settled ID could never be settled.
+var ErrDuplicate = errors.New("budget: request ID already used")
+
+// reserveArgs is a validated hold with everything both stores derive from
+// the clock, computed once so both stores decide identically.
+type reserveArgs struct {
+	h        Hold
+	now      time.Time
+	expiry   time.Time // lease end
+	keys     []string
+	ends     []time.Time // window end per budget, zero for Total
+	keysJoin string
+}
+
+func prepareHold(h Hold, now time.Time, defTTL time.Duration) (reserveArgs, error) {
+	if h.RequestID == "" {
+		return reserveArgs{}, fmt.Errorf("%w: hold without request ID", ErrInvalid)
+	}
+	if h.Amount < 0 {
+		return reserveArgs{}, fmt.Errorf("%w: negative hold amount %s", ErrInvalid, h.Amount)
+	}
+	ttl := h.TTL
+	if ttl <= 0 {
+		ttl = defTTL
+	}
+	a := reserveArgs{h: h, now: now, expiry: now.Add(ttl)}
+	seen := make(map[string]bool, len(h.Budgets))
+	for _, b := range h.Budgets {
+		k := b.Key(now)
+		if strings.Contains(k, "\n") {
+			return reserveArgs{}, fmt.Errorf("%w: budget key %q contains a newline", ErrInvalid, k)
+		}
+		if seen[k] {
+			return reserveArgs{}, fmt.Errorf("%w: budget %s listed twice in one hold", ErrInvalid, b.Label())
+		}
+		seen[k] = true
+		_, end := b.Window(now)
+		a.keys = append(a.keys, k)
+		a.ends = append(a.ends, end)
+	}
+	a.keysJoin = strings.Join(a.keys, "\n")
+	return a, nil
+}
+
+func checkSettle(r Reservation, actual money.Nanos) error {
+	if r.RequestID == "" {
+		return fmt.Errorf("%w: settlement without request ID", ErrInvalid)
+	}
+	if actual < 0 {
+		return fmt.Errorf("%w: negative actual cost %s for %q", ErrInvalid, actual, r.RequestID)
+	}
+	seen := make(map[string]bool, len(r.Keys))
+	for _, k := range r.Keys {
+		if k == "" || strings.Contains(k, "\n") || seen[k] {
+			return fmt.Errorf("%w: bad or repeated budget key %q in settlement of %q", ErrInvalid, k, r.RequestID)
+		}
+		seen[k] = true
+	}
+	return nil
+}
+
+// windowKeyTTL is how long a window's counters live, measured on the
+// injected clock: to the window's end plus the grace period, or forever
+// (0) for Total budgets.
+func windowKeyTTL(end, now time.Time) time.Duration {
+	if end.IsZero() {
+		return 0
+	}
+	return end.Add(windowGrace).Sub(now)
+}
+
+// keyOnlyTTL is the lifetime given to a window's counters when they are
+// first created by a settlement that knows only the key (a journaled
+// replay): the key ends in the window's start date ("20261127") or "all".
+// It assumes the longest window and never returns less than a day, so a
+// very late replay is recorded rather than expiring on arrival.
+func keyOnlyTTL(key string, now time.Time) time.Duration {
+	i := strings.LastIndexByte(key, ':')
+	if i < 0 || key[i+1:] == "all" {
+		return 0
+	}
+	start, err := time.Parse("20060102", key[i+1:])
+	if err != nil {
+		return 0
+	}
+	ttl := start.Add(maxWindow + windowGrace).Sub(now)
+	if ttl < 24*time.Hour {
+		ttl = 24 * time.Hour
+	}
+	return ttl
+}
+
+// reservation builds the admitted reservation from the levels the store
+// reports after placing the hold.
+func (a reserveArgs) reservation(levels []level) Reservation {
+	r := Reservation{
+		RequestID: a.h.RequestID,
+		Keys:      a.keys,
+		Enforced:  make([]bool, len(a.keys)),
+		Amount:    a.h.Amount,
+	}
+	for i, b := range a.h.Budgets {
+		r.Enforced[i] = b.Enforce
+		if !b.Enforce {
+			continue
+		}
+		rem := b.Limit - levels[i].spent - levels[i].reserved
+		if !r.HasRemaining || rem < r.Remaining {
+			r.Remaining, r.HasRemaining = rem, true
+		}
+	}
+	return r
+}
+
+// exceeded reports budget i as the one the hold did not fit.
+func (a reserveArgs) exceeded(i int, l level) *ExceededError {
+	return &ExceededError{
+		Budget:   a.h.Budgets[i],
+		ResetsAt: a.ends[i],
+		Spent:    l.spent,
+		Reserved: l.reserved,
+	}
+}
+
+// statusOf builds the Status of b at now from its levels.
+func statusOf(b Budget, now time.Time, l level) Status {
+	start, end := b.Window(now)
+	return Status{Budget: b, WindowStart: start, ResetsAt: end, Spent: l.spent, Reserved: l.reserved}
+}

@@ -1,0 +1,186 @@
+package budget
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.etcd.io/bbolt"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// Journal durably queues settlements the store could not take: those that
+// failed while the store was down, and, in on_store_failure=allow mode, the
+// usage of requests forwarded without a reservation. Replay settles each
+// entry and deletes it once the store accepted it; Settle is idempotent per
+// request ID, so an entry replayed twice (a crash between settling and
+// deleting) is charged once. Entries must be replayed within the store's
+// settled-marker lifetime (8 days) for that guarantee to hold.
+type Journal struct {
+	db       *bbolt.DB
+	n        atomic.Int64
+	replayMu sync.Mutex
+}
+
+// journalEntry is one queued settlement. Settle needs only the
+// reservation's request ID and window keys (and the store's own hold
+// record); Amount is kept for people reading the journal.
+type journalEntry struct {
+	Reservation Reservation `json:"reservation"`
+	Actual      money.Nanos `json:"actual"`
+}
+
+var (
+	bktJournal = []byte("pending")
+	bktDead    = []byte("rejected")
+)
+
+// OpenJournal opens (or creates) the journal file at path. It is a bbolt
+// file of its own, separate from the embedded store.
+func OpenJournal(path string) (*Journal, error) {
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("budget: open journal %s: %w", path, err)
+	}
+	j := &Journal{db: db}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bktJournal)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bktDead); err != nil {
+			return err
+		}
+		j.n.Store(int64(b.Stats().KeyN))
+		return nil
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("budget: open journal %s: %w", path, err)
+	}
+	return j, nil
+}
+
+// Close closes the journal file.
+func (j *Journal) Close() error { return j.db.Close() }
+
+// Append queues a settlement. It returns only after the entry is on disk
+// (bbolt fsyncs every commit).
+func (j *Journal) Append(r Reservation, actual money.Nanos) error {
+	if err := checkSettle(r, actual); err != nil {
+		return err
+	}
+	v, err := json.Marshal(journalEntry{Reservation: r, Actual: actual})
+	if err != nil {
+		return fmt.Errorf("budget: journal %q: %w", r.RequestID, err)
+	}
+	err = j.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bktJournal)
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		return b.Put(binary.BigEndian.AppendUint64(nil, seq), v)
+	})
+	if err != nil {
+		return fmt.Errorf("budget: journal %q: %w", r.RequestID, err)
+	}
+	j.n.Add(1)
+	return nil
+}
+
+// Len returns the number of entries waiting to be replayed.
+func (j *Journal) Len() int { return int(j.n.Load()) }
+
+// Replay settles every queued entry against s, oldest first, deleting each
+// one the store accepted. It stops at the first entry the store cannot take
+// now (unavailable or reset) and returns how many it applied. An entry the
+// store refuses as invalid can never succeed; it is moved aside (kept in
+// the file) so it does not block the rest.
+func (j *Journal) Replay(ctx context.Context, s Store) (applied int, err error) {
+	j.replayMu.Lock()
+	defer j.replayMu.Unlock()
+	type item struct {
+		key []byte
+		e   journalEntry
+		raw []byte
+	}
+	var items []item
+	err = j.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bktJournal).ForEach(func(k, v []byte) error {
+			it := item{key: append([]byte(nil), k...), raw: append([]byte(nil), v...)}
+			if json.Unmarshal(v, &it.e) != nil {
+				it.e = journalEntry{}
+			}
+			items = append(items, it)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("budget: read journal: %w", err)
+	}
+	for _, it := range items {
+		if err := ctx.Err(); err != nil {
+			return applied, err
+		}
+		serr := s.Settle(ctx, it.e.Reservation, it.e.Actual)
+		dead := errors.Is(serr, ErrInvalid)
+		if serr != nil && !dead {
+			return applied, fmt.Errorf("budget: replay %q: %w", it.e.Reservation.RequestID, serr)
+		}
+		err := j.db.Update(func(tx *bbolt.Tx) error {
+			if dead {
+				if err := tx.Bucket(bktDead).Put(it.key, it.raw); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bktJournal).Delete(it.key)
+		})
+		if err != nil {
+			// Settled but still queued: the next replay settles it again,
+			// which the store ignores.
+			return applied, fmt.Errorf("budget: replay %q: %w", it.e.Reservation.RequestID, err)
+		}
+		j.n.Add(-1)
+		if !dead {
+			applied++
+		}
+	}
+	return applied, nil
+}
+
+// Run replays the journal every interval until ctx ends. Failures are left
+// for the next round; Len shows the backlog.
+func (j *Journal) Run(ctx context.Context, s Store, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if j.Len() > 0 {
+			_, _ = j.Replay(ctx, s)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Register exports the backlog as clade_gateway_journal_entries.
+func (j *Journal) Register(reg prometheus.Registerer) error {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "clade_gateway_journal_entries",
+		Help: "Settlements waiting in the local journal for the budget store.",
+	}, func() float64 { return float64(j.Len()) })
+	if err := reg.Register(g); err != nil {
+		return fmt.Errorf("budget: register journal metrics: %w", err)
+	}
+	return nil
+}

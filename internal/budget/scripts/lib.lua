@@ -1,0 +1,95 @@
+-- lib.lua is prepended to every budget script; it never runs on its own.
+--
+-- Amounts are int64 nano-USD carried as decimal strings. Lua numbers are
+-- doubles, exact only up to 2^53 (about 9 million USD), so amounts are never
+-- added in Lua: HINCRBY does exact 64-bit arithmetic inside Redis, and fits()
+-- compares sums of values split at 1e9.
+
+local E9 = 1000000000
+
+-- split returns hi, lo with s = hi*1e9 + lo and 0 <= lo < 1e9.
+local function split(s)
+  local neg = string.sub(s, 1, 1) == '-'
+  if neg then s = string.sub(s, 2) end
+  local n = string.len(s)
+  local hi, lo = 0, tonumber(s)
+  if n > 9 then
+    hi = tonumber(string.sub(s, 1, n - 9))
+    lo = tonumber(string.sub(s, n - 8))
+  end
+  if neg then
+    if lo == 0 then return -hi, 0 end
+    return -hi - 1, E9 - lo
+  end
+  return hi, lo
+end
+
+-- fits reports whether a + b + c <= limit, exactly.
+local function fits(a, b, c, limit)
+  local h, l = split(a)
+  local h2, l2 = split(b)
+  h, l = h + h2, l + l2
+  h2, l2 = split(c)
+  h, l = h + h2, l + l2
+  h = h + math.floor(l / E9)
+  l = l % E9
+  local lh, ll = split(limit)
+  return h < lh or (h == lh and l <= ll)
+end
+
+-- negate returns -s as a decimal string, or nil for zero: HINCRBY rejects
+-- "-0", and adding zero is a no-op anyway.
+local function negate(s)
+  if s == nil or s == '0' then return nil end
+  if string.sub(s, 1, 1) == '-' then return string.sub(s, 2) end
+  return '-' .. s
+end
+
+-- incr adds the decimal string s to a hash field; nil or "0" adds nothing
+-- (and so creates nothing).
+local function incr(key, field, s)
+  if s and s ~= '0' then redis.call('HINCRBY', key, field, s) end
+end
+
+-- epoch_mismatch returns the stored epoch ("" when absent) if it is not the
+-- one the caller trusts, before the script changes anything.
+local function epoch_mismatch(key, want)
+  local have = redis.call('GET', key)
+  if have == want then return nil end
+  return have or ''
+end
+
+-- level returns a window's spent and live-hold total.
+local function level(b)
+  local v = redis.call('HMGET', b, 'spent', 'rsv')
+  return v[1] or '0', v[2] or '0'
+end
+
+-- prune charges every hold on one window whose lease ended at or before now
+-- into spent at its estimate: the hold becomes an orphan there, and a late
+-- settlement corrects the charge. Each window prunes itself whenever a
+-- script reads it, so no script touches keys it was not given; a hold's
+-- windows share one lease end, so each is charged before anyone can read
+-- it. Returns how many pruned holds had this window as their first budget,
+-- so an orphan is counted once however many windows it held.
+local function prune(b, z, now)
+  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  if #ids == 0 then return 0 end
+  local first = 0
+  for i = 1, #ids do
+    local f = 'h:' .. ids[i]
+    local v = redis.call('HGET', b, f)
+    if v then
+      local amt, flag = string.match(v, '^(%d+):(%d)$')
+      if amt then
+        incr(b, 'spent', amt)
+        incr(b, 'rsv', negate(amt))
+      end
+      if flag == '1' then first = first + 1 end
+      redis.call('HDEL', b, f)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  return first
+end
+
