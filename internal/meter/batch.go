@@ -17,8 +17,8 @@ type wireBatchLine struct {
 	Result   *struct {
 		Type    *string `json:"type"`
 		Message *struct {
-			Model text      `json:"model"`
-			Usage wireUsage `json:"usage"`
+			Model json.RawMessage `json:"model"`
+			Usage json.RawMessage `json:"usage"`
 		} `json:"message"`
 	} `json:"result"`
 }
@@ -44,10 +44,14 @@ func ParseBatchResultLine(line []byte) (BatchResult, error) {
 		return BatchResult{}, fmt.Errorf("%w: custom_id %q: unknown result type %q", ErrBatchLine, r.CustomID, r.Type)
 	}
 	m := w.Result.Message
-	if m == nil || !m.Usage.set {
+	var u wireUsage
+	if m != nil {
+		u = parseUsage(m.Usage) // valid: json.Unmarshal checked the line
+	}
+	if !u.set {
 		return BatchResult{}, fmt.Errorf("%w: custom_id %q: succeeded without message.usage", ErrBatchLine, r.CustomID)
 	}
-	r.Usage.apply(&m.Usage)
-	r.Usage.Model = m.Model.v
+	r.Usage.apply(&u)
+	r.Usage.Model = decodeText(m.Model)
 	return r, nil
 }

@@ -1,7 +1,5 @@
 package meter
 
-import "encoding/json"
-
 // JSONExtractor meters a non-streaming JSON response (a Message, a
 // count_tokens answer, an error) as it passes. It scans the bytes once,
 // tracking nesting and string state, and keeps only the values of the
@@ -77,14 +75,6 @@ func (j *JSONExtractor) take() {
 	case slotID:
 		j.id = decodeText(raw)
 	}
-}
-
-func decodeText(raw []byte) string {
-	var t text
-	if raw != nil {
-		_ = json.Unmarshal(raw, &t) // text never fails; bad JSON fails here
-	}
-	return t.v
 }
 
 // Result returns the top-level usage with Model set from the top-level

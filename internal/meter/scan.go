@@ -1,9 +1,6 @@
 package meter
 
-import (
-	"bytes"
-	"encoding/json"
-)
+import "bytes"
 
 // topScanner walks a JSON document incrementally and hands back the raw
 // bytes of the values of chosen top-level keys. It keeps only a small
@@ -22,7 +19,6 @@ type topScanner struct {
 	rawKey   [maxRawKey]byte
 	rawKeyN  int
 	keyLong  bool // the key did not fit rawKey: not one of ours
-	keyEsc   bool // the key has escapes: unescape before matching
 	slot     int  // index into keys of the value being read, or -1
 	capture  []byte
 	overflow bool // the captured value exceeded its limit
@@ -93,7 +89,7 @@ func (s *topScanner) feed(b []byte) (n int, got bool) {
 			switch {
 			case isSpace(c):
 			case c == '"':
-				s.st, s.rawKeyN, s.keyLong, s.keyEsc = scKey, 0, false, false
+				s.st, s.rawKeyN, s.keyLong = scKey, 0, false
 			case c == '}' && s.st == scKeyOrEnd:
 				s.st = scEnd
 			default:
@@ -113,7 +109,6 @@ func (s *topScanner) feed(b []byte) (n int, got bool) {
 				s.st = scColon
 			} else {
 				s.addKey(b[i : i+1])
-				s.keyEsc = true
 				s.st = scKeyEsc
 			}
 			i++
@@ -231,18 +226,9 @@ func (s *topScanner) beginValue() {
 	if s.keyLong {
 		return
 	}
-	key := s.rawKey[:s.rawKeyN]
-	if s.keyEsc {
-		// Rare and hostile, but encoding/json would unescape it, so do the
-		// same: "us\u0061ge" is the usage key.
-		var k string
-		q := make([]byte, 0, len(key)+2)
-		q = append(append(append(q, '"'), key...), '"')
-		if json.Unmarshal(q, &k) != nil {
-			return
-		}
-		key = []byte(k)
-	}
+	// Rare and hostile, but encoding/json would unescape a key, so do the
+	// same: "us\u0061ge" is the usage key.
+	key := unescapeKey(s.rawKey[:s.rawKeyN])
 	for i, k := range s.keys {
 		if string(key) == k {
 			s.slot = i

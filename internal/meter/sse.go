@@ -267,9 +267,16 @@ func (p *SSEParser) data(b []byte) {
 	case p.typ != evUnknown:
 		p.mode = bufKeep
 	}
-	if len(p.buf)+len(b) > p.lim.MaxLine {
+	need := len(p.buf) + len(b)
+	if need > p.lim.MaxLine {
 		p.mode, p.buf = bufOverflow, p.buf[:0]
 		return
+	}
+	if need > cap(p.buf) {
+		// Grow by hand so the capacity, too, never exceeds MaxLine.
+		grown := make([]byte, len(p.buf), min(max(2*cap(p.buf), need, 512), p.lim.MaxLine))
+		copy(grown, p.buf)
+		p.buf = grown
 	}
 	p.buf = append(p.buf, b...)
 }
@@ -333,55 +340,66 @@ func (p *SSEParser) resetEvent() {
 	p.buf = p.buf[:0]
 }
 
-type wireStart struct {
-	Message *struct {
-		ID    text      `json:"id"`
-		Model text      `json:"model"`
-		Usage wireUsage `json:"usage"`
-	} `json:"message"`
-}
-
-type wireDelta struct {
-	Usage wireUsage `json:"usage"`
-}
-
-type wireError struct {
-	Error json.RawMessage `json:"error"`
-}
-
 // decode records a usage-bearing event. A payload that is not valid JSON
 // records nothing.
 func (p *SSEParser) decode() {
+	if !json.Valid(p.buf) {
+		return
+	}
 	switch p.typ {
 	case evMessageStart:
-		var w wireStart
-		if json.Unmarshal(p.buf, &w) != nil || w.Message == nil || !w.Message.Usage.set {
-			return
+		var msg []byte
+		members(p.buf, func(key, v []byte) {
+			if string(key) == "message" {
+				msg = v
+			}
+		})
+		var id, model text
+		var w wireUsage
+		members(msg, func(key, v []byte) {
+			switch string(key) {
+			case "id":
+				id.parse(v)
+			case "model":
+				model.parse(v)
+			case "usage":
+				w = parseUsage(v)
+			}
+		})
+		if !w.set {
+			return // without usage the input side is unknown: not a start
 		}
-		// message_start replaces the message, as the SDK accumulators do.
+		// message_start replaces the message, as the SDK accumulators do;
+		// a second one means the final usage seen so far is not final.
 		var u Usage
-		u.apply(&w.Message.Usage)
-		u.Model = w.Message.Model.v
-		p.res.Usage, p.res.MessageID, p.res.SawStart = u, w.Message.ID.v, true
+		u.apply(&w)
+		u.Model = model.v
+		p.res.Usage, p.res.MessageID, p.res.SawStart = u, id.v, true
+		p.res.SawDelta, p.res.SawStop = false, false
 	case evMessageDelta:
-		var w wireDelta
-		if json.Unmarshal(p.buf, &w) != nil || !w.Usage.set {
-			return
+		var w wireUsage
+		members(p.buf, func(key, v []byte) {
+			if string(key) == "usage" {
+				w = parseUsage(v)
+			}
+		})
+		if w.set {
+			p.res.Usage.apply(&w)
+			p.res.SawDelta = true
 		}
-		p.res.Usage.apply(&w.Usage)
-		p.res.SawDelta = true
 	case evError:
-		var w wireError
-		if json.Unmarshal(p.buf, &w) != nil {
-			return
-		}
-		var e struct {
-			Type text `json:"type"`
-		}
-		if isObject(w.Error) {
-			_ = json.Unmarshal(w.Error, &e) // lenient: a bad type leaves it unset
-		}
-		p.res.ErrorType = e.Type.v
+		var typ text
+		members(p.buf, func(key, v []byte) {
+			if string(key) == "error" {
+				typ = text{}
+				members(v, func(key, v []byte) {
+					if string(key) == "type" {
+						typ.parse(v)
+					}
+				})
+			}
+		})
+		p.res.ErrorType = typ.v
 		if p.res.ErrorType == "" {
 			p.res.ErrorType = "error" // an error without a usable type is still one
 		}

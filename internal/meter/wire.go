@@ -5,13 +5,17 @@ import (
 	"encoding/json"
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
-// The wire types below decode the usage-bearing parts of Anthropic payloads
-// leniently: a field of the wrong JSON type is treated as absent rather than
-// failing the whole object, because one odd field must not lose the counts
-// beside it. Each records whether it was present so that message_delta can
-// overwrite exactly the fields it carries.
+// The usage-bearing payloads are decoded in two steps: json.Valid checks
+// the whole payload (a malformed one records nothing), then members walks
+// the objects and picks out the few fields we price. Walking by hand
+// instead of unmarshalling into structs costs no reflection and allocates
+// only the strings kept, and it lets each field be lenient on its own: a
+// field of the wrong JSON type is treated as absent, because one odd field
+// must not lose the counts beside it. Each value records whether it was
+// present so that message_delta overwrites exactly the fields it carries.
 
 // count is a token or request count as sent: present only when it was a
 // JSON number. Negative values clamp to 0, huge ones to maxCount, and a
@@ -21,18 +25,21 @@ type count struct {
 	v   int64
 }
 
-func (c *count) UnmarshalJSON(b []byte) error {
+// parse reads one occurrence of the field; as in encoding/json, a later
+// occurrence of a duplicated key replaces an earlier one.
+func (c *count) parse(b []byte) {
+	*c = count{}
 	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
-		return nil // null, a string, a bool, an object: no change
+		return // null, a string, a bool, an object: no change
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err == nil {
 		*c = count{set: true, v: clampCount(n)}
-		return nil
+		return
 	}
 	f, ferr := strconv.ParseFloat(string(b), 64)
 	if ferr != nil && !isRangeErr(ferr) {
-		return nil
+		return
 	}
 	switch {
 	case math.IsNaN(f) || f <= 0:
@@ -42,7 +49,6 @@ func (c *count) UnmarshalJSON(b []byte) error {
 	default:
 		*c = count{set: true, v: int64(math.Ceil(f))}
 	}
-	return nil
 }
 
 func isRangeErr(err error) bool {
@@ -61,117 +67,104 @@ type text struct {
 	v   string
 }
 
-func (t *text) UnmarshalJSON(b []byte) error {
-	if len(b) == 0 || b[0] != '"' || len(b) > maxStringField+2 {
-		return nil
+func (t *text) parse(b []byte) {
+	*t = text{}
+	if len(b) < 2 || b[0] != '"' || len(b) > maxStringField*6+2 {
+		return
 	}
 	var s string
-	if json.Unmarshal(b, &s) != nil || len(s) > maxStringField {
-		return nil
+	if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		s = string(inner)
+	} else if json.Unmarshal(b, &s) != nil {
+		return
 	}
-	*t = text{set: true, v: s}
-	return nil
+	if len(s) <= maxStringField {
+		*t = text{set: true, v: s}
+	}
 }
 
-// isObject reports whether raw JSON is an object (leading space allowed).
-func isObject(b []byte) bool {
-	b = bytes.TrimLeft(b, " \t\r\n")
-	return len(b) > 0 && b[0] == '{'
-}
-
-type wireCacheCreation struct {
-	set   bool
-	Eph5m count `json:"ephemeral_5m_input_tokens"`
-	Eph1h count `json:"ephemeral_1h_input_tokens"`
-}
-
-func (w *wireCacheCreation) UnmarshalJSON(b []byte) error {
-	if !isObject(b) {
-		return nil
+func decodeText(raw []byte) string {
+	var t text
+	if json.Valid(raw) {
+		t.parse(raw)
 	}
-	type plain wireCacheCreation // drops the method, so no recursion
-	var p plain
-	if json.Unmarshal(b, &p) != nil {
-		return nil
-	}
-	*w = wireCacheCreation(p)
-	w.set = true
-	return nil
-}
-
-type wireServerToolUse struct {
-	set         bool
-	WebSearches count `json:"web_search_requests"`
-	WebFetches  count `json:"web_fetch_requests"`
-}
-
-func (w *wireServerToolUse) UnmarshalJSON(b []byte) error {
-	if !isObject(b) {
-		return nil
-	}
-	type plain wireServerToolUse
-	var p plain
-	if json.Unmarshal(b, &p) != nil {
-		return nil
-	}
-	*w = wireServerToolUse(p)
-	w.set = true
-	return nil
-}
-
-type wireOutputDetails struct {
-	set      bool
-	Thinking count `json:"thinking_tokens"`
-}
-
-func (w *wireOutputDetails) UnmarshalJSON(b []byte) error {
-	if !isObject(b) {
-		return nil
-	}
-	type plain wireOutputDetails
-	var p plain
-	if json.Unmarshal(b, &p) != nil {
-		return nil
-	}
-	*w = wireOutputDetails(p)
-	w.set = true
-	return nil
+	return t.v
 }
 
 // wireUsage is a "usage" object, from a Message or a message_delta.
 type wireUsage struct {
-	set           bool
-	Input         count             `json:"input_tokens"`
-	CacheCreation count             `json:"cache_creation_input_tokens"`
-	CacheRead     count             `json:"cache_read_input_tokens"`
-	Split         wireCacheCreation `json:"cache_creation"`
-	Output        count             `json:"output_tokens"`
-	OutputDetails wireOutputDetails `json:"output_tokens_details"`
-	ServerTools   wireServerToolUse `json:"server_tool_use"`
-	ServiceTier   text              `json:"service_tier"`
-	InferenceGeo  text              `json:"inference_geo"`
-	Speed         text              `json:"speed"`
+	set                             bool
+	input, cacheCreation, cacheRead count
+	output, thinking                count
+	thinkingSet                     bool // output_tokens_details was an object
+	split                           bool // cache_creation was an object
+	eph5m, eph1h                    count
+	serverTools                     bool // server_tool_use was an object
+	webSearches, webFetches         count
+	serviceTier, inferenceGeo       text
+	speed                           text
 }
 
-func (w *wireUsage) UnmarshalJSON(b []byte) error {
-	if !isObject(b) {
-		return nil // null or not an object: "no usage"
-	}
-	type plain wireUsage
-	var p plain
-	if json.Unmarshal(b, &p) != nil {
-		return nil
-	}
-	*w = wireUsage(p)
-	w.set = true
-	return nil
+// parseUsage reads a usage object from valid JSON. A value that is not an
+// object (null included) is "no usage".
+func parseUsage(raw []byte) wireUsage {
+	var w wireUsage
+	w.set = members(raw, func(key, v []byte) {
+		switch string(key) {
+		case "input_tokens":
+			w.input.parse(v)
+		case "cache_creation_input_tokens":
+			w.cacheCreation.parse(v)
+		case "cache_read_input_tokens":
+			w.cacheRead.parse(v)
+		case "output_tokens":
+			w.output.parse(v)
+		case "cache_creation":
+			w.eph5m, w.eph1h = count{}, count{}
+			w.split = members(v, func(key, v []byte) {
+				switch string(key) {
+				case "ephemeral_5m_input_tokens":
+					w.eph5m.parse(v)
+				case "ephemeral_1h_input_tokens":
+					w.eph1h.parse(v)
+				}
+			})
+		case "output_tokens_details":
+			w.thinking = count{}
+			w.thinkingSet = members(v, func(key, v []byte) {
+				if string(key) == "thinking_tokens" {
+					w.thinking.parse(v)
+				}
+			})
+		case "server_tool_use":
+			w.webSearches, w.webFetches = count{}, count{}
+			w.serverTools = members(v, func(key, v []byte) {
+				switch string(key) {
+				case "web_search_requests":
+					w.webSearches.parse(v)
+				case "web_fetch_requests":
+					w.webFetches.parse(v)
+				}
+			})
+		case "service_tier":
+			w.serviceTier.parse(v)
+		case "inference_geo":
+			w.inferenceGeo.parse(v)
+		case "speed":
+			w.speed.parse(v)
+		}
+	})
+	return w
 }
 
 // decodeUsage decodes one usage object into a fresh Usage. ok is false
-// when raw is not a JSON object.
+// when raw is not valid JSON or not an object.
 func decodeUsage(raw []byte) (Usage, bool) {
-	var w wireUsage
-	if json.Unmarshal(raw, &w) != nil || !w.set {
+	if !json.Valid(raw) {
+		return Usage{}, false
+	}
+	w := parseUsage(raw)
+	if !w.set {
 		return Usage{}, false
 	}
 	var u Usage
@@ -184,25 +177,25 @@ func decodeUsage(raw []byte) (Usage, bool) {
 // when they do not apply) and, applied to a zero Usage, a plain decode.
 func (u *Usage) apply(w *wireUsage) {
 	oldCacheCreation := u.CacheCreationInputTokens
-	setInt(&u.InputTokens, w.Input)
-	setInt(&u.CacheCreationInputTokens, w.CacheCreation)
-	setInt(&u.CacheReadInputTokens, w.CacheRead)
-	setInt(&u.OutputTokens, w.Output)
-	if w.OutputDetails.set {
-		setInt(&u.ThinkingTokens, w.OutputDetails.Thinking)
+	setInt(&u.InputTokens, w.input)
+	setInt(&u.CacheCreationInputTokens, w.cacheCreation)
+	setInt(&u.CacheReadInputTokens, w.cacheRead)
+	setInt(&u.OutputTokens, w.output)
+	if w.thinkingSet {
+		setInt(&u.ThinkingTokens, w.thinking)
 	}
-	if w.ServerTools.set {
-		setInt(&u.WebSearchRequests, w.ServerTools.WebSearches)
-		setInt(&u.WebFetchRequests, w.ServerTools.WebFetches)
+	if w.serverTools {
+		setInt(&u.WebSearchRequests, w.webSearches)
+		setInt(&u.WebFetchRequests, w.webFetches)
 	}
-	setStr(&u.ServiceTier, w.ServiceTier)
-	setStr(&u.InferenceGeo, w.InferenceGeo)
-	setStr(&u.Speed, w.Speed)
+	setStr(&u.ServiceTier, w.serviceTier)
+	setStr(&u.InferenceGeo, w.inferenceGeo)
+	setStr(&u.Speed, w.speed)
 	switch {
-	case w.Split.set:
+	case w.split:
 		u.CacheCreationSplit = true
-		setInt(&u.CacheWrite5mTokens, w.Split.Eph5m)
-		setInt(&u.CacheWrite1hTokens, w.Split.Eph1h)
+		setInt(&u.CacheWrite5mTokens, w.eph5m)
+		setInt(&u.CacheWrite1hTokens, w.eph1h)
 	case u.CacheCreationSplit && u.CacheCreationInputTokens != oldCacheCreation:
 		u.resplit()
 	}
