@@ -55,7 +55,7 @@ func TestRefusals(t *testing.T) {
 			req, _ := http.NewRequest(tt.method, gw.URL+tt.path, bytes.NewBufferString(tt.body))
 			req.Header.Set("anthropic-version", "2023-06-01")
 			req.Header.Set("content-type", "application/json")
-			if tt.header == nil || (tt.header["x-api-key"] == "" && tt.header["Authorization"] == "" && tt.name != "no token") {
+			if tt.header["x-api-key"] == "" && tt.header["Authorization"] == "" && tt.name != "no token" {
 				req.Header.Set("x-api-key", testutil.CanaryToken)
 			}
 			for k, v := range tt.header {
