@@ -30,8 +30,8 @@ func NewJSONExtractor(limits Limits) *JSONExtractor {
 	l := limits.withDefaults()
 	return &JSONExtractor{
 		sc: newTopScanner(
-			[]string{"usage", "model", "id"},
-			[]int{l.MaxUsageBytes, maxStringField * 6, maxStringField * 6}, // room for \u escapes
+			[maxKeys]string{slotUsage: "usage", slotModel: "model", slotID: "id"},
+			[maxKeys]int{l.MaxUsageBytes, maxStringField * 6, maxStringField * 6}, // room for \u escapes
 		),
 	}
 }

@@ -10,8 +10,8 @@ import "bytes"
 // exhaust the stack. It does not validate numbers or literals: values it
 // captures are decoded by encoding/json, which does.
 type topScanner struct {
-	keys   []string // top-level keys whose values are captured
-	limits []int    // per key: the most raw bytes captured
+	keys   [maxKeys]string // top-level keys whose values are captured
+	limits [maxKeys]int    // per key: the most raw bytes captured
 
 	st    scanState
 	depth int // nesting inside the current top-level value
@@ -23,6 +23,9 @@ type topScanner struct {
 	capture  []byte
 	overflow bool // the captured value exceeded its limit
 }
+
+// maxKeys is the most keys one scanner captures.
+const maxKeys = 3
 
 // maxRawKey bounds a key as written, escapes included. Our keys are short
 // ASCII words; even fully \u-escaped they fit.
@@ -49,7 +52,9 @@ const (
 	scBad                        // not a JSON object: nothing more is found
 )
 
-func newTopScanner(keys []string, limits []int) topScanner {
+// newTopScanner captures the values of keys, each up to its limit. Arrays,
+// not slices, so that building one allocates nothing.
+func newTopScanner(keys [maxKeys]string, limits [maxKeys]int) topScanner {
 	return topScanner{keys: keys, limits: limits, slot: -1}
 }
 
@@ -230,7 +235,7 @@ func (s *topScanner) beginValue() {
 	// same: "us\u0061ge" is the usage key.
 	key := unescapeKey(s.rawKey[:s.rawKeyN])
 	for i, k := range s.keys {
-		if string(key) == k {
+		if k != "" && string(key) == k {
 			s.slot = i
 			return
 		}

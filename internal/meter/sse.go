@@ -55,6 +55,7 @@ type SSEParser struct {
 	dataLines int
 	dataBytes int64
 	sniff     topScanner // finds the payload's top-level "type"
+	typeBuf   [maxTypeRaw]byte
 	sniffing  bool
 	typ       eventType
 	buf       []byte // its data while it may need decoding
@@ -104,9 +105,10 @@ const maxTypeRaw = 64
 func NewSSEParser(limits Limits) *SSEParser {
 	p := &SSEParser{
 		lim:   limits.withDefaults(),
-		sniff: newTopScanner([]string{"type"}, []int{maxTypeRaw}),
+		sniff: newTopScanner([maxKeys]string{"type"}, [maxKeys]int{maxTypeRaw}),
 		nl:    [1]byte{'\n'},
 	}
+	p.sniff.capture = p.typeBuf[:0]
 	p.resetEvent()
 	return p
 }

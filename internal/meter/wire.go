@@ -72,15 +72,39 @@ func (t *text) parse(b []byte) {
 	if len(b) < 2 || b[0] != '"' || len(b) > maxStringField*6+2 {
 		return
 	}
-	var s string
-	if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		s = string(inner)
-	} else if json.Unmarshal(b, &s) != nil {
-		return
-	}
-	if len(s) <= maxStringField {
+	s, ok := unquote(b)
+	if ok && len(s) <= maxStringField {
 		*t = text{set: true, v: s}
 	}
+}
+
+// unquote decodes a JSON string literal.
+func unquote(b []byte) (string, bool) {
+	if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return intern(inner), true
+	}
+	var s string // escapes and invalid UTF-8 are rare: let encoding/json do them
+	return s, json.Unmarshal(b, &s) == nil
+}
+
+// intern returns the tier, geo and speed values every response carries
+// without allocating a copy.
+func intern(b []byte) string {
+	switch string(b) {
+	case "standard":
+		return "standard"
+	case "priority":
+		return "priority"
+	case "batch":
+		return "batch"
+	case "global":
+		return "global"
+	case "us":
+		return "us"
+	case "fast":
+		return "fast"
+	}
+	return string(b)
 }
 
 func decodeText(raw []byte) string {
