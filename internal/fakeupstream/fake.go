@@ -17,13 +17,13 @@ import (
 
 // Usage is what the fake reports for a response, in the API's field names.
 type Usage struct {
-	InputTokens   int64 `json:"input_tokens"`
-	CacheCreation int64 `json:"cache_creation_input_tokens"`
-	CacheRead     int64 `json:"cache_read_input_tokens"`
-	Cache5m       int64 `json:"-"`
-	Cache1h       int64 `json:"-"`
-	OutputTokens  int64 `json:"output_tokens"`
-	WebSearch     int64 `json:"-"`
+	InputTokens   int64  `json:"input_tokens"`
+	CacheCreation int64  `json:"cache_creation_input_tokens"`
+	CacheRead     int64  `json:"cache_read_input_tokens"`
+	Cache5m       int64  `json:"-"`
+	Cache1h       int64  `json:"-"`
+	OutputTokens  int64  `json:"output_tokens"`
+	WebSearch     int64  `json:"-"`
 	ServiceTier   string `json:"-"`
 	InferenceGeo  string `json:"-"`
 }
@@ -38,7 +38,7 @@ type Behavior struct {
 	// (an upstream cut mid-stream); ErrorAfterEvents sends an `error` event.
 	CutAfterEvents   int
 	ErrorAfterEvents int
-	Status           int // non-200: an Anthropic error envelope with this status
+	Status           int  // non-200: an Anthropic error envelope with this status
 	Hang             bool // never answer (until the client gives up)
 }
 

@@ -132,4 +132,3 @@ func WaitTCP(addr string, within time.Duration) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
