@@ -1,9 +1,6 @@
 package meter
 
-import (
-	"bytes"
-	"encoding/json"
-)
+import "bytes"
 
 // StreamResult is what an SSE stream has reported so far.
 type StreamResult struct {
@@ -139,7 +136,7 @@ func (p *SSEParser) Close() error {
 // any point.
 func (p *SSEParser) Result() StreamResult { return p.res }
 
-var utf8BOM = [3]byte{0xEF, 0xBB, 0xBF}
+const utf8BOM = "\xEF\xBB\xBF"
 
 // skipBOM drops a leading BOM, which may arrive split across writes. If the
 // stream starts with only part of one, those bytes are parsed as data.
@@ -147,7 +144,7 @@ func (p *SSEParser) skipBOM(b []byte) []byte {
 	for len(b) > 0 {
 		if b[0] != utf8BOM[p.bomN] {
 			p.bomDone = true
-			p.lines(utf8BOM[:p.bomN])
+			p.lines([]byte(utf8BOM[:p.bomN]))
 			return b
 		}
 		p.bomN++
@@ -283,32 +280,6 @@ func (p *SSEParser) data(b []byte) {
 	p.buf = append(p.buf, b...)
 }
 
-func typeOf(raw []byte, overflow bool) eventType {
-	if overflow || len(raw) == 0 || raw[0] != '"' {
-		return evOther
-	}
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return evOther
-		}
-		raw = append(append([]byte{'"'}, s...), '"')
-	}
-	switch string(raw) {
-	case `"message_start"`:
-		return evMessageStart
-	case `"message_delta"`:
-		return evMessageDelta
-	case `"message_stop"`:
-		return evMessageStop
-	case `"content_block_delta"`:
-		return evContentBlockDelta
-	case `"error"`:
-		return evError
-	}
-	return evOther
-}
-
 // dispatch ends the current event at a blank line.
 func (p *SSEParser) dispatch() {
 	if p.dataLines > 0 {
@@ -340,72 +311,6 @@ func (p *SSEParser) resetEvent() {
 		p.buf = nil
 	}
 	p.buf = p.buf[:0]
-}
-
-// decode records a usage-bearing event. A payload that is not valid JSON
-// records nothing.
-func (p *SSEParser) decode() {
-	if !json.Valid(p.buf) {
-		return
-	}
-	switch p.typ {
-	case evMessageStart:
-		var msg []byte
-		members(p.buf, func(key, v []byte) {
-			if string(key) == "message" {
-				msg = v
-			}
-		})
-		var id, model text
-		var w wireUsage
-		members(msg, func(key, v []byte) {
-			switch string(key) {
-			case "id":
-				id.parse(v)
-			case "model":
-				model.parse(v)
-			case "usage":
-				w = parseUsage(v)
-			}
-		})
-		if !w.set {
-			return // without usage the input side is unknown: not a start
-		}
-		// message_start replaces the message, as the SDK accumulators do;
-		// a second one means the final usage seen so far is not final.
-		var u Usage
-		u.apply(&w)
-		u.Model = model.v
-		p.res.Usage, p.res.MessageID, p.res.SawStart = u, id.v, true
-		p.res.SawDelta, p.res.SawStop = false, false
-	case evMessageDelta:
-		var w wireUsage
-		members(p.buf, func(key, v []byte) {
-			if string(key) == "usage" {
-				w = parseUsage(v)
-			}
-		})
-		if w.set {
-			p.res.Usage.apply(&w)
-			p.res.SawDelta = true
-		}
-	case evError:
-		var typ text
-		members(p.buf, func(key, v []byte) {
-			if string(key) == "error" {
-				typ = text{}
-				members(v, func(key, v []byte) {
-					if string(key) == "type" {
-						typ.parse(v)
-					}
-				})
-			}
-		})
-		p.res.ErrorType = typ.v
-		if p.res.ErrorType == "" {
-			p.res.ErrorType = "error" // an error without a usable type is still one
-		}
-	}
 }
 
 // indexEOL returns the index of the first CR or LF in b, or -1.

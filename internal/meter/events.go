@@ -1,0 +1,99 @@
+package meter
+
+import (
+	"bytes"
+	"encoding/json"
+)
+
+// typeOf maps a payload's raw "type" value to the events we act on.
+func typeOf(raw []byte, overflow bool) eventType {
+	if overflow || len(raw) == 0 || raw[0] != '"' {
+		return evOther
+	}
+	if bytes.IndexByte(raw, '\\') >= 0 {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return evOther
+		}
+		raw = append(append([]byte{'"'}, s...), '"')
+	}
+	switch string(raw) {
+	case `"message_start"`:
+		return evMessageStart
+	case `"message_delta"`:
+		return evMessageDelta
+	case `"message_stop"`:
+		return evMessageStop
+	case `"content_block_delta"`:
+		return evContentBlockDelta
+	case `"error"`:
+		return evError
+	}
+	return evOther
+}
+
+// decode records a usage-bearing event. A payload that is not valid JSON
+// records nothing.
+func (p *SSEParser) decode() {
+	if !json.Valid(p.buf) {
+		return
+	}
+	switch p.typ {
+	case evMessageStart:
+		var msg []byte
+		members(p.buf, func(key, v []byte) {
+			if string(key) == "message" {
+				msg = v
+			}
+		})
+		var id, model text
+		var w wireUsage
+		members(msg, func(key, v []byte) {
+			switch string(key) {
+			case "id":
+				id.parse(v)
+			case "model":
+				model.parse(v)
+			case "usage":
+				w = parseUsage(v)
+			}
+		})
+		if !w.set {
+			return // without usage the input side is unknown: not a start
+		}
+		// message_start replaces the message, as the SDK accumulators do;
+		// a second one means the final usage seen so far is not final.
+		var u Usage
+		u.apply(&w)
+		u.Model = model.v
+		p.res.Usage, p.res.MessageID, p.res.SawStart = u, id.v, true
+		p.res.SawDelta, p.res.SawStop = false, false
+	case evMessageDelta:
+		var w wireUsage
+		members(p.buf, func(key, v []byte) {
+			if string(key) == "usage" {
+				w = parseUsage(v)
+			}
+		})
+		if w.set {
+			p.res.Usage.apply(&w)
+			p.res.SawDelta = true
+		}
+	case evError:
+		var typ text
+		members(p.buf, func(key, v []byte) {
+			if string(key) == "error" {
+				typ = text{}
+				members(v, func(key, v []byte) {
+					if string(key) == "type" {
+						typ.parse(v)
+					}
+				})
+			}
+		})
+		p.res.ErrorType = typ.v
+		if p.res.ErrorType == "" {
+			p.res.ErrorType = "error" // an error without a usable type is still one
+		}
+	}
+}
