@@ -71,6 +71,9 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer journal.Close()
+	if err := journal.Register(reg); err != nil {
+		return fmt.Errorf("journal metrics: %w", err)
+	}
 
 	tracker := batch.NewTracker(st)
 	h, err := proxy.New(proxy.Options{

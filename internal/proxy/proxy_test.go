@@ -1,0 +1,277 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/policy"
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	testKey   = "sk-ant-test-workspace-key"
+	testToken = "clade_sk_test_service_token"
+)
+
+func testPolicy(t testing.TB, onFailure string) *policy.Policy {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "clade.yaml")
+	src := `
+workspaces:
+  production:
+    keys: [{name: k, env: KEY}]
+teams:
+  search: {}
+services:
+  recommendation:
+    team: search
+    workspace: production
+    on_store_failure: ` + onFailure + `
+    tokens: [{sha256: "` + sha(testToken) + `"}]
+    budgets: [{period: daily, limit_usd: 10}]
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p, err := policy.Load(path, policy.LoadOptions{Getenv: func(string) string { return testKey }, ResolveSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// downStore is a store that cannot be reached: the proxy's reaction to it
+// is what is under test, not the store.
+type downStore struct{}
+
+func (downStore) Reserve(context.Context, budget.Hold) (budget.Reservation, error) {
+	return budget.Reservation{}, budget.ErrUnavailable
+}
+func (downStore) Extend(context.Context, budget.Reservation, time.Duration) error {
+	return budget.ErrUnavailable
+}
+func (downStore) Settle(context.Context, budget.Reservation, money.Nanos) error {
+	return budget.ErrUnavailable
+}
+
+type memJournal struct {
+	mu      sync.Mutex
+	entries map[string]money.Nanos
+}
+
+func (j *memJournal) Append(r budget.Reservation, actual money.Nanos) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.entries[r.RequestID] += actual
+	return nil
+}
+
+func newTestHandler(t *testing.T, onFailure string, b Budgeter) (*Handler, *fakeupstream.Server, *memJournal) {
+	t.Helper()
+	f := fakeupstream.New(testKey)
+	up := httptest.NewServer(f)
+	t.Cleanup(up.Close)
+	u, _ := http.NewRequest("GET", up.URL, nil)
+	tbl, err := pricing.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := NewState(testPolicy(t, onFailure), tbl, nil)
+	j := &memJournal{entries: map[string]money.Nanos{}}
+	tr := NewTransport()
+	t.Cleanup(tr.CloseIdleConnections)
+	h, err := New(Options{Upstream: u.URL, State: func() *State { return st }, Budget: b, Journal: j, Transport: tr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, f, j
+}
+
+func post(h http.Handler, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(body))
+	r.Header.Set("x-api-key", testToken)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+const okBody = `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+
+// A store that cannot be reached must refuse, not fail open: the classic
+// limiter bug is an exception swallowed into "allowed".
+func TestStoreDownFailsClosed(t *testing.T) {
+	h, f, _ := newTestHandler(t, "reject", downStore{})
+	w := post(h, okBody)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("got %d retry-after %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+	if !strings.Contains(w.Body.String(), `"type":"api_error"`) {
+		t.Errorf("body %s", w.Body)
+	}
+	if f.Messages() != 0 {
+		t.Errorf("%d requests reached the upstream with the store down", f.Messages())
+	}
+}
+
+// In allow mode the request goes through, and its settlement lands in the
+// journal with the actual cost: forwarded, but never unmetered.
+func TestStoreDownAllowJournals(t *testing.T) {
+	h, f, j := newTestHandler(t, "allow", downStore{})
+	w := post(h, okBody)
+	if w.Code != http.StatusOK {
+		t.Fatalf("got %d: %s", w.Code, w.Body)
+	}
+	h.Wait()
+	if f.Messages() != 1 {
+		t.Fatalf("upstream saw %d", f.Messages())
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.entries) != 1 {
+		t.Fatalf("journal has %d entries", len(j.entries))
+	}
+	for _, v := range j.entries {
+		if v != 8_100_000 { // 1200 × $3/MTok + 300 × $15/MTok
+			t.Errorf("journaled %d nanos, want 8100000", v)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	tests := []struct {
+		method, path string
+		want         route
+	}{
+		{"POST", "/v1/messages", routeMessages},
+		{"GET", "/v1/messages", routeRefused},
+		{"POST", "/v1/messages/count_tokens", routeCountTokens},
+		{"POST", "/v1/messages/batches", routeBatches},
+		{"GET", "/v1/messages/batches/msgbatch_1/results", routeBatches},
+		{"GET", "/v1/models", routeFree},
+		{"GET", "/v1/models/claude-sonnet-4-6", routeFree},
+		{"POST", "/v1/files", routeFree},
+		{"POST", "/v1/complete", routeRefused},
+		{"GET", "/v1/organizations/api_keys", routeRefused},
+		{"POST", "/v1/sessions/abc/events", routeRefused},
+		{"POST", "/v1/messagesX", routeRefused},
+		{"GET", "/", routeRefused},
+	}
+	for _, tt := range tests {
+		if got, _ := classify(tt.method, tt.path); got != tt.want {
+			t.Errorf("classify(%s %s) = %v, want %v", tt.method, tt.path, got, tt.want)
+		}
+	}
+}
+
+func TestCredential(t *testing.T) {
+	tests := []struct {
+		name   string
+		header http.Header
+		want   string
+		ok     bool
+	}{
+		{"x-api-key", http.Header{"X-Api-Key": {"a"}}, "a", true},
+		{"bearer", http.Header{"Authorization": {"Bearer a"}}, "a", true},
+		{"both agree", http.Header{"X-Api-Key": {"a"}, "Authorization": {"Bearer a"}}, "a", true},
+		{"both disagree", http.Header{"X-Api-Key": {"a"}, "Authorization": {"Bearer b"}}, "", false},
+		{"duplicate x-api-key", http.Header{"X-Api-Key": {"a", "b"}}, "", false},
+		{"basic auth", http.Header{"Authorization": {"Basic YTpi"}}, "", false},
+		{"none", http.Header{}, "", false},
+	}
+	for _, tt := range tests {
+		got, ok := credential(tt.header)
+		if got != tt.want || ok != tt.ok {
+			t.Errorf("%s: credential = %q, %v; want %q, %v", tt.name, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestParseMessagesServerGrowth(t *testing.T) {
+	tests := []struct {
+		body   string
+		server bool
+	}{
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}]}`, false},
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"type":"web_search_20250305","name":"web_search"}]}`, true},
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"get_weather","input_schema":{}}]}`, false},
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"file","file_id":"file_1"}}]}]}`, true},
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"mcp_servers":[{"type":"url","url":"https://x"}]}`, true},
+	}
+	for _, tt := range tests {
+		p, err := parseMessages([]byte(tt.body))
+		if err != nil || p.ServerTools != tt.server {
+			t.Errorf("%s: ServerTools = %v, %v; want %v", tt.body, p.ServerTools, err, tt.server)
+		}
+	}
+}
+
+func TestStatusForMapsEveryError(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	ex := &budget.ExceededError{Budget: budget.Budget{Scope: budget.ScopeTeam, Name: "search", ID: "monthly", Period: budget.Monthly, Limit: 5 * money.PerUSD},
+		ResetsAt: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Spent: 5 * money.PerUSD}
+	tests := []struct {
+		err    error
+		status int
+		typ    string
+	}{
+		{ex, 402, "billing_error"},
+		{fmtWrap(budget.ErrUnavailable), 503, "api_error"},
+		{fmtWrap(budget.ErrStoreReset), 503, "api_error"},
+		{&http.MaxBytesError{Limit: 10}, 413, "request_too_large"},
+		{context.DeadlineExceeded, 504, "timeout_error"},
+		{errors.New("connection refused"), 502, "api_error"},
+		{rateLimited(1500 * time.Millisecond), 429, "rate_limit_error"},
+	}
+	for _, tt := range tests {
+		e := statusFor(tt.err, now)
+		if e.Status != tt.status || e.Type != tt.typ {
+			t.Errorf("statusFor(%v) = %d %s, want %d %s", tt.err, e.Status, e.Type, tt.status, tt.typ)
+		}
+	}
+	e := statusFor(ex, now)
+	want := `Team "search" has reached its monthly budget "monthly" of $5 (spent $5, reserved $0); it resets at 2026-12-01T00:00:00Z.`
+	if e.Msg != want || e.Header.Get("x-should-retry") != "false" || e.Code != "budget_exceeded" {
+		t.Errorf("402 message %q header %v", e.Msg, e.Header)
+	}
+	if rl := rateLimited(1500 * time.Millisecond); rl.Header.Get("Retry-After") != "2" {
+		t.Errorf("retry-after %q, want 2 (rounded up)", rl.Header.Get("Retry-After"))
+	}
+}
+
+func fmtWrap(err error) error { return errors.Join(errors.New("budget: reserve"), err) }
+
+func TestRewriteResultsURL(t *testing.T) {
+	in := `{"id":"msgbatch_1","results_url":"https://api.anthropic.com/v1/messages/batches/msgbatch_1/results","x":1}`
+	out, id, err := rewriteResultsURL([]byte(in), "https://gw.internal:8443")
+	if err != nil || id != "msgbatch_1" || !strings.Contains(string(out), `"results_url":"https://gw.internal:8443/v1/messages/batches/msgbatch_1/results"`) {
+		t.Errorf("got %s %s %v", out, id, err)
+	}
+	list := `{"data":[{"id":"a","results_url":"https://api.anthropic.com/v1/messages/batches/a/results"}],"has_more":false}`
+	out, _, _ = rewriteResultsURL([]byte(list), "http://gw")
+	if !strings.Contains(string(out), `"http://gw/v1/messages/batches/a/results"`) {
+		t.Errorf("list not rewritten: %s", out)
+	}
+}
+
+func sha(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
