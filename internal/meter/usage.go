@@ -13,20 +13,23 @@
 // usage or field changes nothing. The payload's "type" decides what an
 // event is, not its "event:" name. Only message_start, message_delta and
 // error events are decoded; content_block_delta events are counted in bytes
-// and everything else is skipped.
+// and everything else is skipped. A message_delta never carries the 5m/1h
+// split of cache writes; when it changes their total, the change is billed
+// at the dearer 1-hour rate, because the true division is not documented.
 //
 // Interrupted streams. When a stream ends without its final usage (no
 // message_delta, no message_stop, or an error event), EstimateInterrupted
 // charges the input side as last seen (message_start, or a later
 // message_delta) and output_tokens = max(last seen output_tokens,
-// min(maxTokens, StreamedOutputBytes)) when maxTokens > 0. A token is at
-// least one byte of delta payload, so the bytes of content_block_delta data
-// bound the tokens streamed; the bytes include the JSON framing of each
-// event, which overcounts on purpose, because summarised thinking bills
-// more tokens than it shows. A stream that produced output is never charged
-// zero output. If message_start was never seen nothing is known, not even
-// the model: EstimateInterrupted returns a zero Usage with an empty Model
-// and the proxy charges the hold's estimate instead.
+// min(maxTokens, StreamedOutputBytes)), the min applying only when
+// maxTokens > 0. A token is at least one byte of delta payload, so the
+// bytes of content_block_delta data bound the tokens streamed; the bytes
+// include the JSON framing of each event, which overcounts on purpose,
+// because summarised thinking bills more tokens than it shows. A stream
+// that produced output is never charged zero output. If message_start was
+// never seen nothing is known, not even the model: EstimateInterrupted
+// returns a zero Usage with an empty Model and the proxy charges the hold's
+// estimate instead.
 package meter
 
 // Usage is what one Messages response reports in its "usage" object, after
