@@ -31,6 +31,9 @@ var (
 	_ epochBackend = (*BoltStore)(nil)
 )
 
+// batchDelay is how long a write waits for others to share its commit.
+const batchDelay = time.Millisecond
+
 // OpenBolt opens (or creates) the store file at path.
 func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	opts, err := opts.withDefaults()
@@ -41,6 +44,9 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("budget: open %s: %w", path, err)
 	}
+	// A commit costs an fsync (milliseconds); waiting up to batchDelay for
+	// other requests to join it multiplies throughput under load.
+	db.MaxBatchDelay = batchDelay
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range [][]byte{bktMeta, bktWindows, bktHolds, bktGC, bktNotes, bktLocks, bktRecords} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -122,7 +128,9 @@ func (s *BoltStore) update(ctx context.Context, fn func(t *boltTx) error) error 
 			return err
 		}
 		var reset *string
-		err = s.db.Update(func(tx *bbolt.Tx) error {
+		// Batch lets concurrent calls share one transaction and one fsync;
+		// it may run fn more than once, so fn resets what it reports.
+		err = s.db.Batch(func(tx *bbolt.Tx) error {
 			reset = nil
 			if stored := string(tx.Bucket(bktMeta).Get(keyEpoch)); stored != e {
 				reset = &stored

@@ -79,6 +79,7 @@ func redisHarness(t *testing.T) harness {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
 	return harness{clock: clock, store: mk(t), replica: mk}
@@ -93,6 +94,7 @@ func clusterHarness(t *testing.T) harness {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Cleanup(func() { _ = s.Close() })
 		return s
 	}
 	return harness{clock: clock, store: mk(t), replica: mk}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,7 +27,8 @@ type RedisStore struct {
 	epoch   *epochKeeper
 	metrics *storeMetrics
 	flight  *inFlight
-	owner   string // this instance's lock owner token
+	owner   string         // this instance's lock owner token
+	bg      sync.WaitGroup // releases still running; Close waits for them
 }
 
 var (
@@ -192,7 +194,8 @@ func (s *RedisStore) Reserve(ctx context.Context, h Hold) (r Reservation, err er
 	})
 	if err != nil {
 		if sentButUnanswered(err) {
-			s.release(h.RequestID, a.keys)
+			s.bg.Add(1)
+			go s.release(h.RequestID, a.keys)
 		}
 		return Reservation{}, fmt.Errorf("budget: reserve %q: %w", h.RequestID, err)
 	}
@@ -221,14 +224,18 @@ func sentButUnanswered(err error) bool {
 	return !errors.As(err, &oerr) || oerr.Op != "dial"
 }
 
-// release settles a reserve whose reply was lost at zero, so a hold it may
-// have placed is freed now rather than charged its estimate at expiry, and
-// a delayed execution of it finds the settled marker and places nothing.
-// If the store is still unreachable the hold's lease is the backstop.
+// release cancels a reserve whose reply was lost: a hold it may have placed
+// is freed now rather than charged its estimate at expiry, and a delayed
+// execution of it finds the "released" marker and places nothing. A later
+// Settle of the same request ID (on_store_failure=allow forwarded it
+// without a reservation) is still charged in full.
+// It runs in the background so Reserve still returns within the timeout;
+// if the store is still unreachable the hold's lease is the backstop.
 func (s *RedisStore) release(id string, windows []string) {
+	defer s.bg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
-	if err := s.settle(ctx, Reservation{RequestID: id, Keys: windows}, 0); err != nil {
+	if err := s.settle(ctx, Reservation{RequestID: id, Keys: windows}, 0, "release"); err != nil {
 		s.opts.Logger.Warn("cannot release a reservation whose reply was lost; its lease will expire and charge its estimate",
 			zap.String("request_id", id), zap.Error(err))
 	}
@@ -247,20 +254,21 @@ func (s *RedisStore) Settle(ctx context.Context, r Reservation, actual money.Nan
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := s.settle(ctx, r, actual); err != nil {
+	if err := s.settle(ctx, r, actual, "settle"); err != nil {
 		return fmt.Errorf("budget: settle %q: %w", r.RequestID, err)
 	}
 	s.flight.remove(r.RequestID)
 	return nil
 }
 
-func (s *RedisStore) settle(ctx context.Context, r Reservation, actual money.Nanos) error {
+// settle runs settle.lua in mode "settle" or "release".
+func (s *RedisStore) settle(ctx context.Context, r Reservation, actual money.Nanos, mode string) error {
 	windows := r.Keys
 	for try := 0; try < 2; try++ {
 		now := s.opts.Clock()
 		keys := s.keys.scriptKeys(r.RequestID, windows)
-		args := make([]any, 0, 5+len(windows))
-		args = append(args, "", r.RequestID, int64(actual), msOf(settledTTL), joinKeys(windows))
+		args := make([]any, 0, 6+len(windows))
+		args = append(args, "", r.RequestID, int64(actual), msOf(settledTTL), joinKeys(windows), mode)
 		for _, w := range windows {
 			args = append(args, secsOf(keyOnlyTTL(w, now)))
 		}
@@ -432,9 +440,13 @@ func (s *RedisStore) Reinit(ctx context.Context) (err error) {
 	return nil
 }
 
-// Close implements Store. It does not close the Redis client, which the
-// caller created and may share.
-func (s *RedisStore) Close() error { return nil }
+// Close waits for background releases (at most one Timeout) and returns.
+// It does not close the Redis client, which the caller created and may
+// share: close the store first, then the client.
+func (s *RedisStore) Close() error {
+	s.bg.Wait()
+	return nil
+}
 
 func joinKeys(keys []string) string {
 	n := 0

@@ -6,20 +6,26 @@
 -- KEYS[2+2i]     hold zset of key i
 -- ARGV[1]        epoch the caller trusts
 -- ARGV[2]        request ID
--- ARGV[3]        actual cost, nano-USD (>= 0)
+-- ARGV[3]        actual cost, nano-USD (>= 0; "0" when releasing)
 -- ARGV[4]        TTL of the settled marker, ms
 -- ARGV[5]        the n window keys joined by "\n"
--- ARGV[5+i]      TTL in s for window i if this call creates it ("0" = never)
+-- ARGV[6]        "settle", or "release" for a reserve whose reply was lost
+--                (the request was not forwarded on that reservation)
+-- ARGV[6+i]      TTL in s for window i if this call creates it ("0" = never)
 --
 -- Per window: a hold still in the zset (even one whose lease ended unseen)
 -- is removed and actual is charged; a hold already pruned as an orphan (and
 -- charged its estimate) is corrected by actual - estimate; with no hold
 -- record at all (a journaled replay) actual is charged. The record then
--- becomes the settled marker.
+-- becomes the settled marker. A release leaves a "released" marker instead:
+-- it stops the lost reserve from placing a hold later, yet a settlement of
+-- the same request (forwarded without a reservation and journaled) is still
+-- charged in full.
 --
 -- Returns one of
 --   {"reset", stored_epoch}
---   {"dup"}                    already settled: nothing changed
+--   {"dup"}                    already settled (or released twice): nothing
+--                              changed
 --   {"keys", stored_keys}      the hold was placed on other windows; call
 --                              again with those
 --   {"ok", then per window i: spent_before, rsv_before, spent_after,
@@ -28,10 +34,11 @@
 local bad = epoch_mismatch(KEYS[1], ARGV[1])
 if bad then return {'reset', bad} end
 
-local hold, id, actual = KEYS[2], ARGV[2], ARGV[3]
+local hold, id, actual, release = KEYS[2], ARGV[2], ARGV[3], ARGV[6] == 'release'
 local rec = redis.call('HMGET', hold, 'state', 'amt', 'keys')
 local state, est = rec[1], rec[2] or '0'
-if state == 'settled' then return {'dup'} end
+if state == 'settled' or (release and state == 'released') then return {'dup'} end
+if state == 'released' then state = false end -- nothing held or charged: as unknown
 if state and rec[3] ~= ARGV[5] then return {'keys', rec[3] or ''} end
 
 local out = {'ok'}
@@ -51,7 +58,7 @@ for i = 1, n do
     incr(b, 'spent', negate(est))
   else
     incr(b, 'spent', actual)
-    local ttl = tonumber(ARGV[5 + i])
+    local ttl = tonumber(ARGV[6 + i])
     if ttl > 0 and redis.call('TTL', b) == -1 then redis.call('EXPIRE', b, ttl) end
   end
   local s1, r1 = level(b)
@@ -64,6 +71,8 @@ for i = 1, n do
   out[#out + 1] = meta[2] or ''
   out[#out + 1] = meta[3] or ''
 end
-redis.call('HSET', hold, 'state', 'settled', 'actual', actual)
+local final = 'settled'
+if release then final = 'released' end
+redis.call('HSET', hold, 'state', final, 'actual', actual)
 redis.call('PEXPIRE', hold, ARGV[4])
 return out

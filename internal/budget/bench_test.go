@@ -1,0 +1,120 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// roundTrips counts commands and pipelines sent to Redis.
+type roundTrips struct{ n atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// benchBudgets is a request's usual three budgets, far from their limits.
+func benchBudgets() []Budget {
+	return []Budget{
+		bud(ScopeService, "bench", Daily, money.USD(1_000_000), true),
+		bud(ScopeTeam, "bench", Monthly, money.USD(1_000_000), true),
+		bud(ScopeWorkspace, "bench", Total, money.USD(1_000_000), false),
+	}
+}
+
+// TestOneRoundTripPerReserveAndSettle pins the hot path's cost: once the
+// scripts are cached, a request is exactly one reserve and one settle call.
+func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
+	c := newClient(t, sharedRedisAddr(t))
+	rt := &roundTrips{}
+	c.AddHook(rt)
+	s, err := NewRedis(c, Options{Prefix: uniquePrefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	bs := benchBudgets()
+	do := func(id string) {
+		r, err := s.Reserve(ctx, Hold{RequestID: id, Budgets: bs, Amount: 1000, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Settle(ctx, r, 900); err != nil {
+			t.Fatal(err)
+		}
+	}
+	do("warm") // loads the scripts (EVALSHA, then EVAL on NOSCRIPT)
+	before := rt.n.Load()
+	const n = 50
+	for i := 0; i < n; i++ {
+		do(fmt.Sprintf("r%d", i))
+	}
+	if got := rt.n.Load() - before; got != 2*n {
+		t.Errorf("%d requests took %d round trips, want %d", n, got, 2*n)
+	}
+}
+
+func BenchmarkRedisReserveSettle(b *testing.B) {
+	c := newClient(b, sharedRedisAddr(b))
+	rt := &roundTrips{}
+	c.AddHook(rt)
+	s, err := NewRedis(c, Options{Prefix: uniquePrefix(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	benchReserveSettle(b, s)
+	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
+}
+
+func BenchmarkBoltReserveSettle(b *testing.B) {
+	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	benchReserveSettle(b, s)
+}
+
+func benchReserveSettle(b *testing.B, s Store) {
+	ctx := context.Background()
+	bs := benchBudgets()
+	var seq atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8) // a gateway serves many requests at once
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			id := fmt.Sprintf("b%d", seq.Add(1))
+			r, err := s.Reserve(ctx, Hold{RequestID: id, Budgets: bs, Amount: 1000, TTL: time.Minute})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if err := s.Settle(ctx, r, 900); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}

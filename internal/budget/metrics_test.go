@@ -1,0 +1,193 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// failingStatus is a store whose reads fail.
+type failingStatus struct{ Store }
+
+func (failingStatus) Status(context.Context, []Budget) ([]Status, error) {
+	return nil, ErrUnavailable
+}
+
+func TestCollectorExportsStoreLevels(t *testing.T) {
+	clock := newFakeClock(t0)
+	s := boltReplicas(t, 1, clock)[0]
+	svc := bud(ScopeService, "search", Daily, money.USD(10), true)
+	team := bud(ScopeTeam, "core", Monthly, money.USD(50), false)
+	r := mustReserve(t, s, hold("a", money.USD(3), time.Minute, svc, team))
+	mustSettle(t, s, r, money.USD(2))
+	mustReserve(t, s, hold("b", money.USD(1)/2, time.Minute, svc, team))
+
+	budgets := func() []Budget { return []Budget{svc, team, svc} } // svc shared by two services
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(s, budgets, time.Second))
+	const want = `
+# HELP clade_gateway_budget_limit_usd Budget limit in USD.
+# TYPE clade_gateway_budget_limit_usd gauge
+clade_gateway_budget_limit_usd{id="daily",name="search",period="daily",scope="service"} 10
+clade_gateway_budget_limit_usd{id="monthly",name="core",period="monthly",scope="team"} 50
+# HELP clade_gateway_budget_reserved_usd Live holds against the budget's current window, in USD.
+# TYPE clade_gateway_budget_reserved_usd gauge
+clade_gateway_budget_reserved_usd{id="daily",name="search",period="daily",scope="service"} 0.5
+clade_gateway_budget_reserved_usd{id="monthly",name="core",period="monthly",scope="team"} 0.5
+# HELP clade_gateway_budget_scrape_errors_total Scrapes that could not read budget levels from the store.
+# TYPE clade_gateway_budget_scrape_errors_total counter
+clade_gateway_budget_scrape_errors_total 0
+# HELP clade_gateway_budget_spent_usd Spend committed in the budget's current window, in USD.
+# TYPE clade_gateway_budget_spent_usd gauge
+clade_gateway_budget_spent_usd{id="daily",name="search",period="daily",scope="service"} 2
+clade_gateway_budget_spent_usd{id="monthly",name="core",period="monthly",scope="team"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
+		t.Error(err)
+	}
+
+	// When the store cannot be read, export the limits and an error, not
+	// spend figures that would read as zero.
+	reg = prometheus.NewRegistry()
+	reg.MustRegister(NewCollector(failingStatus{s}, budgets, time.Second))
+	const wantDown = `
+# HELP clade_gateway_budget_limit_usd Budget limit in USD.
+# TYPE clade_gateway_budget_limit_usd gauge
+clade_gateway_budget_limit_usd{id="daily",name="search",period="daily",scope="service"} 10
+clade_gateway_budget_limit_usd{id="monthly",name="core",period="monthly",scope="team"} 50
+# HELP clade_gateway_budget_scrape_errors_total Scrapes that could not read budget levels from the store.
+# TYPE clade_gateway_budget_scrape_errors_total counter
+clade_gateway_budget_scrape_errors_total 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(wantDown)); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestStoreMetrics(t *testing.T) {
+	stores := []struct {
+		name string
+		open func(t *testing.T, opts Options) Store
+	}{
+		{"redis", func(t *testing.T, opts Options) Store {
+			opts.Prefix = uniquePrefix(t)
+			s, err := NewRedis(newClient(t, sharedRedisAddr(t)), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}},
+		{"bolt", func(t *testing.T, opts Options) Store {
+			s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		}},
+	}
+	for _, st := range stores {
+		t.Run(st.name, func(t *testing.T) {
+			clock := newFakeClock(t0)
+			reg := prometheus.NewRegistry()
+			s := st.open(t, Options{Clock: clock.Now, Registerer: reg})
+			svc := bud(ScopeService, "m", Daily, money.USD(10), true)
+			team := bud(ScopeTeam, "m", Monthly, money.USD(10), true)
+			dry := bud(ScopeWorkspace, "m", Total, money.USD(1), false)
+
+			// An orphan held on two budgets is counted once.
+			r := mustReserve(t, s, hold("orphan", money.USD(1), time.Minute, svc, team))
+			if got := gather(t, reg, "clade_gateway_holds_in_flight"); got != 1 {
+				t.Errorf("holds in flight = %v, want 1", got)
+			}
+			clock.Add(2 * time.Minute)
+			if got := gather(t, reg, "clade_gateway_holds_in_flight"); got != 0 {
+				t.Errorf("holds in flight after the lease = %v, want 0", got)
+			}
+			wantLevel(t, s, svc, money.USD(1), 0)
+			wantLevel(t, s, team, money.USD(1), 0)
+			if got := gather(t, reg, "clade_gateway_orphaned_holds_total"); got != 1 {
+				t.Errorf("orphans = %v, want 1", got)
+			}
+			mustSettle(t, s, r, money.USD(1))
+
+			// Actual above estimate: spend+holds go from 3 to 13 against a
+			// limit of 10, an overshoot of 3 on each enforced budget and
+			// none on the dry run.
+			r = mustReserve(t, s, hold("big", money.USD(2), time.Minute, svc, team, dry))
+			mustSettle(t, s, r, money.USD(12))
+			const want = `
+# HELP clade_gateway_budget_overshoot_usd_total USD by which settlements took an enforced budget's spend plus holds beyond its limit.
+# TYPE clade_gateway_budget_overshoot_usd_total counter
+clade_gateway_budget_overshoot_usd_total{scope="service"} 3
+clade_gateway_budget_overshoot_usd_total{scope="team"} 3
+`
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "clade_gateway_budget_overshoot_usd_total"); err != nil {
+				t.Error(err)
+			}
+			// A second settlement adds nothing.
+			mustSettle(t, s, r, money.USD(12))
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "clade_gateway_budget_overshoot_usd_total"); err != nil {
+				t.Error(err)
+			}
+			if n := testutil.CollectAndCount(reg, "clade_gateway_store_duration_seconds"); n < 3 {
+				t.Errorf("duration series = %d, want one per op used", n)
+			}
+			// Refusals are not errors.
+			mustExceed(t, s, hold("no", money.USD(1), time.Minute, svc))
+			if n := testutil.CollectAndCount(reg, "clade_gateway_store_errors_total"); n != 0 {
+				t.Errorf("error series after a refusal = %d, want 0", n)
+			}
+		})
+	}
+}
+
+func TestStoreErrorsCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	_, err = s.Reserve(context.Background(), hold("x", 1, time.Minute, bud(ScopeService, "e", Daily, 10, true)))
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Reserve on a closed store = %v, want ErrUnavailable", err)
+	}
+	const want = `
+# HELP clade_gateway_store_errors_total Budget store operations that failed (unreachable, timed out, or lost data); refusals are not errors.
+# TYPE clade_gateway_store_errors_total counter
+clade_gateway_store_errors_total{op="reserve"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "clade_gateway_store_errors_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// gather returns the value of a single-series gauge or counter.
+func gather(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if g := m.GetGauge(); g != nil {
+			return g.GetValue()
+		}
+		return m.GetCounter().GetValue()
+	}
+	return 0
+}
