@@ -43,6 +43,10 @@ func newReloader(cfg config, getenv func(string) string, log *zap.Logger, reg pr
 			Name: "clade_gateway_config_reloads_total",
 			Help: "Policy reloads, by result (success or failure).",
 		}, []string{"result"})}
+	// Both series exist from the start, so increase() sees the first
+	// failure (a series born at 1 shows no increase).
+	rl.reloads.WithLabelValues("success")
+	rl.reloads.WithLabelValues("failure")
 	if err := rl.load(); err != nil {
 		return nil, fmt.Errorf("policy %s:\n%w", cfg.Config, err)
 	}
