@@ -314,7 +314,7 @@ func (s *BoltStore) Extend(ctx context.Context, r Reservation, ttl time.Duration
 			orphans += n
 			ws = append(ws, w)
 		}
-		if len(ws) == 0 || ws[0].Bucket(bktHoldIDs).Get([]byte(r.RequestID)) == nil {
+		if v := firstHold(ws, r.RequestID); len(v) != 17 || getI64(v[:8]) <= t.now {
 			rec.State = stateOrphaned
 			return t.putHoldRecord(r.RequestID, rec)
 		}
@@ -533,3 +533,11 @@ func (s *BoltStore) ListRecords(ctx context.Context, kind string) (m map[string]
 }
 
 var errCorrupt = errors.New("budget: corrupt store record")
+
+// firstHold returns hold id's entry on the first of ws, or nil.
+func firstHold(ws []*bbolt.Bucket, id string) []byte {
+	if len(ws) == 0 {
+		return nil
+	}
+	return ws[0].Bucket(bktHoldIDs).Get([]byte(id))
+}

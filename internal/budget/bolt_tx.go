@@ -57,6 +57,10 @@ const (
 // gcBatch bounds the cleanup done inside one reserve.
 const gcBatch = 64
 
+// pruneMax bounds the expired holds one call charges per window, as
+// PRUNE_MAX in lib.lua does.
+const pruneMax = 1000
+
 const (
 	stateLive     = "live"
 	stateOrphaned = "orphaned"
@@ -155,7 +159,7 @@ func (t *boltTx) prune(w *bbolt.Bucket) (int64, error) {
 	exps := w.Bucket(bktHoldExps)
 	var expired [][]byte
 	c := exps.Cursor()
-	for k, _ := c.First(); k != nil && getI64(k[:8]) <= t.now; k, _ = c.Next() {
+	for k, _ := c.First(); k != nil && len(expired) < pruneMax && getI64(k[:8]) <= t.now; k, _ = c.Next() {
 		expired = append(expired, append([]byte(nil), k...))
 	}
 	ids := w.Bucket(bktHoldIDs)

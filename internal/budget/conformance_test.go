@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -384,6 +385,38 @@ func runConformance(t *testing.T, newH newHarness) {
 		mustSettle(t, other, r, 1) // the journal replays the dead replica's usage
 		wantLevel(t, other, svc, 1, 2)
 		mustReserve(t, other, hold("o4", 7, time.Minute, svc))
+	})
+
+	t.Run("ManyExpiredHoldsPruneInBoundedSteps", func(t *testing.T) {
+		// More holds than one call prunes (1000): the total admission sees
+		// is exact at once, and the split settles on the next read.
+		h := newH(t)
+		big := bud(ScopeService, "many", Daily, 2000, true)
+		const n = 1200
+		var wg sync.WaitGroup
+		for g := 0; g < 24; g++ {
+			wg.Add(1)
+			go func(g int) {
+				defer wg.Done()
+				for i := g; i < n; i += 24 {
+					if _, err := h.store.Reserve(ctx, hold(fmt.Sprint("m", i), 1, time.Minute, big)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}(g)
+		}
+		wg.Wait()
+		h.clock.Add(time.Minute)
+		st, err := h.store.Status(ctx, []Budget{big})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0].Spent+st[0].Reserved != n || st[0].Spent < 1000 {
+			t.Errorf("after one prune: spent %s reserved %s, want a total of %d with at least 1000 spent", st[0].Spent, st[0].Reserved, n)
+		}
+		mustExceed(t, h.store, hold("over", 2000-n+1, time.Minute, big))
+		wantLevel(t, h.store, big, n, 0)
 	})
 
 	t.Run("ExtendKeepsHoldAlivePastTTL", func(t *testing.T) {

@@ -41,7 +41,14 @@
 // requests per second per prefix. Deployments that need more can split
 // prefixes (e.g. per workspace) so that their budgets never share a hold.
 //
-// Redis 6.2 or later is required (ZADD GT, HSET with several fields).
+// Redis 6.2 or later is required (ZADD GT, HSET with several fields), with
+// maxmemory-policy noeviction: any other policy may silently drop window
+// keys, which would undercount spend (NewRedis logs an error if it sees
+// one). Persistence (AOF) is strongly advised; without it a restart is a
+// data loss that the epoch turns into ErrStoreReset. On Sentinel or
+// Cluster, a failover can lose the last writes acknowledged by the old
+// primary (replication is asynchronous), so spend can move back by what
+// those writes held; that loss is not detected.
 //
 // # Store loss
 //

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,11 +77,30 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*RedisStore, error) {
 			return nil, err
 		}
 		opts.Logger.Warn("budget store not reachable yet; admission fails closed until it is", zap.Error(err))
+	} else if p := evictionPolicy(ctx, rdb); p != "" && p != "noeviction" {
+		opts.Logger.Error("Redis may evict budget keys under memory pressure, silently forgetting spend; set maxmemory-policy noeviction",
+			zap.String("maxmemory_policy", p))
 	}
 	if s.metrics, err = newStoreMetrics(opts.Registerer, s.flight.count); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// evictionPolicy returns Redis's maxmemory-policy, or "" if INFO is not
+// allowed. Any policy but noeviction may drop window keys (they carry
+// TTLs, which volatile-* policies pick first).
+func evictionPolicy(ctx context.Context, rdb redis.UniversalClient) string {
+	info, err := rdb.Info(ctx, "memory").Result()
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(info, "\n") {
+		if v, ok := strings.CutPrefix(line, "maxmemory_policy:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 func checkContextTimeouts(rdb redis.UniversalClient) error {

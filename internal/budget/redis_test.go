@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 )
 
 // newPrivateStore returns a store on its own redis-server, for tests that
@@ -292,4 +294,22 @@ func masterOf(t *testing.T, cc *redis.ClusterClient, slot int64) string {
 		}
 	}
 	return ""
+}
+
+func TestNewRedisWarnsAboutEviction(t *testing.T) {
+	for _, policy := range []string{"noeviction", "volatile-lru"} {
+		t.Run(policy, func(t *testing.T) {
+			srv := startRedis(t, "--maxmemory-policy", policy)
+			core, logs := observer.New(zap.ErrorLevel)
+			s, err := NewRedis(newClient(t, srv.addr()), Options{Logger: zap.New(core)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			warned := logs.FilterMessageSnippet("maxmemory-policy noeviction").Len() == 1
+			if warned != (policy != "noeviction") {
+				t.Errorf("policy %s: warned = %v", policy, warned)
+			}
+		})
+	}
 }

@@ -31,7 +31,8 @@ local orphans = 0
 for i = 1, n do
   orphans = orphans + prune(KEYS[1 + 2 * i], KEYS[2 + 2 * i], now)
 end
-if not redis.call('ZSCORE', KEYS[4], id) then
+local score = redis.call('ZSCORE', KEYS[4], id)
+if not score or tonumber(score) <= tonumber(now) then
   redis.call('HSET', hold, 'state', 'orphaned')
   return {'gone', orphans}
 end

@@ -72,8 +72,14 @@ end
 -- windows share one lease end, so each is charged before anyone can read
 -- it. Returns how many pruned holds had this window as their first budget,
 -- so an orphan is counted once however many windows it held.
+--
+-- At most PRUNE_MAX holds are pruned per window per call, so a dead
+-- replica's thousands of holds cannot stall Redis in one script. An expired
+-- hold not yet pruned still counts in rsv, so spent + rsv, which admission
+-- uses, is the same either way; only the split lags until later calls.
+local PRUNE_MAX = 1000
 local function prune(b, z, now)
-  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now)
+  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, PRUNE_MAX)
   if #ids == 0 then return 0 end
   local first = 0
   for i = 1, #ids do
@@ -89,7 +95,7 @@ local function prune(b, z, now)
       redis.call('HDEL', b, f)
     end
   end
-  redis.call('ZREMRANGEBYSCORE', z, '-inf', now)
+  redis.call('ZREM', z, unpack(ids))
   return first
 end
 
