@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -39,6 +40,7 @@ type call struct {
 	upstreamID  string
 	stream      bool
 	keepAlive   *time.Timer
+	finished    atomic.Bool  // stops the keep-alive from re-arming
 	batch       *batchCreate // set on batch creation
 	overheadPre time.Duration
 }
@@ -53,12 +55,17 @@ func (c *call) startKeepAlive(h *Handler, ttl time.Duration) {
 	}
 	var renew func()
 	renew = func() {
+		if c.finished.Load() {
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), every)
 		defer cancel()
 		if err := h.o.Budget.Extend(ctx, c.res, ttl); err != nil {
 			h.log.Warn("could not extend hold", zap.String("request_id", c.id), zap.Error(err))
 		}
-		c.keepAlive.Reset(every)
+		if !c.finished.Load() {
+			c.keepAlive.Reset(every)
+		}
 	}
 	c.keepAlive = time.AfterFunc(every, renew)
 }

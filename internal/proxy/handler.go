@@ -166,6 +166,11 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 	c.key = string(svc.Workspace.Keys[0].Secret)
 	var msg string
 	c.route, msg = classify(r.Method, r.URL.Path)
+	if !cleanPath(r.URL) {
+		// A dot segment or an escaped slash could be normalised upstream
+		// into a path the gateway never classified (/v1/models/../complete).
+		c.route, msg = routeRefused, "the request path must be in canonical form (no dot segments or escaped separators)"
+	}
 	if c.route == routeRefused {
 		return errPathRefused(msg)
 	}
@@ -254,7 +259,9 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, c *call) erro
 		limit = 256 << 20 // the API's own batch limit
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
-	buf := make([]byte, 0, max(r.ContentLength, 512))
+	// Size the buffer from Content-Length, but not beyond 1 MiB up front:
+	// a client's claim alone must not make the gateway allocate 32 MB.
+	buf := make([]byte, 0, min(max(r.ContentLength, 512), 1<<20))
 	for {
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]

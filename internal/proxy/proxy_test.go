@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -274,4 +275,24 @@ func TestRewriteResultsURL(t *testing.T) {
 func sha(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+func TestCleanPath(t *testing.T) {
+	for raw, want := range map[string]bool{
+		"/v1/messages":                       true,
+		"/v1/models/claude-sonnet-4-6":       true,
+		"/v1/models/../complete":             false,
+		"/v1/models/%2e%2e/complete":         false,
+		"/v1/messages/batches/a%2Fb/results": false,
+		"/v1//messages":                      false,
+		"/v1/messages/":                      false,
+	} {
+		u, err := url.ParseRequestURI(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cleanPath(u); got != want {
+			t.Errorf("cleanPath(%s) = %v, want %v", raw, got, want)
+		}
+	}
 }

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 )
 
@@ -62,4 +64,17 @@ func safePath(p string) string {
 		p = p[:80] + "..."
 	}
 	return p
+}
+
+// cleanPath reports whether u's path is canonical: no dot segments, no
+// doubled slashes, and no escapes other than the default encoding.
+func cleanPath(u *url.URL) bool {
+	if u.RawPath != "" && u.RawPath != u.EscapedPath() {
+		return false
+	}
+	if strings.Contains(strings.ToLower(u.RawPath), "%2f") || strings.Contains(strings.ToLower(u.RawPath), "%2e") {
+		return false
+	}
+	p := u.Path
+	return p != "" && path.Clean(p) == p
 }

@@ -100,6 +100,7 @@ func (h *Handler) estimateCharge(c *call, cause string) charge {
 
 // finish runs once per forwarded request when its response is over.
 func (h *Handler) finish(c *call, o any) {
+	c.finished.Store(true)
 	if c.keepAlive != nil {
 		c.keepAlive.Stop()
 	}
