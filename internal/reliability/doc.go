@@ -1,0 +1,21 @@
+// Package reliability holds clade-gateway's reliability and security suite
+// (issue 6). It has no code of its own: its tests run the real gateway (in
+// process, or as the built binary for the crash and signal cases) against
+// real redis-server processes and the fake Anthropic upstream on loopback,
+// inject one fault per test, assert what the gateway must do, and record a
+// row of figures. TestMain prints the rows as one table after the run.
+//
+//	make reliability   # go test -count=1 -v -run TestReliability ./internal/reliability/
+//
+// Every scenario is bounded in requests and time. Figures per row:
+//
+//   - unmetered: requests the fake upstream answered that the gateway never
+//     charged (upstream Messages count minus spend-log records);
+//   - drift: the budget store's spent minus what it should hold, in nano-USD:
+//     ground truth (complete responses times their exact price) plus, for
+//     interrupted requests, the documented charging rule;
+//   - double charges: request IDs charged more than once;
+//   - leaks: occurrences of the canary key and tokens (raw or base64) in
+//     logs, spend logs, /metrics and error bodies;
+//   - recovery: how long after the fault ended the gateway served again.
+package reliability

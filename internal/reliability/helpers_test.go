@@ -1,0 +1,500 @@
+package reliability
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/testutil"
+)
+
+// Prices of claude-sonnet-4-6 in nano-USD per token: $3 input, $15 output,
+// and $6 for a 1-hour cache write, the dearest input rate, which the
+// admission estimate takes for every prompt token.
+const (
+	model           = "claude-sonnet-4-6"
+	inputNanos      = 3_000
+	outputNanos     = 15_000
+	worstInputNanos = 6_000
+	defaultCost     = 1200*inputNanos + 300*outputNanos // the fake's default usage: 8,100,000
+)
+
+// persistent are redis-server arguments for a server that comes back from
+// SIGKILL with every acknowledged write (AOF, fsync per write).
+var persistent = []string{"--appendonly", "yes", "--appendfsync", "always"}
+
+// policySpec is the test policy's variable part.
+type policySpec struct {
+	Limit          string // total budget of service "recommendation", USD
+	OnStoreFailure string // "" = reject (the default)
+	RecToken       string // token of "recommendation"; default the canary token
+}
+
+// policyYAML is one workspace whose key is the canary key, a team, and two
+// services: "recommendation" (the canary token, a total budget) and
+// "indexer" (another token, no budget of its own). Budgets are "total" so
+// no window boundary can fall inside a run.
+func policyYAML(p policySpec) string {
+	if p.Limit == "" {
+		p.Limit = "1000"
+	}
+	if p.OnStoreFailure == "" {
+		p.OnStoreFailure = "reject"
+	}
+	if p.RecToken == "" {
+		p.RecToken = testutil.CanaryToken
+	}
+	return fmt.Sprintf(`
+on_store_failure: %s
+workspaces:
+  production:
+    keys:
+      - {name: prod-backend, env: TEST_WORKSPACE_KEY, created: 2026-09-01}
+teams:
+  search:
+    budgets:
+      - {period: total, limit_usd: 100000}
+services:
+  recommendation:
+    team: search
+    workspace: production
+    tokens:
+      - sha256: %q
+    budgets:
+      - {period: total, limit_usd: %s}
+  indexer:
+    team: search
+    workspace: production
+    tokens:
+      - sha256: %q
+admin:
+  tokens:
+    - sha256: %q
+`, p.OnStoreFailure, testutil.SHA256(p.RecToken), p.Limit, testutil.SHA256(testutil.OtherToken), testutil.SHA256(testutil.AdminToken))
+}
+
+// gatewayEnv is the environment of a gateway on upstream with policy p;
+// redisURL "" selects the embedded store. extra overrides anything.
+func gatewayEnv(t *testing.T, upstream string, p policySpec, redisURL string, extra map[string]string) map[string]string {
+	t.Helper()
+	e := map[string]string{
+		"CLADE_CONFIG":                  testutil.WritePolicy(t, t.TempDir(), policyYAML(p)),
+		"CLADE_UPSTREAM_URL":            upstream,
+		"CLADE_REDIS_URL":               redisURL,
+		"CLADE_JOURNAL_REPLAY_INTERVAL": "200ms",
+		"CLADE_BATCH_POLL_INTERVAL":     "1h",
+		"TEST_WORKSPACE_KEY":            testutil.CanaryKey,
+	}
+	for k, v := range extra {
+		e[k] = v
+	}
+	return e
+}
+
+func startUpstream(t *testing.T) (*fakeupstream.Server, *httptest.Server) {
+	t.Helper()
+	f := fakeupstream.New(testutil.CanaryKey)
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+// newClient is an HTTP client of the test's own, so that its idle
+// connections can be closed before a goroutine leak check.
+func newClient(t *testing.T, timeout time.Duration) *http.Client {
+	c := &http.Client{Timeout: timeout, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	t.Cleanup(c.CloseIdleConnections)
+	return c
+}
+
+// messageBody is a Messages request of claude-sonnet-4-6.
+func messageBody(maxTokens int, stream bool) string {
+	return fmt.Sprintf(`{"model":%q,"max_tokens":%d,"stream":%t,"messages":[{"role":"user","content":"Hello, reliability suite"}]}`,
+		model, maxTokens, stream)
+}
+
+// estimateOf is the admission estimate of body (pricing's documented rule):
+// every byte of the body plus PromptOverheadTokens counted as a prompt
+// token at the dearest input rate, plus max_tokens at the output rate.
+func estimateOf(body string, maxTokens int) money.Nanos {
+	return money.Nanos((int64(len(body))+pricing.PromptOverheadTokens)*worstInputNanos + int64(maxTokens)*outputNanos)
+}
+
+// reply is what a client saw of one request.
+type reply struct {
+	start, end time.Time
+	status     int
+	retryAfter string
+	body       string
+	err        error
+}
+
+func (r reply) latency() time.Duration { return r.end.Sub(r.start) }
+
+func send(c *http.Client, url, token, body string, hdr map[string]string) reply {
+	r := reply{start: time.Now()}
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/messages", strings.NewReader(body))
+	if err != nil {
+		r.err, r.end = err, time.Now()
+		return r
+	}
+	req.Header.Set("x-api-key", token)
+	req.Header.Set("anthropic-version", "2023-06-01")
+	req.Header.Set("content-type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		r.err, r.end = err, time.Now()
+		return r
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	r.end, r.status, r.retryAfter, r.body, r.err = time.Now(), resp.StatusCode, resp.Header.Get("Retry-After"), string(b), err
+	return r
+}
+
+// load sends requests from a few workers, each pausing between requests,
+// until stop is called or every worker sent max requests.
+type load struct {
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	seen   []reply
+}
+
+func startLoad(c *http.Client, url, token, body string, workers, max int, pause time.Duration) *load {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{cancel: cancel}
+	for range workers {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for i := 0; i < max && ctx.Err() == nil; i++ {
+				r := send(c, url, token, body, nil)
+				l.mu.Lock()
+				l.seen = append(l.seen, r)
+				l.mu.Unlock()
+				select {
+				case <-ctx.Done():
+				case <-time.After(pause):
+				}
+			}
+		}()
+	}
+	return l
+}
+
+// replies returns what was seen so far.
+func (l *load) replies() []reply {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]reply(nil), l.seen...)
+}
+
+// stop ends the load, waits for requests in flight, and returns every
+// reply ordered by start time.
+func (l *load) stop() []reply {
+	l.cancel()
+	l.wg.Wait()
+	out := l.replies()
+	sort.Slice(out, func(i, j int) bool { return out[i].start.Before(out[j].start) })
+	return out
+}
+
+// waitReply waits until some reply satisfies ok and returns it.
+func (l *load) waitReply(t *testing.T, within time.Duration, ok func(reply) bool) (reply, bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		for _, r := range l.replies() {
+			if ok(r) {
+				return r, true
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return reply{}, false
+}
+
+// statusCounts summarises replies as "200:12 503:40".
+func statusCounts(rs []reply) string {
+	m := map[string]int{}
+	for _, r := range rs {
+		k := strconv.Itoa(r.status)
+		if r.err != nil {
+			k = "error"
+		}
+		m[k]++
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, m[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
+func count(rs []reply, ok func(reply) bool) int {
+	n := 0
+	for _, r := range rs {
+		if ok(r) {
+			n++
+		}
+	}
+	return n
+}
+
+// budgetLevel is one budget's spent and reserved amounts.
+type budgetLevel struct {
+	Spent, Reserved money.Nanos
+}
+
+// serviceBudget reads the recommendation service's budget from
+// GET /admin/budgets.
+func serviceBudget(adminURL string) (budgetLevel, error) {
+	req, _ := http.NewRequest(http.MethodGet, adminURL+"/admin/budgets", nil)
+	req.Header.Set("Authorization", "Bearer "+testutil.AdminToken)
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
+	if err != nil {
+		return budgetLevel{}, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return budgetLevel{}, fmt.Errorf("GET /admin/budgets: %d %s", resp.StatusCode, b)
+	}
+	var out struct {
+		Budgets []struct {
+			Scope, Name string
+			SpentUSD    string `json:"spent_usd"`
+			ReservedUSD string `json:"reserved_usd"`
+		} `json:"budgets"`
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return budgetLevel{}, fmt.Errorf("GET /admin/budgets: %w", err)
+	}
+	for _, x := range out.Budgets {
+		if x.Scope == "service" && x.Name == "recommendation" {
+			s, err1 := money.Parse(x.SpentUSD)
+			r, err2 := money.Parse(x.ReservedUSD)
+			if err1 != nil || err2 != nil {
+				return budgetLevel{}, fmt.Errorf("amounts %q %q", x.SpentUSD, x.ReservedUSD)
+			}
+			return budgetLevel{Spent: s, Reserved: r}, nil
+		}
+	}
+	return budgetLevel{}, fmt.Errorf("no service budget of recommendation in %s", b)
+}
+
+// waitBudget polls the service budget until ok holds, and returns the last
+// level read and whether ok held within the time.
+func waitBudget(t *testing.T, adminURL string, within time.Duration, ok func(budgetLevel) bool) (budgetLevel, bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var last budgetLevel
+	for {
+		lv, err := serviceBudget(adminURL)
+		if err == nil {
+			last = lv
+			if ok(lv) {
+				return lv, true
+			}
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				t.Logf("last budget read failed: %v", err)
+			}
+			return last, false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// spendRecord is one line of the spend log.
+type spendRecord struct {
+	Msg       string `json:"msg"`
+	RequestID string `json:"request_id"`
+	TotalUSD  string `json:"total_usd"`
+	ChargedBy string `json:"charged_by"`
+}
+
+// spendRecords parses the spend log (one JSON object per line).
+func spendRecords(t *testing.T, log string) []spendRecord {
+	t.Helper()
+	var out []spendRecord
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		var r spendRecord
+		if err := json.Unmarshal(line, &r); err != nil {
+			t.Errorf("spend log line is not JSON: %q", line)
+			continue
+		}
+		if r.Msg == "spend" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// doubleCharges counts request IDs with more than one spend record.
+func doubleCharges(recs []spendRecord) int {
+	seen := map[string]int{}
+	n := 0
+	for _, r := range recs {
+		seen[r.RequestID]++
+		if seen[r.RequestID] == 2 {
+			n++
+		}
+	}
+	return n
+}
+
+// sumSpend adds up the spend records' totals.
+func sumSpend(t *testing.T, recs []spendRecord) money.Nanos {
+	t.Helper()
+	var sum money.Nanos
+	for _, r := range recs {
+		v, err := money.Parse(r.TotalUSD)
+		if err != nil {
+			t.Errorf("spend record total %q: %v", r.TotalUSD, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// truthCost is the exact cost of every complete response the fake sent.
+func truthCost(f *fakeupstream.Server) money.Nanos {
+	tr := f.Truth()
+	return money.Nanos(tr["input"]*inputNanos + tr["output"]*outputNanos)
+}
+
+// scrape returns the admin listener's /metrics text.
+func scrape(t *testing.T, adminURL string) string {
+	t.Helper()
+	c := &http.Client{Timeout: 5 * time.Second}
+	defer c.CloseIdleConnections()
+	resp, err := c.Get(adminURL + "/metrics")
+	if err != nil {
+		t.Errorf("GET /metrics: %v", err)
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// waitMetric scrapes /metrics until ok holds (bounded) and returns the
+// last text.
+func waitMetric(t *testing.T, adminURL string, within time.Duration, ok func(string) bool) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		m := scrape(t, adminURL)
+		if ok(m) || time.Now().After(deadline) {
+			return m
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// metricSum adds up the samples of a metric whose label set contains every
+// one of labels (written as `name="value"`).
+func metricSum(text, name string, labels ...string) float64 {
+	var sum float64
+	for _, line := range strings.Split(text, "\n") {
+		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
+			continue
+		}
+		rest := line[len(name):]
+		if rest == "" || (rest[0] != '{' && rest[0] != ' ') {
+			continue // a longer metric name
+		}
+		match := true
+		for _, l := range labels {
+			if !strings.Contains(rest, l) {
+				match = false
+			}
+		}
+		if !match {
+			continue
+		}
+		f := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(f) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+// canaries are every secret the suite runs with, raw and base64-encoded
+// (a header or log that encodes a secret leaks it just the same).
+func canaries() []string {
+	var out []string
+	for _, s := range []string{testutil.CanaryKey, testutil.CanaryToken, testutil.OtherToken, testutil.AdminToken, replacementToken} {
+		out = append(out, s,
+			base64.StdEncoding.EncodeToString([]byte(s)),
+			base64.RawURLEncoding.EncodeToString([]byte(s)))
+	}
+	return out
+}
+
+// leaks counts canary occurrences in texts.
+func leaks(texts ...string) int {
+	n := 0
+	for _, tx := range texts {
+		for _, c := range canaries() {
+			n += strings.Count(tx, c)
+		}
+	}
+	return n
+}
+
+// replacementToken replaces the canary token in the revocation test.
+const replacementToken = "clade_sk_REPLACEMENTSERVICETOKEN0123456789ab"
+
+// assertNoPanic fails if a log shows a panic or a goroutine trace.
+func assertNoPanic(t *testing.T, where, logs string) {
+	t.Helper()
+	for _, bad := range []string{"panic", "goroutine ", "runtime error"} {
+		if strings.Contains(logs, bad) {
+			i := strings.Index(logs, bad)
+			t.Errorf("%s contain %q: ...%s...", where, bad, logs[max(0, i-200):min(len(logs), i+300)])
+		}
+	}
+}
+
+func nanos(n money.Nanos) string { return strconv.FormatInt(int64(n), 10) }
+
+func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
