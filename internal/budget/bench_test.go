@@ -47,7 +47,7 @@ func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
 	c := newClient(t, sharedRedisAddr(t))
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	s, err := NewRedis(c, Options{Prefix: uniquePrefix(t)})
+	s, err := NewRedis(c, Options{Prefix: uniquePrefix(t), Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func BenchmarkRedisReserveSettle(b *testing.B) {
 	c := newClient(b, sharedRedisAddr(b))
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	s, err := NewRedis(c, Options{Prefix: uniquePrefix(b)})
+	s, err := NewRedis(c, Options{Prefix: uniquePrefix(b), Timeout: testTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func BenchmarkRedisReserveSettle(b *testing.B) {
 }
 
 func BenchmarkBoltReserveSettle(b *testing.B) {
-	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), Options{})
+	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), Options{Timeout: testTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -68,12 +68,16 @@ type harness struct {
 
 type newHarness func(t *testing.T) harness
 
+// testTimeout replaces the 500ms default where a test checks behaviour,
+// not latency: the machine running tests may be heavily shared.
+const testTimeout = 10 * time.Second
+
 // t0 is a Friday morning in UTC.
 var t0 = time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
 
 func redisHarness(t *testing.T) harness {
 	clock := newFakeClock(t0)
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now}
+	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	addr := sharedRedisAddr(t)
 	mk := func(t *testing.T) conformStore {
 		s, err := NewRedis(newClient(t, addr), opts)
@@ -88,7 +92,7 @@ func redisHarness(t *testing.T) harness {
 
 func clusterHarness(t *testing.T) harness {
 	clock := newFakeClock(t0)
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now}
+	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	c := sharedCluster(t)
 	mk := func(t *testing.T) conformStore {
 		s, err := NewRedis(newClusterClient(t, c), opts)
@@ -103,7 +107,7 @@ func clusterHarness(t *testing.T) harness {
 
 func boltHarness(t *testing.T) harness {
 	clock := newFakeClock(t0)
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "budget.db"), Options{Clock: clock.Now})
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "budget.db"), Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

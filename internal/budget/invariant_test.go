@@ -18,7 +18,7 @@ import (
 type replicaSet func(t *testing.T, n int, clock *fakeClock) []Store
 
 func redisReplicas(t *testing.T, n int, clock *fakeClock) []Store {
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: 5 * time.Second}
+	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	addr := sharedRedisAddr(t)
 	var out []Store
 	for i := 0; i < n; i++ {
@@ -33,7 +33,7 @@ func redisReplicas(t *testing.T, n int, clock *fakeClock) []Store {
 }
 
 func clusterReplicas(t *testing.T, n int, clock *fakeClock) []Store {
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: 5 * time.Second}
+	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	c := sharedCluster(t)
 	var out []Store
 	for i := 0; i < n; i++ {
@@ -48,7 +48,7 @@ func clusterReplicas(t *testing.T, n int, clock *fakeClock) []Store {
 }
 
 func boltReplicas(t *testing.T, n int, clock *fakeClock) []Store {
-	s, err := OpenBolt(t.TempDir()+"/b.db", Options{Clock: clock.Now, Timeout: 5 * time.Second})
+	s, err := OpenBolt(t.TempDir()+"/b.db", Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

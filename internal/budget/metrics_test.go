@@ -99,7 +99,7 @@ func TestStoreMetrics(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			clock := newFakeClock(t0)
 			reg := prometheus.NewRegistry()
-			s := st.open(t, Options{Clock: clock.Now, Registerer: reg})
+			s := st.open(t, Options{Clock: clock.Now, Registerer: reg, Timeout: testTimeout})
 			svc := bud(ScopeService, "m", Daily, money.USD(10), true)
 			team := bud(ScopeTeam, "m", Monthly, money.USD(10), true)
 			dry := bud(ScopeWorkspace, "m", Total, money.USD(1), false)

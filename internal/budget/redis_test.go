@@ -77,7 +77,7 @@ func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 	clock := newFakeClock(t0)
 	epochFile := filepath.Join(t.TempDir(), "epoch")
-	opts := Options{Clock: clock.Now, EpochFile: epochFile, Prefix: "gw"}
+	opts := Options{Clock: clock.Now, EpochFile: epochFile, Prefix: "gw", Timeout: testTimeout}
 	s, srv := newPrivateStore(t, opts)
 	b := bud(ScopeService, "s", Daily, 10, true)
 	r := mustReserve(t, s, hold("r", 4, time.Minute, b))
@@ -120,7 +120,7 @@ func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 
 func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 	clock := newFakeClock(t0)
-	s, srv := newPrivateStore(t, Options{Clock: clock.Now})
+	s, srv := newPrivateStore(t, Options{Clock: clock.Now, Timeout: testTimeout})
 	b := bud(ScopeTeam, "t", Monthly, 10, true)
 	r := mustReserve(t, s, hold("r", 4, time.Minute, b))
 	admin := newClient(t, srv.addr())
@@ -134,7 +134,7 @@ func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 	}
 	// A gateway with no memory of the old epoch starts a new one; the
 	// existing gateway must not take that as permission to continue.
-	fresh, err := NewRedis(newClient(t, srv.addr()), Options{Clock: clock.Now})
+	fresh, err := NewRedis(newClient(t, srv.addr()), Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 func TestRedisExpectEpoch(t *testing.T) {
 	srv := startRedis(t)
 	ctx := context.Background()
-	s, err := NewRedis(newClient(t, srv.addr()), Options{ExpectEpoch: "7.feedface"})
+	s, err := NewRedis(newClient(t, srv.addr()), Options{ExpectEpoch: "7.feedface", Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestNewRedisWarnsAboutEviction(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			srv := startRedis(t, "--maxmemory-policy", policy)
 			core, logs := observer.New(zap.ErrorLevel)
-			s, err := NewRedis(newClient(t, srv.addr()), Options{Logger: zap.New(core)})
+			s, err := NewRedis(newClient(t, srv.addr()), Options{Logger: zap.New(core), Timeout: testTimeout})
 			if err != nil {
 				t.Fatal(err)
 			}
