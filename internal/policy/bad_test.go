@@ -139,7 +139,6 @@ func TestBadFixtures(t *testing.T) {
 			":12: admin: must be a mapping",
 		}},
 		{"bad/undefined-refs.yaml", []string{
-			":5: workspaces.production.teams[1]: team \"ads\" is not defined",
 			":5: workspaces.production.teams[2]: team \"search\" listed twice",
 			":10: services.rec.team: team \"recsys\" is not defined",
 			":11: services.rec.workspace: workspace \"prod\" is not defined",

@@ -63,10 +63,8 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 	for _, rw := range rp.workspaces {
 		ws := p.Workspaces[rw.name]
 		for _, r := range rw.teams {
-			if p.Teams[r.name] == nil {
-				probs.add(r.at, "team %s is not defined", strconv.Quote(r.name))
-				continue
-			}
+			// A team not defined yet is allowed: the platform grants a
+			// workspace to a team before the team's own file lands.
 			if contains(ws.Teams, r.name) {
 				probs.add(r.at, "team %s listed twice", strconv.Quote(r.name))
 				continue
