@@ -395,11 +395,20 @@ func (s *BoltStore) Adjust(ctx context.Context, b Budget, delta money.Nanos) (er
 	return nil
 }
 
-// Ping implements Store.
+// Ping implements Store: it fails with ErrStoreReset when the file is not
+// the one this gateway's epoch names (e.g. it was deleted and recreated).
 func (s *BoltStore) Ping(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe("ping", start, err) }()
-	return s.update(ctx, func(*boltTx) error { return nil })
+	e, err := s.epoch.current(ctx, s)
+	if err != nil {
+		return err
+	}
+	stored, err := s.loadEpoch(ctx)
+	if err != nil || stored == e || s.epoch.adopt(stored) {
+		return err
+	}
+	return fmt.Errorf("%w: found epoch %q, trusted %q; an operator must Reinit after checking spend", ErrStoreReset, stored, e)
 }
 
 // Reinit writes a fresh epoch; see RedisStore.Reinit.
@@ -410,126 +419,6 @@ func (s *BoltStore) Reinit(ctx context.Context) (err error) {
 		return fmt.Errorf("budget: reinit: %w", err)
 	}
 	return nil
-}
-
-// ClaimNotification reports whether this call is the first to claim key
-// within ttl.
-func (s *BoltStore) ClaimNotification(ctx context.Context, key string, ttl time.Duration) (ok bool, err error) {
-	start := time.Now()
-	defer func() { s.metrics.observe("notify", start, err) }()
-	err = s.update(ctx, func(t *boltTx) error {
-		ok = false
-		b := t.tx.Bucket(bktNotes)
-		if v := b.Get([]byte(key)); len(v) == 8 && getI64(v) > t.now {
-			return nil
-		}
-		ok = true
-		until := t.now + ttl.Milliseconds()
-		if err := b.Put([]byte(key), putI64(until)); err != nil {
-			return err
-		}
-		return t.scheduleGC(until, gcNote, key)
-	})
-	if err != nil {
-		return false, fmt.Errorf("budget: claim notification %q: %w", key, err)
-	}
-	return ok, nil
-}
-
-// TryLock reports whether this store instance holds the lease lock name
-// until ttl from now; calling it again while holding renews the lease.
-func (s *BoltStore) TryLock(ctx context.Context, name string, ttl time.Duration) (ok bool, err error) {
-	start := time.Now()
-	defer func() { s.metrics.observe("lock", start, err) }()
-	err = s.update(ctx, func(t *boltTx) error {
-		ok = false
-		b := t.tx.Bucket(bktLocks)
-		if v := b.Get([]byte(name)); len(v) >= 8 && string(v[8:]) != s.owner && getI64(v[:8]) > t.now {
-			return nil
-		}
-		ok = true
-		until := t.now + ttl.Milliseconds()
-		if err := b.Put([]byte(name), append(putI64(until), s.owner...)); err != nil {
-			return err
-		}
-		return t.scheduleGC(until, gcLock, name)
-	})
-	if err != nil {
-		return false, fmt.Errorf("budget: lock %q: %w", name, err)
-	}
-	return ok, nil
-}
-
-// PutRecord stores a small durable record.
-func (s *BoltStore) PutRecord(ctx context.Context, kind, id string, v []byte) (err error) {
-	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
-	err = s.update(ctx, func(t *boltTx) error {
-		b, err := t.tx.Bucket(bktRecords).CreateBucketIfNotExists([]byte(kind))
-		if err != nil {
-			return err
-		}
-		return b.Put([]byte(id), v)
-	})
-	if err != nil {
-		return fmt.Errorf("budget: put record %s/%s: %w", kind, id, err)
-	}
-	return nil
-}
-
-// GetRecord returns a record and whether it exists.
-func (s *BoltStore) GetRecord(ctx context.Context, kind, id string) (v []byte, ok bool, err error) {
-	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		if b := tx.Bucket(bktRecords).Bucket([]byte(kind)); b != nil {
-			if got := b.Get([]byte(id)); got != nil {
-				v, ok = append([]byte(nil), got...), true
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("budget: get record %s/%s: %w", kind, id, s.wrap(err))
-	}
-	return v, ok, nil
-}
-
-// DeleteRecord removes a record; removing a missing one is not an error.
-func (s *BoltStore) DeleteRecord(ctx context.Context, kind, id string) (err error) {
-	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
-	err = s.update(ctx, func(t *boltTx) error {
-		if b := t.tx.Bucket(bktRecords).Bucket([]byte(kind)); b != nil {
-			return b.Delete([]byte(id))
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("budget: delete record %s/%s: %w", kind, id, err)
-	}
-	return nil
-}
-
-// ListRecords returns every record of kind by ID.
-func (s *BoltStore) ListRecords(ctx context.Context, kind string) (m map[string][]byte, err error) {
-	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
-	m = make(map[string][]byte)
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bktRecords).Bucket([]byte(kind))
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			m[string(k)] = append([]byte(nil), v...)
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, fmt.Errorf("budget: list records %s: %w", kind, s.wrap(err))
-	}
-	return m, nil
 }
 
 var errCorrupt = errors.New("budget: corrupt store record")
