@@ -113,7 +113,7 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 	if err != nil {
 		return fmt.Errorf("proxy: read batch response: %w", err)
 	}
-	out, id, err := rewriteResultsURL(raw, h.publicBase(resp.Request))
+	out, id, err := rewriteResultsURL(raw, h.publicBase(c))
 	if err != nil {
 		h.log.Warn("batch response not rewritten", append(c.logFields(), zap.Error(err))...)
 		out = raw
@@ -139,22 +139,22 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 	return nil
 }
 
-func (h *Handler) publicBase(r *http.Request) string {
+// publicBase is where results_url should point: CLADE_PUBLIC_URL, or else
+// the Host the client reached the gateway on (the README's documented
+// default). The response's own Request is the outbound one, whose Host is
+// the upstream's, so the client's Host is taken at rewrite time.
+func (h *Handler) publicBase(c *call) string {
 	if h.o.PublicURL != nil {
 		return strings.TrimSuffix(h.o.PublicURL.String(), "/")
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	host := r.Host
-	if in := callFrom(r.Context()); in != nil && r.Host == h.o.Upstream.Host {
-		host = ""
-	}
-	if host == "" {
+	if c.inHost == "" || c.inHost == h.o.Upstream.Host {
 		return ""
 	}
-	return scheme + "://" + host
+	scheme := "http"
+	if c.inTLS {
+		scheme = "https"
+	}
+	return scheme + "://" + c.inHost
 }
 
 // rewriteResultsURL points every results_url in a batch object or list at

@@ -43,6 +43,8 @@ type call struct {
 	finished    atomic.Bool  // stops the keep-alive from re-arming
 	batch       *batchCreate // set on batch creation
 	overheadPre time.Duration
+	inHost      string // Host the client used (batch results_url default)
+	inTLS       bool
 }
 
 // startKeepAlive renews the hold while the response is still running, so

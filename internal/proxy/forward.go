@@ -39,6 +39,7 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 		body := c.body
 		pr.Out.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
+	c.inHost, c.inTLS = pr.In.Host, pr.In.TLS != nil
 	c.forwarded = h.o.Clock()
 	c.overheadPre = c.forwarded.Sub(c.start)
 }
