@@ -47,7 +47,9 @@ func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
 	c := newClient(t, sharedRedisAddr(t))
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	s, err := NewRedis(c, Options{Prefix: uniquePrefix(t), Timeout: testTimeout})
+	prefix := uniquePrefix(t)
+	dropPrefix(t, c, prefix)
+	s, err := NewRedis(c, Options{Prefix: prefix, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,9 @@ func BenchmarkRedisReserveSettle(b *testing.B) {
 	c := newClient(b, sharedRedisAddr(b))
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	s, err := NewRedis(c, Options{Prefix: uniquePrefix(b), Timeout: testTimeout})
+	prefix := uniquePrefix(b)
+	dropPrefix(b, c, prefix)
+	s, err := NewRedis(c, Options{Prefix: prefix, Timeout: testTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -79,6 +79,7 @@ func redisHarness(t *testing.T) harness {
 	clock := newFakeClock(t0)
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	addr := sharedRedisAddr(t)
+	dropPrefix(t, newClient(t, addr), opts.Prefix)
 	mk := func(t *testing.T) conformStore {
 		s, err := NewRedis(newClient(t, addr), opts)
 		if err != nil {
@@ -94,6 +95,7 @@ func clusterHarness(t *testing.T) harness {
 	clock := newFakeClock(t0)
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	c := sharedCluster(t)
+	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
 	mk := func(t *testing.T) conformStore {
 		s, err := NewRedis(newClusterClient(t, c), opts)
 		if err != nil {

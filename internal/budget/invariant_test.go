@@ -20,6 +20,7 @@ type replicaSet func(t *testing.T, n int, clock *fakeClock) []Store
 func redisReplicas(t *testing.T, n int, clock *fakeClock) []Store {
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	addr := sharedRedisAddr(t)
+	dropPrefix(t, newClient(t, addr), opts.Prefix)
 	var out []Store
 	for i := 0; i < n; i++ {
 		s, err := NewRedis(newClient(t, addr), opts)
@@ -35,6 +36,7 @@ func redisReplicas(t *testing.T, n int, clock *fakeClock) []Store {
 func clusterReplicas(t *testing.T, n int, clock *fakeClock) []Store {
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	c := sharedCluster(t)
+	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
 	var out []Store
 	for i := 0; i < n; i++ {
 		s, err := NewRedis(newClusterClient(t, c), opts)

@@ -79,7 +79,9 @@ func TestStoreMetrics(t *testing.T) {
 	}{
 		{"redis", func(t *testing.T, opts Options) Store {
 			opts.Prefix = uniquePrefix(t)
-			s, err := NewRedis(newClient(t, sharedRedisAddr(t)), opts)
+			c := newClient(t, sharedRedisAddr(t))
+			dropPrefix(t, c, opts.Prefix)
+			s, err := NewRedis(c, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -247,3 +247,33 @@ func newClusterClient(t testing.TB, c *redisCluster) *redis.ClusterClient {
 	t.Cleanup(func() { _ = cc.Close() })
 	return cc
 }
+
+// dropPrefix deletes every key of a test's keyspace when the test ends, so
+// a shared CLADE_TEST_REDIS_ADDR server is left as it was found.
+func dropPrefix(t testing.TB, c redis.UniversalClient, prefix string) {
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		drop := func(ctx context.Context, node *redis.Client) error {
+			iter := node.Scan(ctx, 0, "{"+prefix+"}*", 1000).Iterator()
+			var keys []string
+			for iter.Next(ctx) {
+				keys = append(keys, iter.Val())
+			}
+			if err := iter.Err(); err != nil || len(keys) == 0 {
+				return err
+			}
+			return node.Del(ctx, keys...).Err()
+		}
+		var err error
+		switch x := c.(type) {
+		case *redis.ClusterClient:
+			err = x.ForEachMaster(ctx, drop)
+		case *redis.Client:
+			err = drop(ctx, x)
+		}
+		if err != nil {
+			t.Errorf("drop test keys: %v", err)
+		}
+	})
+}
