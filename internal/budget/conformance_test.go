@@ -499,13 +499,16 @@ func runConformance(t *testing.T, newH newHarness) {
 		if st[1].Spent != 0 || st[1].Reserved != 0 || st[1].Remaining() != 5 {
 			t.Errorf("untouched budget status = %+v", st[1])
 		}
-		// A credit larger than the spend leaves room above the limit.
+		// A credit larger than the spend makes it negative: -2 spent plus 2
+		// held leaves exactly the limit.
 		if err := s.Adjust(ctx, svc, -5); err != nil {
 			t.Fatal(err)
 		}
+		wantLevel(t, s, svc, -2, 2)
+		mustExceed(t, s, hold("b", 11, time.Minute, svc))
+		mustReserve(t, s, hold("c", 10, time.Minute, svc))
 		mustSettle(t, s, r, 2)
-		wantLevel(t, s, svc, 0, 0)
-		mustReserve(t, s, hold("b", 10, time.Minute, svc))
+		wantLevel(t, s, svc, 0, 10)
 	})
 
 	t.Run("ExactBeyondFloatPrecision", func(t *testing.T) {
