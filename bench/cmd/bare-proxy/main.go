@@ -1,0 +1,109 @@
+// Command bare-proxy is the bench's baseline: an httputil.ReverseProxy that
+// sets the upstream x-api-key and does nothing else. What the gateway costs
+// is measured as a ratio to what this costs in the same run.
+//
+// It pools upstream connections as the gateway does (a bare proxy with the
+// default two idle connections per host would be measuring connection
+// setup, not proxying), and serves the same Go runtime metrics as the
+// gateway's admin listener (/metrics on -admin-listen) so the bench reads
+// allocations from both the same way.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bare-proxy:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	listen := flag.String("listen", "127.0.0.1:0", "proxy listen address (loopback only)")
+	adminListen := flag.String("admin-listen", "127.0.0.1:0", "metrics listen address (loopback only)")
+	upstream := flag.String("upstream", "", "upstream base URL (loopback only)")
+	keyEnv := flag.String("key-env", "BENCH_WORKSPACE_KEY", "environment variable holding the upstream x-api-key")
+	flag.Parse()
+	up, err := url.Parse(*upstream)
+	if err != nil || up.Scheme != "http" {
+		return fmt.Errorf("-upstream must be an http URL, got %q", *upstream)
+	}
+	for _, a := range []string{*listen, *adminListen, up.Host} {
+		if err := loopbackOnly(a); err != nil {
+			return err
+		}
+	}
+	key := os.Getenv(*keyEnv)
+	if key == "" {
+		return fmt.Errorf("%s is empty", *keyEnv)
+	}
+
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.Proxy = nil
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tr.IdleConnTimeout = 1024, 1024, 90*time.Second
+	rp := &httputil.ReverseProxy{
+		Transport: tr,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(up)
+			pr.Out.Host = up.Host
+			pr.Out.Header.Set("X-Api-Key", key)
+		},
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := &http.Server{Handler: rp, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	adm := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 10 * time.Second}
+	apiLn, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return err
+	}
+	admLn, err := net.Listen("tcp", *adminListen)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("listening %s admin %s\n", apiLn.Addr(), admLn.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 2)
+	go func() { errc <- api.Serve(apiLn) }()
+	go func() { errc <- adm.Serve(admLn) }()
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		return err
+	}
+	_ = api.Close()
+	_ = adm.Close()
+	return nil
+}
+
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	if ip == nil || !ip.IsLoopback() {
+		return errors.New("address " + addr + " is not a loopback IP")
+	}
+	return nil
+}
