@@ -346,6 +346,14 @@ func TestThreeReplicasHoldTheCap(t *testing.T) {
 			t.Errorf("replica %d budget gauges differ from replica 0:\n%s\nvs\n%s", i, gauges[i], gauges[0])
 		}
 	}
+	for i, gw := range gws {
+		if err := gw.Stop(); err != nil {
+			t.Errorf("replica %d did not shut down cleanly on SIGTERM: %v", i, err)
+		}
+		if strings.Contains(gw.Logs.String(), "panic") {
+			t.Errorf("replica %d logged a panic:\n%s", i, gw.Logs.String())
+		}
+	}
 	t.Logf("race figures: replicas 3, requests %d, admitted %d, refused %d, estimate %s, limit %s, spent %s (= %d × %s), peak spent+reserved %s, overshoot %s, budget polls %d",
 		sent, admittedTotal, refusedTotal, est, limit, final.spent, admittedTotal, actualCost, peak, max(0, peak-limit), polls)
 }
