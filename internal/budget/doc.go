@@ -37,8 +37,9 @@
 // lands on one shard: Cluster adds availability, not budget throughput. A
 // reserve or a settle is one script call (one round trip) of a few dozen
 // O(1) or O(log n) commands per budget; a shard runs roughly tens of
-// thousands of such calls per second, which bounds the fleet's admitted
-// requests per second per prefix. Deployments that need more can split
+// thousands of such calls per second (measured: 39µs of Redis CPU per call
+// with three budgets, about 25,000 calls or 12,000 requests per second),
+// which bounds the fleet's admitted requests per second per prefix. Deployments that need more can split
 // prefixes (e.g. per workspace) so that their budgets never share a hold.
 //
 // Redis 6.2 or later is required (ZADD GT, HSET with several fields), with
