@@ -1,8 +1,3 @@
-// # Stores
-//
-// RedisStore is shared by every replica; BoltStore is an embedded file for
-// a single replica. Both pass one conformance suite.
-//
 // # Clock
 //
 // Windows, lease ends and lock expiry follow Options.Clock, which the Go
