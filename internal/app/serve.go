@@ -22,6 +22,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
+	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
 
 // store is what the gateway needs of a budget store.
@@ -76,10 +77,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 
 	tracker := batch.NewTracker(st)
+	spendRec := spend.New(reg, spendLog)
 	h, err := proxy.New(proxy.Options{
 		Upstream: cfg.upstream, PublicURL: cfg.publicURL,
 		State: rl.current, Budget: st, Journal: journal, Batches: tracker,
-		Logger: log, SpendLog: spendLog, Registerer: reg,
+		Logger: log, Spend: spendRec, Registerer: reg,
 		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
 	})
 	if err != nil {
@@ -118,7 +120,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	go journal.Run(bg, st, cfg.JournalReplay)
 	poller := batch.NewPoller(batch.PollerOptions{
 		Tracker: tracker, Store: st, Upstream: cfg.upstream, Transport: upstreamTransport(cfg),
-		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Interval: cfg.BatchPollInterval,
+		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Spend: spendRec, Interval: cfg.BatchPollInterval,
 	})
 	go poller.Run(bg)
 	startNotifier(bg, cfg, st, rl, log, reg)
@@ -156,8 +158,7 @@ func storeKind(cfg config) string {
 }
 
 func openStore(ctx context.Context, cfg config, reg prometheus.Registerer) (store, error) {
-	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix,
-		EpochFile: filepath.Join(cfg.DataDir, "redis-epoch")}
+	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix}
 	if cfg.RedisURL == "" {
 		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {
@@ -170,11 +171,16 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer) (stor
 		return nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
 	}
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = cfg.StoreTimeout, cfg.StoreTimeout, cfg.StoreTimeout
-	s, err := budget.NewRedis(redis.NewUniversalClient(ro), opts)
+	// The epoch file lets a restarted gateway notice a Redis that came
+	// back empty; it is Redis's alone, not the embedded store's.
+	opts.EpochFile = filepath.Join(cfg.DataDir, "redis-epoch")
+	rdb := redis.NewUniversalClient(ro)
+	s, err := budget.NewRedis(rdb, opts)
 	if err != nil {
+		_ = rdb.Close()
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
-	return s, nil
+	return closingStore{RedisStore: s, rdb: rdb}, nil
 }
 
 func upstreamTransport(cfg config) *http.Transport {
@@ -183,4 +189,19 @@ func upstreamTransport(cfg config) *http.Transport {
 		t.Proxy = http.ProxyURL(cfg.proxyURL)
 	}
 	return t
+}
+
+// closingStore closes the Redis client the gateway opened after the store
+// (which waits for its background releases) is closed.
+type closingStore struct {
+	*budget.RedisStore
+	rdb redis.UniversalClient
+}
+
+func (c closingStore) Close() error {
+	err := c.RedisStore.Close()
+	if cerr := c.rdb.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

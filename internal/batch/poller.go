@@ -17,6 +17,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
 
 // Settler charges results; budget stores implement it.
@@ -27,6 +28,7 @@ type Settler interface {
 // Pricer prices one result's usage.
 type Pricer interface {
 	Cost(u meter.Usage, at time.Time) (pricing.Cost, error)
+	Known(model string) bool
 }
 
 // PollerOptions configure a Poller.
@@ -41,6 +43,7 @@ type PollerOptions struct {
 	Policy    func() *policy.Policy
 	Prices    func() Pricer
 	Logger    *zap.Logger
+	Spend     *spend.Recorder // nil: no spend records or cost metrics
 	Interval  time.Duration
 	Clock     func() time.Time
 }
@@ -173,8 +176,32 @@ func (p *Poller) meterResults(ctx context.Context, key string, rec Record) (int,
 		}
 		n++
 		total += cost.Total
+		p.record(rec, r.RequestID, res, cost, prices)
 	}
 	return n, total, sc.Err()
+}
+
+// record exports one result like any metered response. A poll that died
+// half-way and runs again charges nothing twice (settlement is idempotent)
+// but may log the results it had already logged.
+func (p *Poller) record(rec Record, id string, res meter.BatchResult, cost pricing.Cost, prices Pricer) {
+	if p.o.Spend == nil {
+		return
+	}
+	team := ""
+	if svc, ok := p.o.Policy().Services[rec.Service]; ok {
+		team = svc.Team.Name
+	}
+	label := "other"
+	if prices.Known(res.Usage.Model) {
+		label = res.Usage.Model
+	}
+	model := res.Usage.Model
+	if len(model) > 80 {
+		model = model[:80]
+	}
+	p.o.Spend.Add(spend.Record{RequestID: id, Service: rec.Service, Team: team, Workspace: rec.Workspace,
+		Model: model, ModelLabel: label, AdmittedAt: rec.AdmittedAt, Usage: res.Usage, Cost: cost})
 }
 
 func (p *Poller) key(rec Record) (string, error) {

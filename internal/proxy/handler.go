@@ -23,6 +23,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
 
 // Budgeter reserves and settles spend; *budget.RedisStore and
@@ -49,7 +50,8 @@ type Options struct {
 	Journal      Journal
 	Batches      BatchTracker // nil: batch paths are refused
 	Logger       *zap.Logger
-	SpendLog     *zap.Logger
+	SpendLog     *zap.Logger     // used when Spend is nil
+	Spend        *spend.Recorder // shared with the batch poller
 	Registerer   prometheus.Registerer
 	Clock        func() time.Time
 	Transport    http.RoundTripper
@@ -66,7 +68,6 @@ type Handler struct {
 	rp      *httputil.ReverseProxy
 	m       *metrics
 	log     *zap.Logger
-	spend   *zap.Logger
 	pending sync.WaitGroup // settlements running after responses ended
 }
 
@@ -99,7 +100,10 @@ func New(o Options) (*Handler, error) {
 	if o.BatchHoldTTL <= 0 {
 		o.BatchHoldTTL = 25 * time.Hour
 	}
-	h := &Handler{o: o, m: newMetrics(o.Registerer), log: o.Logger.Named("proxy"), spend: o.SpendLog}
+	if o.Spend == nil {
+		o.Spend = spend.New(o.Registerer, o.SpendLog)
+	}
+	h := &Handler{o: o, m: newMetrics(o.Registerer), log: o.Logger.Named("proxy")}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      o.Transport,

@@ -11,8 +11,6 @@ import (
 // names. Tokens, keys, request IDs and raw paths are never labels.
 type metrics struct {
 	requests         *prometheus.CounterVec
-	cost             *prometheus.CounterVec
-	tokens           *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	ttfb             *prometheus.HistogramVec
@@ -31,14 +29,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clade_gateway_requests_total",
 			Help: "Requests answered, by service, model and HTTP status code.",
 		}, []string{"service", "model", "code"}),
-		cost: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_cost_usd_total",
-			Help: "Metered spend in USD, by cost component.",
-		}, []string{"service", "team", "workspace", "model", "component"}),
-		tokens: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_tokens_total",
-			Help: "Metered tokens (web_search counts requests), by kind.",
-		}, []string{"service", "team", "workspace", "model", "kind"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_rejected_total",
 			Help: "Requests the gateway refused, by reason.",

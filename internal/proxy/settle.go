@@ -8,6 +8,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
 
 const settleTimeout = 10 * time.Second
@@ -177,51 +178,12 @@ func (h *Handler) settle(c *call, actual money.Nanos) {
 
 // record exports the charge as metrics and one spend-log record.
 func (h *Handler) record(c *call, ch charge) {
-	team, ws := c.svc.Team.Name, c.svc.Workspace.Name
-	for i := range pricing.NumComponents {
-		comp := pricing.Component(i)
-		name := comp.String()
-		if v := ch.cost.Components[comp]; v != 0 {
-			h.m.cost.WithLabelValues(c.service, team, ws, c.modelLabel, name).Add(v.Float())
-		}
-		if n := ch.cost.Tokens[comp]; n != 0 {
-			h.m.tokens.WithLabelValues(c.service, team, ws, c.modelLabel, name).Add(float64(n))
-		}
-	}
-	if ch.usage.Model == "" && ch.cost.Total != 0 {
-		// Charged by estimate: no components to break it into.
-		h.m.cost.WithLabelValues(c.service, team, ws, c.modelLabel, "estimate").Add(ch.cost.Total.Float())
-	}
-	if ch.cost.Total == 0 && ch.cause == "" && ch.usage.Model == "" {
-		return // nothing was spent (refused upstream)
-	}
-	u := ch.usage
-	f := []zap.Field{
-		zap.String("request_id", c.id),
-		zap.String("upstream_request_id", c.upstreamID),
-		zap.String("service", c.service), zap.String("team", team), zap.String("workspace", ws),
-		zap.String("model", safePath(firstNonEmpty(u.Model, c.model))),
-		zap.Time("admitted_at", c.at),
-		zap.Int64("input_tokens", u.InputTokens),
-		zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens),
-		zap.Int64("cache_write_5m_tokens", u.CacheWrite5mTokens),
-		zap.Int64("cache_write_1h_tokens", u.CacheWrite1hTokens),
-		zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens),
-		zap.Int64("output_tokens", u.OutputTokens),
-		zap.Int64("web_search_requests", u.WebSearchRequests),
-		zap.String("service_tier", u.ServiceTier),
-		zap.String("inference_geo", u.InferenceGeo),
-		zap.String("speed", u.Speed),
-		zap.String("total_usd", ch.cost.Total.String()),
-	}
-	for i := range pricing.NumComponents {
-		comp := pricing.Component(i)
-		f = append(f, zap.String(comp.String()+"_usd", ch.cost.Components[comp].String()))
-	}
-	if ch.cause != "" {
-		f = append(f, zap.String("charged_by", ch.cause))
-	}
-	h.spend.Info("spend", f...)
+	h.o.Spend.Add(spend.Record{
+		RequestID: c.id, UpstreamRequestID: c.upstreamID,
+		Service: c.service, Team: c.svc.Team.Name, Workspace: c.svc.Workspace.Name,
+		Model: safePath(firstNonEmpty(ch.usage.Model, c.model)), ModelLabel: c.modelLabel,
+		AdmittedAt: c.at, Usage: ch.usage, Cost: ch.cost, ChargedBy: ch.cause,
+	})
 }
 
 func firstNonEmpty(a, b string) string {

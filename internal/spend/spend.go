@@ -1,0 +1,108 @@
+// Package spend exports metered charges: the cost and token counters that
+// dashboards read, and one spend-log record per metered response (a batch
+// result is a response) that finance keeps. The proxy and the batch poller
+// share one Recorder, so both kinds of spend land in the same series.
+package spend
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+
+	"github.com/clade-gateway/clade-gateway/internal/meter"
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
+)
+
+// Recorder writes charges to metrics and the spend log.
+type Recorder struct {
+	cost   *prometheus.CounterVec
+	tokens *prometheus.CounterVec
+	log    *zap.Logger
+}
+
+// New registers the spend counters on reg and writes records to log.
+func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	f := promauto.With(reg)
+	return &Recorder{
+		cost: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_cost_usd_total",
+			Help: "Metered spend in USD, by cost component.",
+		}, []string{"service", "team", "workspace", "model", "component"}),
+		tokens: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_tokens_total",
+			Help: "Metered tokens (web_search counts requests), by kind.",
+		}, []string{"service", "team", "workspace", "model", "kind"}),
+		log: log,
+	}
+}
+
+// Record is one metered response.
+type Record struct {
+	RequestID         string // the gateway's id (batch:<id>:<custom_id> for a batch result)
+	UpstreamRequestID string
+	Service, Team     string
+	Workspace         string
+	Model             string // as requested or reported (bounded in length by the caller)
+	ModelLabel        string // the metrics label: a priced model or "other"
+	AdmittedAt        time.Time
+	Usage             meter.Usage
+	Cost              pricing.Cost
+	// ChargedBy names the estimate rule when the charge is not priced from
+	// reported usage ("interrupted_stream", "upstream_failed", ...).
+	ChargedBy string
+}
+
+// Add exports one charge. A charge made by estimate has no usage to break
+// into components; it is counted under component "estimate".
+func (r *Recorder) Add(rec Record) {
+	for i := range pricing.NumComponents {
+		comp := pricing.Component(i)
+		name := comp.String()
+		if v := rec.Cost.Components[comp]; v != 0 {
+			r.cost.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel, name).Add(v.Float())
+		}
+		if n := rec.Cost.Tokens[comp]; n != 0 {
+			r.tokens.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel, name).Add(float64(n))
+		}
+	}
+	if rec.Usage.Model == "" && rec.Cost.Total != 0 {
+		r.cost.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel, "estimate").Add(rec.Cost.Total.Float())
+	}
+	if rec.Cost.Total == 0 && rec.ChargedBy == "" && rec.Usage.Model == "" {
+		return // nothing was spent (refused upstream)
+	}
+	u := rec.Usage
+	f := []zap.Field{
+		zap.String("request_id", rec.RequestID),
+		zap.String("upstream_request_id", rec.UpstreamRequestID),
+		zap.String("service", rec.Service), zap.String("team", rec.Team), zap.String("workspace", rec.Workspace),
+		zap.String("model", rec.Model),
+		zap.Time("admitted_at", rec.AdmittedAt),
+		zap.Int64("input_tokens", u.InputTokens),
+		zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens),
+		zap.Int64("cache_write_5m_tokens", u.CacheWrite5mTokens),
+		zap.Int64("cache_write_1h_tokens", u.CacheWrite1hTokens),
+		zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens),
+		zap.Int64("output_tokens", u.OutputTokens),
+		zap.Int64("thinking_tokens", u.ThinkingTokens),
+		zap.Int64("web_search_requests", u.WebSearchRequests),
+		zap.Int64("web_fetch_requests", u.WebFetchRequests),
+		zap.String("service_tier", u.ServiceTier),
+		zap.String("inference_geo", u.InferenceGeo),
+		zap.String("speed", u.Speed),
+		zap.String("total_usd", rec.Cost.Total.String()),
+	}
+	for i := range pricing.NumComponents {
+		comp := pricing.Component(i)
+		f = append(f, zap.String(comp.String()+"_usd", rec.Cost.Components[comp].String()))
+	}
+	if rec.ChargedBy != "" {
+		f = append(f, zap.String("charged_by", rec.ChargedBy))
+	}
+	r.log.Info("spend", f...)
+}
