@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,6 +34,18 @@ const (
 	worstInputNanos = 6_000
 	defaultCost     = 1200*inputNanos + 300*outputNanos // the fake's default usage: 8,100,000
 )
+
+// startRedis starts a private redis-server the test may kill, pause and
+// restart (a shared CLADE_TEST_REDIS_ADDR server cannot be). Without
+// redis-server on PATH the test fails, unless CLADE_TEST_NO_REDIS=1 opts
+// out of every Redis test explicitly.
+func startRedis(t *testing.T, args ...string) *testutil.Redis {
+	t.Helper()
+	if os.Getenv("CLADE_TEST_NO_REDIS") == "1" {
+		t.Skip("CLADE_TEST_NO_REDIS=1: Redis tests disabled")
+	}
+	return testutil.StartRedis(t, args...)
+}
 
 // persistent are redis-server arguments for a server that comes back from
 // SIGKILL with every acknowledged write (AOF, fsync per write).

@@ -40,7 +40,7 @@ type hostileCase struct {
 func TestReliabilityHostileInput(t *testing.T) {
 	r := newRow(t, "8. Hostile and bad input (smuggling, spoofing, limits, slowloris, tokens)")
 	const maxBody = 64 << 10
-	rd := testutil.StartRedis(t)
+	rd := startRedis(t)
 	f, up := startUpstream(t)
 	upHost := strings.TrimPrefix(up.URL, "http://")
 	env := gatewayEnv(t, up.URL, policySpec{}, rd.URL(), map[string]string{

@@ -18,7 +18,7 @@ import (
 // what the upstream answered.
 func TestReliabilityRedisKilledFailClosed(t *testing.T) {
 	r := newRow(t, "1. Redis SIGKILLed mid-load, restarted (reject)")
-	rd := testutil.StartRedis(t, persistent...)
+	rd := startRedis(t, persistent...)
 	f, up := startUpstream(t)
 	// A short lease, so that a hold stranded by the kill (see accounting)
 	// expires and is charged within the test instead of after a minute.
@@ -108,7 +108,7 @@ func TestReliabilityRedisKilledFailClosed(t *testing.T) {
 // holds exactly the upstream's ground truth.
 func TestReliabilityRedisKilledFailOpen(t *testing.T) {
 	r := newRow(t, "2a. Redis SIGKILLed mid-load, restarted (allow)")
-	rd := testutil.StartRedis(t, persistent...)
+	rd := startRedis(t, persistent...)
 	f, up := startUpstream(t)
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{OnStoreFailure: "allow"}, rd.URL(), nil))
 	c := newClient(t, 10*time.Second)
@@ -153,7 +153,14 @@ func TestReliabilityRedisKilledFailOpen(t *testing.T) {
 	if got := f.Messages(); got != int64(len(replies)) {
 		t.Errorf("the upstream answered %d messages, clients sent %d", got, len(replies))
 	}
+	if queued := metricSum(m, "clade_gateway_journal_entries"); queued != journaled {
+		t.Errorf("journal holds %v entries before Redis returns, %v settlements were journaled", queued, journaled)
+	}
 	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, 0)
+	drained := waitMetric(t, gw.AdminURL, 5*time.Second, func(m string) bool { return metricSum(m, "clade_gateway_journal_entries") == 0 })
+	if left := metricSum(drained, "clade_gateway_journal_entries"); left != 0 {
+		t.Errorf("%v journal entries left after Redis returned", left)
+	}
 
 	r.Load = fmt.Sprintf("3 workers, %d req (%s)", len(replies), statusCounts(replies))
 	r.Faults = fmt.Sprintf("Redis SIGKILL for %s, restart with AOF; %d forwarded unreserved, %v journaled", ms(restartAt.Sub(killAt)), outage, journaled)
@@ -171,7 +178,7 @@ func TestReliabilityRedisKilledFailOpen(t *testing.T) {
 // the same journal, and replays the old process's entries with its own.
 func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 	r := newRow(t, "2b. Redis killed, gateway restarted before Redis returns (allow)")
-	rd := testutil.StartRedis(t, persistent...)
+	rd := startRedis(t, persistent...)
 	f, up := startUpstream(t)
 	env := gatewayEnv(t, up.URL, policySpec{OnStoreFailure: "allow"}, rd.URL(), map[string]string{"CLADE_DATA_DIR": t.TempDir()})
 	a := testutil.StartApp(t, env)
@@ -189,12 +196,11 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	replies := ld.stop()
 	outageA := count(replies, func(x reply) bool { return x.start.After(killAt) })
-	ma := waitMetric(t, a.AdminURL, 10*time.Second, func(m string) bool {
-		return metricSum(m, "clade_gateway_settle_failures_total", `result="journaled"`) >= float64(outageA)
-	})
-	if err := a.Stop(); err != nil {
+	ma := scrape(t, a.AdminURL)
+	if err := a.Stop(); err != nil { // waits for settlements still running, which journal
 		t.Errorf("first gateway stopped with %v", err)
 	}
+	ja := float64(strings.Count(a.Logs.String(), journaledMsg))
 	c.CloseIdleConnections()
 
 	b := testutil.StartAppServing(t, env) // same CLADE_DATA_DIR: same journal and epoch file
@@ -215,7 +221,6 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 			t.Errorf("allow mode: status %d err %v body %s", x.status, x.err, x.body)
 		}
 	}
-	ja := metricSum(ma, "clade_gateway_settle_failures_total", `result="journaled"`)
 	jb := metricSum(mb, "clade_gateway_settle_failures_total", `result="journaled"`)
 	if ja < float64(outageA) || jb != float64(len(onB)) || len(onB) == 0 {
 		t.Errorf("journaled settlements: first gateway %v (of %d outage requests), second %v (of %d requests)", ja, outageA, jb, len(onB))
@@ -223,7 +228,15 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 	if got := f.Messages(); got != int64(len(replies)) {
 		t.Errorf("the upstream answered %d messages, clients sent %d", got, len(replies))
 	}
+	// The second gateway's journal holds the first one's entries too.
+	if queued := metricSum(mb, "clade_gateway_journal_entries"); queued != ja+jb {
+		t.Errorf("second gateway's journal holds %v entries before Redis returns, want %v + %v", queued, ja, jb)
+	}
 	acc := settleAccounting(t, f, b.AdminURL, func() string { return a.Spend.String() + b.Spend.String() }, 0, 0)
+	drained := waitMetric(t, b.AdminURL, 5*time.Second, func(m string) bool { return metricSum(m, "clade_gateway_journal_entries") == 0 })
+	if left := metricSum(drained, "clade_gateway_journal_entries"); left != 0 {
+		t.Errorf("%v journal entries left after Redis returned", left)
+	}
 
 	r.Load = fmt.Sprintf("3 workers on each gateway, %d req (%s)", len(replies), statusCounts(replies))
 	r.Faults = fmt.Sprintf("Redis SIGKILL for %s; gateway stopped and restarted on the same data dir meanwhile; journaled %v + %v",
@@ -236,6 +249,9 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 		t.Errorf("%s canary hits", r.Leaks)
 	}
 }
+
+// journaledMsg is the gateway's log message for a journaled settlement.
+const journaledMsg = "settlement journaled for replay"
 
 // accounting compares what was charged with what the upstream answered.
 type accounting struct {

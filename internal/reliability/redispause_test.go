@@ -19,7 +19,7 @@ import (
 func TestReliabilityRedisPaused(t *testing.T) {
 	r := newRow(t, "4. Redis paused (SIGSTOP) past the 200ms store timeout (reject)")
 	const storeTimeout = 200 * time.Millisecond
-	rd := testutil.StartRedis(t)
+	rd := startRedis(t)
 	f, up := startUpstream(t)
 	body := messageBody(16, false)
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{}, rd.URL(), map[string]string{

@@ -20,7 +20,7 @@ import (
 // operator's documented decision, and shows as negative drift.
 func TestReliabilityRedisRestartedEmpty(t *testing.T) {
 	r := newRow(t, "3. Redis restarted empty, cap exhausted before (reject)")
-	rd := testutil.StartRedis(t)
+	rd := startRedis(t)
 	f, up := startUpstream(t)
 	body := messageBody(16, false)
 	// Room for one request: its hold fits, a second hold on top of the

@@ -22,7 +22,7 @@ import (
 func TestReliabilityReplicaKilledMidStream(t *testing.T) {
 	r := newRow(t, "5. Gateway replica SIGKILLed mid-stream (2 processes, shared Redis)")
 	const holdTTL = 2 * time.Second
-	rd := testutil.StartRedis(t)
+	rd := startRedis(t)
 	f, up := startUpstream(t)
 	f.Behave = func(req *http.Request, _ string, stream bool) fakeupstream.Behavior {
 		b := fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 1200, OutputTokens: 300}}

@@ -26,7 +26,7 @@ func TestReliabilitySIGTERMDrainsStreams(t *testing.T) {
 		streams = 5
 		grace   = 10 * time.Second
 	)
-	rd := testutil.StartRedis(t)
+	rd := startRedis(t)
 	f, up := startUpstream(t)
 	f.Behave = func(*http.Request, string, bool) fakeupstream.Behavior {
 		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 1200, OutputTokens: 300},

@@ -51,7 +51,7 @@ func TestReliabilityStreamFaults(t *testing.T) {
 		t.Run(store, func(t *testing.T) {
 			redisURL := ""
 			if store == "redis" {
-				redisURL = testutil.StartRedis(t).URL()
+				redisURL = startRedis(t).URL()
 			}
 			fig := streamFaults(t, redisURL)
 			unmetered += fig.unmetered
