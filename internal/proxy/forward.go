@@ -31,6 +31,11 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	// The workspace is the key's; a client must not pick another one.
 	out.Del("Anthropic-Workspace-Id")
 	out.Del("Forwarded")
+	// The meter reads usage from the bytes as they pass, so the upstream
+	// must not compress them for the client. Without the client's
+	// Accept-Encoding the transport asks for gzip itself and decompresses
+	// transparently; the client receives identity bytes.
+	out.Del("Accept-Encoding")
 	out.Set("X-Api-Key", c.key)
 	if c.body != nil {
 		pr.Out.Body = io.NopCloser(bytes.NewReader(c.body))

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -294,5 +295,50 @@ func TestCleanPath(t *testing.T) {
 		if got := cleanPath(u); got != want {
 			t.Errorf("cleanPath(%s) = %v, want %v", raw, got, want)
 		}
+	}
+}
+
+// A client that accepts gzip (every Go client does by default) must not
+// make the upstream compress what the meter has to read.
+func TestGzipCapableClientIsMeteredExactly(t *testing.T) {
+	var sawAE []string
+	var mu sync.Mutex
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		sawAE = append(sawAE, r.Header.Get("Accept-Encoding"))
+		mu.Unlock()
+		body := `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-6","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":1200,"output_tokens":300}}`
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			w.Header().Set("Content-Encoding", "gzip")
+			gz := gzip.NewWriter(w)
+			_, _ = gz.Write([]byte(body))
+			_ = gz.Close()
+			return
+		}
+		_, _ = w.Write([]byte(body))
+	}))
+	defer up.Close()
+	h, _, j := newTestHandler(t, "allow", downStore{})
+	u, _ := url.Parse(up.URL)
+	h.o.Upstream = u
+	r := httptest.NewRequest("POST", "/v1/messages", strings.NewReader(okBody))
+	r.Header.Set("x-api-key", testToken)
+	r.Header.Set("Accept-Encoding", "gzip")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	h.Wait()
+	if w.Code != 200 || w.Header().Get("Content-Encoding") != "" || !strings.Contains(w.Body.String(), `"input_tokens":1200`) {
+		t.Fatalf("client got %d %q %s", w.Code, w.Header().Get("Content-Encoding"), w.Body)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	for _, v := range j.entries {
+		if v != 8_100_000 {
+			t.Errorf("charged %d nanos, want 8100000 (priced from usage, not the estimate)", v)
+		}
+	}
+	if len(j.entries) != 1 {
+		t.Errorf("%d charges", len(j.entries))
 	}
 }
