@@ -197,9 +197,11 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 	replies := ld.stop()
 	outageA := count(replies, func(x reply) bool { return x.start.After(killAt) })
 	ma := scrape(t, a.AdminURL)
+	stopAt := time.Now()
 	if err := a.Stop(); err != nil { // waits for settlements still running, which journal
 		t.Errorf("first gateway stopped with %v", err)
 	}
+	stopTook := time.Since(stopAt)
 	ja := float64(strings.Count(a.Logs.String(), journaledMsg))
 	c.CloseIdleConnections()
 
@@ -239,8 +241,8 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 	}
 
 	r.Load = fmt.Sprintf("3 workers on each gateway, %d req (%s)", len(replies), statusCounts(replies))
-	r.Faults = fmt.Sprintf("Redis SIGKILL for %s; gateway stopped and restarted on the same data dir meanwhile; journaled %v + %v",
-		ms(restartAt.Sub(killAt)), ja, jb)
+	r.Faults = fmt.Sprintf("Redis SIGKILL for %s; gateway stopped (in %s) and restarted on the same data dir meanwhile; journaled %v + %v",
+		ms(restartAt.Sub(killAt)), ms(stopTook), ja, jb)
 	acc.fill(r)
 	r.Leaks = fmt.Sprint(leaks(a.Logs.String(), a.Spend.String(), b.Logs.String(), b.Spend.String(), ma, mb, bodies.String()))
 	r.Recovery = ms(acc.settledAt.Sub(restartAt)) + " from redis-server start to journal replayed"
