@@ -56,7 +56,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	st, err := openStore(ctx, cfg, reg)
+	st, err := openStore(ctx, cfg, reg, log)
 	if err != nil {
 		return err
 	}
@@ -157,8 +157,8 @@ func storeKind(cfg config) string {
 	return "redis"
 }
 
-func openStore(ctx context.Context, cfg config, reg prometheus.Registerer) (store, error) {
-	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix}
+func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger) (store, error) {
+	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log}
 	if cfg.RedisURL == "" {
 		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {
@@ -171,6 +171,12 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer) (stor
 		return nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
 	}
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = cfg.StoreTimeout, cfg.StoreTimeout, cfg.StoreTimeout
+	// One dial attempt per call: the store timeout bounds the call anyway,
+	// and retrying a dead server only delays the refusal.
+	ro.DialerRetries = 1
+	// go-redis logs through a process-wide hook; send it to zap so the
+	// logs stay JSON.
+	redis.SetLogger(redisLogger{log.Named("redis")})
 	// The epoch file lets a restarted gateway notice a Redis that came
 	// back empty; it is Redis's alone, not the embedded store's.
 	opts.EpochFile = filepath.Join(cfg.DataDir, "redis-epoch")
@@ -204,4 +210,11 @@ func (c closingStore) Close() error {
 		err = cerr
 	}
 	return err
+}
+
+// redisLogger adapts zap to go-redis's logging hook.
+type redisLogger struct{ l *zap.Logger }
+
+func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
+	r.l.Warn(fmt.Sprintf(format, v...))
 }

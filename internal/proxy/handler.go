@@ -237,18 +237,31 @@ func (h *Handler) reserve(ctx context.Context, c *call, est money.Nanos, ttl tim
 	case (errors.Is(err, budget.ErrUnavailable) || errors.Is(err, budget.ErrStoreReset)) && c.svc.OnStoreFailure == "allow":
 		// Fail open, but never unmetered: the settlement goes through the
 		// journal with the windows of this moment and is replayed later.
-		keys := make([]string, len(c.budgets))
-		for i, b := range c.budgets {
-			keys[i] = b.Key(c.at)
-		}
-		c.res, c.metered = budget.Reservation{RequestID: c.id, Keys: keys}, true
+		c.res, c.metered = budget.Reservation{RequestID: c.id, Keys: windowKeys(c.budgets, c.at)}, true
 		h.m.unreserved.WithLabelValues(c.service).Inc()
 		h.log.Warn("store unavailable; forwarding without a reservation (on_store_failure: allow)",
 			zap.String("request_id", c.id), zap.String("service", c.service), zap.Error(err))
 		return nil
+	case errors.Is(err, budget.ErrUnavailable):
+		// The store may have applied the hold after the call gave up.
+		// A zero settlement, journaled and replayed when the store is
+		// back, releases it instead of letting it expire into an orphan
+		// charge for a request that was refused.
+		if jerr := h.o.Journal.Append(budget.Reservation{RequestID: c.id, Keys: windowKeys(c.budgets, c.at)}, 0); jerr != nil {
+			h.log.Error("could not journal the release of a refused request's hold", append(c.logFields(), zap.Error(jerr))...)
+		}
+		return fmt.Errorf("proxy: reserve: %w", err)
 	default:
 		return fmt.Errorf("proxy: reserve: %w", err)
 	}
+}
+
+func windowKeys(budgets []budget.Budget, at time.Time) []string {
+	keys := make([]string, len(budgets))
+	for i, b := range budgets {
+		keys[i] = b.Key(at)
+	}
+	return keys
 }
 
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, c *call) error {

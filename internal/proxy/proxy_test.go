@@ -120,7 +120,7 @@ const okBody = `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role"
 // A store that cannot be reached must refuse, not fail open: the classic
 // limiter bug is an exception swallowed into "allowed".
 func TestStoreDownFailsClosed(t *testing.T) {
-	h, f, _ := newTestHandler(t, "reject", downStore{})
+	h, f, j := newTestHandler(t, "reject", downStore{})
 	w := post(h, okBody)
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("got %d retry-after %q: %s", w.Code, w.Header().Get("Retry-After"), w.Body)
@@ -130,6 +130,18 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	}
 	if f.Messages() != 0 {
 		t.Errorf("%d requests reached the upstream with the store down", f.Messages())
+	}
+	// The hold the store may have placed after the call gave up is
+	// released by a journaled zero settlement.
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if len(j.entries) != 1 {
+		t.Fatalf("journal has %d entries, want the one zero release", len(j.entries))
+	}
+	for _, v := range j.entries {
+		if v != 0 {
+			t.Errorf("refused request journaled at %d nanos, want 0", v)
+		}
 	}
 }
 

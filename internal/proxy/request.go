@@ -39,7 +39,7 @@ type parsedRequest struct {
 // malformed request costs nothing and gets a clear 400.
 func parseMessages(body []byte) (parsedRequest, error) {
 	var r messageRequest
-	if err := json.Unmarshal(body, &r); err != nil {
+	if err := decodeMessages(body, &r); err != nil {
 		return parsedRequest{}, errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
 	}
 	if r.Model == "" {

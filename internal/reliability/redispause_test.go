@@ -92,7 +92,7 @@ func TestReliabilityRedisPaused(t *testing.T) {
 	if metricSum(m, "clade_gateway_store_errors_total", `op="reserve"`) == 0 {
 		t.Error("clade_gateway_store_errors_total{op=reserve} did not count the timeouts")
 	}
-	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, refusals, estimateOf(body, 16))
+	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, estimateOf(body, 16))
 
 	r.Load = fmt.Sprintf("4 workers, %d req (%s)", len(replies), statusCounts(replies))
 	r.Faults = fmt.Sprintf("SIGSTOP Redis for %s; %d requests inside the pause: latency p50 %s, max %s (store timeout %s)",

@@ -1,0 +1,119 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// slimCases are Messages bodies where a shortcut decoder could go wrong:
+// duplicate, escaped and case-folded keys, escaped quotes inside skipped
+// values, type errors in kept members, and bodies that are not objects.
+var slimCases = []string{
+	`{"model":"claude-sonnet-4-6","max_tokens":1024,"messages":[{"role":"user","content":"hi"}]}`,
+	`{"model":"claude-sonnet-4-6","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"a \"quoted\" \\ back\\\\"}]}],"system":"be brief"}`,
+	` { "model" : "a" , "max_tokens" : 5 , "messages" : [ ] , "temperature" : 0.5 , "stop_sequences" : [ "x" ] } `,
+	`{"model":"claude-sonnet-4-6","model":"claude-opus-4-1","max_tokens":1,"messages":[1]}`,
+	`{"model":"claude-sonnet-4-6","MODEL":"claude-opus-4-1","max_tokens":1,"messages":[1]}`,
+	`{"model":"claude-sonnet-4-6","mod\u0065l":"claude-opus-4-1","max_tokens":1,"messages":[1]}`,
+	`{"model":"claude-\u0073onnet-4-6","max_to\u212Aens":7,"ſtream":true,"messages":{}}`,
+	`{"model":"a","max_tokens":1,"messages":null}`,
+	`{"model":"a","max_tokens":1,"messages":[],"Messages":null}`,
+	`{"model":"a","max_tokens":1,"Messages":"text"}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":[{"type":"web_search_20250305","name":"web_search"},{"name":"f","input_schema":{"type":"object"}}]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"mcp_servers":null}`,
+	`{"model":"a","max_tokens":1,"messages":[],"mcp_servers":[{"type":"url","url":"https://x"}]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"MCP_Servers":{}}`,
+	`{"model":"a","max_tokens":1,"messages":[],"inference_geo":"us","speed":"fast"}`,
+	`{"model":5,"max_tokens":1,"messages":[]}`,
+	`{"model":"a","max_tokens":"1","messages":[]}`,
+	`{"model":"a","max_tokens":1.5,"messages":[]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"stream":"yes"}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":"x"}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":[{"type":5}]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":[{"type":"x"}],"tools":null}`,
+	`{"model":{"a":[1,2,{"b":"}"}]},"max_tokens":1,"messages":[]}`,
+	`{"model":["a"],"max_tokens":1,"messages":[]}`,
+	`{"model":"a\xffb","max_tokens":1,"messages":[]}`,
+	`{"metadata":{"user_id":"u\"}{"},"model":"a","max_tokens":-3,"messages":[[[[["deep"]]]]]}`,
+	`{"system":"\\","model":"a","max_tokens":1e3,"messages":[]}`,
+	`{"":"","model":"a","max_tokens":1,"messages":[]}`,
+	`{}`,
+	`[]`,
+	`null`,
+	`"model"`,
+	`12`,
+	``,
+	`{"model":"a",`,
+	`{"model":"a","max_tokens":1,"messages":[]} x`,
+	`{"model":"a","max_tokens":1,"messages":[],}`,
+	`{'model':'a'}`,
+}
+
+// decodeFull is what decodeMessages must equal: the plain decoder.
+func decodeFull(body []byte) (messageRequest, error) {
+	var r messageRequest
+	err := json.Unmarshal(body, &r)
+	return r, err
+}
+
+func checkSlimMatches(t *testing.T, body []byte) {
+	t.Helper()
+	want, wantErr := decodeFull(body)
+	var got messageRequest
+	gotErr := decodeMessages(body, &got)
+	if (gotErr == nil) != (wantErr == nil) {
+		t.Fatalf("%q: error %v, plain decoder %v", body, gotErr, wantErr)
+	}
+	if wantErr != nil {
+		if g, w := jsonErrText(gotErr), jsonErrText(wantErr); g != w {
+			t.Fatalf("%q: error text %q, plain decoder %q", body, g, w)
+		}
+		return
+	}
+	if got.Model != want.Model || got.Stream != want.Stream || got.InferenceGeo != want.InferenceGeo || got.Speed != want.Speed {
+		t.Fatalf("%q: got %+v, plain decoder %+v", body, got, want)
+	}
+	if (got.MaxTokens == nil) != (want.MaxTokens == nil) || (got.MaxTokens != nil && *got.MaxTokens != *want.MaxTokens) {
+		t.Fatalf("%q: max_tokens %v, plain decoder %v", body, got.MaxTokens, want.MaxTokens)
+	}
+	if len(got.Tools) != len(want.Tools) {
+		t.Fatalf("%q: tools %v, plain decoder %v", body, got.Tools, want.Tools)
+	}
+	for i := range got.Tools {
+		if got.Tools[i] != want.Tools[i] {
+			t.Fatalf("%q: tools %v, plain decoder %v", body, got.Tools, want.Tools)
+		}
+	}
+	present := func(raw json.RawMessage) bool { return len(raw) > 0 && !bytes.Equal(raw, []byte("null")) }
+	if present(got.Messages) != present(want.Messages) || present(got.MCPServers) != present(want.MCPServers) {
+		t.Fatalf("%q: messages/mcp_servers presence %v/%v, plain decoder %v/%v", body,
+			present(got.Messages), present(got.MCPServers), present(want.Messages), present(want.MCPServers))
+	}
+}
+
+func TestDecodeMessagesMatchesPlainDecoder(t *testing.T) {
+	for _, c := range slimCases {
+		checkSlimMatches(t, []byte(c))
+	}
+}
+
+func TestSlimObjectDropsTheConversation(t *testing.T) {
+	body := `{"model":"claude-sonnet-4-6","max_tokens":1024,"system":"` + strings.Repeat("s", 5000) +
+		`","messages":[{"role":"user","content":"` + strings.Repeat("m", 50000) + `"}]}`
+	slim, ok := slimObject([]byte(body), "model", "max_tokens")
+	if !ok {
+		t.Fatal("not an object")
+	}
+	if want := `{"model":"claude-sonnet-4-6","max_tokens":1024,"system":"","messages":[]}`; string(slim) != want {
+		t.Fatalf("slim = %s, want %s", slim, want)
+	}
+}
+
+func FuzzDecodeMessages(f *testing.F) {
+	for _, c := range slimCases {
+		f.Add([]byte(c))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkSlimMatches(t, body) })
+}
