@@ -114,6 +114,7 @@ func New(o Options) (*Handler, error) {
 		// gets FlushInterval -1); other bodies are flushed at once too, so
 		// nothing the upstream sends waits in the gateway.
 		FlushInterval: -1,
+		BufferPool:    &bufferPool{},
 	}
 	return h, nil
 }
@@ -278,7 +279,9 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, c *call) erro
 	body := http.MaxBytesReader(w, r.Body, limit)
 	// Size the buffer from Content-Length, but not beyond 1 MiB up front:
 	// a client's claim alone must not make the gateway allocate 32 MB.
-	buf := make([]byte, 0, min(max(r.ContentLength, 512), 1<<20))
+	// One byte more than Content-Length, so that reading the EOF does not
+	// grow (copy) a buffer the body filled exactly.
+	buf := make([]byte, 0, min(max(r.ContentLength+1, 512), 1<<20))
 	for {
 		n, err := body.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
