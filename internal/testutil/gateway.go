@@ -73,6 +73,20 @@ func WritePolicy(t testing.TB, dir, yaml string) string {
 // dir are filled in) and waits until /readyz answers 200.
 func StartApp(t testing.TB, env map[string]string) *App {
 	t.Helper()
+	return startApp(t, env, "/readyz")
+}
+
+// StartAppServing is StartApp for a gateway whose budget store may be down:
+// it waits until /healthz answers (the listeners serve) instead of /readyz
+// (the store is reachable too). Fault tests use it to start a gateway while
+// Redis is dead, the way an operator's restart during an outage would.
+func StartAppServing(t testing.TB, env map[string]string) *App {
+	t.Helper()
+	return startApp(t, env, "/healthz")
+}
+
+func startApp(t testing.TB, env map[string]string, probe string) *App {
+	t.Helper()
 	a := &App{Logs: &Buffer{}, Spend: &Buffer{}, done: make(chan error, 1)}
 	e := map[string]string{
 		"CLADE_LISTEN":               "127.0.0.1:" + strconv.Itoa(FreePort(t)),
@@ -93,6 +107,8 @@ func StartApp(t testing.TB, env map[string]string) *App {
 		a.done <- app.Run(ctx, nil, func(k string) string { return e[k] }, bytes.NewReader(nil), a.Spend, a.Logs)
 	}()
 	t.Cleanup(func() { _ = a.Stop() })
+	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
@@ -101,7 +117,7 @@ func StartApp(t testing.TB, env map[string]string) *App {
 			t.Fatalf("gateway exited at start: %v\nlogs:\n%s", err, a.Logs.String())
 		default:
 		}
-		resp, err := http.Get(a.AdminURL + "/readyz")
+		resp, err := client.Get(a.AdminURL + probe)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -109,7 +125,7 @@ func StartApp(t testing.TB, env map[string]string) *App {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gateway not ready: %v\nlogs:\n%s", err, a.Logs.String())
+			t.Fatalf("gateway not answering %s: %v\nlogs:\n%s", probe, err, a.Logs.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
