@@ -3,6 +3,7 @@ package proxy
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -86,11 +87,21 @@ func checkSlimMatches(t *testing.T, body []byte) {
 			t.Fatalf("%q: tools %v, plain decoder %v", body, got.Tools, want.Tools)
 		}
 	}
-	present := func(raw json.RawMessage) bool { return len(raw) > 0 && !bytes.Equal(raw, []byte("null")) }
-	if present(got.Messages) != present(want.Messages) || present(got.MCPServers) != present(want.MCPServers) {
+	if isPresent(got.Messages) != isPresent(want.Messages) || isPresent(got.MCPServers) != isPresent(want.MCPServers) {
 		t.Fatalf("%q: messages/mcp_servers presence %v/%v, plain decoder %v/%v", body,
-			present(got.Messages), present(got.MCPServers), present(want.Messages), present(want.MCPServers))
+			isPresent(got.Messages), isPresent(got.MCPServers), isPresent(want.Messages), isPresent(want.MCPServers))
 	}
+}
+
+// isPresent is what admission asks of messages and mcp_servers: there and
+// not null, whether the field keeps the raw value or only that fact.
+func isPresent(field any) bool {
+	v := reflect.ValueOf(field)
+	if v.Kind() == reflect.Bool {
+		return v.Bool()
+	}
+	raw := v.Bytes()
+	return len(raw) > 0 && !bytes.Equal(raw, []byte("null"))
 }
 
 func TestDecodeMessagesMatchesPlainDecoder(t *testing.T) {
