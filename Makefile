@@ -32,10 +32,7 @@ deps:
 	@./scripts/deps.sh
 
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./internal/meter/ | grep ^Fuzz); do \
-		echo "fuzz $$t ($(FUZZTIME))"; \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) ./internal/meter/ || exit 1; \
-	done
+	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
 
 reliability: deps
 	$(GO) test -count=1 -v -run 'TestReliability' ./internal/reliability/
