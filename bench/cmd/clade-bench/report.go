@@ -1,0 +1,388 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// acc accumulates one (phase, mode, target) over the rounds.
+type acc struct {
+	ok, failed int64
+	wall       time.Duration
+	lat        []time.Duration
+	cpu        time.Duration
+	redisCPU   time.Duration
+	redisCmds  map[string]int64
+	alloc      float64
+	conns      int64
+	firstErr   string
+	roundCPU   []float64 // µs per request in each round
+}
+
+// holdStats is the RSS phase's result for one proxy.
+type holdStats struct {
+	open, gauge int64 // streams open at the plateau (client side; gateway gauge)
+	rss, hwm    int64
+	ok, failed  int64
+	firstErr    string
+}
+
+// roundTrip is what MONITOR saw of one mode's requests.
+type roundTrip struct {
+	cmds     map[string]int64
+	requests int64
+}
+
+func (rt roundTrip) perReq() float64 {
+	var n int64
+	for _, v := range rt.cmds {
+		n += v
+	}
+	if rt.requests == 0 {
+		return 0
+	}
+	return float64(n) / float64(rt.requests)
+}
+
+func (rt roundTrip) String() string {
+	var parts []string
+	for k, v := range rt.cmds {
+		parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(v)/float64(max(rt.requests, 1))))
+	}
+	slices.Sort(parts)
+	return fmt.Sprintf("%.2f (%s)", rt.perReq(), strings.Join(parts, ", "))
+}
+
+type report struct {
+	o       options
+	accs    map[string]*acc
+	hold    map[string]holdStats
+	rtt     map[string]roundTrip
+	spend   []string
+	elapsed time.Duration
+}
+
+func newReport(o options) *report {
+	return &report{o: o, accs: map[string]*acc{}, hold: map[string]holdStats{}, rtt: map[string]roundTrip{}}
+}
+
+func key(phase, mode, target string) string { return phase + "/" + mode + "/" + target }
+
+func (r *report) get(phase, mode, target string) *acc {
+	k := key(phase, mode, target)
+	a := r.accs[k]
+	if a == nil {
+		a = &acc{redisCmds: map[string]int64{}}
+		r.accs[k] = a
+	}
+	return a
+}
+
+func (r *report) add(phase, mode, target string, seg segment, before, after snapshot) {
+	a := r.get(phase, mode, target)
+	a.ok += seg.ok
+	a.failed += seg.failed
+	a.wall += seg.wall
+	a.lat = append(a.lat, seg.lat...)
+	cpu := after.cpu - before.cpu
+	a.cpu += cpu
+	if seg.ok > 0 {
+		a.roundCPU = append(a.roundCPU, float64(cpu.Microseconds())/float64(seg.ok))
+	}
+	a.redisCPU += after.redis.cpu - before.redis.cpu
+	for k, v := range after.redis.cmds {
+		a.redisCmds[k] += v - before.redis.cmds[k]
+	}
+	a.alloc += after.alloc - before.alloc
+	a.conns += after.fake.ConnsOpened - before.fake.ConnsOpened
+	if a.firstErr == "" {
+		a.firstErr = seg.firstErr
+	}
+}
+
+func (a *acc) perReq(v float64) float64 {
+	if a.ok == 0 {
+		return 0
+	}
+	return v / float64(a.ok)
+}
+
+func (a *acc) cpuPerReq() float64 { return a.perReq(float64(a.cpu.Nanoseconds()) / 1e3) }
+
+func (a *acc) redisPerReq() float64 { return a.perReq(float64(a.redisCPU.Nanoseconds()) / 1e3) }
+
+func (a *acc) cmdsPerReq() float64 {
+	var n int64
+	for _, v := range a.redisCmds {
+		n += v
+	}
+	return a.perReq(float64(n))
+}
+
+func percentile(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(q*float64(len(s)-1) + 0.5)
+	return s[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// checkSpend counts each gateway's spend records: every complete response
+// must have been metered, at the exact price of the fake's usage.
+func (r *report) checkSpend(ts []*target) error {
+	for _, t := range ts {
+		if t.spendLog == "" {
+			continue
+		}
+		f, err := os.Open(t.spendLog)
+		if err != nil {
+			return err
+		}
+		var records, exact int64
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if !strings.Contains(line, `"msg":"spend"`) {
+				continue
+			}
+			records++
+			// 1,200 input and 300 output tokens of claude-sonnet-4-6.
+			if strings.Contains(line, `"total_usd":"0.0081"`) {
+				exact++
+			}
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return err
+		}
+		r.spend = append(r.spend, fmt.Sprintf("%s: %d spend records, %d at exactly $0.0081; %d complete responses sent to it",
+			t.name, records, exact, t.completed.Load()))
+	}
+	return nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+type table struct{ rows [][]string }
+
+func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+
+// write prints a Markdown table with padded columns (readable as text too).
+func (t *table) write(w io.Writer) {
+	width := make([]int, len(t.rows[0]))
+	for _, row := range t.rows {
+		for i, c := range row {
+			width[i] = max(width[i], len([]rune(c)))
+		}
+	}
+	for n, row := range t.rows {
+		fmt.Fprint(w, "|")
+		for i, c := range row {
+			fmt.Fprintf(w, " %s%s |", c, strings.Repeat(" ", width[i]-len([]rune(c))))
+		}
+		fmt.Fprintln(w)
+		if n == 0 {
+			fmt.Fprint(w, "|")
+			for i := range row {
+				fmt.Fprintf(w, "%s|", strings.Repeat("-", width[i]+2))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func f0(v float64) string   { return fmt.Sprintf("%.0f", v) }
+func f2(v float64) string   { return fmt.Sprintf("%.2f", v) }
+func sign(v float64) string { return fmt.Sprintf("%+.2f", v) }
+
+func (r *report) print(stdout io.Writer, outPath string) error {
+	w := stdout
+	var f *os.File
+	if outPath != "" {
+		var err error
+		if f, err = os.Create(outPath); err != nil {
+			return err
+		}
+		defer f.Close()
+		w = io.MultiWriter(stdout, f)
+	}
+	o := r.o
+	fmt.Fprintf(w, "clade-bench: %d interleaved rounds, %s per segment; max = closed loop, %d JSON / %d SSE workers, upstream TTFB 0, SSE event spacing %s; "+
+		"lat = open loop %.0f req/s, upstream TTFB %s, SSE event spacing %s; %d text deltas per response\n",
+		o.rounds, o.duration, o.concJSON, o.concSSE, o.spacing, o.rate, o.ttfb, o.latSpacing, o.deltas)
+	fmt.Fprintf(w, "machine: %d CPUs (%s), %s RAM, %s/%s, %s; run took %s\n\n", runtime.NumCPU(), cpuModel(), memTotal(),
+		runtime.GOOS, runtime.GOARCH, runtime.Version(), r.elapsed.Round(time.Second))
+
+	t := &table{}
+	t.add("mode", "target", "max req/s", "p50 ms", "p90 ms", "p99 ms", "+p50 vs direct", "+p50 vs bare", "+p99 vs bare",
+		"CPU µs/req", "×bare", "CPU µs/req @lat", "Redis CPU µs/req", "(CPU+Redis) ×bare", "Redis round trips/req", "Redis cmds/req",
+		"alloc KB/req", "upstream conns opened max / lat", "RSS, 5k streams")
+	for _, mode := range modes {
+		direct, bare := r.get("lat", mode, "direct"), r.get("lat", mode, "bare")
+		bareMax := r.get("max", mode, "bare")
+		for _, name := range []string{"direct", "bare", "gw-embedded", "gw-redis"} {
+			mx, lt := r.get("max", mode, name), r.get("lat", mode, name)
+			p50, p90, p99 := percentile(lt.lat, .5), percentile(lt.lat, .9), percentile(lt.lat, .99)
+			row := []string{mode, name, f0(float64(mx.ok) / mx.wall.Seconds()), f2(ms(p50)), f2(ms(p90)), f2(ms(p99))}
+			if name == "direct" {
+				row = append(row, "", "", "")
+			} else {
+				row = append(row, sign(ms(p50-percentile(direct.lat, .5))))
+				if name == "bare" {
+					row = append(row, "", "")
+				} else {
+					row = append(row, sign(ms(p50-percentile(bare.lat, .5))), sign(ms(p99-percentile(bare.lat, .99))))
+				}
+			}
+			if name == "direct" {
+				row = append(row, "", "", "", "", "", "", "", "")
+			} else {
+				ratio := mx.cpuPerReq() / bareMax.cpuPerReq()
+				row = append(row, f0(mx.cpuPerReq()), f2(ratio)+spread(mx, bareMax), f0(lt.cpuPerReq()))
+				if name == "gw-redis" {
+					row = append(row, f0(mx.redisPerReq()), f2((mx.cpuPerReq()+mx.redisPerReq())/bareMax.cpuPerReq()),
+						f2(r.rtt[mode].perReq()), f2(mx.cmdsPerReq()))
+				} else {
+					row = append(row, "", "", "", "")
+				}
+				row = append(row, f2(mx.perReq(mx.alloc)/1024))
+			}
+			row = append(row, fmt.Sprintf("%d / %d", mx.conns, lt.conns))
+			if h, ok := r.hold[name]; ok && mode == "sse" {
+				row = append(row, fmt.Sprintf("%s (peak %s)", mib(h.rss), mib(h.hwm)))
+			} else {
+				row = append(row, "")
+			}
+			t.add(row...)
+		}
+	}
+	t.write(w)
+
+	for _, mode := range modes {
+		if rt, ok := r.rtt[mode]; ok {
+			fmt.Fprintf(w, "\n%s gw-redis per request: round trips (MONITOR, %d requests) %s; commands incl. inside Lua (INFO commandstats) %s",
+				mode, rt.requests, rt, cmdBreakdown(r.get("max", mode, "gw-redis")))
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	r.targets(w)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "checks:")
+	for k, a := range r.accs {
+		if a.failed > 0 {
+			fmt.Fprintf(w, "  FAILED requests in %s: %d (first: %s)\n", k, a.failed, a.firstErr)
+		}
+	}
+	for name, h := range r.hold {
+		fmt.Fprintf(w, "  %s streams phase: %d open at once (gateway gauge %d), %d completed, %d failed %s\n",
+			name, h.open, h.gauge, h.ok, h.failed, h.firstErr)
+	}
+	for _, s := range r.spend {
+		fmt.Fprintln(w, "  "+s)
+	}
+	return nil
+}
+
+// spread is the range of the per-round CPU ratio to the bare proxy.
+func spread(a, bare *acc) string {
+	if len(a.roundCPU) != len(bare.roundCPU) || len(a.roundCPU) < 2 {
+		return ""
+	}
+	lo, hi := 1e18, 0.0
+	for i := range a.roundCPU {
+		x := a.roundCPU[i] / bare.roundCPU[i]
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return fmt.Sprintf(" (%.2f–%.2f)", lo, hi)
+}
+
+func cmdBreakdown(a *acc) string {
+	var parts []string
+	for k, v := range a.redisCmds {
+		if v > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.2f", k, a.perReq(float64(v))))
+		}
+	}
+	slices.Sort(parts)
+	return fmt.Sprintf("%.2f (%s)", a.cmdsPerReq(), strings.Join(parts, ", "))
+}
+
+// targets checks the issue's bar against this run's figures.
+func (r *report) targets(w io.Writer) {
+	fmt.Fprintln(w, "targets (issue 7):")
+	check := func(ok bool, format string, a ...any) {
+		mark := "PASS"
+		if !ok {
+			mark = "MISS"
+		}
+		fmt.Fprintf(w, "  %s  %s\n", mark, fmt.Sprintf(format, a...))
+	}
+	for _, mode := range modes {
+		bare := r.get("max", mode, "bare").cpuPerReq()
+		for _, gw := range []string{"gw-embedded", "gw-redis"} {
+			a := r.get("max", mode, gw)
+			check(a.cpuPerReq() <= 1.5*bare, "%s %s CPU/request %.0f µs = %.2f× bare (≤ 1.5×)", mode, gw, a.cpuPerReq(), a.cpuPerReq()/bare)
+		}
+		a := r.get("max", mode, "gw-redis")
+		tot := a.cpuPerReq() + a.redisPerReq()
+		check(tot <= 2*bare, "%s gw-redis + Redis CPU/request %.0f µs = %.2f× bare (≤ 2×)", mode, tot, tot/bare)
+		bl := r.get("lat", mode, "bare").lat
+		for _, gw := range []string{"gw-embedded", "gw-redis"} {
+			l := r.get("lat", mode, gw).lat
+			d50 := ms(percentile(l, .5) - percentile(bl, .5))
+			d99 := ms(percentile(l, .99) - percentile(bl, .99))
+			check(d50 < 0.3, "%s %s added p50 over bare %+.2f ms at %.0f req/s (< 0.3 ms)", mode, gw, d50, r.o.rate)
+			check(d99 <= 2, "%s %s p99 over bare %+.2f ms (within 2 ms)", mode, gw, d99)
+		}
+		if rt, ok := r.rtt[mode]; ok {
+			check(rt.perReq() <= 2, "%s gw-redis Redis round trips/request %.2f (≤ 2)", mode, rt.perReq())
+		}
+		for _, gw := range []string{"gw-embedded", "gw-redis"} {
+			a := r.get("max", mode, gw)
+			check(a.conns == 0, "%s %s upstream connections opened at fixed concurrency once warm: %d in %d requests (0); at the fixed rate: %d",
+				mode, gw, a.conns, a.ok+a.failed, r.get("lat", mode, gw).conns)
+		}
+	}
+	for _, gw := range []string{"gw-embedded", "gw-redis"} {
+		if h, ok := r.hold[gw]; ok {
+			check(h.hwm < 1<<30 && h.open >= int64(r.o.streams), "%s %d of %d streams open at once: RSS %s, peak %s (< 1 GiB)",
+				gw, h.open, r.o.streams, mib(h.rss), mib(h.hwm))
+		}
+	}
+}
