@@ -200,4 +200,3 @@ func (e *env) holdPhase(r *report) error {
 	}
 	return nil
 }
-
