@@ -42,7 +42,7 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 
 bench: deps
-	$(GO) run ./bench/cmd/clade-bench
+	$(GO) run ./bench/cmd/clade-bench $(BENCHFLAGS)
 
 bench-micro: deps
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/...
