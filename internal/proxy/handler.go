@@ -110,10 +110,12 @@ func New(o Options) (*Handler, error) {
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.upstreamError,
 		ErrorLog:       zap.NewStdLog(h.log.Named("reverseproxy")),
-		// SSE is flushed per write by ReverseProxy itself (text/event-stream
-		// gets FlushInterval -1); other bodies are flushed at once too, so
-		// nothing the upstream sends waits in the gateway.
-		FlushInterval: -1,
+		// FlushInterval stays 0: ReverseProxy itself flushes SSE and bodies
+		// of unknown length after every write (their interval is -1), so
+		// nothing streamed waits in the gateway. Setting -1 for every
+		// response also flushed the headers of a JSON answer on their own,
+		// from a timer goroutine, before its body: one more write syscall
+		// and goroutine per request for nothing (bench/README.md).
 		BufferPool:    &bufferPool{},
 	}
 	return h, nil
