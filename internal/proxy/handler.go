@@ -116,7 +116,7 @@ func New(o Options) (*Handler, error) {
 		// response also flushed the headers of a JSON answer on their own,
 		// from a timer goroutine, before its body: one more write syscall
 		// and goroutine per request for nothing (bench/README.md).
-		BufferPool:    &bufferPool{},
+		BufferPool: &bufferPool{},
 	}
 	return h, nil
 }
