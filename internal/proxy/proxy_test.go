@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -352,5 +353,48 @@ func TestGzipCapableClientIsMeteredExactly(t *testing.T) {
 	}
 	if len(j.entries) != 1 {
 		t.Errorf("%d charges", len(j.entries))
+	}
+}
+
+// A stream that outlives the hold's lease keeps its hold: read during the
+// stream, the budget shows the estimate still reserved and nothing
+// orphan-charged.
+func TestLongStreamKeepsItsHold(t *testing.T) {
+	st, err := budget.OpenBolt(filepath.Join(t.TempDir(), "b.db"), budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	h, f, _ := newTestHandler(t, "reject", st)
+	h.o.HoldTTL = 300 * time.Millisecond
+	f.Behave = func(*http.Request, string, bool) fakeupstream.Behavior {
+		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 1200, OutputTokens: 300}, EventSpacing: 150 * time.Millisecond}
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-6","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("x-api-key", testToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	daily := h.o.State().Policy.Services["recommendation"].Budgets
+	time.Sleep(900 * time.Millisecond) // three leases into a ~1.2s stream
+	mid, err := st.Status(context.Background(), daily)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	h.Wait()
+	end, err := st.Status(context.Background(), daily)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mid[0].Spent != 0 || mid[0].Reserved == 0 {
+		t.Errorf("mid-stream: spent %s reserved %s; the hold expired into an orphan charge", mid[0].Spent, mid[0].Reserved)
+	}
+	if end[0].Spent != 8_100_000 || end[0].Reserved != 0 {
+		t.Errorf("after the stream: spent %d reserved %d, want 8100000 and 0", end[0].Spent, end[0].Reserved)
 	}
 }
