@@ -47,6 +47,7 @@ type options struct {
 	only          string // comma-separated target names; "" is all
 	redisQuery    string // appended to gw-redis's CLADE_REDIS_URL
 	gwEnv         string // extra KEY=VALUE,... for both gateways
+	abSrc         string // another checkout whose gateway runs as gw-redis-ab
 	keep          bool
 	out           string
 }
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&o.only, "targets", "", "comma-separated subset of direct,bare,gw-embedded,gw-redis (default all)")
 	flag.StringVar(&o.redisQuery, "redis-query", "", "query appended to gw-redis's CLADE_REDIS_URL, for experiments (e.g. pool_size=256)")
 	flag.StringVar(&o.gwEnv, "gw-env", "", "extra environment for both gateways, KEY=VALUE,..., for experiments (e.g. CLADE_STORE_TIMEOUT=2s)")
+	flag.StringVar(&o.abSrc, "ab-src", "", "also build clade-gateway from this checkout and run it with Redis as target gw-redis-ab (before/after in one run)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, spend logs, policy)")
 	flag.StringVar(&o.out, "out", "", "also write the report to this file")
 	flag.Parse()
@@ -129,7 +131,7 @@ func run(o options) error {
 
 	began := time.Now()
 	fmt.Fprintln(os.Stderr, "building clade-gateway, fake-upstream, bare-proxy ...")
-	bins, err := buildAll(root, dir, o.symbols)
+	bins, err := buildAll(root, dir, o.symbols, o.abSrc)
 	if err != nil {
 		return err
 	}
@@ -176,7 +178,7 @@ func (e *env) startAll(bins map[string]string) error {
 	token := "clade_sk_bench_" + randHex(16)
 	keyEnv := "BENCH_WORKSPACE_KEY=" + key
 
-	ports := make([]int, 8)
+	ports := make([]int, 4)
 	for i := range ports {
 		p, err := freePort()
 		if err != nil {
@@ -223,8 +225,20 @@ func (e *env) startAll(bins map[string]string) error {
 		{name: "bare", base: "http://" + loopback(ports[2]), token: token, proc: bare,
 			metrics: "http://" + loopback(ports[3]) + "/metrics"},
 	}
-	for i, kind := range []string{"gw-embedded", "gw-redis"} {
-		listen, admin := loopback(ports[4+2*i]), loopback(ports[5+2*i])
+	kinds := []string{"gw-embedded", "gw-redis"}
+	if e.o.abSrc != "" {
+		kinds = append(kinds, "gw-redis-ab")
+	}
+	for _, kind := range kinds {
+		lp, err := freePort()
+		if err != nil {
+			return err
+		}
+		ap, err := freePort()
+		if err != nil {
+			return err
+		}
+		listen, admin := loopback(lp), loopback(ap)
 		data := filepath.Join(e.dir, kind)
 		spend := filepath.Join(e.dir, kind+".spend.jsonl")
 		env := []string{keyEnv,
@@ -236,15 +250,20 @@ func (e *env) startAll(bins map[string]string) error {
 			env = append(env, strings.Split(e.o.gwEnv, ",")...)
 		}
 		t := &target{name: kind, base: "http://" + listen, token: token, metrics: "http://" + admin + "/metrics", spendLog: spend}
-		if kind == "gw-redis" {
+		bin := bins["clade-gateway"]
+		if strings.HasPrefix(kind, "gw-redis") {
 			u := "redis://" + rdb.Options().Addr + "/0"
 			if e.o.redisQuery != "" {
 				u += "?" + e.o.redisQuery
 			}
-			env = append(env, "CLADE_REDIS_URL="+u)
+			// Each gateway its own keys: their holds must not meet.
+			env = append(env, "CLADE_REDIS_URL="+u, "CLADE_REDIS_PREFIX="+strings.ReplaceAll(kind, "-", ""))
 			t.redis = true
 		}
-		p, err := start(e.dir, kind, bins["clade-gateway"], nil, env, "")
+		if kind == "gw-redis-ab" {
+			bin = bins["clade-gateway-ab"]
+		}
+		p, err := start(e.dir, kind, bin, nil, env, "")
 		if err != nil {
 			return err
 		}

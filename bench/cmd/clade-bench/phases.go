@@ -151,7 +151,7 @@ func (e *env) roundTrips(r *report) error {
 				return fmt.Errorf("round trips: %w", err)
 			}
 			t.completed.Add(seg.ok)
-			r.rtt[mode] = roundTrip{cmds: cmds, requests: seg.ok + seg.failed}
+			r.rtt[mode+"/"+t.name] = roundTrip{cmds: cmds, requests: seg.ok + seg.failed}
 		}
 	}
 	return nil

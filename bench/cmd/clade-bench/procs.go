@@ -91,7 +91,7 @@ func (p *proc) tail() string {
 
 // buildAll builds the three programs into dir with the flags `make build`
 // uses, so the gateway measured is the one shipped.
-func buildAll(root, dir string, symbols bool) (map[string]string, error) {
+func buildAll(root, dir string, symbols bool, abSrc string) (map[string]string, error) {
 	ldflags := "-ldflags=-s -w"
 	if symbols {
 		ldflags = "-ldflags="
@@ -110,6 +110,16 @@ func buildAll(root, dir string, symbols bool) (map[string]string, error) {
 			return nil, fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 		}
 		out[name] = bin
+	}
+	if abSrc != "" {
+		bin := filepath.Join(dir, "clade-gateway-ab")
+		cmd := exec.Command("go", "build", "-trimpath", ldflags, "-o", bin, "./cmd/clade-gateway")
+		cmd.Dir = abSrc
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go build in %s: %w\n%s", abSrc, err, b)
+		}
+		out["clade-gateway-ab"] = bin
 	}
 	return out, nil
 }

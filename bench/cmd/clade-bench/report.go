@@ -255,7 +255,7 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 	for _, mode := range modes {
 		direct, bare := r.get("lat", mode, "direct"), r.get("lat", mode, "bare")
 		bareMax := r.get("max", mode, "bare")
-		for _, name := range []string{"direct", "bare", "gw-embedded", "gw-redis"} {
+		for _, name := range r.names() {
 			mx, lt := r.get("max", mode, name), r.get("lat", mode, name)
 			p50, p90, p99 := percentile(lt.lat, .5), percentile(lt.lat, .9), percentile(lt.lat, .99)
 			row := []string{mode, name, f0(float64(mx.ok) / mx.wall.Seconds()), f2(ms(p50)), f2(ms(p90)), f2(ms(p99))}
@@ -274,9 +274,9 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 			} else {
 				ratio := mx.cpuPerReq() / bareMax.cpuPerReq()
 				row = append(row, f0(mx.cpuPerReq()), f2(ratio)+spread(mx, bareMax), f0(lt.cpuPerReq()))
-				if name == "gw-redis" {
+				if rt, ok := r.rtt[mode+"/"+name]; ok {
 					row = append(row, f0(mx.redisPerReq()), f2((mx.cpuPerReq()+mx.redisPerReq())/bareMax.cpuPerReq()),
-						f2(r.rtt[mode].perReq()), f2(mx.cmdsPerReq()))
+						f2(rt.perReq()), f2(mx.cmdsPerReq()))
 				} else {
 					row = append(row, "", "", "", "")
 				}
@@ -294,9 +294,11 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 	t.write(w)
 
 	for _, mode := range modes {
-		if rt, ok := r.rtt[mode]; ok {
-			fmt.Fprintf(w, "\n%s gw-redis per request: round trips (MONITOR, %d requests) %s; commands incl. inside Lua (INFO commandstats) %s",
-				mode, rt.requests, rt, cmdBreakdown(r.get("max", mode, "gw-redis")))
+		for _, name := range r.names() {
+			if rt, ok := r.rtt[mode+"/"+name]; ok {
+				fmt.Fprintf(w, "\n%s %s per request: round trips (MONITOR, %d requests) %s; commands incl. inside Lua (INFO commandstats) %s",
+					mode, name, rt.requests, rt, cmdBreakdown(r.get("max", mode, name)))
+			}
 		}
 	}
 	fmt.Fprintln(w)
@@ -317,6 +319,15 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 		fmt.Fprintln(w, "  "+s)
 	}
 	return nil
+}
+
+// names are the targets in table order.
+func (r *report) names() []string {
+	names := []string{"direct", "bare", "gw-embedded", "gw-redis"}
+	if _, ok := r.accs[key("max", "json", "gw-redis-ab")]; ok {
+		names = append(names, "gw-redis-ab")
+	}
+	return names
 }
 
 // spread is the range of the per-round CPU ratio to the bare proxy.
@@ -370,7 +381,7 @@ func (r *report) targets(w io.Writer) {
 			check(d50 < 0.3, "%s %s added p50 over bare %+.2f ms at %.0f req/s (< 0.3 ms)", mode, gw, d50, r.o.rate)
 			check(d99 <= 2, "%s %s p99 over bare %+.2f ms (within 2 ms)", mode, gw, d99)
 		}
-		if rt, ok := r.rtt[mode]; ok {
+		if rt, ok := r.rtt[mode+"/gw-redis"]; ok {
 			check(rt.perReq() <= 2, "%s gw-redis Redis round trips/request %.2f (≤ 2)", mode, rt.perReq())
 		}
 		for _, gw := range []string{"gw-embedded", "gw-redis"} {
