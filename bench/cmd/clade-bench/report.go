@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
 	"slices"
@@ -262,11 +263,11 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 			if name == "direct" {
 				row = append(row, "", "", "")
 			} else {
-				row = append(row, sign(ms(p50-percentile(direct.lat, .5))))
+				row = append(row, diff(p50, direct.lat, .5))
 				if name == "bare" {
 					row = append(row, "", "")
 				} else {
-					row = append(row, sign(ms(p50-percentile(bare.lat, .5))), sign(ms(p99-percentile(bare.lat, .99))))
+					row = append(row, diff(p50, bare.lat, .5), diff(p99, bare.lat, .99))
 				}
 			}
 			if name == "direct" {
@@ -306,12 +307,17 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 	r.targets(w)
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "checks:")
-	for k, a := range r.accs {
-		if a.failed > 0 {
+	keys := slices.Sorted(maps.Keys(r.accs))
+	for _, k := range keys {
+		if a := r.accs[k]; a.failed > 0 {
 			fmt.Fprintf(w, "  FAILED requests in %s: %d (first: %s)\n", k, a.failed, a.firstErr)
 		}
 	}
-	for name, h := range r.hold {
+	for _, name := range r.names() {
+		h, ok := r.hold[name]
+		if !ok {
+			continue
+		}
 		fmt.Fprintf(w, "  %s streams phase: %d open at once (gateway gauge %d), %d completed, %d failed %s\n",
 			name, h.open, h.gauge, h.ok, h.failed, h.firstErr)
 	}
@@ -323,11 +329,21 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 
 // names are the targets in table order.
 func (r *report) names() []string {
-	names := []string{"direct", "bare", "gw-embedded", "gw-redis"}
-	if _, ok := r.accs[key("max", "json", "gw-redis-ab")]; ok {
-		names = append(names, "gw-redis-ab")
+	var names []string
+	for _, n := range []string{"direct", "bare", "gw-embedded", "gw-redis", "gw-redis-ab"} {
+		if _, ok := r.accs[key("max", "json", n)]; ok {
+			names = append(names, n)
+		}
 	}
 	return names
+}
+
+// diff is v less the q-quantile of ref, or blank when ref did not run.
+func diff(v time.Duration, ref []time.Duration, q float64) string {
+	if len(ref) == 0 {
+		return ""
+	}
+	return sign(ms(v - percentile(ref, q)))
 }
 
 // spread is the range of the per-round CPU ratio to the bare proxy.
