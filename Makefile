@@ -6,7 +6,7 @@ GO        ?= go
 BIN       := bin/clade-gateway
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/clade-gateway/clade-gateway/internal/app.Version=$(VERSION)
-FUZZTIME  ?= 10s
+FUZZTIME  ?= 100000x
 
 .PHONY: build run test test-short deps fuzz lint reliability bench bench-micro docker clean
 
