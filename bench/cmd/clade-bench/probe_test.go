@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+func TestProcCPUCountsThisProcess(t *testing.T) {
+	before, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(200 * time.Millisecond); time.Now().Before(end); {
+	}
+	after, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 200 ms of spinning; /proc counts in 10 ms ticks.
+	if d := after - before; d < 100*time.Millisecond {
+		t.Fatalf("CPU went up by %v over 200 ms of spinning", d)
+	}
+	rss, hwm, err := procMem(os.Getpid())
+	if err != nil || rss <= 0 || hwm < rss {
+		t.Fatalf("procMem = %d, %d, %v", rss, hwm, err)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 100; i++ {
+		d = append(d, time.Duration(101-i)*time.Millisecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0, time.Millisecond}, {0.5, 51 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}} {
+		if got := percentile(d, c.q); got != c.want {
+			t.Errorf("percentile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if percentile(nil, 0.5) != 0 {
+		t.Error("percentile of nothing is not 0")
+	}
+}
+
+// TestRoundTripsLeaveOutLua checks the two Redis counts the table shows:
+// MONITOR counts what a client sends, INFO commandstats also what its
+// scripts run inside Redis.
+func TestRoundTripsLeaveOutLua(t *testing.T) {
+	p, rdb, err := startRedis(t.TempDir())
+	if err != nil {
+		if os.Getenv("CLADE_TEST_NO_REDIS") == "1" {
+			t.Skip("CLADE_TEST_NO_REDIS=1:", err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rdb.Close(); p.stop() })
+	ctx := context.Background()
+	before, err := readRedis(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, err := monitorRoundTrips(rdb.Options().Addr, func() {
+		script := `redis.call('SET', KEYS[1], 1); redis.call('GET', KEYS[1]); return redis.call('GET', KEYS[1])`
+		if err := rdb.Eval(ctx, script, []string{"k"}).Err(); err != nil {
+			t.Error(err)
+		}
+		if err := rdb.Get(ctx, "k").Err(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmds["eval"] != 1 || cmds["get"] != 1 || cmds["set"] != 0 {
+		t.Errorf("MONITOR counted %v, want eval 1 and get 1 (the script's commands left out)", cmds)
+	}
+	after, err := readRedis(ctx, rdb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after.cmds["get"] - before.cmds["get"]; d != 3 {
+		t.Errorf("commandstats counted %d GETs, want 3 (two inside the script, one from the client)", d)
+	}
+	if d := after.cmds["set"] - before.cmds["set"]; d != 1 {
+		t.Errorf("commandstats counted %d SETs, want 1", d)
+	}
+	if after.cpu < before.cpu {
+		t.Errorf("Redis CPU went down: %v then %v", before.cpu, after.cpu)
+	}
+}
