@@ -134,6 +134,7 @@ func TestStoreDownFailsClosed(t *testing.T) {
 	}
 	// The hold the store may have placed after the call gave up is
 	// released by a journaled zero settlement.
+	h.Wait()
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	if len(j.entries) != 1 {
