@@ -23,8 +23,6 @@ type BatchTracker interface {
 	Owner(ctx context.Context, batchID string) (service string, ok bool, err error)
 }
 
-type batchCreate struct{}
-
 // maxBatchObject bounds a batch object or list response read for rewriting.
 const maxBatchObject = 16 << 20
 
@@ -91,7 +89,7 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 			c.model, c.modelLabel = p.Model, c.state.modelLabel(p.Model)
 		}
 	}
-	c.batch = &batchCreate{}
+	c.batchCreate = true
 	return h.reserve(r.Context(), c, total, h.o.BatchHoldTTL)
 }
 
@@ -100,7 +98,7 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 // records who owns a newly created batch.
 func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
-	if c.batch != nil && !ok {
+	if c.batchCreate && !ok {
 		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, outcomeRefused{}) }}
 		return nil
 	}
@@ -118,7 +116,7 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 		h.log.Warn("batch response not rewritten", append(c.logFields(), zap.Error(err))...)
 		out = raw
 	}
-	if c.batch != nil {
+	if c.batchCreate {
 		rec := batch.Record{ID: id, Service: c.svc.Name, Workspace: c.svc.Workspace.Name, AdmittedAt: c.at, Hold: c.res}
 		if id == "" {
 			err = errors.New("batch object has no id")

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -40,8 +41,8 @@ type call struct {
 	upstreamID  string
 	stream      bool
 	keepAlive   *time.Timer
-	finished    atomic.Bool  // stops the keep-alive from re-arming
-	batch       *batchCreate // set on batch creation
+	finished    atomic.Bool // stops the keep-alive from re-arming
+	batchCreate bool        // a batch creation: its hold lives until the results are metered
 	overheadPre time.Duration
 	inHost      string // Host the client used (batch results_url default)
 	inTLS       bool
@@ -55,8 +56,7 @@ func (c *call) startKeepAlive(h *Handler, ttl time.Duration) {
 	if every <= 0 {
 		return
 	}
-	var renew func()
-	renew = func() {
+	renew := func() {
 		if c.finished.Load() {
 			return
 		}
@@ -69,7 +69,9 @@ func (c *call) startKeepAlive(h *Handler, ttl time.Duration) {
 			c.keepAlive.Reset(every)
 		}
 	}
-	c.keepAlive = time.AfterFunc(every, renew)
+	// Armed only once assigned, so renew never sees a nil timer.
+	c.keepAlive = time.AfterFunc(time.Duration(math.MaxInt64), renew)
+	c.keepAlive.Reset(every)
 }
 
 func (c *call) logFields() []zap.Field {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,9 +40,9 @@ func BuildBinary(t testing.TB) string {
 }
 
 func buildBinary() (string, error) {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(gobin); err != nil {
-		gobin = "go" // from PATH
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("go not on PATH: %w", err)
 	}
 	out, err := exec.Command(gobin, "env", "GOMOD").Output()
 	if err != nil {
