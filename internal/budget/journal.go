@@ -72,7 +72,9 @@ func OpenJournal(path string) (*Journal, error) {
 func (j *Journal) Close() error { return j.db.Close() }
 
 // Append queues a settlement. It returns only after the entry is on disk
-// (bbolt fsyncs every commit).
+// (bbolt fsyncs every commit). Concurrent appends share a commit: while
+// the store is down every refused or fail-open request appends, and one
+// fsync each would queue them behind the disk.
 func (j *Journal) Append(r Reservation, actual money.Nanos) error {
 	if err := checkSettle(r, actual); err != nil {
 		return err
@@ -81,7 +83,7 @@ func (j *Journal) Append(r Reservation, actual money.Nanos) error {
 	if err != nil {
 		return fmt.Errorf("budget: journal %q: %w", r.RequestID, err)
 	}
-	err = j.db.Update(func(tx *bbolt.Tx) error {
+	err = j.db.Batch(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bktJournal)
 		seq, err := b.NextSequence()
 		if err != nil {

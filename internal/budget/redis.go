@@ -213,7 +213,7 @@ func (s *RedisStore) Reserve(ctx context.Context, h Hold) (r Reservation, err er
 		return rep.reset, err
 	})
 	if err != nil {
-		if sentButUnanswered(err) {
+		if releaseNow(err) {
 			s.bg.Add(1)
 			go s.release(h.RequestID, a.keys)
 		}
@@ -230,9 +230,15 @@ func (s *RedisStore) Reserve(ctx context.Context, h Hold) (r Reservation, err er
 	return a.reservation(rep.levels), nil
 }
 
-// sentButUnanswered reports whether a failed call may have run in Redis:
-// anything but a refused connection or a server error reply.
-func sentButUnanswered(err error) bool {
+// releaseNow reports whether a failed call may have run in Redis (anything
+// but a server error reply) while Redis may still take a release now. A
+// dial error is no proof that nothing ran, since go-redis retries a call
+// whose reply was lost and returns the retry's error; but then Redis is
+// unreachable and a release would fail too, while its dials count toward
+// go-redis's dial-error breaker (pool size failures make the pool refuse
+// for up to a second after Redis is back). The caller's journaled release
+// (see proxy) frees such a hold once Redis returns.
+func releaseNow(err error) bool {
 	if !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrStoreReset) {
 		return false
 	}

@@ -249,19 +249,19 @@ func (h *Handler) reserve(ctx context.Context, c *call, est money.Nanos, ttl tim
 		// The store may have applied the hold after the call gave up.
 		// A zero settlement, journaled and replayed when the store is
 		// back, releases it instead of letting it expire into an orphan
-		// charge for a request that was refused. A call that never
-		// reached the store (the dial failed) placed nothing. The journal
-		// fsyncs, so it is written off the refusal's path.
-		if !isDialError(err) {
-			r := budget.Reservation{RequestID: c.id, Keys: windowKeys(c.budgets, c.at)}
-			h.pending.Add(1)
-			go func() {
-				defer h.pending.Done()
-				if jerr := h.o.Journal.Append(r, 0); jerr != nil {
-					h.log.Error("could not journal the release of a refused request's hold", append(c.logFields(), zap.Error(jerr))...)
-				}
-			}()
-		}
+		// charge for a request that was refused. Even a dial error does
+		// not prove nothing was placed: go-redis retries a call whose
+		// reply was lost, so the error is the retry's dial failure after
+		// an attempt that ran. The journal fsyncs, so it is written off
+		// the refusal's path.
+		r := budget.Reservation{RequestID: c.id, Keys: windowKeys(c.budgets, c.at)}
+		h.pending.Add(1)
+		go func() {
+			defer h.pending.Done()
+			if jerr := h.o.Journal.Append(r, 0); jerr != nil {
+				h.log.Error("could not journal the release of a refused request's hold", append(c.logFields(), zap.Error(jerr))...)
+			}
+		}()
 		return fmt.Errorf("proxy: reserve: %w", err)
 	default:
 		return fmt.Errorf("proxy: reserve: %w", err)
