@@ -209,7 +209,7 @@ func (s *RedisStore) Reserve(ctx context.Context, h Hold) (r Reservation, err er
 		if err != nil {
 			return nil, err
 		}
-		rep, err = parseReserveReply(v, len(a.keys))
+		rep, err = parseReserveReply(v, len(a.keys), h.Amount)
 		return rep.reset, err
 	})
 	if err != nil {
@@ -305,7 +305,7 @@ func (s *RedisStore) settle(ctx context.Context, r Reservation, actual money.Nan
 			if err != nil {
 				return nil, err
 			}
-			rep, err = parseSettleReply(v, len(windows))
+			rep, err = parseSettleReply(v, len(windows), actual)
 			return rep.reset, err
 		})
 		if err != nil {

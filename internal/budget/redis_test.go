@@ -313,3 +313,61 @@ func TestNewRedisWarnsAboutEviction(t *testing.T) {
 		})
 	}
 }
+
+// The reserve script sets a window's TTL only when it creates a key, so
+// every way a key comes into being must leave it expiring: the window hash
+// on its first hold, the hold zset again after a settle emptied it (Redis
+// deletes an empty zset, TTL and all). A total budget's keys never expire.
+func TestRedisWindowKeysExpire(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock(t0)
+	s, srv := newPrivateStore(t, Options{Clock: clock.Now})
+	c := newClient(t, srv.addr())
+	daily := bud(ScopeService, "d", Daily, 100, true)
+	total := bud(ScopeTeam, "t", Total, 100, true)
+
+	ttls := func() map[string]time.Duration {
+		t.Helper()
+		keys, err := c.Keys(ctx, "*").Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]time.Duration{}
+		for _, k := range keys {
+			if !strings.Contains(k, ":b:") && !strings.Contains(k, ":z:") {
+				continue
+			}
+			d, err := c.TTL(ctx, k).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[k] = d
+		}
+		return out
+	}
+	check := func(when string, wantKeys int) {
+		t.Helper()
+		got := ttls()
+		if len(got) != wantKeys {
+			t.Errorf("%s: %d window keys %v, want %d", when, len(got), got, wantKeys)
+		}
+		for k, d := range got {
+			isTotal := strings.HasSuffix(k, ":all")
+			switch {
+			case isTotal && d != -1:
+				t.Errorf("%s: total-budget key %s has TTL %v, want none", when, k, d)
+			case !isTotal && (d <= 0 || d > 40*24*time.Hour):
+				t.Errorf("%s: daily key %s has TTL %v, want a positive one (the window plus its retention)", when, k, d)
+			}
+		}
+	}
+
+	r1 := mustReserve(t, s, hold("first", 5, time.Minute, daily, total))
+	check("after the first hold", 4)
+	mustSettle(t, s, r1, 3)
+	check("after the settle emptied the zsets", 2)
+	mustReserve(t, s, hold("second", 5, time.Minute, daily, total))
+	check("after a hold recreated the zsets", 4)
+	wantLevel(t, s, daily, 3, 5)
+	wantLevel(t, s, total, 3, 5)
+}

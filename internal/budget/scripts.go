@@ -117,7 +117,7 @@ type reserveReply struct {
 	levels  []level // ok: per budget after placing; over: one entry, before
 }
 
-func parseReserveReply(v any, n int) (reserveReply, error) {
+func parseReserveReply(v any, n int, amount money.Nanos) (reserveReply, error) {
 	tag, rest, reset, err := replyHead("reserve", v)
 	if err != nil || reset != nil {
 		return reserveReply{reset: reset}, err
@@ -140,13 +140,21 @@ func parseReserveReply(v any, n int) (reserveReply, error) {
 				return r, nil
 			}
 		}
-	case "ok":
+	case "ok", "again":
 		if len(rest) == 1+2*n {
 			if ns, ok := nanosList(rest); ok {
 				r.orphans = int64(ns[0])
 				for i := 0; i < n; i++ {
 					r.levels = append(r.levels, level{ns[1+2*i], ns[2+2*i]})
 				}
+				if tag == "ok" {
+					// Levels from before the hold was placed: add it here,
+					// in exact int64 arithmetic.
+					for i := range r.levels {
+						r.levels[i].reserved += amount
+					}
+				}
+				r.tag = "ok"
 				return r, nil
 			}
 		}
@@ -161,7 +169,7 @@ type settleReply struct {
 	effects []settleEffect
 }
 
-func parseSettleReply(v any, n int) (settleReply, error) {
+func parseSettleReply(v any, n int, actual money.Nanos) (settleReply, error) {
 	tag, rest, reset, err := replyHead("settle", v)
 	if err != nil || reset != nil {
 		return settleReply{reset: reset}, err
@@ -180,21 +188,22 @@ func parseSettleReply(v any, n int) (settleReply, error) {
 			}
 		}
 	case "ok":
-		if len(rest) != 7*n {
+		if len(rest) != 6*n {
 			break
 		}
 		for i := 0; i < n; i++ {
-			f := rest[7*i : 7*i+7]
-			ns, ok := nanosList(f[:5])
-			enf, _ := f[5].(string)
-			scope, ok2 := f[6].(string)
+			f := rest[6*i : 6*i+6]
+			ns, ok := nanosList(f[:4])
+			enf, _ := f[4].(string)
+			scope, ok2 := f[5].(string)
 			if !ok || !ok2 {
 				return settleReply{}, errReply("settle", v)
 			}
+			before := ns[0] + ns[1]
 			r.effects = append(r.effects, settleEffect{
-				before:   ns[0] + ns[1],
-				after:    ns[2] + ns[3],
-				limit:    ns[4],
+				before:   before,
+				after:    before + actual - ns[2],
+				limit:    ns[3],
 				enforced: enf == "1",
 				scope:    scope,
 			})

@@ -20,8 +20,17 @@
 --                                     is settled or no longer live
 --   {"over", i, spent, rsv, orphans}  enforced budget i has no room; nothing
 --                                     was placed
---   {"ok", orphans, spent_1, rsv_1, ..., spent_n, rsv_n}  levels after placing
+--   {"ok", orphans, spent_1, rsv_1, ..., spent_n, rsv_n}  levels before
+--                                     placing: the caller adds the amount to
+--                                     each rsv (Lua numbers are doubles, so
+--                                     amounts are never added here)
+--   {"again", orphans, spent_1, rsv_1, ...}  a retry found its own live
+--                                     hold; levels as they are, hold included
 -- where orphans counts the expired holds this call charged.
+--
+-- Each window is read once (one HMGET) and a key's TTL is set only when the
+-- script creates it: the commands per window are what the budget store
+-- costs Redis on every request.
 
 local bad = epoch_mismatch(KEYS[1], ARGV[1])
 if bad then return {'reset', bad} end
@@ -31,16 +40,18 @@ local hold = KEYS[2]
 local n = (#KEYS - 2) / 2
 
 local orphans = 0
+local lv = {}
 for i = 1, n do
-  orphans = orphans + prune(KEYS[1 + 2 * i], KEYS[2 + 2 * i], now)
+  local b = KEYS[1 + 2 * i]
+  orphans = orphans + prune(b, KEYS[2 + 2 * i], now)
+  lv[i] = redis.call('HMGET', b, 'spent', 'rsv', 'limit')
 end
 
-local function levels()
-  local out = {'ok', orphans}
+local function levels(tag)
+  local out = {tag, orphans}
   for i = 1, n do
-    local s, r = level(KEYS[1 + 2 * i])
-    out[#out + 1] = s
-    out[#out + 1] = r
+    out[#out + 1] = lv[i][1] or '0'
+    out[#out + 1] = lv[i][2] or '0'
   end
   return out
 end
@@ -49,14 +60,14 @@ local state = redis.call('HGET', hold, 'state')
 if state then
   -- go-redis retries a call whose reply was lost; the retry finds its own
   -- live hold and reports it again instead of placing it twice.
-  if state == 'live' and redis.call('ZSCORE', KEYS[4], id) then return levels() end
+  if state == 'live' and redis.call('ZSCORE', KEYS[4], id) then return levels('again') end
   return {'dup', state}
 end
 
 for i = 1, n do
   local base = 3 + 4 * i
   if ARGV[base + 2] == '1' then
-    local s, r = level(KEYS[1 + 2 * i])
+    local s, r = lv[i][1] or '0', lv[i][2] or '0'
     if not fits(s, r, amt, ARGV[base + 1]) then return {'over', i, s, r, orphans} end
   end
 end
@@ -72,10 +83,15 @@ for i = 1, n do
   incr(b, 'rsv', amt)
   local ttl = tonumber(ARGV[base + 3])
   if ttl > 0 then
-    redis.call('EXPIRE', b, ttl)
-    redis.call('EXPIRE', z, ttl)
+    -- A window hash without a limit was just created (or only ever
+    -- charged by a journaled settle, which sets its own TTL). With no
+    -- live holds (rsv 0) the zset was empty, so ZADD created it: an
+    -- emptied zset is deleted by Redis, TTL and all.
+    local fresh = lv[i][3] == false
+    if fresh then redis.call('EXPIRE', b, ttl) end
+    if fresh or (lv[i][2] or '0') == '0' then redis.call('EXPIRE', z, ttl) end
   end
 end
 redis.call('HSET', hold, 'amt', amt, 'state', 'live', 'exp', ARGV[5], 'keys', ARGV[7])
 redis.call('PEXPIRE', hold, ARGV[6])
-return levels()
+return levels('ok')

@@ -28,8 +28,12 @@
 --                              changed
 --   {"keys", stored_keys}      the hold was placed on other windows; call
 --                              again with those
---   {"ok", then per window i: spent_before, rsv_before, spent_after,
---    rsv_after, limit, enforce, scope}
+--   {"ok", then per window i: spent_before, rsv_before, removed, limit,
+--    enforce, scope}
+-- where removed is what the settlement took off the window besides adding
+-- actual (the live hold's amount, or the orphan's estimate): the caller
+-- computes the level after as before + actual - removed, in exact int64
+-- arithmetic, so the window is read only once.
 
 local bad = epoch_mismatch(KEYS[1], ARGV[1])
 if bad then return {'reset', bad} end
@@ -43,33 +47,40 @@ if state and rec[3] ~= ARGV[5] then return {'keys', rec[3] or ''} end
 
 local out = {'ok'}
 local n = (#KEYS - 2) / 2
+local field = 'h:' .. id
 for i = 1, n do
   local b, z = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local s0, r0 = level(b)
-  if state and redis.call('ZSCORE', z, id) then
-    local v = redis.call('HGET', b, 'h:' .. id)
-    local amt = v and string.match(v, '^(%d+):')
+  local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope', field)
+  local removed = '0'
+  if state and v[6] then
+    -- The hold is live on this window (reserve and prune add and remove
+    -- the field and the zset entry together).
+    removed = string.match(v[6], '^(%d+):') or '0'
     redis.call('ZREM', z, id)
-    redis.call('HDEL', b, 'h:' .. id)
-    incr(b, 'rsv', negate(amt))
+    redis.call('HDEL', b, field)
+    incr(b, 'rsv', negate(removed))
+    incr(b, 'spent', actual)
+  elseif state and redis.call('ZSCORE', z, id) then
+    -- A zset entry whose window hash lost the hold (the hash expired
+    -- first): nothing was held here to take off.
+    redis.call('ZREM', z, id)
     incr(b, 'spent', actual)
   elseif state then
+    -- Pruned as an orphan and charged its estimate: correct the charge.
     incr(b, 'spent', actual)
     incr(b, 'spent', negate(est))
+    removed = est
   else
     incr(b, 'spent', actual)
     local ttl = tonumber(ARGV[6 + i])
     if ttl > 0 and redis.call('TTL', b) == -1 then redis.call('EXPIRE', b, ttl) end
   end
-  local s1, r1 = level(b)
-  local meta = redis.call('HMGET', b, 'limit', 'enf', 'scope')
-  out[#out + 1] = s0
-  out[#out + 1] = r0
-  out[#out + 1] = s1
-  out[#out + 1] = r1
-  out[#out + 1] = meta[1] or ''
-  out[#out + 1] = meta[2] or ''
-  out[#out + 1] = meta[3] or ''
+  out[#out + 1] = v[1] or '0'
+  out[#out + 1] = v[2] or '0'
+  out[#out + 1] = removed
+  out[#out + 1] = v[3] or ''
+  out[#out + 1] = v[4] or ''
+  out[#out + 1] = v[5] or ''
 end
 local final = 'settled'
 if release then final = 'released' end
