@@ -30,6 +30,7 @@ type RedisStore struct {
 	flight  *inFlight
 	owner   string         // this instance's lock owner token
 	bg      sync.WaitGroup // releases still running; Close waits for them
+	settles *settleBatcher
 }
 
 var (
@@ -84,6 +85,7 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*RedisStore, error) {
 	if s.metrics, err = newStoreMetrics(opts.Registerer, s.flight.count); err != nil {
 		return nil, err
 	}
+	s.settles = newSettleBatcher(s)
 	return s, nil
 }
 
@@ -280,7 +282,7 @@ func (s *RedisStore) Settle(ctx context.Context, r Reservation, actual money.Nan
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := s.settle(ctx, r, actual, "settle"); err != nil {
+	if err := s.settles.do(ctx, r, actual); err != nil {
 		return fmt.Errorf("budget: settle %q: %w", r.RequestID, err)
 	}
 	s.flight.remove(r.RequestID)

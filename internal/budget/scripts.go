@@ -21,6 +21,8 @@ var (
 	luaReserve string
 	//go:embed scripts/settle.lua
 	luaSettle string
+	//go:embed scripts/settle_many.lua
+	luaSettleMany string
 	//go:embed scripts/extend.lua
 	luaExtend string
 	//go:embed scripts/status.lua
@@ -36,18 +38,19 @@ var (
 // scripts are per store: a redis.Script caches its digest, and the house
 // style keeps mutable state out of package variables.
 type scripts struct {
-	reserve, settle, extend, status, adjust, notify, lock *redis.Script
+	reserve, settle, settleMany, extend, status, adjust, notify, lock *redis.Script
 }
 
 func newScripts() scripts {
 	return scripts{
-		reserve: redis.NewScript(luaLib + luaReserve),
-		settle:  redis.NewScript(luaLib + luaSettle),
-		extend:  redis.NewScript(luaLib + luaExtend),
-		status:  redis.NewScript(luaLib + luaStatus),
-		adjust:  redis.NewScript(luaLib + luaAdjust),
-		notify:  redis.NewScript(luaNotify),
-		lock:    redis.NewScript(luaLock),
+		reserve:    redis.NewScript(luaLib + luaReserve),
+		settle:     redis.NewScript(luaLib + luaSettle),
+		settleMany: redis.NewScript(luaLib + luaSettleMany),
+		extend:     redis.NewScript(luaLib + luaExtend),
+		status:     redis.NewScript(luaLib + luaStatus),
+		adjust:     redis.NewScript(luaLib + luaAdjust),
+		notify:     redis.NewScript(luaNotify),
+		lock:       redis.NewScript(luaLock),
 	}
 }
 

@@ -99,3 +99,59 @@ local function prune(b, z, now)
   return first
 end
 
+
+-- settle_one is settle.lua's work for one request (see there), shared with
+-- settle_many.lua: keys[at] is the hold record, keys[at + 2i - 1] and
+-- keys[at + 2i] the window hash and hold zset of window i (i = 1..n), ttls[i]
+-- the TTL in s for window i if this call creates it, marker_ttl the settled
+-- marker's TTL in ms. It returns settle.lua's reply, "reset" aside.
+local function settle_one(keys, at, n, id, actual, joined, release, ttls, marker_ttl)
+  local hold = keys[at]
+  local rec = redis.call('HMGET', hold, 'state', 'amt', 'keys')
+  local state, est = rec[1], rec[2] or '0'
+  if state == 'settled' or (release and state == 'released') then return {'dup'} end
+  if state == 'released' then state = false end -- nothing held or charged: as unknown
+  if state and rec[3] ~= joined then return {'keys', rec[3] or ''} end
+
+  local out = {'ok'}
+  local field = 'h:' .. id
+  for i = 1, n do
+    local b, z = keys[at + 2 * i - 1], keys[at + 2 * i]
+    local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope', field)
+    local removed = '0'
+    if state and v[6] then
+      -- The hold is live on this window (reserve and prune add and remove
+      -- the field and the zset entry together).
+      removed = string.match(v[6], '^(%d+):') or '0'
+      redis.call('ZREM', z, id)
+      redis.call('HDEL', b, field)
+      incr(b, 'rsv', negate(removed))
+      incr(b, 'spent', actual)
+    elseif state and redis.call('ZSCORE', z, id) then
+      -- A zset entry whose window hash lost the hold (the hash expired
+      -- first): nothing was held here to take off.
+      redis.call('ZREM', z, id)
+      incr(b, 'spent', actual)
+    elseif state then
+      -- Pruned as an orphan and charged its estimate: correct the charge.
+      incr(b, 'spent', actual)
+      incr(b, 'spent', negate(est))
+      removed = est
+    else
+      incr(b, 'spent', actual)
+      local ttl = tonumber(ttls[i])
+      if ttl > 0 and redis.call('TTL', b) == -1 then redis.call('EXPIRE', b, ttl) end
+    end
+    out[#out + 1] = v[1] or '0'
+    out[#out + 1] = v[2] or '0'
+    out[#out + 1] = removed
+    out[#out + 1] = v[3] or ''
+    out[#out + 1] = v[4] or ''
+    out[#out + 1] = v[5] or ''
+  end
+  local final = 'settled'
+  if release then final = 'released' end
+  redis.call('HSET', hold, 'state', final, 'actual', actual)
+  redis.call('PEXPIRE', hold, marker_ttl)
+  return out
+end

@@ -38,52 +38,7 @@
 local bad = epoch_mismatch(KEYS[1], ARGV[1])
 if bad then return {'reset', bad} end
 
-local hold, id, actual, release = KEYS[2], ARGV[2], ARGV[3], ARGV[6] == 'release'
-local rec = redis.call('HMGET', hold, 'state', 'amt', 'keys')
-local state, est = rec[1], rec[2] or '0'
-if state == 'settled' or (release and state == 'released') then return {'dup'} end
-if state == 'released' then state = false end -- nothing held or charged: as unknown
-if state and rec[3] ~= ARGV[5] then return {'keys', rec[3] or ''} end
-
-local out = {'ok'}
 local n = (#KEYS - 2) / 2
-local field = 'h:' .. id
-for i = 1, n do
-  local b, z = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope', field)
-  local removed = '0'
-  if state and v[6] then
-    -- The hold is live on this window (reserve and prune add and remove
-    -- the field and the zset entry together).
-    removed = string.match(v[6], '^(%d+):') or '0'
-    redis.call('ZREM', z, id)
-    redis.call('HDEL', b, field)
-    incr(b, 'rsv', negate(removed))
-    incr(b, 'spent', actual)
-  elseif state and redis.call('ZSCORE', z, id) then
-    -- A zset entry whose window hash lost the hold (the hash expired
-    -- first): nothing was held here to take off.
-    redis.call('ZREM', z, id)
-    incr(b, 'spent', actual)
-  elseif state then
-    -- Pruned as an orphan and charged its estimate: correct the charge.
-    incr(b, 'spent', actual)
-    incr(b, 'spent', negate(est))
-    removed = est
-  else
-    incr(b, 'spent', actual)
-    local ttl = tonumber(ARGV[6 + i])
-    if ttl > 0 and redis.call('TTL', b) == -1 then redis.call('EXPIRE', b, ttl) end
-  end
-  out[#out + 1] = v[1] or '0'
-  out[#out + 1] = v[2] or '0'
-  out[#out + 1] = removed
-  out[#out + 1] = v[3] or ''
-  out[#out + 1] = v[4] or ''
-  out[#out + 1] = v[5] or ''
-end
-local final = 'settled'
-if release then final = 'released' end
-redis.call('HSET', hold, 'state', final, 'actual', actual)
-redis.call('PEXPIRE', hold, ARGV[4])
-return out
+local ttls = {}
+for i = 1, n do ttls[i] = ARGV[6 + i] end
+return settle_one(KEYS, 2, n, ARGV[2], ARGV[3], ARGV[5], ARGV[6] == 'release', ttls, ARGV[4])
