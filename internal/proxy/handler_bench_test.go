@@ -303,7 +303,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 			addr = testutil.StartRedis(b).Addr()
 		}
 		opts.Prefix = "bench" + strings.ReplaceAll(b.Name(), "/", "-")
-		s, err := budget.NewRedis(redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true}), opts)
+		s, err := budget.NewRedis(redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, Protocol: 2, PoolSize: 256}), opts)
 		if err != nil {
 			b.Fatal(err)
 		}
