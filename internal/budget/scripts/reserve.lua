@@ -39,12 +39,22 @@ local now, id, amt = ARGV[2], ARGV[3], ARGV[4]
 local hold = KEYS[2]
 local n = (#KEYS - 2) / 2
 
+-- Expired holds are charged (pruned) at most once a second per window:
+-- admission reads spent + rsv, which pruning does not change, so only the
+-- split between the two lags, by at most PRUNE_EVERY_MS. The window's
+-- "pr" field is when it may next be pruned.
+local PRUNE_EVERY_MS = 1000
 local orphans = 0
 local lv = {}
 for i = 1, n do
   local b = KEYS[1 + 2 * i]
-  orphans = orphans + prune(b, KEYS[2 + 2 * i], now)
-  lv[i] = redis.call('HMGET', b, 'spent', 'rsv', 'limit')
+  local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'pr')
+  if v[2] and v[2] ~= '0' and (not v[4] or tonumber(v[4]) <= tonumber(now)) then
+    orphans = orphans + prune(b, KEYS[2 + 2 * i], now)
+    redis.call('HSET', b, 'pr', tonumber(now) + PRUNE_EVERY_MS)
+    v = redis.call('HMGET', b, 'spent', 'rsv', 'limit')
+  end
+  lv[i] = v
 end
 
 local function levels(tag)
