@@ -19,6 +19,7 @@ import (
 // transaction, so admitted spend survives a crash or restart.
 type BoltStore struct {
 	db      *bbolt.DB
+	commits *committer
 	opts    Options
 	epoch   *epochKeeper
 	metrics *storeMetrics
@@ -31,9 +32,6 @@ var (
 	_ epochBackend = (*BoltStore)(nil)
 )
 
-// batchDelay is how long a write waits for others to share its commit.
-const batchDelay = time.Millisecond
-
 // OpenBolt opens (or creates) the store file at path.
 func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	opts, err := opts.withDefaults()
@@ -44,9 +42,6 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("budget: open %s: %w", path, err)
 	}
-	// A commit costs an fsync (milliseconds); waiting up to batchDelay for
-	// other requests to join it multiplies throughput under load.
-	db.MaxBatchDelay = batchDelay
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, name := range [][]byte{bktMeta, bktWindows, bktHolds, bktGC, bktNotes, bktLocks, bktRecords} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -66,7 +61,7 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	}
 	var owner [12]byte
 	_, _ = rand.Read(owner[:])
-	s := &BoltStore{db: db, opts: opts, epoch: ek, flight: newInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
+	s := &BoltStore{db: db, commits: newCommitter(db), opts: opts, epoch: ek, flight: newInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
 	if _, err := ek.current(context.Background(), s); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -79,7 +74,10 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 }
 
 // Close closes the file.
-func (s *BoltStore) Close() error { return s.db.Close() }
+func (s *BoltStore) Close() error {
+	s.commits.wait()
+	return s.db.Close()
+}
 
 func (s *BoltStore) loadEpoch(context.Context) (e string, err error) {
 	err = s.db.View(func(tx *bbolt.Tx) error {
@@ -128,9 +126,10 @@ func (s *BoltStore) update(ctx context.Context, fn func(t *boltTx) error) error 
 			return err
 		}
 		var reset *string
-		// Batch lets concurrent calls share one transaction and one fsync;
-		// it may run fn more than once, so fn resets what it reports.
-		err = s.db.Batch(func(tx *bbolt.Tx) error {
+		// Concurrent calls share one transaction and one fsync (a commit
+		// costs milliseconds); fn may run more than once, so it resets
+		// what it reports.
+		err = s.commits.update(func(tx *bbolt.Tx) error {
 			reset = nil
 			if stored := string(tx.Bucket(bktMeta).Get(keyEpoch)); stored != e {
 				reset = &stored

@@ -25,6 +25,7 @@ import (
 // settled-marker lifetime (8 days) for that guarantee to hold.
 type Journal struct {
 	db       *bbolt.DB
+	commits  *committer
 	n        atomic.Int64
 	replayMu sync.Mutex
 }
@@ -49,7 +50,7 @@ func OpenJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("budget: open journal %s: %w", path, err)
 	}
-	j := &Journal{db: db}
+	j := &Journal{db: db, commits: newCommitter(db)}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bktJournal)
 		if err != nil {
@@ -69,7 +70,10 @@ func OpenJournal(path string) (*Journal, error) {
 }
 
 // Close closes the journal file.
-func (j *Journal) Close() error { return j.db.Close() }
+func (j *Journal) Close() error {
+	j.commits.wait()
+	return j.db.Close()
+}
 
 // Append queues a settlement. It returns only after the entry is on disk
 // (bbolt fsyncs every commit). Concurrent appends share a commit: while
@@ -83,7 +87,7 @@ func (j *Journal) Append(r Reservation, actual money.Nanos) error {
 	if err != nil {
 		return fmt.Errorf("budget: journal %q: %w", r.RequestID, err)
 	}
-	err = j.db.Batch(func(tx *bbolt.Tx) error {
+	err = j.commits.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bktJournal)
 		seq, err := b.NextSequence()
 		if err != nil {

@@ -473,6 +473,7 @@ func (s *RedisStore) Reinit(ctx context.Context) (err error) {
 // share: close the store first, then the client.
 func (s *RedisStore) Close() error {
 	s.bg.Wait()
+	s.settles.c.wait()
 	return nil
 }
 

@@ -3,7 +3,6 @@ package budget
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
@@ -20,38 +19,30 @@ type settleJob struct {
 	done   chan error // buffered: the batcher never blocks on a caller gone
 }
 
-// settleBatcher combines concurrent settlements of a store. While one
-// settle call is in flight, the settlements that arrive meanwhile queue,
-// and then go together in one settle_many.lua call: at a few thousand
+// settleBatcher combines concurrent settlements of a store (see
+// combiner): the settlements that arrive while one settle call is in
+// flight go together in one settle_many.lua call, so at a few thousand
 // requests per second the script call's fixed cost (the round trip's
 // syscalls on both sides, Redis's script setup) is shared instead of paid
-// per request. It never waits for company: a lone settlement goes at once,
-// so a sequential caller (the journal's replay) is not slowed.
-//
-// There is no goroutine of its own: the caller that finds nobody sending
-// sends its queue, and hands the rest to a new goroutine once its own
-// settlement is done, so no caller works for others indefinitely and an
-// idle store runs nothing.
+// per request. A lone settlement goes at once, so a sequential caller (the
+// journal's replay) is not slowed.
 type settleBatcher struct {
-	s      *RedisStore
-	mu     sync.Mutex
-	queue  []*settleJob
-	active bool // someone is sending the queue
+	s *RedisStore
+	c combiner[*settleJob]
 }
 
-func newSettleBatcher(s *RedisStore) *settleBatcher { return &settleBatcher{s: s} }
+func (j *settleJob) finished() bool { return len(j.done) > 0 }
+
+func newSettleBatcher(s *RedisStore) *settleBatcher {
+	b := &settleBatcher{s: s}
+	b.c = combiner[*settleJob]{max: maxSettleBatch, send: b.send}
+	return b
+}
 
 // do settles r, in a batch with whatever else is waiting.
 func (b *settleBatcher) do(ctx context.Context, r Reservation, actual money.Nanos) error {
 	j := &settleJob{ctx: ctx, r: r, actual: actual, done: make(chan error, 1)}
-	b.mu.Lock()
-	b.queue = append(b.queue, j)
-	lead := !b.active
-	b.active = true
-	b.mu.Unlock()
-	if lead {
-		b.drain(j)
-	}
+	b.c.add(j)
 	select {
 	case err := <-j.done:
 		return err
@@ -59,34 +50,6 @@ func (b *settleBatcher) do(ctx context.Context, r Reservation, actual money.Nano
 		// A batch may still run it: a settlement is idempotent per
 		// request ID, so the caller's journaled retry finds it done.
 		return unavailable(ctx.Err())
-	}
-}
-
-// drain sends queued batches until the queue is empty, or until own is
-// done, when a new goroutine takes over what is left.
-func (b *settleBatcher) drain(own *settleJob) {
-	for {
-		b.mu.Lock()
-		if len(b.queue) == 0 {
-			b.active = false
-			b.mu.Unlock()
-			return
-		}
-		if own != nil && len(own.done) > 0 {
-			b.mu.Unlock()
-			b.s.bg.Add(1)
-			go func() {
-				defer b.s.bg.Done()
-				b.drain(nil)
-			}()
-			return
-		}
-		n := min(len(b.queue), maxSettleBatch)
-		batch := make([]*settleJob, n)
-		copy(batch, b.queue)
-		b.queue = append(b.queue[:0], b.queue[n:]...)
-		b.mu.Unlock()
-		b.send(batch)
 	}
 }
 
