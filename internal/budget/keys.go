@@ -8,10 +8,11 @@ package budget
 //	{p}:epoch          STRING  the store epoch ("<generation>.<random hex>")
 //	{p}:b:<window>     HASH    one budget window: spent, rsv (sum of live
 //	                           holds), limit/enf/scope (as of the last
-//	                           reserve), and "h:<request id>" ->
-//	                           "<amount>:<1 if this is the hold's first
-//	                           budget>" for each live hold
-//	{p}:z:<window>     ZSET    live hold request IDs scored by lease end (ms)
+//	                           reserve that changed them), pr (when its
+//	                           expired holds may next be pruned, ms)
+//	{p}:z:<window>     ZSET    live holds scored by lease end (ms), each
+//	                           "<request id>|<amount>|<1 if this is the
+//	                           hold's first budget, else 0>"
 //	{p}:hold:<id>      HASH    one hold: amt, state (live, orphaned,
 //	                           settled), exp, keys (window keys, "\n"-joined)
 //	{p}:adj:<op>       STRING  marks an Adjust as applied (go-redis retries)

@@ -371,3 +371,28 @@ func TestRedisWindowKeysExpire(t *testing.T) {
 	wantLevel(t, s, daily, 3, 5)
 	wantLevel(t, s, total, 3, 5)
 }
+
+// A hold's zset member carries its amount after the request ID, and a
+// request ID may contain the separator (a batch result's custom_id is the
+// client's): settle, extend and the orphan prune must still find it.
+func TestRedisRequestIDWithSeparator(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock(t0)
+	s, _ := newPrivateStore(t, Options{Clock: clock.Now})
+	b := bud(ScopeService, "s", Daily, 1000, true)
+
+	live := mustReserve(t, s, hold("batch:msgbatch_1:a|7|1", 10, time.Minute, b))
+	if err := s.Extend(ctx, live, 5*time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	orphan := mustReserve(t, s, hold("batch:msgbatch_1:b|0|", 20, time.Minute, b))
+	wantLevel(t, s, b, 0, 30)
+	// Past the orphan's lease but within the extended one: the next
+	// reserve prunes the orphan at its estimate and keeps the live hold.
+	clock.Add(2 * time.Minute)
+	mustReserve(t, s, hold("after", 1, time.Minute, b))
+	wantLevel(t, s, b, 20, 11)
+	mustSettle(t, s, live, 4)
+	mustSettle(t, s, orphan, 15) // corrects the orphan charge 20 -> 15
+	wantLevel(t, s, b, 19, 1)
+}

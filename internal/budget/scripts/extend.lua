@@ -22,7 +22,7 @@ local bad = epoch_mismatch(KEYS[1], ARGV[1])
 if bad then return {'reset', bad} end
 
 local hold, now, id, exp = KEYS[2], ARGV[2], ARGV[3], ARGV[4]
-local rec = redis.call('HMGET', hold, 'state', 'keys', 'exp')
+local rec = redis.call('HMGET', hold, 'state', 'keys', 'exp', 'amt')
 if rec[1] ~= 'live' then return {'gone', 0} end
 if rec[2] ~= ARGV[6] then return {'keys', rec[2] or ''} end
 
@@ -31,14 +31,17 @@ local orphans = 0
 for i = 1, n do
   orphans = orphans + prune(KEYS[1 + 2 * i], KEYS[2 + 2 * i], now)
 end
-local score = redis.call('ZSCORE', KEYS[4], id)
+local amt = rec[4] or '0'
+local score = redis.call('ZSCORE', KEYS[4], member(id, amt, '1'))
 if not score or tonumber(score) <= tonumber(now) then
   redis.call('HSET', hold, 'state', 'orphaned')
   return {'gone', orphans}
 end
 if tonumber(exp) > tonumber(rec[3] or '0') then
   for i = 1, n do
-    redis.call('ZADD', KEYS[2 + 2 * i], 'XX', 'GT', exp, id)
+    local first = '0'
+    if i == 1 then first = '1' end
+    redis.call('ZADD', KEYS[2 + 2 * i], 'XX', 'GT', exp, member(id, amt, first))
   end
   redis.call('HSET', hold, 'exp', exp)
   redis.call('PEXPIRE', hold, ARGV[5])

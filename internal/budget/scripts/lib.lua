@@ -65,6 +65,22 @@ local function level(b)
   return v[1] or '0', v[2] or '0'
 end
 
+-- member is a hold's entry in a window's hold zset: the request ID, the
+-- amount held, and "1" if this window is the hold's first budget (so an
+-- orphan is counted once however many windows it held). Carrying the
+-- amount in the member spares a hash field per hold and window, and a
+-- command to write and one to delete it.
+local function member(id, amt, first)
+  return id .. '|' .. amt .. '|' .. first
+end
+
+-- unmember splits a member; the request ID may itself contain "|" (batch
+-- custom_ids are the client's), so the two fixed fields are taken from the
+-- end.
+local function unmember(m)
+  return string.match(m, '^(.*)|(%d+)|([01])$')
+end
+
 -- prune charges every hold on one window whose lease ended at or before now
 -- into spent at its estimate: the hold becomes an orphan there, and a late
 -- settlement corrects the charge. Each window prunes itself whenever a
@@ -79,26 +95,20 @@ end
 -- uses, is the same either way; only the split lags until later calls.
 local PRUNE_MAX = 1000
 local function prune(b, z, now)
-  local ids = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, PRUNE_MAX)
-  if #ids == 0 then return 0 end
+  local ms = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, PRUNE_MAX)
+  if #ms == 0 then return 0 end
   local first = 0
-  for i = 1, #ids do
-    local f = 'h:' .. ids[i]
-    local v = redis.call('HGET', b, f)
-    if v then
-      local amt, flag = string.match(v, '^(%d+):(%d)$')
-      if amt then
-        incr(b, 'spent', amt)
-        incr(b, 'rsv', negate(amt))
-      end
-      if flag == '1' then first = first + 1 end
-      redis.call('HDEL', b, f)
+  for i = 1, #ms do
+    local _, amt, flag = unmember(ms[i])
+    if amt then
+      incr(b, 'spent', amt)
+      incr(b, 'rsv', negate(amt))
     end
+    if flag == '1' then first = first + 1 end
   end
-  redis.call('ZREM', z, unpack(ids))
+  redis.call('ZREM', z, unpack(ms))
   return first
 end
-
 
 -- settle_one is settle.lua's work for one request (see there), shared with
 -- settle_many.lua: keys[at] is the hold record, keys[at + 2i - 1] and
@@ -114,28 +124,21 @@ local function settle_one(keys, at, n, id, actual, joined, release, ttls, marker
   if state and rec[3] ~= joined then return {'keys', rec[3] or ''} end
 
   local out = {'ok'}
-  local field = 'h:' .. id
   for i = 1, n do
     local b, z = keys[at + 2 * i - 1], keys[at + 2 * i]
-    local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope', field)
+    local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope')
     local removed = '0'
-    if state and v[6] then
-      -- The hold is live on this window (reserve and prune add and remove
-      -- the field and the zset entry together).
-      removed = string.match(v[6], '^(%d+):') or '0'
-      redis.call('ZREM', z, id)
-      redis.call('HDEL', b, field)
-      incr(b, 'rsv', negate(removed))
+    if state then
+      local first = '0'
+      if i == 1 then first = '1' end
+      if redis.call('ZREM', z, member(id, est, first)) == 1 then
+        -- The hold was live on this window: take it off.
+        incr(b, 'rsv', negate(est))
+      else
+        -- Pruned as an orphan, and charged its estimate: correct that.
+        incr(b, 'spent', negate(est))
+      end
       incr(b, 'spent', actual)
-    elseif state and redis.call('ZSCORE', z, id) then
-      -- A zset entry whose window hash lost the hold (the hash expired
-      -- first): nothing was held here to take off.
-      redis.call('ZREM', z, id)
-      incr(b, 'spent', actual)
-    elseif state then
-      -- Pruned as an orphan and charged its estimate: correct the charge.
-      incr(b, 'spent', actual)
-      incr(b, 'spent', negate(est))
       removed = est
     else
       incr(b, 'spent', actual)

@@ -48,11 +48,11 @@ local orphans = 0
 local lv = {}
 for i = 1, n do
   local b = KEYS[1 + 2 * i]
-  local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'pr')
-  if v[2] and v[2] ~= '0' and (not v[4] or tonumber(v[4]) <= tonumber(now)) then
+  local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope', 'pr')
+  if v[2] and v[2] ~= '0' and (not v[6] or tonumber(v[6]) <= tonumber(now)) then
     orphans = orphans + prune(b, KEYS[2 + 2 * i], now)
     redis.call('HSET', b, 'pr', tonumber(now) + PRUNE_EVERY_MS)
-    v = redis.call('HMGET', b, 'spent', 'rsv', 'limit')
+    v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope')
   end
   lv[i] = v
 end
@@ -70,7 +70,7 @@ local state = redis.call('HGET', hold, 'state')
 if state then
   -- go-redis retries a call whose reply was lost; the retry finds its own
   -- live hold and reports it again instead of placing it twice.
-  if state == 'live' and redis.call('ZSCORE', KEYS[4], id) then return levels('again') end
+  if state == 'live' and redis.call('ZSCORE', KEYS[4], member(id, amt, '1')) then return levels('again') end
   return {'dup', state}
 end
 
@@ -87,9 +87,13 @@ for i = 1, n do
   local b, z = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
   local first = '0'
   if i == 1 then first = '1' end
-  redis.call('ZADD', z, ARGV[5], id)
-  redis.call('HSET', b, 'h:' .. id, amt .. ':' .. first,
-    'limit', ARGV[base + 1], 'enf', ARGV[base + 2], 'scope', ARGV[base + 4])
+  redis.call('ZADD', z, ARGV[5], member(id, amt, first))
+  -- The budget's limit, enforcement and scope, as of this reserve, for
+  -- settle's threshold alerts; written only when they changed.
+  local cur = lv[i]
+  if cur[3] ~= ARGV[base + 1] or cur[4] ~= ARGV[base + 2] or cur[5] ~= ARGV[base + 4] then
+    redis.call('HSET', b, 'limit', ARGV[base + 1], 'enf', ARGV[base + 2], 'scope', ARGV[base + 4])
+  end
   incr(b, 'rsv', amt)
   local ttl = tonumber(ARGV[base + 3])
   if ttl > 0 then
