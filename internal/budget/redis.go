@@ -289,32 +289,26 @@ func (s *RedisStore) Settle(ctx context.Context, r Reservation, actual money.Nan
 	return nil
 }
 
-// settle runs settle.lua in mode "settle" or "release".
+// settle settles one request, in mode "settle" or "release", following its
+// hold to the windows it was placed on and adopting an epoch another
+// gateway's Reinit wrote.
 func (s *RedisStore) settle(ctx context.Context, r Reservation, actual money.Nanos, mode string) error {
-	windows := r.Keys
+	item := []settleItem{{id: r.RequestID, windows: r.Keys, actual: actual, mode: mode}}
 	for try := 0; try < 2; try++ {
-		now := s.opts.Clock()
-		keys := s.keys.scriptKeys(r.RequestID, windows)
-		args := make([]any, 0, 6+len(windows))
-		args = append(args, "", r.RequestID, int64(actual), msOf(settledTTL), joinKeys(windows), mode)
-		for _, w := range windows {
-			args = append(args, secsOf(keyOnlyTTL(w, now)))
-		}
 		var rep settleReply
 		err := s.withEpoch(ctx, func(epoch string) (*string, error) {
-			args[0] = epoch
-			v, err := s.run(ctx, s.scripts.settle, keys, args...)
-			if err != nil {
-				return nil, err
+			replies, reset, err := s.runSettle(ctx, epoch, item)
+			if err != nil || reset != nil {
+				return reset, err
 			}
-			rep, err = parseSettleReply(v, len(windows), actual)
-			return rep.reset, err
+			rep, err = parseSettleReply(replies[0], len(item[0].windows), actual)
+			return nil, err
 		})
 		if err != nil {
 			return err
 		}
 		if rep.tag == "keys" {
-			windows = rep.keys
+			item[0].windows = rep.keys
 			continue
 		}
 		s.metrics.settled(rep.effects)
@@ -473,7 +467,7 @@ func (s *RedisStore) Reinit(ctx context.Context) (err error) {
 // share: close the store first, then the client.
 func (s *RedisStore) Close() error {
 	s.bg.Wait()
-	s.settles.c.wait()
+	s.settles.wait()
 	return nil
 }
 

@@ -21,8 +21,6 @@ var (
 	luaReserve string
 	//go:embed scripts/settle.lua
 	luaSettle string
-	//go:embed scripts/settle_many.lua
-	luaSettleMany string
 	//go:embed scripts/extend.lua
 	luaExtend string
 	//go:embed scripts/status.lua
@@ -38,19 +36,18 @@ var (
 // scripts are per store: a redis.Script caches its digest, and the house
 // style keeps mutable state out of package variables.
 type scripts struct {
-	reserve, settle, settleMany, extend, status, adjust, notify, lock *redis.Script
+	reserve, settle, extend, status, adjust, notify, lock *redis.Script
 }
 
 func newScripts() scripts {
 	return scripts{
-		reserve:    redis.NewScript(luaLib + luaReserve),
-		settle:     redis.NewScript(luaLib + luaSettle),
-		settleMany: redis.NewScript(luaLib + luaSettleMany),
-		extend:     redis.NewScript(luaLib + luaExtend),
-		status:     redis.NewScript(luaLib + luaStatus),
-		adjust:     redis.NewScript(luaLib + luaAdjust),
-		notify:     redis.NewScript(luaNotify),
-		lock:       redis.NewScript(luaLock),
+		reserve: redis.NewScript(luaLib + luaReserve),
+		settle:  redis.NewScript(luaLib + luaSettle),
+		extend:  redis.NewScript(luaLib + luaExtend),
+		status:  redis.NewScript(luaLib + luaStatus),
+		adjust:  redis.NewScript(luaLib + luaAdjust),
+		notify:  redis.NewScript(luaNotify),
+		lock:    redis.NewScript(luaLock),
 	}
 }
 
@@ -165,8 +162,8 @@ func parseReserveReply(v any, n int, amount money.Nanos) (reserveReply, error) {
 	return reserveReply{}, errReply("reserve", v)
 }
 
+// settleReply is one request's reply within a settle.lua call.
 type settleReply struct {
-	reset   *string
 	tag     string   // ok, dup, keys
 	keys    []string // keys: where the hold really is
 	effects []settleEffect
@@ -174,8 +171,11 @@ type settleReply struct {
 
 func parseSettleReply(v any, n int, actual money.Nanos) (settleReply, error) {
 	tag, rest, reset, err := replyHead("settle", v)
-	if err != nil || reset != nil {
-		return settleReply{reset: reset}, err
+	if err == nil && reset != nil { // only the call as a whole can be reset
+		err = errReply("settle", v)
+	}
+	if err != nil {
+		return settleReply{}, err
 	}
 	r := settleReply{tag: tag}
 	switch tag {

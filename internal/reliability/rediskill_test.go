@@ -355,8 +355,9 @@ func TestReliabilityReserveReplyLost(t *testing.T) {
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{}, relay.URL(), map[string]string{"CLADE_HOLD_TTL": "10m"}))
 	c := newClient(t, 10*time.Second)
 
-	if x := send(c, gw.URL, testutil.CanaryToken, messageBody(16, false), nil); x.status != 200 {
-		t.Fatalf("warm-up request: %d %v %s", x.status, x.err, x.body)
+	warm := send(c, gw.URL, testutil.CanaryToken, messageBody(16, false), nil)
+	if warm.status != 200 {
+		t.Fatalf("warm-up request: %d %v %s", warm.status, warm.err, warm.body)
 	}
 	// The reserve script carries the hold's amount as an argument: a
 	// max_tokens of its own makes it unique to the faulted request.
@@ -380,7 +381,7 @@ func TestReliabilityReserveReplyLost(t *testing.T) {
 	reopenAt := time.Now()
 
 	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, est)
-	r.Load = "2 sequential req (200×1 503×1)"
+	r.Load = fmt.Sprintf("2 sequential req (%s)", statusCounts([]reply{warm, x}))
 	r.Faults = fmt.Sprintf("reserve's reply dropped, Redis unreachable for %s", ms(reopenAt.Sub(cutAt)))
 	acc.fill(r)
 	m := scrape(t, gw.AdminURL)
