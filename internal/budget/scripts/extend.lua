@@ -32,16 +32,14 @@ for i = 1, n do
   orphans = orphans + prune(KEYS[1 + 2 * i], KEYS[2 + 2 * i], now)
 end
 local amt = rec[4] or '0'
-local score = redis.call('ZSCORE', KEYS[4], member(id, amt, '1'))
+local score = redis.call('ZSCORE', KEYS[4], member(id, amt, 1))
 if not score or tonumber(score) <= tonumber(now) then
   redis.call('HSET', hold, 'state', 'orphaned')
   return {'gone', orphans}
 end
 if tonumber(exp) > tonumber(rec[3] or '0') then
   for i = 1, n do
-    local first = '0'
-    if i == 1 then first = '1' end
-    redis.call('ZADD', KEYS[2 + 2 * i], 'XX', 'GT', exp, member(id, amt, first))
+    redis.call('ZADD', KEYS[2 + 2 * i], 'XX', 'GT', exp, member(id, amt, i))
   end
   redis.call('HSET', hold, 'exp', exp)
   redis.call('PEXPIRE', hold, ARGV[5])

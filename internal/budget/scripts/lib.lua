@@ -65,12 +65,14 @@ local function level(b)
   return v[1] or '0', v[2] or '0'
 end
 
--- member is a hold's entry in a window's hold zset: the request ID, the
--- amount held, and "1" if this window is the hold's first budget (so an
--- orphan is counted once however many windows it held). Carrying the
--- amount in the member spares a hash field per hold and window, and a
+-- member is a hold's entry in the hold zset of its window i: the request
+-- ID, the amount held, and "1" if the window is the hold's first budget
+-- (so an orphan is counted once however many windows it held). Carrying
+-- the amount in the member spares a hash field per hold and window, and a
 -- command to write and one to delete it.
-local function member(id, amt, first)
+local function member(id, amt, i)
+  local first = '0'
+  if i == 1 then first = '1' end
   return id .. '|' .. amt .. '|' .. first
 end
 

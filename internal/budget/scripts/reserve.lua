@@ -70,7 +70,7 @@ local state = redis.call('HGET', hold, 'state')
 if state then
   -- go-redis retries a call whose reply was lost; the retry finds its own
   -- live hold and reports it again instead of placing it twice.
-  if state == 'live' and redis.call('ZSCORE', KEYS[4], member(id, amt, '1')) then return levels('again') end
+  if state == 'live' and redis.call('ZSCORE', KEYS[4], member(id, amt, 1)) then return levels('again') end
   return {'dup', state}
 end
 
@@ -85,9 +85,7 @@ end
 for i = 1, n do
   local base = 3 + 4 * i
   local b, z = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local first = '0'
-  if i == 1 then first = '1' end
-  redis.call('ZADD', z, ARGV[5], member(id, amt, first))
+  redis.call('ZADD', z, ARGV[5], member(id, amt, i))
   -- The budget's limit, enforcement and scope, as of this reserve, for
   -- settle's threshold alerts; written only when they changed.
   local cur = lv[i]

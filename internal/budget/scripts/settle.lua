@@ -61,9 +61,7 @@ local function settle_one(at, n, id, actual, joined, release, ttls)
     local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope')
     local removed = '0'
     if state then
-      local first = '0'
-      if i == 1 then first = '1' end
-      if redis.call('ZREM', z, member(id, est, first)) == 1 then
+      if redis.call('ZREM', z, member(id, est, i)) == 1 then
         -- The hold was live on this window: take it off.
         incr(b, 'rsv', negate(est))
       else
