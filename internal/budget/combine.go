@@ -33,11 +33,14 @@ func (c *combiner[J]) add(j J) {
 	c.active = true
 	c.mu.Unlock()
 	if lead {
-		c.drain(j, true)
+		c.drain(j.finished)
 	}
 }
 
-func (c *combiner[J]) drain(own J, mine bool) {
+// drain sends batches until the queue is empty. A caller draining for its
+// own job (ownDone set) hands the rest to a new goroutine once that job is
+// finished.
+func (c *combiner[J]) drain(ownDone func() bool) {
 	for {
 		c.mu.Lock()
 		if len(c.queue) == 0 {
@@ -45,21 +48,23 @@ func (c *combiner[J]) drain(own J, mine bool) {
 			c.mu.Unlock()
 			return
 		}
-		if mine && own.finished() {
+		if ownDone != nil && ownDone() {
 			c.wg.Add(1)
 			c.mu.Unlock()
 			go func() {
 				defer c.wg.Done()
-				var none J
-				c.drain(none, false)
+				c.drain(nil)
 			}()
 			return
 		}
-		n := min(len(c.queue), c.max)
-		batch := make([]J, n)
-		copy(batch, c.queue)
-		clear(c.queue[:n])
-		c.queue = append(c.queue[:0], c.queue[n:]...)
+		// The batch takes the queue's array; what does not fit moves to a
+		// new one, so the two never share.
+		batch := c.queue
+		c.queue = nil
+		if len(batch) > c.max {
+			c.queue = append(c.queue, batch[c.max:]...)
+			batch = batch[:c.max:c.max]
+		}
 		c.mu.Unlock()
 		c.send(batch)
 	}
