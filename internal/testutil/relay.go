@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -111,18 +112,14 @@ func (r *Relay) pipe(client net.Conn) {
 	}
 	defer r.untrack(client, server)
 	// A fired cut makes the server-to-client copy drop whatever arrives.
-	var dropping sync.Mutex
-	drop := false
+	var drop atomic.Bool
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := server.Read(buf)
-			dropping.Lock()
-			d := drop
-			dropping.Unlock()
-			if n > 0 && !d {
+			if n > 0 && !drop.Load() {
 				if _, werr := client.Write(buf[:n]); werr != nil {
 					return
 				}
@@ -139,9 +136,7 @@ func (r *Relay) pipe(client net.Conn) {
 		if n > 0 {
 			fire := r.take(buf[:n])
 			if fire {
-				dropping.Lock()
-				drop = true
-				dropping.Unlock()
+				drop.Store(true)
 			}
 			if _, werr := server.Write(buf[:n]); werr != nil {
 				return
