@@ -281,14 +281,8 @@ func (s *BoltStore) Settle(ctx context.Context, r Reservation, actual money.Nano
 func (s *BoltStore) Extend(ctx context.Context, r Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe("extend", start, err) }()
-	if r.RequestID == "" {
-		return fmt.Errorf("%w: extend without request ID", ErrInvalid)
-	}
-	if len(r.Keys) == 0 {
-		return nil
-	}
-	if ttl <= 0 {
-		ttl = s.opts.DefaultTTL
+	if ttl, err = leaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
+		return err
 	}
 	var live bool
 	var orphans int64

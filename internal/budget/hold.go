@@ -55,6 +55,18 @@ func prepareHold(h Hold, now time.Time, defTTL time.Duration) (reserveArgs, erro
 	return a, nil
 }
 
+// leaseFor validates an Extend of r and returns the lease to grant: ttl,
+// or def when ttl is not positive.
+func leaseFor(r Reservation, ttl, def time.Duration) (time.Duration, error) {
+	if r.RequestID == "" {
+		return 0, fmt.Errorf("%w: extend without request ID", ErrInvalid)
+	}
+	if ttl <= 0 {
+		ttl = def
+	}
+	return ttl, nil
+}
+
 func checkSettle(r Reservation, actual money.Nanos) error {
 	if r.RequestID == "" {
 		return fmt.Errorf("%w: settlement without request ID", ErrInvalid)

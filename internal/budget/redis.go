@@ -322,14 +322,8 @@ func (s *RedisStore) settle(ctx context.Context, r Reservation, actual money.Nan
 func (s *RedisStore) Extend(ctx context.Context, r Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe("extend", start, err) }()
-	if r.RequestID == "" {
-		return fmt.Errorf("%w: extend without request ID", ErrInvalid)
-	}
-	if len(r.Keys) == 0 {
-		return nil
-	}
-	if ttl <= 0 {
-		ttl = s.opts.DefaultTTL
+	if ttl, err = leaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
