@@ -10,7 +10,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// Concurrent settlements share settle_many.lua calls, and each is still
+// Concurrent settlements share settle.lua calls, and each is still
 // exact: a request settled twice at once is charged once, and one whose
 // caller names the wrong windows is settled where its hold is.
 func TestRedisConcurrentSettlesShareCalls(t *testing.T) {
