@@ -111,3 +111,48 @@ local function prune(b, z, now)
   redis.call('ZREM', z, unpack(ms))
   return first
 end
+
+-- read_windows reads the n windows at KEYS[1+2i] (hash) and KEYS[2+2i]
+-- (hold zset), each once: {spent, rsv, limit, enf, scope} per window, and
+-- how many orphans pruning charged.
+--
+-- Expired holds are charged (pruned) at most once a second per window:
+-- admission reads spent + rsv, which pruning does not change, so only the
+-- split between the two lags, by at most PRUNE_EVERY_MS. The window's
+-- "pr" field is when it may next be pruned.
+local PRUNE_EVERY_MS = 1000
+local function read_windows(n, now)
+  local orphans = 0
+  local lv = {}
+  for i = 1, n do
+    local b = KEYS[1 + 2 * i]
+    local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope', 'pr')
+    if v[2] and v[2] ~= '0' and (not v[6] or tonumber(v[6]) <= tonumber(now)) then
+      orphans = orphans + prune(b, KEYS[2 + 2 * i], now)
+      redis.call('HSET', b, 'pr', tonumber(now) + PRUNE_EVERY_MS)
+      v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope')
+    end
+    lv[i] = v
+  end
+  return lv, orphans
+end
+
+-- place_limits records a window's limit, enforcement and scope (for
+-- settle's overshoot metric) when they changed, and gives a window's keys
+-- their TTL when this call creates them. cur is the window as read_windows
+-- returned it; base indexes ARGV: limit, enforce, TTL in s, scope.
+local function place_limits(b, z, cur, base)
+  if cur[3] ~= ARGV[base] or cur[4] ~= ARGV[base + 1] or cur[5] ~= ARGV[base + 3] then
+    redis.call('HSET', b, 'limit', ARGV[base], 'enf', ARGV[base + 1], 'scope', ARGV[base + 3])
+  end
+  local ttl = tonumber(ARGV[base + 2])
+  if ttl > 0 then
+    -- A window hash without a limit was just created (or only ever
+    -- charged by a journaled settle, which sets its own TTL). With no
+    -- live holds (rsv 0) the zset was empty, so ZADD created it: an
+    -- emptied zset is deleted by Redis, TTL and all.
+    local fresh = cur[3] == false
+    if fresh then redis.call('EXPIRE', b, ttl) end
+    if fresh or (cur[2] or '0') == '0' then redis.call('EXPIRE', z, ttl) end
+  end
+end

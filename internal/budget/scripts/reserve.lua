@@ -39,23 +39,7 @@ local now, id, amt = ARGV[2], ARGV[3], ARGV[4]
 local hold = KEYS[2]
 local n = (#KEYS - 2) / 2
 
--- Expired holds are charged (pruned) at most once a second per window:
--- admission reads spent + rsv, which pruning does not change, so only the
--- split between the two lags, by at most PRUNE_EVERY_MS. The window's
--- "pr" field is when it may next be pruned.
-local PRUNE_EVERY_MS = 1000
-local orphans = 0
-local lv = {}
-for i = 1, n do
-  local b = KEYS[1 + 2 * i]
-  local v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope', 'pr')
-  if v[2] and v[2] ~= '0' and (not v[6] or tonumber(v[6]) <= tonumber(now)) then
-    orphans = orphans + prune(b, KEYS[2 + 2 * i], now)
-    redis.call('HSET', b, 'pr', tonumber(now) + PRUNE_EVERY_MS)
-    v = redis.call('HMGET', b, 'spent', 'rsv', 'limit', 'enf', 'scope')
-  end
-  lv[i] = v
-end
+local lv, orphans = read_windows(n, now)
 
 local function levels(tag)
   local out = {tag, orphans}
@@ -83,26 +67,10 @@ for i = 1, n do
 end
 
 for i = 1, n do
-  local base = 3 + 4 * i
   local b, z = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
   redis.call('ZADD', z, ARGV[5], member(id, amt, i))
-  -- The budget's limit, enforcement and scope, as of this reserve, for
-  -- settle's threshold alerts; written only when they changed.
-  local cur = lv[i]
-  if cur[3] ~= ARGV[base + 1] or cur[4] ~= ARGV[base + 2] or cur[5] ~= ARGV[base + 4] then
-    redis.call('HSET', b, 'limit', ARGV[base + 1], 'enf', ARGV[base + 2], 'scope', ARGV[base + 4])
-  end
   incr(b, 'rsv', amt)
-  local ttl = tonumber(ARGV[base + 3])
-  if ttl > 0 then
-    -- A window hash without a limit was just created (or only ever
-    -- charged by a journaled settle, which sets its own TTL). With no
-    -- live holds (rsv 0) the zset was empty, so ZADD created it: an
-    -- emptied zset is deleted by Redis, TTL and all.
-    local fresh = lv[i][3] == false
-    if fresh then redis.call('EXPIRE', b, ttl) end
-    if fresh or (lv[i][2] or '0') == '0' then redis.call('EXPIRE', z, ttl) end
-  end
+  place_limits(b, z, lv[i], 4 + 4 * i)
 end
 redis.call('HSET', hold, 'amt', amt, 'state', 'live', 'exp', ARGV[5], 'keys', ARGV[7])
 redis.call('PEXPIRE', hold, ARGV[6])
