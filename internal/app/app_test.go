@@ -38,10 +38,16 @@ func TestConfigRejects(t *testing.T) {
 		{"CLADE_HOLD_TTL": "-1s"},
 		{"CLADE_STORE_TIMEOUT": "soon"},
 		{"CLADE_MAX_BODY_BYTES": "0"},
+		{"CLADE_GRANT_WINDOW": "100ms"}, // grants need Redis
+		{"CLADE_GRANT_WINDOW": "-1s", "CLADE_REDIS_URL": "redis://127.0.0.1:6379"},
 	} {
 		if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
 			t.Errorf("%v accepted", env)
 		}
+	}
+	env := map[string]string{"CLADE_GRANT_WINDOW": "100ms", "CLADE_REDIS_URL": "redis://127.0.0.1:6379"}
+	if c, err := loadConfig(func(k string) string { return env[k] }); err != nil || c.GrantWindow != 100*time.Millisecond {
+		t.Errorf("grants with Redis: %v, window %v", err, c.GrantWindow)
 	}
 }
 

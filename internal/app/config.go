@@ -33,6 +33,7 @@ type config struct {
 	JournalReplay      time.Duration `env:"CLADE_JOURNAL_REPLAY_INTERVAL" envDefault:"5s"`
 	NotifyInterval     time.Duration `env:"CLADE_NOTIFY_INTERVAL" envDefault:"15s"`
 	MaxBodyBytes       int64         `env:"CLADE_MAX_BODY_BYTES" envDefault:"33554432"`
+	GrantWindow        time.Duration `env:"CLADE_GRANT_WINDOW" envDefault:"0s"`
 
 	upstream  *url.URL
 	publicURL *url.URL
@@ -64,6 +65,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if d <= 0 {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}
+	}
+	if c.GrantWindow < 0 || (c.GrantWindow > 0 && c.RedisURL == "") {
+		return c, fmt.Errorf("environment: CLADE_GRANT_WINDOW must be a positive duration with CLADE_REDIS_URL, or 0 (off)")
 	}
 	if c.MaxBodyBytes <= 0 {
 		return c, fmt.Errorf("environment: CLADE_MAX_BODY_BYTES must be positive")

@@ -199,7 +199,21 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 		_ = rdb.Close()
 		return nil, fmt.Errorf("redis store: %w", err)
 	}
-	return closingStore{RedisStore: s, rdb: rdb}, nil
+	if cfg.GrantWindow == 0 {
+		return closingStore{redisStore: s, rdb: rdb}, nil
+	}
+	g, err := budget.NewGranted(s, budget.GrantOptions{Window: cfg.GrantWindow, Lease: cfg.HoldTTL})
+	if err != nil {
+		_ = rdb.Close()
+		return nil, fmt.Errorf("grants: %w", err)
+	}
+	return closingStore{redisStore: g, rdb: rdb}, nil
+}
+
+// redisStore is a Redis store, with or without grants.
+type redisStore interface {
+	store
+	Reinit(ctx context.Context) error
 }
 
 func upstreamTransport(cfg config) *http.Transport {
@@ -213,12 +227,12 @@ func upstreamTransport(cfg config) *http.Transport {
 // closingStore closes the Redis client the gateway opened after the store
 // (which waits for its background releases) is closed.
 type closingStore struct {
-	*budget.RedisStore
+	redisStore
 	rdb redis.UniversalClient
 }
 
 func (c closingStore) Close() error {
-	err := c.RedisStore.Close()
+	err := c.redisStore.Close()
 	if cerr := c.rdb.Close(); err == nil {
 		err = cerr
 	}

@@ -115,6 +115,9 @@ type Reservation struct {
 	// hold was placed; HasRemaining is false when no budget is enforced.
 	Remaining    money.Nanos `json:"-"`
 	HasRemaining bool        `json:"-"`
+	// grant is the grant this request drew on (see Granted), nil for a
+	// hold of its own. Never journaled: a draw is settled in memory.
+	grant *grant
 }
 
 // Status is one budget's current window as the store sees it.

@@ -21,6 +21,8 @@ var (
 	luaReserve string
 	//go:embed scripts/settle.lua
 	luaSettle string
+	//go:embed scripts/grant.lua
+	luaGrant string
 	//go:embed scripts/extend.lua
 	luaExtend string
 	//go:embed scripts/status.lua
@@ -36,13 +38,14 @@ var (
 // scripts are per store: a redis.Script caches its digest, and the house
 // style keeps mutable state out of package variables.
 type scripts struct {
-	reserve, settle, extend, status, adjust, notify, lock *redis.Script
+	reserve, settle, grant, extend, status, adjust, notify, lock *redis.Script
 }
 
 func newScripts() scripts {
 	return scripts{
 		reserve: redis.NewScript(luaLib + luaReserve),
 		settle:  redis.NewScript(luaLib + luaSettle),
+		grant:   redis.NewScript(luaLib + luaGrant),
 		extend:  redis.NewScript(luaLib + luaExtend),
 		status:  redis.NewScript(luaLib + luaStatus),
 		adjust:  redis.NewScript(luaLib + luaAdjust),

@@ -1,0 +1,259 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// GrantOptions configure admission grants (see Granted).
+type GrantOptions struct {
+	// Window is how much of this replica's recent demand one grant covers:
+	// a grant is grown to what the replica reserved in the last Window
+	// (at least four times the request being admitted). Required.
+	Window time.Duration
+	// Lease is a grant's lease, renewed while it holds anything. Holds
+	// asking for a longer TTL (batches) take the exact path. Default 60s.
+	Lease time.Duration
+	// Idle returns a grant's unused amount once nothing has drawn on it
+	// for this long, and is how long a refused growth sends requests the
+	// exact path. Default 1s.
+	Idle time.Duration
+	// Flush is how long settled requests wait to share one step. Default
+	// 5ms.
+	Flush time.Duration
+}
+
+// Granted is a RedisStore whose replica admits most requests from grants
+// instead of placing one hold per request. A grant is a hold the replica
+// places on all the windows a service's requests reserve against (one per
+// budget set), sized to a slice of its recent demand; Reserve draws a
+// request's estimate from it in memory, with no Redis call on the request
+// path. Settle records the request locally, and one grant.lua step a few
+// milliseconds later charges the actual costs of everything settled since
+// and takes their estimates out of the grant. Steps also grow the grant
+// ahead of demand, return its unused amount when it sits idle, and renew
+// its lease.
+//
+// What holds as with per-request holds: a grant fits every enforced limit
+// when it is placed or grown, atomically, so the sum of spend, holds and
+// grants of all replicas never exceeds a cap. Spend is charged once per
+// request (steps are numbered and applied at most once) at its actual
+// cost.
+//
+// What changes:
+//   - A replica that dies is charged its grants' whole amounts when their
+//     leases end: the estimates of its requests in flight (as with holds)
+//     and also the unused slices, at most one Window of its demand per
+//     budget set. Per-request holds would charge the estimates only.
+//   - Near a cap, a replica's unused slice is budget no other replica can
+//     use until it is returned (after Idle, or when a growth is refused).
+//     When a grant cannot grow, requests take the exact per-request path
+//     for Idle, so the last of a budget is admitted request by request.
+//   - Spend reaches Redis up to Flush after a request ends, and the
+//     remaining-budget header is this replica's view as of its last step.
+//
+// Grants are per process, never persisted: a restart starts without any,
+// and its old grants end at their leases.
+type Granted struct {
+	*RedisStore
+	o GrantOptions
+
+	mu     sync.Mutex
+	active map[string]*grant // by budget set and limits: where draws go
+	all    map[string]*grant // by ID: every grant not yet drained
+	next   atomic.Uint64
+	stop   chan struct{}
+	closed sync.Once
+	bg     sync.WaitGroup
+}
+
+var _ Store = (*Granted)(nil)
+
+// NewGranted returns a store that admits from grants on s.
+func NewGranted(s *RedisStore, o GrantOptions) (*Granted, error) {
+	if s == nil || o.Window <= 0 {
+		return nil, errors.New("budget: grants need a Redis store and a positive window")
+	}
+	if o.Lease <= 0 {
+		o.Lease = 60 * time.Second
+	}
+	if o.Idle <= 0 {
+		o.Idle = time.Second
+	}
+	if o.Flush <= 0 {
+		o.Flush = 5 * time.Millisecond
+	}
+	g := &Granted{RedisStore: s, o: o, active: map[string]*grant{}, all: map[string]*grant{}, stop: make(chan struct{})}
+	g.bg.Add(1)
+	go g.tend()
+	return g, nil
+}
+
+// grant is one replica's grant on one budget set. Every field below mu is
+// guarded by it.
+type grant struct {
+	id       string
+	set      string // key in Granted.active
+	budgets  []Budget
+	keys     []string
+	keysJoin string
+	ends     []time.Time
+	lease    time.Duration
+
+	mu         sync.Mutex
+	held       money.Nanos // what Redis holds, as of the last applied step
+	free       money.Nanos // the part of held no request in flight has drawn
+	exp        time.Time   // lease end, as of the last applied step
+	step       int64       // last applied step
+	drawn      map[string]money.Nanos
+	doneEst    money.Nanos // settled requests not yet sent in a step
+	doneActual money.Nanos
+	unsent     *grantStep // sent, outcome unknown: resent as it is
+	running    bool       // a step is in flight
+	ran        chan struct{}
+	flushing   bool // a flush is scheduled
+	rem        money.Nanos
+	hasRem     bool
+	lost       bool      // its lease ended in Redis; only corrections remain
+	broken     bool      // a step failed for good: never drawn on again
+	coolUntil  time.Time // a growth was refused: draws go the exact path
+	lastDraw   time.Time
+	demand     [2]money.Nanos // drawn in the current and the previous Window
+	demandAt   time.Time      // start of the current Window
+}
+
+// setKey identifies the grant a hold can draw on: its windows, and the
+// limits and enforcement it was grown under (a policy change starts a new
+// grant; the old one drains).
+func setKey(a reserveArgs) string {
+	var b strings.Builder
+	b.WriteString(a.keysJoin)
+	for _, bu := range a.h.Budgets {
+		b.WriteByte('\n')
+		b.WriteString(strconv.FormatInt(int64(bu.Limit), 10))
+		if bu.Enforce {
+			b.WriteByte('!')
+		}
+	}
+	return b.String()
+}
+
+// Reserve implements Store: it draws on the hold's grant, growing it
+// first if it is short, and takes the exact path when the grant cannot
+// serve (a refused growth, an unreachable store, a long hold).
+func (g *Granted) Reserve(ctx context.Context, h Hold) (Reservation, error) {
+	start := time.Now()
+	now := g.opts.Clock()
+	a, err := prepareHold(h, now, g.opts.DefaultTTL)
+	if err != nil || len(a.keys) == 0 || h.TTL > g.o.Lease {
+		return g.RedisStore.Reserve(ctx, h)
+	}
+	gr := g.grantFor(a, now)
+	for try := 0; try < 3; try++ {
+		r, ok, grow, low := gr.draw(a, now, g.o)
+		if ok {
+			if low {
+				g.kick(gr)
+			}
+			g.flight.add(h.RequestID, gr.expiry())
+			g.metrics.observe("reserve", start, nil)
+			return r, nil
+		}
+		if !grow || !g.stepNow(ctx, gr, h.Amount) {
+			break
+		}
+		now = g.opts.Clock()
+	}
+	return g.RedisStore.Reserve(ctx, h)
+}
+
+func (g *Granted) grantFor(a reserveArgs, now time.Time) *grant {
+	key := setKey(a)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if gr := g.active[key]; gr != nil {
+		return gr
+	}
+	gr := &grant{
+		id: grantID(g.owner, g.next.Add(1)), set: key, budgets: a.h.Budgets,
+		keys: a.keys, keysJoin: a.keysJoin, ends: a.ends, lease: g.o.Lease,
+		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now,
+	}
+	g.active[key], g.all[gr.id] = gr, gr
+	return gr
+}
+
+func (gr *grant) expiry() time.Time {
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	return gr.exp
+}
+
+// usable reports whether draws may go on: the grant is live and its lease
+// has at least a third to run, so a request drawn now is covered while the
+// lease is renewed (every third) even if one renewal fails.
+func (gr *grant) usable(now time.Time) bool {
+	return !gr.lost && !gr.broken && gr.exp.Sub(now) > gr.lease/3
+}
+
+// draw takes a's amount from the grant. When it cannot, grow reports that a
+// step could make it possible; false sends the hold the exact path. low
+// reports that the grant should grow ahead of demand.
+func (gr *grant) draw(a reserveArgs, now time.Time, o GrantOptions) (r Reservation, ok, grow, low bool) {
+	amt := a.h.Amount
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	if gr.lost || gr.broken || now.Before(gr.coolUntil) {
+		return Reservation{}, false, false, false
+	}
+	if _, dup := gr.drawn[a.h.RequestID]; dup {
+		return Reservation{}, false, false, false // the exact path reports the duplicate
+	}
+	if gr.free < amt || !gr.usable(now) {
+		return Reservation{}, false, true, false
+	}
+	gr.free -= amt
+	gr.drawn[a.h.RequestID] = amt
+	gr.lastDraw = now
+	gr.noteDemand(now, amt, o.Window)
+	r = Reservation{RequestID: a.h.RequestID, Keys: a.keys, Enforced: make([]bool, len(a.keys)), Amount: amt, grant: gr}
+	for i, b := range a.h.Budgets {
+		r.Enforced[i] = b.Enforce
+	}
+	if gr.hasRem {
+		r.Remaining, r.HasRemaining = max(gr.rem+gr.free, 0), true
+	}
+	low = !gr.running && gr.free < gr.target(amt)/2
+	return r, true, false, low
+}
+
+func (gr *grant) noteDemand(now time.Time, amt money.Nanos, window time.Duration) {
+	switch d := now.Sub(gr.demandAt); {
+	case d >= 2*window:
+		gr.demand = [2]money.Nanos{}
+		gr.demandAt = now
+	case d >= window:
+		gr.demand = [2]money.Nanos{0, gr.demand[0]}
+		gr.demandAt = gr.demandAt.Add(window)
+	}
+	gr.demand[0] += amt
+}
+
+// target is what the grant should hold free after a growth: a Window of
+// demand, at least four requests of size amt, and no more than a quarter
+// of what the budgets had left at the last step, so replicas near a cap
+// take small slices.
+func (gr *grant) target(amt money.Nanos) money.Nanos {
+	t := max(gr.demand[0], gr.demand[1], 4*amt)
+	if gr.hasRem {
+		t = min(t, max(gr.rem/4, amt))
+	}
+	return t
+}

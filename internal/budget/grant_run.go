@@ -1,0 +1,281 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// begin claims the grant's one step slot and returns the step to send, or
+// the channel that closes when the running step ends. need is the amount
+// a caller waits for (0: none); closing returns everything unused.
+func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOptions) (*grantStep, <-chan struct{}) {
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	if gr.running {
+		return nil, gr.ran
+	}
+	if gr.broken {
+		return nil, nil
+	}
+	st := gr.unsent
+	if st == nil {
+		st = &grantStep{n: gr.step + 1, held: gr.held, est: gr.doneEst, actual: gr.doneActual}
+		gr.doneEst, gr.doneActual = 0, 0
+		switch {
+		case closing || gr.lost || now.Before(gr.coolUntil) || (need == 0 && now.Sub(gr.lastDraw) >= o.Idle):
+			st.release, gr.free = gr.free, 0
+		default:
+			if t := gr.target(max(need, gr.lastAmount())); gr.free < max(need, t/2) {
+				st.add = max(t, need) - gr.free
+			}
+		}
+		gr.unsent = st
+	}
+	st.exp = now.Add(gr.lease)
+	gr.running, gr.ran = true, make(chan struct{})
+	return st, nil
+}
+
+// lastAmount is a typical request's estimate: the largest one in flight.
+func (gr *grant) lastAmount() money.Nanos {
+	var m money.Nanos
+	for _, a := range gr.drawn {
+		m = max(m, a)
+	}
+	return m
+}
+
+// finish records a step's outcome and frees the step slot. It reports
+// whether work is left for another step (settlements that arrived during
+// this one, or an unused amount to return after a refused growth).
+func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time, o GrantOptions) (more bool) {
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	gr.running = false
+	close(gr.ran)
+	switch {
+	case errors.Is(err, ErrStoreReset) || errors.Is(err, ErrInvalid):
+		// The store lost its data, or a bug: what the grant holds is
+		// unknown. Never draw on it again.
+		gr.broken, gr.unsent, gr.free = true, nil, 0
+		return false
+	case err != nil:
+		return false // unsent stays, and is resent as it is
+	}
+	gr.unsent = nil
+	gr.step = st.n
+	gr.held = st.held - st.dec()
+	switch rep.tag {
+	case "ok":
+		gr.held += st.add
+		gr.free += st.add
+		gr.exp = rep.exp
+	case "over":
+		gr.exp = rep.exp
+		gr.coolUntil = now.Add(o.Idle)
+		more = gr.free > 0
+	case "lost":
+		gr.lost = true
+		more = gr.free > 0
+	}
+	gr.hasRem = false
+	for i, l := range rep.levels {
+		if b := gr.budgets[i]; b.Enforce {
+			rem := b.Limit - l.spent - l.reserved
+			if !gr.hasRem || rem < gr.rem {
+				gr.rem, gr.hasRem = rem, true
+			}
+		}
+	}
+	return more || gr.doneEst > 0 || gr.doneActual > 0
+}
+
+// drained reports whether the grant holds nothing and owes nothing.
+func (gr *grant) drained() bool {
+	return !gr.running && gr.unsent == nil && gr.free == 0 && len(gr.drawn) == 0 &&
+		gr.doneEst == 0 && gr.doneActual == 0
+}
+
+// step runs one step of gr now, in the caller's goroutine, unless one is
+// running (then it waits for that one when wait is set). It reports
+// whether a step ran and succeeded, or ended while waited for.
+func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing, wait bool) bool {
+	st, running := gr.begin(g.opts.Clock(), need, closing, g.o)
+	if st == nil {
+		if running == nil || !wait {
+			return false
+		}
+		select {
+		case <-running:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	rep, err := g.runGrantStep(ctx, gr, st)
+	more := gr.finish(st, rep, err, g.opts.Clock(), g.o)
+	if err != nil {
+		g.opts.Logger.Warn("budget grant step failed; it is resent, and requests take the exact path meanwhile",
+			zap.String("grant", gr.id), zap.Error(err))
+	}
+	gr.mu.Lock()
+	dead := gr.lost || gr.broken
+	gr.mu.Unlock()
+	if dead {
+		g.mu.Lock()
+		if g.active[gr.set] == gr {
+			delete(g.active, gr.set)
+		}
+		g.mu.Unlock()
+	}
+	if more {
+		g.flushLater(gr)
+	}
+	return err == nil && (rep.tag == "ok" || rep.tag == "over")
+}
+
+// stepNow grows gr for a caller waiting to draw need; false sends the
+// caller the exact path.
+func (g *Granted) stepNow(ctx context.Context, gr *grant, need money.Nanos) bool {
+	return g.step(ctx, gr, need, false, true)
+}
+
+// kick runs a step in the background (a growth ahead of demand).
+func (g *Granted) kick(gr *grant) {
+	g.bg.Add(1)
+	go func() {
+		defer g.bg.Done()
+		g.step(context.Background(), gr, 0, false, false)
+	}()
+}
+
+// flushLater schedules a step after Flush, so that the settlements of that
+// moment share it.
+func (g *Granted) flushLater(gr *grant) {
+	gr.mu.Lock()
+	if gr.flushing {
+		gr.mu.Unlock()
+		return
+	}
+	gr.flushing = true
+	gr.mu.Unlock()
+	g.bg.Add(1)
+	time.AfterFunc(g.o.Flush, func() {
+		defer g.bg.Done()
+		gr.mu.Lock()
+		gr.flushing = false
+		gr.mu.Unlock()
+		g.step(context.Background(), gr, 0, false, false)
+	})
+}
+
+// Settle implements Store. A draw is settled in memory and charged by the
+// grant's next step; its outcome then no longer depends on this call.
+func (g *Granted) Settle(ctx context.Context, r Reservation, actual money.Nanos) error {
+	gr := r.grant
+	if gr == nil {
+		return g.RedisStore.Settle(ctx, r, actual)
+	}
+	start := time.Now()
+	if err := checkSettle(r, actual); err != nil {
+		return err
+	}
+	gr.mu.Lock()
+	est, ok := gr.drawn[r.RequestID]
+	if ok { // else settled before: once per request ID
+		delete(gr.drawn, r.RequestID)
+		gr.doneEst += est
+		gr.doneActual += actual
+	}
+	gr.mu.Unlock()
+	g.flight.remove(r.RequestID)
+	if ok {
+		g.flushLater(gr)
+	}
+	g.metrics.observe("settle", start, nil)
+	return nil
+}
+
+// Extend implements Store. A draw lives as long as its grant, whose lease
+// the grant's steps renew.
+func (g *Granted) Extend(ctx context.Context, r Reservation, ttl time.Duration) error {
+	if r.grant == nil {
+		return g.RedisStore.Extend(ctx, r, ttl)
+	}
+	if _, err := leaseFor(r, ttl, g.opts.DefaultTTL); err != nil {
+		return err
+	}
+	g.flight.extend(r.RequestID, r.grant.expiry())
+	return nil
+}
+
+// tend renews leases, returns idle amounts, resends failed steps and
+// forgets drained grants.
+func (g *Granted) tend() {
+	defer g.bg.Done()
+	tick := time.NewTicker(min(g.o.Idle/4, g.o.Lease/6))
+	defer tick.Stop()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-tick.C:
+		}
+		now := g.opts.Clock()
+		g.mu.Lock()
+		var due []*grant
+		for id, gr := range g.all {
+			gr.mu.Lock()
+			idle := now.Sub(gr.lastDraw) >= g.o.Idle
+			switch {
+			case gr.drained() && (idle || gr.lost || gr.broken):
+				delete(g.all, id)
+				if g.active[gr.set] == gr {
+					delete(g.active, gr.set)
+				}
+			case gr.broken || gr.running:
+			case gr.unsent != nil, gr.free > 0 && idle, gr.lost && gr.free > 0,
+				gr.held > 0 && gr.exp.Sub(now) < 2*gr.lease/3,
+				gr.doneEst > 0 && !gr.flushing:
+				due = append(due, gr)
+			}
+			gr.mu.Unlock()
+		}
+		g.mu.Unlock()
+		for _, gr := range due {
+			g.step(context.Background(), gr, 0, false, false)
+		}
+	}
+}
+
+// Close returns every grant's unused amount and charges what was settled,
+// then closes the store. Requests still drawn keep their part of a grant
+// until its lease ends: call it after the server has drained.
+func (g *Granted) Close() error {
+	g.closed.Do(func() { close(g.stop) })
+	g.bg.Wait()
+	g.mu.Lock()
+	grants := make([]*grant, 0, len(g.all))
+	for _, gr := range g.all {
+		grants = append(grants, gr)
+	}
+	g.mu.Unlock()
+	for _, gr := range grants {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*g.opts.Timeout)
+		for try := 0; try < 3; try++ {
+			gr.mu.Lock()
+			owes := !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.doneEst > 0 || gr.doneActual > 0)
+			gr.mu.Unlock()
+			if !owes || !g.step(ctx, gr, 0, true, true) {
+				break
+			}
+		}
+		cancel()
+	}
+	return g.RedisStore.Close()
+}

@@ -1,0 +1,283 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// grantHarness is a Redis store on a fake clock, and a way to open
+// replicas (Granted stores) on it.
+type grantHarness struct {
+	clock *fakeClock
+	addr  string
+	opts  Options
+	plain *RedisStore // reads levels; places exact holds
+}
+
+func newGrantHarness(t *testing.T, addr string) grantHarness {
+	clock := newFakeClock(t0)
+	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	dropPrefix(t, newClient(t, addr), opts.Prefix)
+	plain, err := NewRedis(newClient(t, addr), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plain.Close() })
+	return grantHarness{clock: clock, addr: addr, opts: opts, plain: plain}
+}
+
+// replica opens a Granted store; the test closes it (or crashes it).
+func (h grantHarness) replica(t *testing.T) *Granted {
+	s, err := NewRedis(newClient(t, h.addr), h.opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGranted(s, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// crash stops a replica's background work without returning anything, as
+// a killed process would.
+func crash(g *Granted) {
+	g.closed.Do(func() { close(g.stop) })
+	g.bg.Wait()
+}
+
+// eventually polls cond for up to 10s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting until %s", what)
+}
+
+func levels(t *testing.T, s Store, b Budget) (spent, reserved money.Nanos) {
+	t.Helper()
+	st, err := s.Status(context.Background(), []Budget{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[0].Spent, st[0].Reserved
+}
+
+func scriptCalls(t *testing.T, rdb *redis.Client) int64 {
+	t.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, line := range strings.Split(info, "\n") {
+		for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:"} {
+			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd+"calls="); ok {
+				v, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
+	srv := startRedis(t)
+	h := newGrantHarness(t, srv.addr())
+	svc := bud(ScopeService, "search", Daily, 1_000_000, true)
+	team := bud(ScopeTeam, "core", Monthly, 2_000_000, true)
+	g := h.replica(t)
+	rdb := newClient(t, srv.addr())
+	before := scriptCalls(t, rdb)
+
+	const n = 200
+	for i := range n {
+		r := mustReserve(t, g, hold("r"+strconv.Itoa(i), 100, time.Minute, svc, team))
+		if r.grant == nil {
+			t.Fatalf("request %d took the exact path", i)
+		}
+		if !r.HasRemaining || r.Remaining <= 0 || r.Remaining > 1_000_000 {
+			t.Errorf("request %d: remaining %s", i, r.Remaining)
+		}
+		mustSettle(t, g, r, 70)
+		mustSettle(t, g, r, 70) // a second settlement of one request changes nothing
+	}
+	eventually(t, "every settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == n*70 })
+	calls := scriptCalls(t, rdb) - before - 1 // the Status above
+	t.Logf("%d requests, %d script calls", n, calls)
+	if calls > n/4 {
+		t.Errorf("%d requests took %d script calls; grants should need a few", n, calls)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []Budget{svc, team} {
+		if s, r := levels(t, h.plain, b); s != n*70 || r != 0 {
+			t.Errorf("%s after close: spent %s reserved %s, want %d and 0", b.Label(), s, r, n*70)
+		}
+	}
+}
+
+func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
+	h := newGrantHarness(t, sharedRedisAddr(t))
+	ws := bud(ScopeWorkspace, "prod", Daily, 1000, true)
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	replicas := []*Granted{h.replica(t), h.replica(t), h.replica(t)}
+	for ri, g := range replicas {
+		for w := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 10 {
+					id := strconv.Itoa(ri) + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+					r, err := g.Reserve(context.Background(), hold(id, 10, time.Minute, ws))
+					if errors.Is(err, ErrOverBudget) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					admitted.Add(1)
+					if err := g.Settle(context.Background(), r, 10); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, g := range replicas {
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := admitted.Load()
+	t.Logf("admitted %d of 100", n)
+	spent, reserved := levels(t, h.plain, ws)
+	if n*10 > 1000 || spent != money.Nanos(n*10) || reserved != 0 {
+		t.Errorf("admitted %d (cap 100), spent %s reserved %s: want spent = 10 × admitted ≤ 1000, 0 reserved", n, spent, reserved)
+	}
+	// Slices other replicas held when the cap came near are the only
+	// budget left unused; the exact path admits the rest.
+	if n < 80 {
+		t.Errorf("admitted %d of 100: too much of the cap stayed in unused slices", n)
+	}
+}
+
+func TestGrantRefusedGrowthTakesTheExactPath(t *testing.T) {
+	h := newGrantHarness(t, sharedRedisAddr(t))
+	svc := bud(ScopeService, "tiny", Daily, 25, true)
+	g := h.replica(t)
+	defer g.Close()
+	// A grant of four requests (40) does not fit 25: each request then
+	// holds exactly its own amount, as without grants.
+	r1 := mustReserve(t, g, hold("a", 10, time.Minute, svc))
+	r2 := mustReserve(t, g, hold("b", 10, time.Minute, svc))
+	if r1.grant != nil || r2.grant != nil {
+		t.Fatalf("near the cap, requests drew on a grant: %v %v", r1.grant != nil, r2.grant != nil)
+	}
+	if ex := mustExceed(t, g, hold("c", 10, time.Minute, svc)); ex.Budget.Name != "tiny" {
+		t.Errorf("exceeded %s", ex.Budget.Label())
+	}
+	mustSettle(t, g, r1, 4)
+	mustSettle(t, g, r2, 5)
+	wantLevel(t, h.plain, svc, 9, 0)
+}
+
+func TestGrantIdleSliceIsReturned(t *testing.T) {
+	h := newGrantHarness(t, sharedRedisAddr(t))
+	svc := bud(ScopeService, "idle", Daily, 1_000_000, true)
+	g := h.replica(t)
+	defer g.Close()
+	r := mustReserve(t, g, hold("long", 100, time.Minute, svc))
+	if _, held := levels(t, h.plain, svc); held <= 100 {
+		t.Fatalf("grant holds %s, want more than the request", held)
+	}
+	h.clock.Add(2 * time.Second) // past Idle: only the request in flight stays held
+	eventually(t, "the unused slice is returned", func() bool { _, held := levels(t, h.plain, svc); return held == 100 })
+	mustSettle(t, g, r, 60)
+	eventually(t, "the request is charged", func() bool { s, held := levels(t, h.plain, svc); return s == 60 && held == 0 })
+}
+
+func TestGrantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T) {
+	h := newGrantHarness(t, sharedRedisAddr(t))
+	svc := bud(ScopeService, "crashy", Daily, 1_000_000, true)
+	a := h.replica(t)
+	for i := range 3 {
+		mustReserve(t, a, hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc))
+	}
+	crash(a)
+	_, held := levels(t, h.plain, svc)
+	if held < 300 {
+		t.Fatalf("grant holds %s, want at least the 3 requests in flight", held)
+	}
+	h.clock.Add(time.Minute + time.Second)
+	// Nobody will settle: the whole grant is charged, its unused slice
+	// included (the price of admitting without a round trip).
+	if s, r := levels(t, h.plain, svc); s != held || r != 0 {
+		t.Errorf("after the lease: spent %s reserved %s, want spent %s (the grant) and 0", s, r, held)
+	}
+}
+
+func TestGrantLostLeaseIsCorrectedBySettlement(t *testing.T) {
+	h := newGrantHarness(t, sharedRedisAddr(t))
+	svc := bud(ScopeService, "late", Daily, 1_000_000, true)
+	a := h.replica(t)
+	defer a.Close()
+	r := mustReserve(t, a, hold("slow", 100, time.Minute, svc))
+	// The replica cannot renew (its background stopped, as if Redis had
+	// been out of reach) and the lease ends: the grant is an orphan.
+	crash(a)
+	h.clock.Add(time.Minute + time.Second)
+	if s, _ := levels(t, h.plain, svc); s < 100 {
+		t.Fatalf("orphaned grant charged %s", s)
+	}
+	if _, err := a.Reserve(context.Background(), hold("after", 100, time.Minute, svc)); err != nil {
+		t.Fatal(err)
+	}
+	// The late settlement replaces the orphan charge: the request's
+	// actual cost stays, the unused slice comes back.
+	mustSettle(t, a, r, 42)
+	eventually(t, "the orphan charge is corrected", func() bool { s, _ := levels(t, h.plain, svc); return s == 42 })
+}
+
+func TestGrantStepAppliesOnce(t *testing.T) {
+	h := newGrantHarness(t, sharedRedisAddr(t))
+	svc := bud(ScopeService, "retry", Daily, 1_000_000, true)
+	g := h.replica(t)
+	crash(g) // only the steps this test sends
+	a, err := prepareHold(hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr := g.grantFor(a, h.clock.Now())
+	ctx := context.Background()
+	grow := &grantStep{n: 1, add: 500, exp: h.clock.Now().Add(time.Minute)}
+	settle := &grantStep{n: 2, held: 500, add: 0, est: 30, actual: 20, release: 100, exp: h.clock.Now().Add(time.Minute)}
+	for _, st := range []*grantStep{grow, grow, settle, settle} { // each sent twice, as after a lost reply
+		rep, err := g.runGrantStep(ctx, gr, st)
+		if err != nil || rep.tag != "ok" {
+			t.Fatalf("step %d: %+v, %v", st.n, rep, err)
+		}
+	}
+	wantLevel(t, h.plain, svc, 20, 370)
+	if _, err := g.runGrantStep(ctx, gr, &grantStep{n: 4, held: 370, exp: h.clock.Now().Add(time.Minute)}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a step out of order: %v, want ErrInvalid", err)
+	}
+	wantLevel(t, h.plain, svc, 20, 370)
+}
