@@ -28,6 +28,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// grantWindow is gw-grants's CLADE_GRANT_WINDOW: gw-redis with admission
+// grants, so each request's reserve is a draw in memory.
+const grantWindow = 100 * time.Millisecond
+
 type options struct {
 	rounds        int
 	duration      time.Duration // per measured segment
@@ -69,7 +73,7 @@ func main() {
 	flag.Float64Var(&o.streamRamp, "stream-ramp", 500, "new streams per second while opening the held streams")
 	flag.IntVar(&o.deltas, "deltas", 12, "text deltas per response: 12 is about 90 output tokens of text, 18 SSE events")
 	flag.BoolVar(&o.symbols, "symbols", false, "build with symbols (for perf); the default matches `make build` (-s -w)")
-	flag.StringVar(&o.only, "targets", "", "comma-separated subset of direct,bare,gw-embedded,gw-redis (default all)")
+	flag.StringVar(&o.only, "targets", "", "comma-separated subset of direct,bare,gw-embedded,gw-redis,gw-grants (default all)")
 	flag.StringVar(&o.redisQuery, "redis-query", "", "query appended to gw-redis's CLADE_REDIS_URL, for experiments (e.g. pool_size=256)")
 	flag.StringVar(&o.gwEnv, "gw-env", "", "extra environment for both gateways, KEY=VALUE,..., for experiments (e.g. CLADE_STORE_TIMEOUT=2s)")
 	flag.StringVar(&o.abSrc, "ab-src", "", "also build clade-gateway from this checkout and run it with Redis as target gw-redis-ab (before/after in one run)")
@@ -90,6 +94,7 @@ type target struct {
 	proc      *proc  // nil: the upstream itself (direct)
 	metrics   string // Prometheus text endpoint, "" for direct
 	redis     bool   // Redis figures belong to this target
+	prefix    string // its CLADE_REDIS_PREFIX
 	spendLog  string // gateway spend log file
 	client    *http.Client
 	completed atomic.Int64 // complete 200 responses, all phases
@@ -150,10 +155,13 @@ func run(o options) error {
 			return err
 		}
 	}
-	e.stopAll() // flushes the spend logs before they are counted
-	if err := r.checkSpend(e.targets); err != nil {
+	// Gateways first: they flush their spend logs and settle everything
+	// (gw-grants returns its grants) before the logs and Redis are read.
+	e.stopGateways()
+	if err := r.checkSpend(e.targets, e.rdb); err != nil {
 		return err
 	}
+	e.stopAll()
 	r.elapsed = time.Since(began)
 	return r.print(os.Stdout, o.out)
 }
@@ -162,6 +170,14 @@ func randHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+func (e *env) stopGateways() {
+	for _, p := range e.procs {
+		if strings.HasPrefix(p.name, "gw-") {
+			p.stop()
+		}
+	}
 }
 
 func (e *env) stopAll() {
@@ -225,7 +241,7 @@ func (e *env) startAll(bins map[string]string) error {
 		{name: "bare", base: "http://" + loopback(ports[2]), token: token, proc: bare,
 			metrics: "http://" + loopback(ports[3]) + "/metrics"},
 	}
-	kinds := []string{"gw-embedded", "gw-redis"}
+	kinds := []string{"gw-embedded", "gw-redis", "gw-grants"}
 	if e.o.abSrc != "" {
 		kinds = append(kinds, "gw-redis-ab")
 	}
@@ -251,17 +267,20 @@ func (e *env) startAll(bins map[string]string) error {
 		}
 		t := &target{name: kind, base: "http://" + listen, token: token, metrics: "http://" + admin + "/metrics", spendLog: spend}
 		bin := bins["clade-gateway"]
-		if strings.HasPrefix(kind, "gw-redis") {
+		if kind != "gw-embedded" {
 			u := "redis://" + rdb.Options().Addr + "/0"
 			if e.o.redisQuery != "" {
 				u += "?" + e.o.redisQuery
 			}
 			// Each gateway its own keys: their holds must not meet.
-			env = append(env, "CLADE_REDIS_URL="+u, "CLADE_REDIS_PREFIX="+strings.ReplaceAll(kind, "-", ""))
-			t.redis = true
+			t.redis, t.prefix = true, strings.ReplaceAll(kind, "-", "")
+			env = append(env, "CLADE_REDIS_URL="+u, "CLADE_REDIS_PREFIX="+t.prefix)
 		}
-		if kind == "gw-redis-ab" {
+		switch kind {
+		case "gw-redis-ab":
 			bin = bins["clade-gateway-ab"]
+		case "gw-grants":
+			env = append(env, "CLADE_GRANT_WINDOW="+grantWindow.String())
 		}
 		p, err := start(e.dir, kind, bin, nil, env, "")
 		if err != nil {

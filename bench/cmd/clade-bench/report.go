@@ -2,14 +2,18 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // acc accumulates one (phase, mode, target) over the rounds.
@@ -139,8 +143,10 @@ func percentile(d []time.Duration, q float64) time.Duration {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // checkSpend counts each gateway's spend records: every complete response
-// must have been metered, at the exact price of the fake's usage.
-func (r *report) checkSpend(ts []*target) error {
+// must have been metered, at the exact price of the fake's usage. For a
+// gateway with Redis, the workspace budget's spend must then be exactly
+// what the records add up to, with nothing left reserved.
+func (r *report) checkSpend(ts []*target, rdb *redis.Client) error {
 	for _, t := range ts {
 		if t.spendLog == "" {
 			continue
@@ -167,10 +173,36 @@ func (r *report) checkSpend(ts []*target) error {
 		if err := sc.Err(); err != nil {
 			return err
 		}
-		r.spend = append(r.spend, fmt.Sprintf("%s: %d spend records, %d at exactly $0.0081; %d complete responses sent to it",
-			t.name, records, exact, t.completed.Load()))
+		line := fmt.Sprintf("%s: %d spend records, %d at exactly $0.0081; %d complete responses sent to it",
+			t.name, records, exact, t.completed.Load())
+		if t.redis {
+			line += "; " + budgetCheck(rdb, t.prefix, records, exact)
+		}
+		r.spend = append(r.spend, line)
 	}
 	return nil
+}
+
+// budgetCheck compares the workspace budget's window in Redis with the
+// spend records: 8,100,000 nano-USD ($0.0081) each.
+func budgetCheck(rdb *redis.Client, prefix string, records, exact int64) string {
+	now := time.Now().UTC()
+	key := "{" + prefix + "}:b:workspace:bench:monthly:" + time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC).Format("20060102")
+	v, err := rdb.HMGet(context.Background(), key, "spent", "rsv").Result()
+	if err != nil {
+		return "budget not read: " + err.Error()
+	}
+	num := func(x any) int64 {
+		s, _ := x.(string)
+		n, _ := strconv.ParseInt(s, 10, 64)
+		return n
+	}
+	spent, rsv, want := num(v[0]), num(v[1]), exact*8_100_000
+	verdict := "exact"
+	if spent != want || rsv != 0 || records != exact {
+		verdict = "MISMATCH"
+	}
+	return fmt.Sprintf("workspace budget spent %d nano-USD (records: %d), reserved %d: %s", spent, want, rsv, verdict)
 }
 
 func cpuModel() string {
@@ -330,7 +362,7 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 // names are the targets in table order.
 func (r *report) names() []string {
 	var names []string
-	for _, n := range []string{"direct", "bare", "gw-embedded", "gw-redis", "gw-redis-ab"} {
+	for _, n := range []string{"direct", "bare", "gw-embedded", "gw-redis", "gw-grants", "gw-redis-ab"} {
 		if _, ok := r.accs[key("max", "json", n)]; ok {
 			names = append(names, n)
 		}
@@ -384,33 +416,42 @@ func (r *report) targets(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s  %s\n", mark, fmt.Sprintf(format, a...))
 	}
+	gws := []string{"gw-embedded", "gw-redis"}
+	if slices.Contains(r.names(), "gw-grants") {
+		gws = append(gws, "gw-grants")
+	}
+	shared := gws[1:] // the gateways with Redis
 	for _, mode := range modes {
 		bare := r.get("max", mode, "bare").cpuPerReq()
-		for _, gw := range []string{"gw-embedded", "gw-redis"} {
+		for _, gw := range gws {
 			a := r.get("max", mode, gw)
 			check(a.cpuPerReq() <= 1.5*bare, "%s %s CPU/request %.0f µs = %.2f× bare (≤ 1.5×)", mode, gw, a.cpuPerReq(), a.cpuPerReq()/bare)
 		}
-		a := r.get("max", mode, "gw-redis")
-		tot := a.cpuPerReq() + a.redisPerReq()
-		check(tot <= 2*bare, "%s gw-redis + Redis CPU/request %.0f µs = %.2f× bare (≤ 2×)", mode, tot, tot/bare)
+		for _, gw := range shared {
+			a := r.get("max", mode, gw)
+			tot := a.cpuPerReq() + a.redisPerReq()
+			check(tot <= 2*bare, "%s %s + Redis CPU/request %.0f µs = %.2f× bare (≤ 2×)", mode, gw, tot, tot/bare)
+		}
 		bl := r.get("lat", mode, "bare").lat
-		for _, gw := range []string{"gw-embedded", "gw-redis"} {
+		for _, gw := range gws {
 			l := r.get("lat", mode, gw).lat
 			d50 := ms(percentile(l, .5) - percentile(bl, .5))
 			d99 := ms(percentile(l, .99) - percentile(bl, .99))
 			check(d50 < 0.3, "%s %s added p50 over bare %+.2f ms at %.0f req/s (< 0.3 ms)", mode, gw, d50, r.o.rate)
 			check(d99 <= 2, "%s %s p99 over bare %+.2f ms (within 2 ms)", mode, gw, d99)
 		}
-		if rt, ok := r.rtt[mode+"/gw-redis"]; ok {
-			check(rt.perReq() <= 2, "%s gw-redis Redis round trips/request %.2f (≤ 2)", mode, rt.perReq())
+		for _, gw := range shared {
+			if rt, ok := r.rtt[mode+"/"+gw]; ok {
+				check(rt.perReq() <= 2, "%s %s Redis round trips/request %.2f (≤ 2)", mode, gw, rt.perReq())
+			}
 		}
-		for _, gw := range []string{"gw-embedded", "gw-redis"} {
+		for _, gw := range gws {
 			a := r.get("max", mode, gw)
 			check(a.conns == 0, "%s %s upstream connections opened at fixed concurrency once warm: %d in %d requests (0); at the fixed rate: %d",
 				mode, gw, a.conns, a.ok+a.failed, r.get("lat", mode, gw).conns)
 		}
 	}
-	for _, gw := range []string{"gw-embedded", "gw-redis"} {
+	for _, gw := range gws {
 		if h, ok := r.hold[gw]; ok {
 			check(h.hwm < 1<<30 && h.open >= int64(r.o.streams), "%s %d of %d streams open at once: RSS %s, peak %s (< 1 GiB)",
 				gw, h.open, r.o.streams, mib(h.rss), mib(h.hwm))
