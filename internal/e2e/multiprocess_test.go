@@ -187,12 +187,15 @@ func waitLevel(t *testing.T, adminURL, key string, spent money.Nanos) level {
 }
 
 // startReplicas starts n gateway processes sharing one Redis.
-func startReplicas(t *testing.T, n int, upstream, policy string) []*testutil.Process {
+func startReplicas(t *testing.T, n int, upstream, policy string, extra ...string) []*testutil.Process {
 	t.Helper()
 	bin := testutil.BuildBinary(t)
 	rd := testutil.StartRedis(t)
 	e := env(t, upstream, policy)
 	e["CLADE_REDIS_URL"] = rd.URL()
+	for i := 0; i+1 < len(extra); i += 2 {
+		e[extra[i]] = extra[i+1]
+	}
 	out := make([]*testutil.Process, n)
 	for i := range out {
 		out[i] = testutil.StartProcess(t, bin, e)
