@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +26,10 @@ type GrantOptions struct {
 	// for this long, and is how long a refused growth sends requests the
 	// exact path. Default 1s.
 	Idle time.Duration
-	// Flush is how long settled requests wait to share one step. Default
-	// 5ms.
+	// Flush is how long settled requests wait to share one step: spend
+	// reaches Redis this much later, and a crash within it charges those
+	// requests their estimates. Default 20ms (at 1,000 requests/s, 5ms
+	// made 0.67 script calls per request, 25ms 0.30).
 	Flush time.Duration
 }
 
@@ -88,7 +91,7 @@ func NewGranted(s *RedisStore, o GrantOptions) (*Granted, error) {
 		o.Idle = time.Second
 	}
 	if o.Flush <= 0 {
-		o.Flush = 5 * time.Millisecond
+		o.Flush = 20 * time.Millisecond
 	}
 	g := &Granted{RedisStore: s, o: o, active: map[string]*grant{}, all: map[string]*grant{}, stop: make(chan struct{})}
 	g.bg.Add(1)
@@ -118,7 +121,8 @@ type grant struct {
 	unsent     *grantStep // sent, outcome unknown: resent as it is
 	running    bool       // a step is in flight
 	ran        chan struct{}
-	flushing   bool // a flush is scheduled
+	lastErr    error // outcome of the last step, for callers that waited on it
+	flushing   bool  // a flush is scheduled
 	rem        money.Nanos
 	hasRem     bool
 	lost       bool      // its lease ended in Redis; only corrections remain
@@ -166,8 +170,16 @@ func (g *Granted) Reserve(ctx context.Context, h Hold) (Reservation, error) {
 			g.metrics.observe("reserve", start, nil)
 			return r, nil
 		}
-		if !grow || !g.stepNow(ctx, gr, h.Amount) {
+		if !grow {
 			break
+		}
+		if err := g.stepNow(ctx, gr, h.Amount); err != nil {
+			if errors.Is(err, errGrantGone) {
+				break
+			}
+			// The exact path would wait for the same unreachable store.
+			g.metrics.observe("reserve", start, err)
+			return Reservation{}, fmt.Errorf("budget: reserve %q: %w", h.RequestID, err)
 		}
 		now = g.opts.Clock()
 	}

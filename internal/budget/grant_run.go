@@ -57,7 +57,8 @@ func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time,
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
 	gr.running = false
-	close(gr.ran)
+	defer close(gr.ran) // after lastErr is set, for the callers waiting
+	gr.lastErr = err
 	switch {
 	case errors.Is(err, ErrStoreReset) || errors.Is(err, ErrInvalid):
 		// The store lost its data, or a bug: what the grant holds is
@@ -81,6 +82,7 @@ func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time,
 		more = gr.free > 0
 	case "lost":
 		gr.lost = true
+		gr.lastErr = errGrantGone
 		more = gr.free > 0
 	}
 	gr.hasRem = false
@@ -101,20 +103,30 @@ func (gr *grant) drained() bool {
 		gr.doneEst == 0 && gr.doneActual == 0
 }
 
+// errGrantGone reports a grant that can no longer be drawn on (its lease
+// ended in Redis, or its state is unknown): the caller takes the exact
+// path, and the next Reserve starts a new grant.
+var errGrantGone = errors.New("budget: grant gone")
+
 // step runs one step of gr now, in the caller's goroutine, unless one is
-// running (then it waits for that one when wait is set). It reports
-// whether a step ran and succeeded, or ended while waited for.
-func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing, wait bool) bool {
+// running: then, when wait is set, it waits for that one and returns its
+// outcome. nil means a step applied (grown or not).
+func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing, wait bool) error {
 	st, running := gr.begin(g.opts.Clock(), need, closing, g.o)
 	if st == nil {
-		if running == nil || !wait {
-			return false
+		if running == nil {
+			return errGrantGone
+		}
+		if !wait {
+			return nil
 		}
 		select {
 		case <-running:
-			return true
+			gr.mu.Lock()
+			defer gr.mu.Unlock()
+			return gr.lastErr
 		case <-ctx.Done():
-			return false
+			return unavailable(ctx.Err())
 		}
 	}
 	rep, err := g.runGrantStep(ctx, gr, st)
@@ -125,6 +137,7 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 	}
 	gr.mu.Lock()
 	dead := gr.lost || gr.broken
+	err = gr.lastErr
 	gr.mu.Unlock()
 	if dead {
 		g.mu.Lock()
@@ -136,12 +149,11 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 	if more {
 		g.flushLater(gr)
 	}
-	return err == nil && (rep.tag == "ok" || rep.tag == "over")
+	return err
 }
 
-// stepNow grows gr for a caller waiting to draw need; false sends the
-// caller the exact path.
-func (g *Granted) stepNow(ctx context.Context, gr *grant, need money.Nanos) bool {
+// stepNow grows gr for a caller waiting to draw need.
+func (g *Granted) stepNow(ctx context.Context, gr *grant, need money.Nanos) error {
 	return g.step(ctx, gr, need, false, true)
 }
 
@@ -150,7 +162,7 @@ func (g *Granted) kick(gr *grant) {
 	g.bg.Add(1)
 	go func() {
 		defer g.bg.Done()
-		g.step(context.Background(), gr, 0, false, false)
+		_ = g.step(context.Background(), gr, 0, false, false)
 	}()
 }
 
@@ -170,7 +182,7 @@ func (g *Granted) flushLater(gr *grant) {
 		gr.mu.Lock()
 		gr.flushing = false
 		gr.mu.Unlock()
-		g.step(context.Background(), gr, 0, false, false)
+		_ = g.step(context.Background(), gr, 0, false, false)
 	})
 }
 
@@ -248,7 +260,7 @@ func (g *Granted) tend() {
 		}
 		g.mu.Unlock()
 		for _, gr := range due {
-			g.step(context.Background(), gr, 0, false, false)
+			_ = g.step(context.Background(), gr, 0, false, false)
 		}
 	}
 }
@@ -271,7 +283,7 @@ func (g *Granted) Close() error {
 			gr.mu.Lock()
 			owes := !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.doneEst > 0 || gr.doneActual > 0)
 			gr.mu.Unlock()
-			if !owes || !g.step(ctx, gr, 0, true, true) {
+			if !owes || g.step(ctx, gr, 0, true, true) != nil {
 				break
 			}
 		}

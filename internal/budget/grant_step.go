@@ -34,7 +34,9 @@ type grantReply struct {
 }
 
 // runGrantStep sends st for grant gr and returns what the script did.
-func (s *RedisStore) runGrantStep(ctx context.Context, gr *grant, st *grantStep) (grantReply, error) {
+func (s *RedisStore) runGrantStep(ctx context.Context, gr *grant, st *grantStep) (rep grantReply, err error) {
+	start := time.Now()
+	defer func() { s.metrics.observe("grant", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	now := s.opts.Clock()
@@ -47,8 +49,7 @@ func (s *RedisStore) runGrantStep(ctx context.Context, gr *grant, st *grantStep)
 	for i, b := range gr.budgets {
 		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(windowKeyTTL(gr.ends[i], now)), string(b.Scope))
 	}
-	var rep grantReply
-	err := s.withEpoch(ctx, func(epoch string) (*string, error) {
+	err = s.withEpoch(ctx, func(epoch string) (*string, error) {
 		args[0] = epoch
 		v, err := s.run(ctx, s.scripts.grant, keys, args...)
 		if err != nil {
