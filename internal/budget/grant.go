@@ -38,8 +38,8 @@ type GrantOptions struct {
 // places on all the windows a service's requests reserve against (one per
 // budget set), sized to a slice of its recent demand; Reserve draws a
 // request's estimate from it in memory, with no Redis call on the request
-// path. Settle records the request locally, and one grant.lua step a few
-// milliseconds later charges the actual costs of everything settled since
+// path. Settle records the request locally, and one grant.lua step up to
+// Flush later charges the actual costs of everything settled since
 // and takes their estimates out of the grant. Steps also grow the grant
 // ahead of demand, return its unused amount when it sits idle, and renew
 // its lease.
@@ -129,6 +129,7 @@ type grant struct {
 	broken     bool      // a step failed for good: never drawn on again
 	coolUntil  time.Time // a growth was refused: draws go the exact path
 	lastDraw   time.Time
+	lastAmt    money.Nanos    // the last estimate drawn: what a request needs
 	demand     [2]money.Nanos // drawn in the current and the previous Window
 	demandAt   time.Time      // start of the current Window
 }
@@ -233,7 +234,7 @@ func (gr *grant) draw(a reserveArgs, now time.Time, o GrantOptions) (r Reservati
 	}
 	gr.free -= amt
 	gr.drawn[a.h.RequestID] = amt
-	gr.lastDraw = now
+	gr.lastDraw, gr.lastAmt = now, amt
 	gr.noteDemand(now, amt, o.Window)
 	r = Reservation{RequestID: a.h.RequestID, Keys: a.keys, Enforced: make([]bool, len(a.keys)), Amount: amt, grant: gr}
 	for i, b := range a.h.Budgets {

@@ -30,7 +30,7 @@ func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOpt
 		case closing || gr.lost || now.Before(gr.coolUntil) || (need == 0 && now.Sub(gr.lastDraw) >= o.Idle):
 			st.release, gr.free = gr.free, 0
 		default:
-			if t := gr.target(max(need, gr.lastAmount())); gr.free < max(need, t/2) {
+			if t := gr.target(max(need, gr.lastAmt)); gr.free < max(need, t/2) {
 				st.add = max(t, need) - gr.free
 			}
 		}
@@ -39,15 +39,6 @@ func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOpt
 	st.exp = now.Add(gr.lease)
 	gr.running, gr.ran = true, make(chan struct{})
 	return st, nil
-}
-
-// lastAmount is a typical request's estimate: the largest one in flight.
-func (gr *grant) lastAmount() money.Nanos {
-	var m money.Nanos
-	for _, a := range gr.drawn {
-		m = max(m, a)
-	}
-	return m
 }
 
 // finish records a step's outcome and frees the step slot. It reports
