@@ -120,6 +120,10 @@ type Reservation struct {
 	grant *grant
 }
 
+// InMemory reports whether settling r touches only memory (a draw on a
+// grant): callers may settle it inline instead of in the background.
+func (r Reservation) InMemory() bool { return r.grant != nil }
+
 // Status is one budget's current window as the store sees it.
 type Status struct {
 	Budget      Budget

@@ -116,7 +116,13 @@ func (h *Handler) finish(c *call, o any) {
 	}
 	h.m.overhead.Observe(c.overheadPre.Seconds())
 	h.m.requests.WithLabelValues(c.service, c.modelLabel, codeLabel(c.status)).Inc()
-	if c.metered && o != nil {
+	switch {
+	case !c.metered || o == nil:
+	case c.res.InMemory():
+		// A draw on a grant settles in memory: a goroutine would cost more
+		// (a thread wake-up on a half-idle process) than the settlement.
+		h.settle(c, ch.cost.Total)
+	default:
 		h.pending.Add(1)
 		go func() {
 			defer h.pending.Done()
