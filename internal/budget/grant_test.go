@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,7 +185,7 @@ func TestGrantRefusedGrowthTakesTheExactPath(t *testing.T) {
 	svc := bud(ScopeService, "tiny", Daily, 25, true)
 	g := h.replica(t)
 	defer g.Close()
-	// A grant of four requests (40) does not fit 25: each request then
+	// A grant of 16 requests (160) does not fit 25: each request then
 	// holds exactly its own amount, as without grants.
 	r1 := mustReserve(t, g, hold("a", 10, time.Minute, svc))
 	r2 := mustReserve(t, g, hold("b", 10, time.Minute, svc))
@@ -280,4 +281,39 @@ func TestGrantStepAppliesOnce(t *testing.T) {
 		t.Errorf("a step out of order: %v, want ErrInvalid", err)
 	}
 	wantLevel(t, h.plain, svc, 20, 370)
+}
+
+func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
+	srv := startRedis(t)
+	h := newGrantHarness(t, srv.addr())
+	h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
+	svc := bud(ScopeService, "paused", Daily, 1_000_000, true)
+	g := h.replica(t)
+	defer g.Close()
+	before := mustReserve(t, g, hold("before", 10, time.Minute, svc))
+	srv.signal(syscall.SIGSTOP)
+	defer srv.signal(syscall.SIGCONT)
+	// Redis cannot answer, but the grant it placed still covers this one.
+	during := mustReserve(t, g, hold("during", 10, time.Minute, svc))
+	if during.grant == nil {
+		t.Fatal("a request during the pause did not draw on the grant")
+	}
+	// With less than a third of the lease left, draws stop; the step that
+	// would renew the grant cannot reach Redis, and that is the answer:
+	// the per-request path would wait for the same Redis.
+	h.clock.Add(45 * time.Second)
+	if _, err := g.Reserve(context.Background(), hold("late", 10, time.Minute, svc)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("reserve with the lease running out and Redis paused: %v, want ErrUnavailable", err)
+	}
+	srv.signal(syscall.SIGCONT)
+	mustSettle(t, g, before, 7)
+	mustSettle(t, g, during, 8)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantLevel(t, h.plain, svc, 15, 0)
+	// The refused request never held anything under its own ID.
+	if n, err := newClient(t, srv.addr()).Exists(context.Background(), g.keys.hold("late")).Result(); err != nil || n != 0 {
+		t.Errorf("hold record of the refused request: %d, %v", n, err)
+	}
 }
