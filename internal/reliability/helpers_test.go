@@ -246,6 +246,38 @@ func (l *load) waitReply(t *testing.T, within time.Duration, ok func(reply) bool
 	return reply{}, false
 }
 
+// faultUnderLoad waits for ld's first success, lets it run for lead,
+// injects fault, keeps it for hold, restores, and waits (up to 15s) for a
+// success that started after the restore. It returns when the fault began
+// and ended, and the replies once the load has run 200ms more.
+func faultUnderLoad(t *testing.T, ld *load, lead, hold time.Duration, fault, restore func()) (began, ended time.Time, replies []reply) {
+	t.Helper()
+	if _, ok := ld.waitReply(t, 10*time.Second, func(x reply) bool { return x.status == 200 }); !ok {
+		ld.stop()
+		t.Fatal("no request succeeded before the fault")
+	}
+	time.Sleep(lead)
+	began = time.Now()
+	fault()
+	time.Sleep(hold)
+	ended = time.Now()
+	restore()
+	if _, ok := ld.waitReply(t, 15*time.Second, func(x reply) bool { return x.status == 200 && x.start.After(ended) }); !ok {
+		t.Error("no request succeeded within 15s of the fault ending")
+	}
+	time.Sleep(200 * time.Millisecond)
+	return began, ended, ld.stop()
+}
+
+// checkRefusal reports a 503 that lacks Retry-After or the Anthropic
+// api_error envelope SDKs expect.
+func checkRefusal(t *testing.T, x reply) {
+	t.Helper()
+	if x.retryAfter == "" || !strings.Contains(x.body, `"api_error"`) {
+		t.Errorf("503 without Retry-After or api_error envelope: retry-after %q body %s", x.retryAfter, x.body)
+	}
+}
+
 // statusCounts summarises replies as "200:12 503:40".
 func statusCounts(rs []reply) string {
 	m := map[string]int{}

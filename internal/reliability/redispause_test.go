@@ -29,21 +29,7 @@ func TestReliabilityRedisPaused(t *testing.T) {
 	c := newClient(t, 30*time.Second)
 
 	ld := startLoad(c, gw.URL, testutil.CanaryToken, body, 4, 300, 20*time.Millisecond)
-	if _, ok := ld.waitReply(t, 10*time.Second, func(x reply) bool { return x.status == 200 }); !ok {
-		ld.stop()
-		t.Fatal("no request succeeded before the fault")
-	}
-	time.Sleep(300 * time.Millisecond)
-	pauseAt := time.Now()
-	rd.Pause()
-	time.Sleep(1500 * time.Millisecond)
-	resumeAt := time.Now()
-	rd.Continue()
-	if _, ok := ld.waitReply(t, 15*time.Second, func(x reply) bool { return x.status == 200 && x.start.After(resumeAt) }); !ok {
-		t.Error("no request succeeded within 15s of Redis resuming")
-	}
-	time.Sleep(200 * time.Millisecond)
-	replies := ld.stop()
+	pauseAt, resumeAt, replies := faultUnderLoad(t, ld, 300*time.Millisecond, 1500*time.Millisecond, rd.Pause, rd.Continue)
 
 	var paused []time.Duration // latencies of requests that ran wholly inside the pause
 	var refusals int

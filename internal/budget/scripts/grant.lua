@@ -50,14 +50,7 @@ local grant = KEYS[2]
 local n = (#KEYS - 2) / 2
 
 local lv, orphans = read_windows(n, now)
-local function levels(tag, exp)
-  local out = {tag, exp, orphans}
-  for i = 1, n do
-    out[#out + 1] = lv[i][1] or '0'
-    out[#out + 1] = lv[i][2] or '0'
-  end
-  return out
-end
+local function levels(tag, exp) return with_levels({tag, exp, orphans}, lv, n) end
 
 local rec = redis.call('HMGET', grant, 'step', 'last', 'exp', 'state')
 local applied = tonumber(rec[1] or '0')

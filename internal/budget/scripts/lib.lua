@@ -137,6 +137,16 @@ local function read_windows(n, now)
   return lv, orphans
 end
 
+-- with_levels appends the spent and rsv of the n windows in lv (as
+-- read_windows returned them) to out, and returns out.
+local function with_levels(out, lv, n)
+  for i = 1, n do
+    out[#out + 1] = lv[i][1] or '0'
+    out[#out + 1] = lv[i][2] or '0'
+  end
+  return out
+end
+
 -- place_limits records a window's limit, enforcement and scope (for
 -- settle's overshoot metric) when they changed, and gives a window's keys
 -- their TTL when this call creates them. cur is the window as read_windows

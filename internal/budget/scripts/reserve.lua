@@ -41,14 +41,7 @@ local n = (#KEYS - 2) / 2
 
 local lv, orphans = read_windows(n, now)
 
-local function levels(tag)
-  local out = {tag, orphans}
-  for i = 1, n do
-    out[#out + 1] = lv[i][1] or '0'
-    out[#out + 1] = lv[i][2] or '0'
-  end
-  return out
-end
+local function levels(tag) return with_levels({tag, orphans}, lv, n) end
 
 local state = redis.call('HGET', hold, 'state')
 if state then
