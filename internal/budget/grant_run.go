@@ -122,8 +122,12 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 	}
 	rep, err := g.runGrantStep(ctx, gr, st)
 	more := gr.finish(st, rep, err, g.opts.Clock(), g.o)
-	if err != nil {
-		g.opts.Logger.Warn("budget grant step failed; it is resent, and requests take the exact path meanwhile",
+	switch {
+	case errors.Is(err, ErrStoreReset) || errors.Is(err, ErrInvalid):
+		g.opts.Logger.Error("budget grant abandoned: the store no longer knows it, so its settlements cannot be charged",
+			zap.String("grant", gr.id), zap.String("settled_usd", st.actual.String()), zap.Error(err))
+	case err != nil:
+		g.opts.Logger.Warn("budget grant step failed; it is resent, and draws stop when its lease runs low",
 			zap.String("grant", gr.id), zap.Error(err))
 	}
 	gr.mu.Lock()
