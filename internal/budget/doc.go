@@ -46,6 +46,14 @@
 // primary (replication is asynchronous), so spend can move back by what
 // those writes held; that loss is not detected.
 //
+// # Grants
+//
+// Granted (grant.go) wraps the Redis store so that a replica admits from
+// grants, holds it places per budget set ahead of demand, instead of one
+// hold per request: grant.lua is their only script, and a grant is an
+// ordinary hold to every other script (pruned, counted, charged as an
+// orphan when its lease ends).
+//
 // # Store loss
 //
 // See epoch.go: a store that lost its data fails every call with
