@@ -53,7 +53,7 @@ func benchProxy(b *testing.B, stream bool) {
 		}}
 		run(b, rp, body, func() {})
 	})
-	for _, kind := range []string{"nop", "bolt", "redis"} {
+	for _, kind := range []string{"nop", "bolt", "redis", "grants"} {
 		b.Run("gateway/"+kind, func(b *testing.B) {
 			h := newGateway(b, up, openStore(b, kind))
 			run(b, h, body, h.Wait)
@@ -282,7 +282,8 @@ func discardLogger() *zap.Logger {
 
 // openStore opens the budget store a sub-benchmark names: "nop" admits
 // everything without storing anything (the proxy's own cost), "bolt" is
-// the embedded store, "redis" a private redis-server.
+// the embedded store, "redis" a private redis-server, "grants" the same
+// with admission grants (CLADE_GRANT_WINDOW=100ms).
 func openStore(b *testing.B, kind string) proxy.Budgeter {
 	dir := b.TempDir()
 	opts := budget.Options{EpochFile: filepath.Join(dir, "epoch")}
@@ -294,7 +295,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 		}
 		b.Cleanup(func() { _ = s.Close() })
 		return s
-	case "redis":
+	case "redis", "grants":
 		addr := os.Getenv("CLADE_TEST_REDIS_ADDR")
 		if addr == "" {
 			if os.Getenv("CLADE_TEST_NO_REDIS") == "1" {
@@ -307,8 +308,16 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
+		if kind == "redis" {
+			b.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		g, err := budget.NewGranted(s, budget.GrantOptions{Window: 100 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = g.Close() })
+		return g
 	}
 	return nopStore{}
 }
