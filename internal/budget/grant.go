@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,7 +67,7 @@ type Granted struct {
 	o GrantOptions
 
 	mu     sync.Mutex
-	active map[string]*grant // by budget set and limits: where draws go
+	active map[string]*grant // by joined window keys: where draws go
 	all    map[string]*grant // by ID: every grant not yet drained
 	next   atomic.Uint64
 	stop   chan struct{}
@@ -103,10 +101,9 @@ func NewGranted(s *RedisStore, o GrantOptions) (*Granted, error) {
 // guarded by it.
 type grant struct {
 	id       string
-	set      string // key in Granted.active
 	budgets  []Budget
 	keys     []string
-	keysJoin string
+	keysJoin string // key in Granted.active
 	ends     []time.Time
 	lease    time.Duration
 
@@ -140,20 +137,19 @@ type grant struct {
 // crash then costs at most 16 estimates beyond the requests in flight.
 const minGrant = 16
 
-// setKey identifies the grant a hold can draw on: its windows, and the
-// limits and enforcement it was grown under (a policy change starts a new
-// grant; the old one drains).
-func setKey(a reserveArgs) string {
-	var b strings.Builder
-	b.WriteString(a.keysJoin)
-	for _, bu := range a.h.Budgets {
-		b.WriteByte('\n')
-		b.WriteString(strconv.FormatInt(int64(bu.Limit), 10))
-		if bu.Enforce {
-			b.WriteByte('!')
+// sameLimits reports whether budgets carry the limits and enforcement a
+// grant was grown under; a policy change starts a new grant, and the old
+// one drains.
+func sameLimits(a, b []Budget) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Limit != b[i].Limit || a[i].Enforce != b[i].Enforce {
+			return false
 		}
 	}
-	return b.String()
+	return true
 }
 
 // Reserve implements Store: it draws on the hold's grant, growing it
@@ -163,8 +159,12 @@ func (g *Granted) Reserve(ctx context.Context, h Hold) (Reservation, error) {
 	start := time.Now()
 	now := g.opts.Clock()
 	a, err := prepareHold(h, now, g.opts.DefaultTTL)
-	if err != nil || len(a.keys) == 0 || h.TTL > g.o.Lease {
-		return g.RedisStore.Reserve(ctx, h)
+	if err != nil {
+		g.metrics.observe("reserve", start, err)
+		return Reservation{}, err
+	}
+	if len(a.keys) == 0 || h.TTL > g.o.Lease {
+		return g.reserve(ctx, a, start)
 	}
 	gr := g.grantFor(a, now)
 	for try := 0; try < 3; try++ {
@@ -190,22 +190,23 @@ func (g *Granted) Reserve(ctx context.Context, h Hold) (Reservation, error) {
 		}
 		now = g.opts.Clock()
 	}
-	return g.RedisStore.Reserve(ctx, h)
+	return g.reserve(ctx, a, start)
 }
 
+// grantFor returns the grant a's hold draws on: the active one on its
+// windows, or a new one if there is none or it was grown under other limits.
 func (g *Granted) grantFor(a reserveArgs, now time.Time) *grant {
-	key := setKey(a)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if gr := g.active[key]; gr != nil {
+	if gr := g.active[a.keysJoin]; gr != nil && sameLimits(gr.budgets, a.h.Budgets) {
 		return gr
 	}
 	gr := &grant{
-		id: grantID(g.owner, g.next.Add(1)), set: key, budgets: a.h.Budgets,
+		id: grantID(g.owner, g.next.Add(1)), budgets: a.h.Budgets,
 		keys: a.keys, keysJoin: a.keysJoin, ends: a.ends, lease: g.o.Lease,
 		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now,
 	}
-	g.active[key], g.all[gr.id] = gr, gr
+	g.active[a.keysJoin], g.all[gr.id] = gr, gr
 	return gr
 }
 
@@ -242,10 +243,8 @@ func (gr *grant) draw(a reserveArgs, now time.Time, o GrantOptions) (r Reservati
 	gr.drawn[a.h.RequestID] = amt
 	gr.lastDraw, gr.lastAmt = now, amt
 	gr.noteDemand(now, amt, o.Window)
-	r = Reservation{RequestID: a.h.RequestID, Keys: a.keys, Enforced: make([]bool, len(a.keys)), Amount: amt, grant: gr}
-	for i, b := range a.h.Budgets {
-		r.Enforced[i] = b.Enforce
-	}
+	r = a.admitted()
+	r.grant = gr
 	if gr.hasRem {
 		r.Remaining, r.HasRemaining = max(gr.rem+gr.free, 0), true
 	}

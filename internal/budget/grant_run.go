@@ -76,15 +76,7 @@ func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time,
 		gr.lastErr = errGrantGone
 		more = gr.free > 0
 	}
-	gr.hasRem = false
-	for i, l := range rep.levels {
-		if b := gr.budgets[i]; b.Enforce {
-			rem := b.Limit - l.spent - l.reserved
-			if !gr.hasRem || rem < gr.rem {
-				gr.rem, gr.hasRem = rem, true
-			}
-		}
-	}
+	gr.rem, gr.hasRem = tightest(gr.budgets, rep.levels)
 	return more || gr.doneEst > 0 || gr.doneActual > 0
 }
 
@@ -136,8 +128,8 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 	gr.mu.Unlock()
 	if dead {
 		g.mu.Lock()
-		if g.active[gr.set] == gr {
-			delete(g.active, gr.set)
+		if g.active[gr.keysJoin] == gr {
+			delete(g.active, gr.keysJoin)
 		}
 		g.mu.Unlock()
 	}
@@ -189,7 +181,9 @@ func (g *Granted) Settle(ctx context.Context, r Reservation, actual money.Nanos)
 		return g.RedisStore.Settle(ctx, r, actual)
 	}
 	start := time.Now()
-	if err := checkSettle(r, actual); err != nil {
+	// A draw settles on its grant's windows, whatever r.Keys says:
+	// checkSettle's key checks would allocate on every request for nothing.
+	if err := checkActual(r, actual); err != nil {
 		return err
 	}
 	gr.mu.Lock()
@@ -242,8 +236,8 @@ func (g *Granted) tend() {
 			switch {
 			case gr.drained() && (idle || gr.lost || gr.broken):
 				delete(g.all, id)
-				if g.active[gr.set] == gr {
-					delete(g.active, gr.set)
+				if g.active[gr.keysJoin] == gr {
+					delete(g.active, gr.keysJoin)
 				}
 			case gr.broken || gr.running:
 			case gr.unsent != nil, gr.free > 0 && idle, gr.lost && gr.free > 0,

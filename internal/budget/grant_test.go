@@ -317,3 +317,24 @@ func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
 		t.Errorf("hold record of the refused request: %d, %v", n, err)
 	}
 }
+
+func TestGrantPolicyChangeStartsANewGrant(t *testing.T) {
+	h := newGrantHarness(t, sharedRedisAddr(t))
+	before := bud(ScopeService, "reload", Daily, 1_000_000, true)
+	after := before
+	after.Limit = 2_000_000 // same window, new limit: the old grant was fit-checked under the old one
+	g := h.replica(t)
+	r1 := mustReserve(t, g, hold("old", 10, time.Minute, before))
+	r2 := mustReserve(t, g, hold("new", 10, time.Minute, after))
+	r3 := mustReserve(t, g, hold("new2", 10, time.Minute, after))
+	if r1.grant == nil || r2.grant == nil || r1.grant == r2.grant || r2.grant != r3.grant {
+		t.Fatalf("grants: old %p, new %p, new again %p: want one grant per limit", r1.grant, r2.grant, r3.grant)
+	}
+	mustSettle(t, g, r1, 4)
+	mustSettle(t, g, r2, 5)
+	mustSettle(t, g, r3, 6)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantLevel(t, h.plain, after, 15, 0)
+}

@@ -67,12 +67,22 @@ func leaseFor(r Reservation, ttl, def time.Duration) (time.Duration, error) {
 	return ttl, nil
 }
 
-func checkSettle(r Reservation, actual money.Nanos) error {
+// checkActual validates a settlement's request ID and cost.
+func checkActual(r Reservation, actual money.Nanos) error {
 	if r.RequestID == "" {
 		return fmt.Errorf("%w: settlement without request ID", ErrInvalid)
 	}
 	if actual < 0 {
 		return fmt.Errorf("%w: negative actual cost %s for %q", ErrInvalid, actual, r.RequestID)
+	}
+	return nil
+}
+
+// checkSettle validates a settlement: checkActual, and windows that are
+// present, distinct and newline-free.
+func checkSettle(r Reservation, actual money.Nanos) error {
+	if err := checkActual(r, actual); err != nil {
+		return err
 	}
 	seen := make(map[string]bool, len(r.Keys))
 	for _, k := range r.Keys {
@@ -115,9 +125,8 @@ func keyOnlyTTL(key string, now time.Time) time.Duration {
 	return ttl
 }
 
-// reservation builds the admitted reservation from the levels the store
-// reports after placing the hold.
-func (a reserveArgs) reservation(levels []level) Reservation {
+// admitted is the reservation of this hold, without the remaining budget.
+func (a reserveArgs) admitted() Reservation {
 	r := Reservation{
 		RequestID: a.h.RequestID,
 		Keys:      a.keys,
@@ -126,15 +135,30 @@ func (a reserveArgs) reservation(levels []level) Reservation {
 	}
 	for i, b := range a.h.Budgets {
 		r.Enforced[i] = b.Enforce
+	}
+	return r
+}
+
+// reservation builds the admitted reservation from the levels the store
+// reports after placing the hold.
+func (a reserveArgs) reservation(levels []level) Reservation {
+	r := a.admitted()
+	r.Remaining, r.HasRemaining = tightest(a.h.Budgets, levels)
+	return r
+}
+
+// tightest returns what the tightest enforced budget has left at levels
+// (one per budget), and false when no budget is enforced.
+func tightest(budgets []Budget, levels []level) (rem money.Nanos, ok bool) {
+	for i, b := range budgets {
 		if !b.Enforce {
 			continue
 		}
-		rem := b.Limit - levels[i].spent - levels[i].reserved
-		if !r.HasRemaining || rem < r.Remaining {
-			r.Remaining, r.HasRemaining = rem, true
+		if left := b.Limit - levels[i].spent - levels[i].reserved; !ok || left < rem {
+			rem, ok = left, true
 		}
 	}
-	return r
+	return rem, ok
 }
 
 // exceeded reports budget i as the one the hold did not fit.

@@ -183,14 +183,21 @@ func boolArg(b bool) string {
 }
 
 // Reserve implements Store.
-func (s *RedisStore) Reserve(ctx context.Context, h Hold) (r Reservation, err error) {
+func (s *RedisStore) Reserve(ctx context.Context, h Hold) (Reservation, error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("reserve", start, err) }()
-	now := s.opts.Clock()
-	a, err := prepareHold(h, now, s.opts.DefaultTTL)
+	a, err := prepareHold(h, s.opts.Clock(), s.opts.DefaultTTL)
 	if err != nil {
+		s.metrics.observe("reserve", start, err)
 		return Reservation{}, err
 	}
+	return s.reserve(ctx, a, start)
+}
+
+// reserve places the prepared hold a, one reserve.lua call (none for a
+// hold on no budget), and observes it as begun at start.
+func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time) (r Reservation, err error) {
+	defer func() { s.metrics.observe("reserve", start, err) }()
+	h, now := a.h, a.now
 	if len(a.keys) == 0 {
 		return Reservation{RequestID: h.RequestID, Amount: h.Amount}, nil
 	}
