@@ -230,6 +230,11 @@ func TestParseMessagesServerGrowth(t *testing.T) {
 		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"tools":[{"name":"get_weather","input_schema":{}}]}`, false},
 		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"file","file_id":"file_1"}}]}]}`, true},
 		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"x"}],"mcp_servers":[{"type":"url","url":"https://x"}]}`, true},
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"container_upload","file_id":"file_2"}]}]}`, true},
+		// An escaped key is the same key to the API.
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":[{"type":"document","source":{"type":"file","file\u005fid":"f"}}]}]}`, true},
+		// Words in a message are not a reference.
+		{`{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"what is a file_id? and a \"file_id\"?"}]}`, false},
 	}
 	for _, tt := range tests {
 		p, err := parseMessages([]byte(tt.body))

@@ -39,7 +39,10 @@ type parsedRequest struct {
 // malformed request costs nothing and gets a clear 400.
 func parseMessages(body []byte) (parsedRequest, error) {
 	var r messageRequest
-	if err := decodeMessages(body, &r); err != nil {
+	// A file reference is billed at its full token count, which its few
+	// bytes in the request do not bound.
+	fileRef, err := decodeMessages(body, &r, "file_id", "container_upload")
+	if err != nil {
 		return parsedRequest{}, errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
 	}
 	if r.Model == "" {
@@ -69,9 +72,7 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	if len(r.MCPServers) > 0 && !bytes.Equal(r.MCPServers, []byte("null")) {
 		p.ServerTools = true
 	}
-	// A file reference is billed at its full token count, which its few
-	// bytes in the request do not bound.
-	if bytes.Contains(body, []byte(`"file_id"`)) || bytes.Contains(body, []byte(`"container_upload"`)) {
+	if fileRef {
 		p.ServerTools = true
 	}
 	return p, nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -40,6 +41,9 @@ var slimCases = []string{
 	`{"metadata":{"user_id":"u\"}{"},"model":"a","max_tokens":-3,"messages":[[[[["deep"]]]]]}`,
 	`{"system":"\\","model":"a","max_tokens":1e3,"messages":[]}`,
 	`{"":"","model":"a","max_tokens":1,"messages":[]}`,
+	`{"model":"a","max_tokens":1,"messages":[{"content":[{"type":"container_upload","file_id":"f"}]}]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"x":"file_id","file\u005fid":1}`,
+	`{"model":"a","max_tokens":1,"messages":["container_uploa\u0064 \n","file_id\n"]}`,
 	`{}`,
 	`[]`,
 	`null`,
@@ -63,7 +67,19 @@ func checkSlimMatches(t *testing.T, body []byte) {
 	t.Helper()
 	want, wantErr := decodeFull(body)
 	var got messageRequest
-	gotErr := decodeMessages(body, &got)
+	seen, gotErr := decodeMessages(body, &got, "file_id", "container_upload")
+	var tree any
+	if gotErr == nil && json.Unmarshal(body, &tree) == nil {
+		if _, isObject := tree.(map[string]any); isObject {
+			// One way only: a duplicate key hides a string from the walk
+			// that the upstream parser may still see, and seeing too much
+			// only reserves more. TestParseMessagesServerGrowth holds the
+			// other way.
+			if !seen && anyString(tree, "file_id", "container_upload") {
+				t.Fatalf("%q: a file reference was missed", body)
+			}
+		}
+	}
 	if (gotErr == nil) != (wantErr == nil) {
 		t.Fatalf("%q: error %v, plain decoder %v", body, gotErr, wantErr)
 	}
@@ -93,6 +109,28 @@ func checkSlimMatches(t *testing.T, body []byte) {
 	}
 }
 
+// anyString reports whether a key or string value anywhere in the decoded
+// JSON v is one of names.
+func anyString(v any, names ...string) bool {
+	switch v := v.(type) {
+	case string:
+		return slices.Contains(names, v)
+	case []any:
+		for _, e := range v {
+			if anyString(e, names...) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if slices.Contains(names, k) || anyString(e, names...) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // isPresent is what admission asks of messages and mcp_servers: there and
 // not null, whether the field keeps the raw value or only that fact.
 func isPresent(field any) bool {
@@ -113,7 +151,8 @@ func TestDecodeMessagesMatchesPlainDecoder(t *testing.T) {
 func TestSlimObjectDropsTheConversation(t *testing.T) {
 	body := `{"model":"claude-sonnet-4-6","max_tokens":1024,"system":"` + strings.Repeat("s", 5000) +
 		`","messages":[{"role":"user","content":"` + strings.Repeat("m", 50000) + `"}]}`
-	slim, ok := slimObject([]byte(body), "model", "max_tokens")
+	var v validator
+	slim, ok := v.slimObject([]byte(body), "model", "max_tokens")
 	if !ok {
 		t.Fatal("not an object")
 	}

@@ -1,0 +1,272 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+)
+
+// The validator below accepts exactly what json.Valid accepts, in one pass
+// at several times its speed: the body of a long conversation is almost all
+// string bytes, which it skips eight at a time. json.Valid was the largest
+// single cost of admission (bench/README.md), and a body's size is the
+// client's to choose. FuzzValidator holds it to json.Valid.
+
+// maxDepth is encoding/json's nesting limit: a body nested deeper is
+// invalid to it, so it must be to us.
+const maxDepth = 10000
+
+// validator validates JSON and, on the way, notes whether any string (key
+// or value) is one of watch, so a caller that must know does not search
+// the body a second time.
+type validator struct {
+	watch []string
+	seen  bool
+}
+
+// valueEnd validates the JSON value that starts at b[i] and returns the
+// index just past it. depth is how many containers enclose it.
+func (v *validator) valueEnd(b []byte, i, depth int) (int, bool) {
+	var buf [32]bool
+	open := buf[:0] // the containers entered here; true for an object
+	for {
+		// A value starts at i.
+		if i >= len(b) {
+			return 0, false
+		}
+		var ok bool
+		switch c := b[i]; {
+		case c == '{' || c == '[':
+			if depth+len(open)+1 > maxDepth {
+				return 0, false
+			}
+			obj := c == '{'
+			i = skipSpace(b, i+1)
+			if i < len(b) && b[i] == closer(obj) {
+				i, ok = i+1, true // empty
+				break
+			}
+			open = append(open, obj)
+			if obj {
+				if _, i, ok = v.memberKey(b, i); !ok {
+					return 0, false
+				}
+			}
+			continue
+		case c == '"':
+			i, ok = v.stringEnd(b, i)
+		case c == '-' || isDigit(c):
+			i, ok = numberEnd(b, i)
+		case c == 't':
+			i, ok = literalEnd(b, i, "true")
+		case c == 'f':
+			i, ok = literalEnd(b, i, "false")
+		case c == 'n':
+			i, ok = literalEnd(b, i, "null")
+		}
+		if !ok {
+			return 0, false
+		}
+		// A value ended at i: close what it completes, or find the next.
+		for {
+			if len(open) == 0 {
+				return i, true
+			}
+			i = skipSpace(b, i)
+			if i >= len(b) {
+				return 0, false
+			}
+			obj := open[len(open)-1]
+			if b[i] == closer(obj) {
+				open = open[:len(open)-1]
+				i++
+				continue
+			}
+			if b[i] != ',' {
+				return 0, false
+			}
+			i = skipSpace(b, i+1)
+			if obj {
+				if _, i, ok = v.memberKey(b, i); !ok {
+					return 0, false
+				}
+			}
+			break
+		}
+	}
+}
+
+func closer(obj bool) byte {
+	if obj {
+		return '}'
+	}
+	return ']'
+}
+
+// memberKey validates `"key" :` at b[i] and returns where the key ends
+// and where the value starts.
+func (v *validator) memberKey(b []byte, i int) (keyEnd, value int, ok bool) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, 0, false
+	}
+	if keyEnd, ok = v.stringEnd(b, i); !ok {
+		return 0, 0, false
+	}
+	i = skipSpace(b, keyEnd)
+	if i >= len(b) || b[i] != ':' {
+		return 0, 0, false
+	}
+	return keyEnd, skipSpace(b, i+1), true
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// plainWord reports whether none of the 8 bytes in v ends a run of plain
+// string bytes: no quote, no backslash, no control byte. Each test is the
+// classic has-zero-byte trick; a borrow can only start at a matching byte,
+// so there are no false negatives and no false positives for the word.
+func plainWord(v uint64) bool {
+	q := v ^ (ones * '"')
+	s := v ^ (ones * '\\')
+	hit := (q - ones) &^ q
+	hit |= (s - ones) &^ s
+	hit |= (v - ones*0x20) &^ v
+	return hit&highs == 0
+}
+
+// stringEnd validates the string that starts at b[i] (a quote) and
+// returns the index just past its closing quote. Like encoding/json it
+// rejects control bytes and bad escapes, and passes other bytes unchecked.
+func (v *validator) stringEnd(b []byte, i int) (int, bool) {
+	start, escaped := i, false
+	i++
+	for {
+		for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
+		if i >= len(b) {
+			return 0, false
+		}
+		switch c := b[i]; {
+		case c == '"':
+			if len(v.watch) > 0 && !v.seen {
+				v.seen = watched(b[start:i+1], escaped, v.watch)
+			}
+			return i + 1, true
+		case c == '\\':
+			escaped = true
+			if i+1 >= len(b) {
+				return 0, false
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
+					return 0, false
+				}
+				i += 6
+			default:
+				return 0, false
+			}
+		case c < 0x20:
+			return 0, false
+		default:
+			i++
+		}
+	}
+}
+
+// watched reports whether the valid JSON string quoted is one of names.
+func watched(quoted []byte, escaped bool, names []string) bool {
+	s := quoted[1 : len(quoted)-1]
+	if escaped {
+		// An escape is 2 to 6 bytes for one character: only a string that
+		// short can spell a name. Messages full of escaped code are not.
+		if len(s) > 6*maxLen(names) {
+			return false
+		}
+		var u string
+		if json.Unmarshal(quoted, &u) != nil {
+			return false
+		}
+		s = []byte(u)
+	}
+	for _, n := range names {
+		if string(s) == n {
+			return true
+		}
+	}
+	return false
+}
+
+func maxLen(names []string) int {
+	n := 0
+	for _, s := range names {
+		n = max(n, len(s))
+	}
+	return n
+}
+
+// numberEnd validates the number that starts at b[i]:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func numberEnd(b []byte, i int) (int, bool) {
+	if b[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(b) && b[i] == '0':
+		i++
+	case i < len(b) && isDigit(b[i]):
+		i = digitsEnd(b, i)
+	default:
+		return 0, false
+	}
+	if i < len(b) && b[i] == '.' {
+		if i+1 >= len(b) || !isDigit(b[i+1]) {
+			return 0, false
+		}
+		i = digitsEnd(b, i+1)
+	}
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
+		}
+		if i >= len(b) || !isDigit(b[i]) {
+			return 0, false
+		}
+		i = digitsEnd(b, i)
+	}
+	return i, true
+}
+
+func digitsEnd(b []byte, i int) int {
+	for i < len(b) && isDigit(b[i]) {
+		i++
+	}
+	return i
+}
+
+func literalEnd(b []byte, i int, lit string) (int, bool) {
+	if !bytes.HasPrefix(b[i:], []byte(lit)) {
+		return 0, false
+	}
+	return i + len(lit), true
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+func isHex(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
