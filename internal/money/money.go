@@ -6,6 +6,7 @@
 package money
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
@@ -31,23 +32,33 @@ func (n Nanos) Float() float64 { return float64(n) / float64(PerUSD) }
 // String formats the amount as an exact decimal with up to nine fraction
 // digits and no trailing zeros, e.g. "12.345678901", "0.5", "-3".
 func (n Nanos) String() string {
-	neg := n < 0
+	if n == 0 {
+		return "0" // most cost components of most requests
+	}
+	var buf [24]byte
+	return string(n.Append(buf[:0]))
+}
+
+// Append appends the String form to b. The spend log writes several
+// amounts per request, so this avoids fmt.
+func (n Nanos) Append(b []byte) []byte {
 	u := uint64(n)
-	if neg {
+	if n < 0 {
+		b = append(b, '-')
 		u = uint64(-(n + 1)) + 1 // safe for MinInt64
 	}
 	whole, frac := u/uint64(PerUSD), u%uint64(PerUSD)
-	var b strings.Builder
-	if neg {
-		b.WriteByte('-')
+	b = strconv.AppendUint(b, whole, 10)
+	if frac == 0 {
+		return b
 	}
-	b.WriteString(strconv.FormatUint(whole, 10))
-	if frac != 0 {
-		f := fmt.Sprintf("%09d", frac)
-		b.WriteByte('.')
-		b.WriteString(strings.TrimRight(f, "0"))
+	var digits [9]byte
+	for i := len(digits) - 1; i >= 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
 	}
-	return b.String()
+	b = append(b, '.')
+	return append(b, bytes.TrimRight(digits[:], "0")...)
 }
 
 // Parse reads an exact decimal dollar amount ("12.5", "-0.000000001").

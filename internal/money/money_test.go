@@ -2,7 +2,10 @@ package money
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -47,5 +50,29 @@ func TestFromFloatExact(t *testing.T) {
 	}
 	if _, err := FromFloatExact(math.NaN()); err == nil {
 		t.Error("NaN accepted")
+	}
+}
+
+// reference is String written the obvious way, with fmt.
+func reference(n Nanos) string {
+	sign, u := "", uint64(n)
+	if n < 0 {
+		sign, u = "-", -u
+	}
+	s := fmt.Sprintf("%s%d.%09d", sign, u/uint64(PerUSD), u%uint64(PerUSD))
+	return strings.TrimSuffix(strings.TrimRight(s, "0"), ".")
+}
+
+func TestStringMatchesReference(t *testing.T) {
+	values := []Nanos{0, 1, -1, 9, 10, 1_000_000_001, 1_050_000_000, -1_050_000_000, PerUSD, PerUSD - 1,
+		math.MaxInt64, math.MinInt64, math.MinInt64 + 1}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		values = append(values, Nanos(rng.Int64()), Nanos(rng.Int64N(10*int64(PerUSD))-5*int64(PerUSD)))
+	}
+	for _, n := range values {
+		if got, want := n.String(), reference(n); got != want {
+			t.Fatalf("Nanos(%d).String() = %q, want %q", int64(n), got, want)
+		}
 	}
 }

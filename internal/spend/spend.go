@@ -20,6 +20,9 @@ type Recorder struct {
 	cost   *prometheus.CounterVec
 	tokens *prometheus.CounterVec
 	log    *zap.Logger
+	// usdKeys are the spend log's per-component keys ("input_usd", ...),
+	// built once instead of per record.
+	usdKeys [pricing.NumComponents]string
 }
 
 // New registers the spend counters on reg and writes records to log.
@@ -28,7 +31,7 @@ func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
 		log = zap.NewNop()
 	}
 	f := promauto.With(reg)
-	return &Recorder{
+	r := &Recorder{
 		cost: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_cost_usd_total",
 			Help: "Metered spend in USD, by cost component.",
@@ -39,6 +42,10 @@ func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
 		}, []string{"service", "team", "workspace", "model", "kind"}),
 		log: log,
 	}
+	for i := range pricing.NumComponents {
+		r.usdKeys[i] = pricing.Component(i).String() + "_usd"
+	}
+	return r
 }
 
 // Record is one metered response.
@@ -77,7 +84,8 @@ func (r *Recorder) Add(rec Record) {
 		return // nothing was spent (refused upstream)
 	}
 	u := rec.Usage
-	f := []zap.Field{
+	// One allocation for every field, the per-component ones included.
+	f := append(make([]zap.Field, 0, 21+pricing.NumComponents),
 		zap.String("request_id", rec.RequestID),
 		zap.String("upstream_request_id", rec.UpstreamRequestID),
 		zap.String("service", rec.Service), zap.String("team", rec.Team), zap.String("workspace", rec.Workspace),
@@ -96,10 +104,10 @@ func (r *Recorder) Add(rec Record) {
 		zap.String("inference_geo", u.InferenceGeo),
 		zap.String("speed", u.Speed),
 		zap.String("total_usd", rec.Cost.Total.String()),
-	}
+	)
 	for i := range pricing.NumComponents {
 		comp := pricing.Component(i)
-		f = append(f, zap.String(comp.String()+"_usd", rec.Cost.Components[comp].String()))
+		f = append(f, zap.String(r.usdKeys[comp], rec.Cost.Components[comp].String()))
 	}
 	if rec.ChargedBy != "" {
 		f = append(f, zap.String("charged_by", rec.ChargedBy))
