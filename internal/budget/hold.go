@@ -3,6 +3,7 @@ package budget
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -37,17 +38,18 @@ func prepareHold(h Hold, now time.Time, defTTL time.Duration) (reserveArgs, erro
 		ttl = defTTL
 	}
 	a := reserveArgs{h: h, now: now, expiry: now.Add(ttl)}
-	seen := make(map[string]bool, len(h.Budgets))
+	a.keys = make([]string, 0, len(h.Budgets))
+	a.ends = make([]time.Time, 0, len(h.Budgets))
 	for _, b := range h.Budgets {
-		k := b.Key(now)
+		start, end := b.Window(now)
+		k := b.windowKey(start)
 		if strings.Contains(k, "\n") {
 			return reserveArgs{}, fmt.Errorf("%w: budget key %q contains a newline", ErrInvalid, k)
 		}
-		if seen[k] {
+		// A hold names a handful of budgets: a scan beats a map here.
+		if slices.Contains(a.keys, k) {
 			return reserveArgs{}, fmt.Errorf("%w: budget %s listed twice in one hold", ErrInvalid, b.Label())
 		}
-		seen[k] = true
-		_, end := b.Window(now)
 		a.keys = append(a.keys, k)
 		a.ends = append(a.ends, end)
 	}
