@@ -3,6 +3,8 @@ package meter
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
 // typeOf maps a payload's raw "type" value to the events we act on.
@@ -35,7 +37,7 @@ func typeOf(raw []byte, overflow bool) eventType {
 // decode records a usage-bearing event. A payload that is not valid JSON
 // records nothing.
 func (p *SSEParser) decode() {
-	if !json.Valid(p.buf) {
+	if !jsonscan.Valid(p.buf) {
 		return
 	}
 	switch p.typ {

@@ -7,7 +7,7 @@ import (
 
 // members calls fn with the key (unescaped) and raw value of each member
 // of the JSON object obj, in order, and reports whether obj is an object.
-// obj must be valid JSON (callers check with json.Valid first); on
+// obj must be valid JSON (callers check with jsonscan.Valid first); on
 // anything else it stops early rather than panicking.
 func members(obj []byte, fn func(key, val []byte)) bool {
 	i := skipSpace(obj, 0)

@@ -6,9 +6,11 @@ import (
 	"math"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
-// The usage-bearing payloads are decoded in two steps: json.Valid checks
+// The usage-bearing payloads are decoded in two steps: jsonscan.Valid checks
 // the whole payload (a malformed one records nothing), then members walks
 // the objects and picks out the few fields we price. Walking by hand
 // instead of unmarshalling into structs costs no reflection and allocates
@@ -109,7 +111,7 @@ func intern(b []byte) string {
 
 func decodeText(raw []byte) string {
 	var t text
-	if json.Valid(raw) {
+	if jsonscan.Valid(raw) {
 		t.parse(raw)
 	}
 	return t.v
@@ -184,7 +186,7 @@ func parseUsage(raw []byte) wireUsage {
 // decodeUsage decodes one usage object into a fresh Usage. ok is false
 // when raw is not valid JSON or not an object.
 func decodeUsage(raw []byte) (Usage, bool) {
-	if !json.Valid(raw) {
+	if !jsonscan.Valid(raw) {
 		return Usage{}, false
 	}
 	w := parseUsage(raw)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
 // decodeMessages decodes a Messages body into r exactly as
@@ -17,9 +19,9 @@ import (
 func decodeMessages(body []byte, r *messageRequest, watch ...string) (seen bool, err error) {
 	// The members admission reads whole. messages and mcp_servers are only
 	// checked for presence, which an empty value of the same JSON type keeps.
-	v := validator{watch: watch}
-	if slim, ok := v.slimObject(body, "model", "max_tokens", "stream", "inference_geo", "speed", "tools"); ok {
-		return v.seen, json.Unmarshal(slim, r)
+	v := jsonscan.Validator{Watch: watch}
+	if slim, ok := slimObject(&v, body, "model", "max_tokens", "stream", "inference_geo", "speed", "tools"); ok {
+		return v.Seen, json.Unmarshal(slim, r)
 	}
 	return false, json.Unmarshal(body, r) // not an object, or not JSON: its error
 }
@@ -33,25 +35,25 @@ func decodeMessages(body []byte, r *messageRequest, watch ...string) (seen bool,
 // decoder's case-insensitive key match (bytes.EqualFold) all behave the
 // same, and kept values carry their own type errors. ok is false if obj is
 // not valid JSON or not an object.
-func (v *validator) slimObject(obj []byte, keep ...string) (slim []byte, ok bool) {
-	i := skipSpace(obj, 0)
+func slimObject(v *jsonscan.Validator, obj []byte, keep ...string) (slim []byte, ok bool) {
+	i := jsonscan.SkipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return nil, false
 	}
 	out := make([]byte, 0, 256)
 	out = append(out, '{')
-	i = skipSpace(obj, i+1)
+	i = jsonscan.SkipSpace(obj, i+1)
 	if i < len(obj) && obj[i] == '}' {
 		i++
 	} else {
 		for n := 0; ; n++ {
-			kEnd, vStart, ok := v.memberKey(obj, i)
+			kEnd, vStart, ok := v.MemberKey(obj, i)
 			if !ok {
 				return nil, false
 			}
 			key := obj[i:kEnd]
 			i = vStart
-			vEnd, ok := v.valueEnd(obj, i, 1)
+			vEnd, ok := v.ValueEnd(obj, i, 1)
 			if !ok {
 				return nil, false
 			}
@@ -73,9 +75,9 @@ func (v *validator) slimObject(obj []byte, keep ...string) (slim []byte, ok bool
 			default:
 				out = append(out, val...)
 			}
-			i = skipSpace(obj, vEnd)
+			i = jsonscan.SkipSpace(obj, vEnd)
 			if i < len(obj) && obj[i] == ',' {
-				i = skipSpace(obj, i+1)
+				i = jsonscan.SkipSpace(obj, i+1)
 				continue
 			}
 			if i < len(obj) && obj[i] == '}' {
@@ -85,7 +87,7 @@ func (v *validator) slimObject(obj []byte, keep ...string) (slim []byte, ok bool
 			return nil, false
 		}
 	}
-	if skipSpace(obj, i) != len(obj) {
+	if jsonscan.SkipSpace(obj, i) != len(obj) {
 		return nil, false
 	}
 	return append(out, '}'), true

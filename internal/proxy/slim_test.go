@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
 // slimCases are Messages bodies where a shortcut decoder could go wrong:
@@ -151,8 +153,8 @@ func TestDecodeMessagesMatchesPlainDecoder(t *testing.T) {
 func TestSlimObjectDropsTheConversation(t *testing.T) {
 	body := `{"model":"claude-sonnet-4-6","max_tokens":1024,"system":"` + strings.Repeat("s", 5000) +
 		`","messages":[{"role":"user","content":"` + strings.Repeat("m", 50000) + `"}]}`
-	var v validator
-	slim, ok := v.slimObject([]byte(body), "model", "max_tokens")
+	var v jsonscan.Validator
+	slim, ok := slimObject(&v, []byte(body), "model", "max_tokens")
 	if !ok {
 		t.Fatal("not an object")
 	}

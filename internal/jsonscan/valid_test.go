@@ -1,17 +1,10 @@
-package proxy
+package jsonscan
 
 import (
 	"encoding/json"
 	"strings"
 	"testing"
 )
-
-// validJSON is json.Valid built on the validator.
-func validJSON(b []byte) bool {
-	var v validator
-	end, ok := v.valueEnd(b, skipSpace(b, 0), 0)
-	return ok && skipSpace(b, end) == len(b)
-}
 
 // validCases are where a hand-written validator and encoding/json's state
 // machine could disagree.
@@ -24,7 +17,7 @@ var validCases = []string{
 	`{"a":"b","c":{"d":[]}, "e" : [ 1 , { } ] }`,
 }
 
-func TestValidatorMatchesEncodingJSON(t *testing.T) {
+func TestValidMatchesEncodingJSON(t *testing.T) {
 	cases := append([]string(nil), validCases...)
 	// Every special byte at every offset of a word, so the eight-at-a-time
 	// skip is exercised on both sides of each word boundary.
@@ -33,36 +26,35 @@ func TestValidatorMatchesEncodingJSON(t *testing.T) {
 			cases = append(cases, `"`+strings.Repeat("a", pad)+special+strings.Repeat("b", 9)+`"`)
 		}
 	}
-	for _, d := range []int{maxDepth - 1, maxDepth, maxDepth + 1} {
+	for _, d := range []int{MaxDepth - 1, MaxDepth, MaxDepth + 1} {
 		cases = append(cases, strings.Repeat("[", d)+strings.Repeat("]", d))
 		cases = append(cases, strings.Repeat(`{"a":`, d-1)+"{}"+strings.Repeat("}", d-1))
 		cases = append(cases, `{"x":`+strings.Repeat("[", d-1)+strings.Repeat("]", d-1)+"}")
 	}
 	for _, c := range cases {
-		if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
+		if got, want := Valid([]byte(c)), json.Valid([]byte(c)); got != want {
 			t.Errorf("%.80q: valid %v, encoding/json %v", c, got, want)
 		}
 	}
 }
 
-func TestValidatorDepthLimitIsEncodingJSONs(t *testing.T) {
-	at := strings.Repeat("[", maxDepth) + strings.Repeat("]", maxDepth)
+func TestValidDepthLimitIsEncodingJSONs(t *testing.T) {
+	at := strings.Repeat("[", MaxDepth) + strings.Repeat("]", MaxDepth)
 	over := "[" + at + "]"
-	if !validJSON([]byte(at)) || validJSON([]byte(over)) {
+	if !Valid([]byte(at)) || Valid([]byte(over)) {
 		t.Fatalf("depth %d valid %v, depth %d valid %v; want true, false",
-			maxDepth, validJSON([]byte(at)), maxDepth+1, validJSON([]byte(over)))
+			MaxDepth, Valid([]byte(at)), MaxDepth+1, Valid([]byte(over)))
 	}
 }
 
-func FuzzValidator(f *testing.F) {
+func FuzzValid(f *testing.F) {
 	for _, c := range validCases {
 		f.Add([]byte(c))
 	}
-	for _, c := range slimCases {
-		f.Add([]byte(c))
-	}
+	f.Add([]byte(`{"model":"claude-\u0073onnet-4-6","max_tokens":1024,"messages":[{"role":"user","content":"a \"q\" \\"}]}`))
+	f.Add([]byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := validJSON(b), json.Valid(b); got != want {
+		if got, want := Valid(b), json.Valid(b); got != want {
 			t.Fatalf("%q: valid %v, encoding/json %v", b, got, want)
 		}
 	})

@@ -1,4 +1,11 @@
-package proxy
+// Package jsonscan validates JSON exactly as encoding/json's json.Valid
+// does, several times faster, and finds member boundaries on the way.
+//
+// Request and response bodies are mostly string bytes, which it skips
+// eight at a time. json.Valid was the largest single cost of admission
+// (bench/README.md), and a body's size is the client's to choose.
+// FuzzValid holds it to json.Valid.
+package jsonscan
 
 import (
 	"bytes"
@@ -6,27 +13,28 @@ import (
 	"encoding/json"
 )
 
-// The validator below accepts exactly what json.Valid accepts, in one pass
-// at several times its speed: the body of a long conversation is almost all
-// string bytes, which it skips eight at a time. json.Valid was the largest
-// single cost of admission (bench/README.md), and a body's size is the
-// client's to choose. FuzzValidator holds it to json.Valid.
-
-// maxDepth is encoding/json's nesting limit: a body nested deeper is
+// MaxDepth is encoding/json's nesting limit: a body nested deeper is
 // invalid to it, so it must be to us.
-const maxDepth = 10000
+const MaxDepth = 10000
 
-// validator validates JSON and, on the way, notes whether any string (key
-// or value) is one of watch, so a caller that must know does not search
-// the body a second time.
-type validator struct {
-	watch []string
-	seen  bool
+// Valid reports whether b is one valid JSON value, as json.Valid does.
+func Valid(b []byte) bool {
+	var v Validator
+	end, ok := v.ValueEnd(b, SkipSpace(b, 0), 0)
+	return ok && SkipSpace(b, end) == len(b)
 }
 
-// valueEnd validates the JSON value that starts at b[i] and returns the
+// Validator validates JSON and, on the way, notes whether any string (key
+// or value) is one of Watch, so a caller that must know does not search
+// the body a second time.
+type Validator struct {
+	Watch []string
+	Seen  bool // a string in Watch was seen
+}
+
+// ValueEnd validates the JSON value that starts at b[i] and returns the
 // index just past it. depth is how many containers enclose it.
-func (v *validator) valueEnd(b []byte, i, depth int) (int, bool) {
+func (v *Validator) ValueEnd(b []byte, i, depth int) (int, bool) {
 	var buf [32]bool
 	open := buf[:0] // the containers entered here; true for an object
 	for {
@@ -37,18 +45,18 @@ func (v *validator) valueEnd(b []byte, i, depth int) (int, bool) {
 		var ok bool
 		switch c := b[i]; {
 		case c == '{' || c == '[':
-			if depth+len(open)+1 > maxDepth {
+			if depth+len(open)+1 > MaxDepth {
 				return 0, false
 			}
 			obj := c == '{'
-			i = skipSpace(b, i+1)
+			i = SkipSpace(b, i+1)
 			if i < len(b) && b[i] == closer(obj) {
 				i, ok = i+1, true // empty
 				break
 			}
 			open = append(open, obj)
 			if obj {
-				if _, i, ok = v.memberKey(b, i); !ok {
+				if _, i, ok = v.MemberKey(b, i); !ok {
 					return 0, false
 				}
 			}
@@ -72,7 +80,7 @@ func (v *validator) valueEnd(b []byte, i, depth int) (int, bool) {
 			if len(open) == 0 {
 				return i, true
 			}
-			i = skipSpace(b, i)
+			i = SkipSpace(b, i)
 			if i >= len(b) {
 				return 0, false
 			}
@@ -85,9 +93,9 @@ func (v *validator) valueEnd(b []byte, i, depth int) (int, bool) {
 			if b[i] != ',' {
 				return 0, false
 			}
-			i = skipSpace(b, i+1)
+			i = SkipSpace(b, i+1)
 			if obj {
-				if _, i, ok = v.memberKey(b, i); !ok {
+				if _, i, ok = v.MemberKey(b, i); !ok {
 					return 0, false
 				}
 			}
@@ -103,23 +111,25 @@ func closer(obj bool) byte {
 	return ']'
 }
 
-// memberKey validates `"key" :` at b[i] and returns where the key ends
+// MemberKey validates `"key" :` at b[i] and returns where the key ends
 // and where the value starts.
-func (v *validator) memberKey(b []byte, i int) (keyEnd, value int, ok bool) {
+func (v *Validator) MemberKey(b []byte, i int) (keyEnd, value int, ok bool) {
 	if i >= len(b) || b[i] != '"' {
 		return 0, 0, false
 	}
 	if keyEnd, ok = v.stringEnd(b, i); !ok {
 		return 0, 0, false
 	}
-	i = skipSpace(b, keyEnd)
+	i = SkipSpace(b, keyEnd)
 	if i >= len(b) || b[i] != ':' {
 		return 0, 0, false
 	}
-	return keyEnd, skipSpace(b, i+1), true
+	return keyEnd, SkipSpace(b, i+1), true
 }
 
-func skipSpace(b []byte, i int) int {
+// SkipSpace returns the index of the first byte at or after i that is not
+// JSON whitespace.
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
@@ -147,7 +157,7 @@ func plainWord(v uint64) bool {
 // stringEnd validates the string that starts at b[i] (a quote) and
 // returns the index just past its closing quote. Like encoding/json it
 // rejects control bytes and bad escapes, and passes other bytes unchecked.
-func (v *validator) stringEnd(b []byte, i int) (int, bool) {
+func (v *Validator) stringEnd(b []byte, i int) (int, bool) {
 	start, escaped := i, false
 	i++
 	for {
@@ -159,8 +169,8 @@ func (v *validator) stringEnd(b []byte, i int) (int, bool) {
 		}
 		switch c := b[i]; {
 		case c == '"':
-			if len(v.watch) > 0 && !v.seen {
-				v.seen = watched(b[start:i+1], escaped, v.watch)
+			if len(v.Watch) > 0 && !v.Seen {
+				v.Seen = watched(b[start:i+1], escaped, v.Watch)
 			}
 			return i + 1, true
 		case c == '\\':
