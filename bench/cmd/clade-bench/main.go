@@ -52,6 +52,7 @@ type options struct {
 	redisQuery    string // appended to gw-redis's CLADE_REDIS_URL
 	gwEnv         string // extra KEY=VALUE,... for both gateways
 	abSrc         string // another checkout whose gateway runs as gw-redis-ab
+	abEnv         string // extra KEY=VALUE,... for gw-redis-ab only
 	keep          bool
 	out           string
 }
@@ -77,6 +78,7 @@ func main() {
 	flag.StringVar(&o.redisQuery, "redis-query", "", "query appended to gw-redis's CLADE_REDIS_URL, for experiments (e.g. pool_size=256)")
 	flag.StringVar(&o.gwEnv, "gw-env", "", "extra environment for both gateways, KEY=VALUE,..., for experiments (e.g. CLADE_STORE_TIMEOUT=2s)")
 	flag.StringVar(&o.abSrc, "ab-src", "", "also build clade-gateway from this checkout and run it with Redis as target gw-redis-ab (before/after in one run)")
+	flag.StringVar(&o.abEnv, "ab-env", "", "extra environment for gw-redis-ab only, KEY=VALUE,... (e.g. CLADE_GRANT_WINDOW=100ms to compare with gw-grants)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, spend logs, policy)")
 	flag.StringVar(&o.out, "out", "", "also write the report to this file")
 	flag.Parse()
@@ -246,6 +248,9 @@ func (e *env) startAll(bins map[string]string) error {
 		kinds = append(kinds, "gw-redis-ab")
 	}
 	for _, kind := range kinds {
+		if e.o.only != "" && !slices.Contains(strings.Split(e.o.only, ","), kind) {
+			continue // not measured: not started either
+		}
 		lp, err := freePort()
 		if err != nil {
 			return err
@@ -279,6 +284,9 @@ func (e *env) startAll(bins map[string]string) error {
 		switch kind {
 		case "gw-redis-ab":
 			bin = bins["clade-gateway-ab"]
+			if e.o.abEnv != "" {
+				env = append(env, strings.Split(e.o.abEnv, ",")...)
+			}
 		case "gw-grants":
 			env = append(env, "CLADE_GRANT_WINDOW="+grantWindow.String())
 		}
