@@ -126,8 +126,10 @@ func (e *env) measure(r *report) error {
 						return fmt.Errorf("%s: %w", t.name, err)
 					}
 					r.add(phase, mode, t.name, seg, before, after)
-					fmt.Fprintf(os.Stderr, "round %d %-3s %-4s %-11s %7.0f req/s  p50 %6.2fms  failed %d\n", round+1, phase, mode, t.name,
-						float64(seg.ok)/seg.wall.Seconds(), ms(percentile(seg.lat, 0.5)), seg.failed)
+					// Per-round p99 shows whether a gap in the pooled p99 is
+					// every round's or one bad moment's.
+					fmt.Fprintf(os.Stderr, "round %d %-3s %-4s %-11s %7.0f req/s  p50 %6.2fms  p99 %6.2fms  failed %d\n", round+1, phase, mode, t.name,
+						float64(seg.ok)/seg.wall.Seconds(), ms(percentile(seg.lat, 0.5)), ms(percentile(seg.lat, 0.99)), seg.failed)
 				}
 			}
 		}
