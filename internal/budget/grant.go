@@ -129,6 +129,32 @@ type grant struct {
 	lastAmt    money.Nanos    // the last estimate drawn: what a request needs
 	demand     [2]money.Nanos // drawn in the current and the previous Window
 	demandAt   time.Time      // start of the current Window
+	failures   int            // steps failed in a row
+	warnedAt   time.Time      // when the last of them was logged
+}
+
+// grantWarnEvery spaces the warnings of a grant whose steps keep failing:
+// the tend loop retries about four times a second, and an outage of Redis
+// should not bury the rest of the log.
+const grantWarnEvery = 10 * time.Second
+
+// noteStep counts a step's outcome and returns how many steps have failed
+// in a row: with err, including this one, and warn is set when it should
+// be logged (the first of a run, then one per grantWarnEvery); without,
+// the run it ends (0 if none).
+func (gr *grant) noteStep(err error, now time.Time) (warn bool, failed int) {
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	if err == nil {
+		failed, gr.failures = gr.failures, 0
+		return false, failed
+	}
+	gr.failures++
+	if gr.failures == 1 || now.Sub(gr.warnedAt) >= grantWarnEvery {
+		gr.warnedAt = now
+		warn = true
+	}
+	return warn, gr.failures
 }
 
 // minGrant is the smallest grant in requests. With 4, a service at a few

@@ -113,14 +113,19 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 		}
 	}
 	rep, err := g.runGrantStep(ctx, gr, st)
-	more := gr.finish(st, rep, err, g.opts.Clock(), g.o)
+	now := g.opts.Clock()
+	more := gr.finish(st, rep, err, now, g.o)
+	warn, failed := gr.noteStep(err, now)
 	switch {
 	case errors.Is(err, ErrStoreReset) || errors.Is(err, ErrInvalid):
 		g.opts.Logger.Error("budget grant abandoned: the store no longer knows it, so its settlements cannot be charged",
 			zap.String("grant", gr.id), zap.String("settled_usd", st.actual.String()), zap.Error(err))
-	case err != nil:
+	case warn:
 		g.opts.Logger.Warn("budget grant step failed; it is resent, and draws stop when its lease runs low",
-			zap.String("grant", gr.id), zap.Error(err))
+			zap.String("grant", gr.id), zap.Int("failed_in_a_row", failed), zap.Error(err))
+	case err == nil && failed > 0:
+		g.opts.Logger.Info("budget grant steps succeed again",
+			zap.String("grant", gr.id), zap.Int("failed_in_a_row", failed))
 	}
 	gr.mu.Lock()
 	dead := gr.lost || gr.broken

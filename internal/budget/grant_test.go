@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
@@ -337,4 +339,52 @@ func TestGrantPolicyChangeStartsANewGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLevel(t, h.plain, after, 15, 0)
+}
+
+// An outage must not bury the log: the tend loop retries a failing step
+// about four times a second, but a grant warns once when its steps start
+// failing, then once per grantWarnEvery, and says when they succeed again.
+func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
+	srv := startRedis(t)
+	h := newGrantHarness(t, srv.addr())
+	core, logs := observer.New(zap.InfoLevel)
+	h.opts.Logger = zap.New(core)
+	h.opts.Timeout = 50 * time.Millisecond
+	svc := bud(ScopeService, "outage", Daily, 1_000_000, true)
+	g := h.replica(t)
+	defer g.Close()
+	r := mustReserve(t, g, hold("before", 10, time.Minute, svc))
+	gr := r.grant
+	srv.signal(syscall.SIGSTOP)
+	defer srv.signal(syscall.SIGCONT)
+	ctx := context.Background()
+	for range 12 { // 12 s of the fake clock, a step each second
+		if err := g.step(ctx, gr, 0, false, true); err == nil {
+			t.Fatal("a step succeeded with Redis paused")
+		}
+		h.clock.Add(time.Second)
+	}
+	failing := logs.FilterMessageSnippet("grant step failed").All()
+	if len(failing) != 2 {
+		t.Fatalf("%d warnings over 12 s of failing steps, want 2 (at the start and 10 s later)", len(failing))
+	}
+	if n := failing[1].ContextMap()["failed_in_a_row"].(int64); n < 11 {
+		t.Errorf("second warning counts %d failed steps, want at least 11", n)
+	}
+	srv.signal(syscall.SIGCONT)
+	h.opts.Timeout = testTimeout
+	deadline := time.Now().Add(testTimeout)
+	for g.step(ctx, gr, 0, false, true) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("steps still fail after Redis resumed")
+		}
+	}
+	if n := logs.FilterMessageSnippet("succeed again").Len(); n != 1 {
+		t.Errorf("%d recovery messages, want 1", n)
+	}
+	mustSettle(t, g, r, 7)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantLevel(t, h.plain, svc, 7, 0)
 }
