@@ -3,6 +3,8 @@ package meter
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
 // members calls fn with the key (unescaped) and raw value of each member
@@ -10,15 +12,15 @@ import (
 // obj must be valid JSON (callers check with jsonscan.Valid first); on
 // anything else it stops early rather than panicking.
 func members(obj []byte, fn func(key, val []byte)) bool {
-	i := skipSpace(obj, 0)
+	i := jsonscan.SkipSpace(obj, 0)
 	if i >= len(obj) || obj[i] != '{' {
 		return false
 	}
 	i++
 	for {
-		i = skipSpace(obj, i)
+		i = jsonscan.SkipSpace(obj, i)
 		if i < len(obj) && obj[i] == ',' {
-			i = skipSpace(obj, i+1)
+			i = jsonscan.SkipSpace(obj, i+1)
 		}
 		if i >= len(obj) || obj[i] != '"' {
 			return true // '}' or, on invalid input, the end
@@ -28,11 +30,11 @@ func members(obj []byte, fn func(key, val []byte)) bool {
 			return true
 		}
 		key := unescapeKey(obj[i+1 : kEnd-1])
-		i = skipSpace(obj, kEnd)
+		i = jsonscan.SkipSpace(obj, kEnd)
 		if i >= len(obj) || obj[i] != ':' {
 			return true
 		}
-		i = skipSpace(obj, i+1)
+		i = jsonscan.SkipSpace(obj, i+1)
 		vEnd := valueEnd(obj, i)
 		if vEnd < 0 {
 			return true
@@ -83,13 +85,6 @@ func valueEnd(b []byte, i int) int {
 		}
 	}
 	return len(b)
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && isSpace(b[i]) {
-		i++
-	}
-	return i
 }
 
 // unescapeKey returns a key as encoding/json would read it. Real keys have
