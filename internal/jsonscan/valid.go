@@ -111,6 +111,42 @@ func closer(obj bool) byte {
 	return ']'
 }
 
+// Members validates obj as one JSON document that is an object and calls
+// fn with the raw (quoted) key and raw value of each member, in order. It
+// reports whether obj was valid and an object; fn has then seen every
+// member, and if not, it may have seen some: act on what it collected only
+// when Members returns true.
+func (v *Validator) Members(obj []byte, fn func(key, val []byte)) bool {
+	i := SkipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = SkipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return SkipSpace(obj, i+1) == len(obj)
+	}
+	for {
+		kEnd, vStart, ok := v.MemberKey(obj, i)
+		if !ok {
+			return false
+		}
+		vEnd, ok := v.ValueEnd(obj, vStart, 1)
+		if !ok {
+			return false
+		}
+		fn(obj[i:kEnd], obj[vStart:vEnd])
+		i = SkipSpace(obj, vEnd)
+		switch {
+		case i < len(obj) && obj[i] == ',':
+			i = SkipSpace(obj, i+1)
+		case i < len(obj) && obj[i] == '}':
+			return SkipSpace(obj, i+1) == len(obj)
+		default:
+			return false
+		}
+	}
+}
+
 // MemberKey validates `"key" :` at b[i] and returns where the key ends
 // and where the value starts.
 func (v *Validator) MemberKey(b []byte, i int) (keyEnd, value int, ok bool) {

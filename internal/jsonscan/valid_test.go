@@ -1,7 +1,10 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -57,5 +60,51 @@ func FuzzValid(f *testing.F) {
 		if got, want := Valid(b), json.Valid(b); got != want {
 			t.Fatalf("%q: valid %v, encoding/json %v", b, got, want)
 		}
+		checkMembers(t, b)
 	})
+}
+
+// checkMembers holds Members to encoding/json: it succeeds exactly on a
+// valid object, and then hands over every member, keys and values as
+// written (so duplicates and escapes are the caller's to read).
+func checkMembers(t *testing.T, b []byte) {
+	t.Helper()
+	var want []json.RawMessage
+	trimmed := bytes.TrimLeft(b, " \t\r\n")
+	isObject := json.Valid(b) && len(trimmed) > 0 && trimmed[0] == '{'
+	if isObject {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		_, _ = dec.Token() // {
+		for dec.More() {
+			k, _ := dec.Token()
+			var v json.RawMessage
+			_ = dec.Decode(&v)
+			want = append(want, json.RawMessage(strconv.Quote(k.(string))), v)
+		}
+	}
+	var v Validator
+	var got [][]byte
+	ok := v.Members(b, func(key, val []byte) { got = append(got, key, val) })
+	if ok != isObject {
+		t.Fatalf("%q: Members %v, a valid object %v", b, ok, isObject)
+	}
+	if !ok {
+		return
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: %d keys and values, encoding/json %d", b, len(got), len(want))
+	}
+	for i := range got {
+		var g, w any
+		if json.Unmarshal(got[i], &g) != nil || json.Unmarshal(want[i], &w) != nil || !reflect.DeepEqual(g, w) {
+			t.Fatalf("%q: member part %d is %s, encoding/json %s", b, i, got[i], want[i])
+		}
+	}
+}
+
+func TestMembersMatchesEncodingJSON(t *testing.T) {
+	for _, c := range append(validCases,
+		`{"a":1,"a":2}`, `{"k\u0065y":"v"}`, ` {"x":{"y":[1,{"z":null}]},"w":"\"}"} `, `[{"a":1}]`, `{"a":1}x`) {
+		checkMembers(t, []byte(c))
+	}
 }

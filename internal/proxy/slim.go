@@ -36,58 +36,26 @@ func decodeMessages(body []byte, r *messageRequest, watch ...string) (seen bool,
 // same, and kept values carry their own type errors. ok is false if obj is
 // not valid JSON or not an object.
 func slimObject(v *jsonscan.Validator, obj []byte, keep ...string) (slim []byte, ok bool) {
-	i := jsonscan.SkipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return nil, false
-	}
-	out := make([]byte, 0, 256)
-	out = append(out, '{')
-	i = jsonscan.SkipSpace(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		i++
-	} else {
-		for n := 0; ; n++ {
-			kEnd, vStart, ok := v.MemberKey(obj, i)
-			if !ok {
-				return nil, false
-			}
-			key := obj[i:kEnd]
-			i = vStart
-			vEnd, ok := v.ValueEnd(obj, i, 1)
-			if !ok {
-				return nil, false
-			}
-			val := obj[i:vEnd]
-			if n > 0 {
-				out = append(out, ',')
-			}
-			out = append(out, key...)
-			out = append(out, ':')
-			switch {
-			case keyIn(key, keep):
-				out = append(out, val...)
-			case val[0] == '"':
-				out = append(out, `""`...)
-			case val[0] == '{':
-				out = append(out, `{}`...)
-			case val[0] == '[':
-				out = append(out, `[]`...)
-			default:
-				out = append(out, val...)
-			}
-			i = jsonscan.SkipSpace(obj, vEnd)
-			if i < len(obj) && obj[i] == ',' {
-				i = jsonscan.SkipSpace(obj, i+1)
-				continue
-			}
-			if i < len(obj) && obj[i] == '}' {
-				i++
-				break
-			}
-			return nil, false
+	out := append(make([]byte, 0, 256), '{')
+	ok = v.Members(obj, func(key, val []byte) {
+		if len(out) > 1 {
+			out = append(out, ',')
 		}
-	}
-	if jsonscan.SkipSpace(obj, i) != len(obj) {
+		out = append(append(out, key...), ':')
+		switch {
+		case keyIn(key, keep):
+			out = append(out, val...)
+		case val[0] == '"':
+			out = append(out, `""`...)
+		case val[0] == '{':
+			out = append(out, `{}`...)
+		case val[0] == '[':
+			out = append(out, `[]`...)
+		default:
+			out = append(out, val...)
+		}
+	})
+	if !ok {
 		return nil, false
 	}
 	return append(out, '}'), true
