@@ -45,9 +45,25 @@ func TestConfigRejects(t *testing.T) {
 			t.Errorf("%v accepted", env)
 		}
 	}
-	env := map[string]string{"CLADE_GRANT_WINDOW": "100ms", "CLADE_REDIS_URL": "redis://127.0.0.1:6379"}
-	if c, err := loadConfig(func(k string) string { return env[k] }); err != nil || c.GrantWindow != 100*time.Millisecond {
-		t.Errorf("grants with Redis: %v, window %v", err, c.GrantWindow)
+}
+
+func TestConfigGrantWindow(t *testing.T) {
+	const redisURL = "redis://127.0.0.1:6379"
+	for _, tc := range []struct {
+		env  map[string]string
+		want time.Duration
+	}{
+		{map[string]string{}, 0}, // the embedded store has no grants
+		{map[string]string{"CLADE_REDIS_URL": redisURL}, 100 * time.Millisecond},
+		{map[string]string{"CLADE_REDIS_URL": redisURL, "CLADE_GRANT_WINDOW": "250ms"}, 250 * time.Millisecond},
+		{map[string]string{"CLADE_REDIS_URL": redisURL, "CLADE_GRANT_WINDOW": "0"}, 0},
+		{map[string]string{"CLADE_REDIS_URL": redisURL, "CLADE_GRANT_WINDOW": "0s"}, 0},
+		{map[string]string{"CLADE_GRANT_WINDOW": "0"}, 0},
+	} {
+		c, err := loadConfig(func(k string) string { return tc.env[k] })
+		if err != nil || c.GrantWindow != tc.want {
+			t.Errorf("%v: window %v, err %v; want %v", tc.env, c.GrantWindow, err, tc.want)
+		}
 	}
 }
 

@@ -33,12 +33,20 @@ type config struct {
 	JournalReplay      time.Duration `env:"CLADE_JOURNAL_REPLAY_INTERVAL" envDefault:"5s"`
 	NotifyInterval     time.Duration `env:"CLADE_NOTIFY_INTERVAL" envDefault:"15s"`
 	MaxBodyBytes       int64         `env:"CLADE_MAX_BODY_BYTES" envDefault:"33554432"`
-	GrantWindow        time.Duration `env:"CLADE_GRANT_WINDOW" envDefault:"0s"`
+	// GrantWindow has no envDefault: unset means grants with Redis
+	// (defaultGrantWindow) and none with the embedded store.
+	GrantWindow time.Duration `env:"CLADE_GRANT_WINDOW"`
 
 	upstream  *url.URL
 	publicURL *url.URL
 	proxyURL  *url.URL
 }
+
+// defaultGrantWindow is the admission grant window with Redis when
+// CLADE_GRANT_WINDOW is unset. Grants take the reserve's round trip to Redis
+// off the request path (README "Admission grants"); the embedded store has
+// no grants, so there the default stays per-request holds.
+const defaultGrantWindow = 100 * time.Millisecond
 
 func loadConfig(getenv func(string) string) (config, error) {
 	var c config
@@ -65,6 +73,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if d <= 0 {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}
+	}
+	if getenv("CLADE_GRANT_WINDOW") == "" && c.RedisURL != "" {
+		c.GrantWindow = defaultGrantWindow
 	}
 	if c.GrantWindow < 0 || (c.GrantWindow > 0 && c.RedisURL == "") {
 		return c, fmt.Errorf("environment: CLADE_GRANT_WINDOW must be a positive duration with CLADE_REDIS_URL, or 0 (off)")

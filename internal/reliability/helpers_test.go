@@ -112,6 +112,9 @@ func gatewayEnv(t *testing.T, upstream string, p policySpec, redisURL string, ex
 		"CLADE_JOURNAL_REPLAY_INTERVAL": "200ms",
 		"CLADE_BATCH_POLL_INTERVAL":     "1h",
 		"TEST_WORKSPACE_KEY":            testutil.CanaryKey,
+		// Per-request holds: these rows test what faults do to a reserve's
+		// round trip. Rows with grants (the default with Redis) set it.
+		"CLADE_GRANT_WINDOW": "0",
 	}
 	for k, v := range extra {
 		e[k] = v
