@@ -56,7 +56,17 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	st, err := openStore(ctx, cfg, reg, log)
+	// The journal is opened first and closed last: closing the store
+	// journals what its grants could not return.
+	journal, err := budget.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer journal.Close()
+	if err := journal.Register(reg); err != nil {
+		return fmt.Errorf("journal metrics: %w", err)
+	}
+	st, err := openStore(ctx, cfg, reg, log, journal)
 	if err != nil {
 		return err
 	}
@@ -65,15 +75,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	rl, err := newReloader(cfg, getenv, log, reg)
 	if err != nil {
 		return err
-	}
-
-	journal, err := budget.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
-	if err != nil {
-		return fmt.Errorf("journal: %w", err)
-	}
-	defer journal.Close()
-	if err := journal.Register(reg); err != nil {
-		return fmt.Errorf("journal metrics: %w", err)
 	}
 
 	tracker := batch.NewTracker(st)
@@ -157,7 +158,7 @@ func storeKind(cfg config) string {
 	return "redis"
 }
 
-func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger) (store, error) {
+func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, journal *budget.Journal) (store, error) {
 	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log}
 	if cfg.RedisURL == "" {
 		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
@@ -202,7 +203,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	if cfg.GrantWindow == 0 {
 		return closingStore{redisStore: s, rdb: rdb}, nil
 	}
-	g, err := budget.NewGranted(s, budget.GrantOptions{Window: cfg.GrantWindow, Lease: cfg.HoldTTL})
+	g, err := budget.NewGranted(s, budget.GrantOptions{Window: cfg.GrantWindow, Lease: cfg.HoldTTL, Journal: journal})
 	if err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("grants: %w", err)
@@ -214,6 +215,9 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 type redisStore interface {
 	store
 	Reinit(ctx context.Context) error
+	// CloseGrant lets the journal's replay, which asserts for it, apply
+	// grants an earlier process journaled, with or without grants now.
+	CloseGrant(ctx context.Context, c budget.GrantClose) error
 }
 
 func upstreamTransport(cfg config) *http.Transport {

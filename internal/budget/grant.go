@@ -29,6 +29,10 @@ type GrantOptions struct {
 	// requests their estimates. Default 20ms (at 1,000 requests/s, 5ms
 	// made 0.67 script calls per request, 25ms 0.30).
 	Flush time.Duration
+	// Journal receives, at Close, what a grant could not charge or return
+	// because Redis was unreachable (see GrantClose). Without one, such a
+	// grant is charged in full when its lease ends.
+	Journal *Journal
 }
 
 // Granted is a RedisStore whose replica admits most requests from grants

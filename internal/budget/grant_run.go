@@ -273,15 +273,44 @@ func (g *Granted) Close() error {
 	g.mu.Unlock()
 	for _, gr := range grants {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*g.opts.Timeout)
-		for try := 0; try < 3; try++ {
+		var err error
+		for try := 0; try < 3 && err == nil; try++ {
 			gr.mu.Lock()
-			owes := !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.doneEst > 0 || gr.doneActual > 0)
+			owes := gr.owes()
 			gr.mu.Unlock()
-			if !owes || g.step(ctx, gr, 0, true, true) != nil {
+			if !owes {
 				break
 			}
+			err = g.step(ctx, gr, 0, true, true)
 		}
 		cancel()
+		if err != nil {
+			g.journalClose(gr, err)
+		}
 	}
 	return g.RedisStore.Close()
+}
+
+// journalClose hands what gr still owes to the journal, so that its
+// settlements are charged and its unused amount returned once Redis is
+// back, instead of the whole grant being charged when its lease ends.
+func (g *Granted) journalClose(gr *grant, stepErr error) {
+	gr.mu.Lock()
+	owes := gr.owes()
+	gr.mu.Unlock()
+	if !owes {
+		return
+	}
+	c := gr.closeRecord()
+	log := g.opts.Logger.With(zap.String("grant", gr.id), zap.String("settled_usd", c.DoneActual.String()),
+		zap.String("unused_usd", c.Free.String()), zap.NamedError("step_error", stepErr))
+	if g.o.Journal == nil {
+		log.Error("budget grant not closed: it is charged in full when its lease ends")
+		return
+	}
+	if err := g.o.Journal.AppendGrant(c); err != nil {
+		log.Error("budget grant not closed and not journaled: it is charged in full when its lease ends", zap.Error(err))
+		return
+	}
+	log.Warn("budget grant journaled: its settlements are charged and its unused amount returned when the store is back")
 }

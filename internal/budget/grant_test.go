@@ -2,7 +2,9 @@ package budget
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.etcd.io/bbolt"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
@@ -387,4 +390,100 @@ func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantLevel(t, h.plain, svc, 7, 0)
+}
+
+// A replica shut down while Redis is unreachable journals what its grant
+// owes; replaying the journal, from another process, charges the
+// settlements made during the outage and returns the rest, exactly, even
+// when the grant's lease ended meanwhile, and replaying it twice changes
+// nothing.
+func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
+	for _, leaseEnded := range []bool{false, true} {
+		t.Run("lease ended "+strconv.FormatBool(leaseEnded), func(t *testing.T) {
+			srv := startRedis(t)
+			h := newGrantHarness(t, srv.addr())
+			h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
+			svc := bud(ScopeService, "closing", Daily, 1_000_000, true)
+			j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			s, err := NewRedis(newClient(t, h.addr), h.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := NewGranted(s, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond, Journal: j})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustSettle(t, g, mustReserve(t, g, hold("before", 100, time.Minute, svc)), 60)
+			eventually(t, "the first settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == 60 })
+
+			srv.signal(syscall.SIGSTOP)
+			defer srv.signal(syscall.SIGCONT)
+			during := mustReserve(t, g, hold("during", 100, time.Minute, svc))
+			if during.grant == nil {
+				t.Fatal("a request during the pause did not draw on the grant")
+			}
+			mustSettle(t, g, during, 70)
+			_ = g.Close() // closing its Redis client may report the pause
+			if j.Len() != 1 {
+				t.Fatalf("journal holds %d entries after closing with Redis paused, want the grant", j.Len())
+			}
+			c := journaledGrant(t, j)
+			if c.DoneActual+unsentActual(c) != 70 {
+				t.Errorf("journaled grant owes %+v, want the 70 settled during the pause", c)
+			}
+			// Redis now runs what was queued: the step whose reply was lost.
+			srv.signal(syscall.SIGCONT)
+			if leaseEnded {
+				h.clock.Add(time.Minute + time.Second)
+			}
+			spent, held := levels(t, h.plain, svc)
+			if spent+held < 130 || spent == 130 && held == 0 {
+				t.Fatalf("before the replay: spent %s reserved %s; the grant should still cover the outage", spent, held)
+			}
+
+			next, err := NewRedis(newClient(t, h.addr), h.opts) // the next process
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer next.Close()
+			if n, err := j.Replay(context.Background(), next); n != 1 || err != nil || j.Len() != 0 {
+				t.Fatalf("replay: %d applied, %v, %d left", n, err, j.Len())
+			}
+			wantLevel(t, h.plain, svc, 130, 0)
+			if err := next.CloseGrant(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			wantLevel(t, h.plain, svc, 130, 0)
+		})
+	}
+}
+
+func journaledGrant(t *testing.T, j *Journal) GrantClose {
+	t.Helper()
+	var c *GrantClose
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bktJournal).ForEach(func(_, v []byte) error {
+			var e journalEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			c = e.Grant
+			return nil
+		})
+	})
+	if err != nil || c == nil {
+		t.Fatalf("no journaled grant: %v", err)
+	}
+	return *c
+}
+
+func unsentActual(c GrantClose) money.Nanos {
+	if c.Unsent == nil {
+		return 0
+	}
+	return c.Unsent.Actual
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,9 @@ import (
 )
 
 // Journal durably queues settlements the store could not take: those that
-// failed while the store was down, and, in on_store_failure=allow mode, the
-// usage of requests forwarded without a reservation. Replay settles each
+// failed while the store was down, in on_store_failure=allow mode the
+// usage of requests forwarded without a reservation, and what a grant
+// still owed when its replica shut down (GrantClose). Replay settles each
 // entry and deletes it once the store accepted it; Settle is idempotent per
 // request ID, so an entry replayed twice (a crash between settling and
 // deleting) is charged once. Entries must be replayed within the store's
@@ -36,6 +38,14 @@ type Journal struct {
 type journalEntry struct {
 	Reservation Reservation `json:"reservation"`
 	Actual      money.Nanos `json:"actual"`
+	// Grant, when set, is a grant's close instead of a settlement.
+	Grant *GrantClose `json:"grant,omitempty"`
+}
+
+// grantCloser is a store that can apply a journaled grant's close (the
+// Redis store, with or without grants).
+type grantCloser interface {
+	CloseGrant(ctx context.Context, c GrantClose) error
 }
 
 var (
@@ -83,9 +93,27 @@ func (j *Journal) Append(r Reservation, actual money.Nanos) error {
 	if err := checkSettle(r, actual); err != nil {
 		return err
 	}
-	v, err := json.Marshal(journalEntry{Reservation: r, Actual: actual})
-	if err != nil {
+	if err := j.add(journalEntry{Reservation: r, Actual: actual}); err != nil {
 		return fmt.Errorf("budget: journal %q: %w", r.RequestID, err)
+	}
+	return nil
+}
+
+// AppendGrant queues what a grant still owes the store (see GrantClose).
+func (j *Journal) AppendGrant(c GrantClose) error {
+	if _, err := c.grant(); err != nil {
+		return err
+	}
+	if err := j.add(journalEntry{Grant: &c}); err != nil {
+		return fmt.Errorf("budget: journal grant %q: %w", c.ID, err)
+	}
+	return nil
+}
+
+func (j *Journal) add(e journalEntry) error {
+	v, err := json.Marshal(e)
+	if err != nil {
+		return err
 	}
 	err = j.commits.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bktJournal)
@@ -96,7 +124,7 @@ func (j *Journal) Append(r Reservation, actual money.Nanos) error {
 		return b.Put(binary.BigEndian.AppendUint64(nil, seq), v)
 	})
 	if err != nil {
-		return fmt.Errorf("budget: journal %q: %w", r.RequestID, err)
+		return err
 	}
 	j.n.Add(1)
 	return nil
@@ -136,10 +164,10 @@ func (j *Journal) Replay(ctx context.Context, s Store) (applied int, err error) 
 		if err := ctx.Err(); err != nil {
 			return applied, err
 		}
-		serr := s.Settle(ctx, it.e.Reservation, it.e.Actual)
+		name, serr := it.e.replay(ctx, s)
 		dead := errors.Is(serr, ErrInvalid)
 		if serr != nil && !dead {
-			return applied, fmt.Errorf("budget: replay %q: %w", it.e.Reservation.RequestID, serr)
+			return applied, fmt.Errorf("budget: replay %s: %w", name, serr)
 		}
 		err := j.db.Update(func(tx *bbolt.Tx) error {
 			if dead {
@@ -152,7 +180,7 @@ func (j *Journal) Replay(ctx context.Context, s Store) (applied int, err error) 
 		if err != nil {
 			// Settled but still queued: the next replay settles it again,
 			// which the store ignores.
-			return applied, fmt.Errorf("budget: replay %q: %w", it.e.Reservation.RequestID, err)
+			return applied, fmt.Errorf("budget: replay %s: %w", name, err)
 		}
 		j.n.Add(-1)
 		if !dead {
@@ -160,6 +188,19 @@ func (j *Journal) Replay(ctx context.Context, s Store) (applied int, err error) 
 		}
 	}
 	return applied, nil
+}
+
+// replay applies one entry to s; name is the entry, for errors.
+func (e journalEntry) replay(ctx context.Context, s Store) (name string, err error) {
+	if e.Grant == nil {
+		return strconv.Quote(e.Reservation.RequestID), s.Settle(ctx, e.Reservation, e.Actual)
+	}
+	name = "grant " + strconv.Quote(e.Grant.ID)
+	gc, ok := s.(grantCloser)
+	if !ok {
+		return name, fmt.Errorf("%w: %w", ErrInvalid, errNoGrantCloser)
+	}
+	return name, gc.CloseGrant(ctx, *e.Grant)
 }
 
 // Run replays the journal every interval until ctx ends. Failures are left

@@ -7,6 +7,10 @@
 //
 //	make reliability   # go test -count=1 -v -run TestReliability ./internal/reliability/
 //
+// Rows run per-request holds (CLADE_GRANT_WINDOW=0): they test what a
+// fault does to a reserve's round trip. Rows 1g and 2c run admission
+// grants, the default with Redis.
+//
 // Every scenario is bounded in requests and time. Figures per row:
 //
 //   - unmetered: requests the fake upstream answered that the gateway never

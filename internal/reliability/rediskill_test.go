@@ -161,10 +161,25 @@ func TestReliabilityRedisKilledFailOpen(t *testing.T) {
 // down. The new gateway starts without its store, serves (allow), opens
 // the same journal, and replays the old process's entries with its own.
 func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
-	r := newRow(t, "2b. Redis killed, gateway restarted before Redis returns (allow)")
+	redisKilledGatewayRestarts(t, newRow(t, "2b. Redis killed, gateway restarted before Redis returns (allow)"), "0")
+}
+
+// Scenario 2c: 2b with admission grants (the default with Redis). During
+// the outage the first gateway admits from its grant and settles in
+// memory; stopping, it cannot reach Redis, so it journals what the grant
+// owes (settlements, unused amount). The second gateway replays that with
+// the rest: spend ends exact, and nothing stays reserved until the
+// grant's lease would have ended.
+func TestReliabilityRedisKilledGatewayWithGrantsRestarts(t *testing.T) {
+	redisKilledGatewayRestarts(t, newRow(t, "2c. Redis killed, gateway with grants restarted before Redis returns (allow)"), "100ms")
+}
+
+func redisKilledGatewayRestarts(t *testing.T, r *row, grantWindow string) {
+	grants := grantWindow != "0"
 	rd := startRedis(t, persistent...)
 	f, up := startUpstream(t)
-	env := gatewayEnv(t, up.URL, policySpec{OnStoreFailure: "allow"}, rd.URL(), map[string]string{"CLADE_DATA_DIR": t.TempDir()})
+	env := gatewayEnv(t, up.URL, policySpec{OnStoreFailure: "allow"}, rd.URL(),
+		map[string]string{"CLADE_DATA_DIR": t.TempDir(), "CLADE_GRANT_WINDOW": grantWindow})
 	a := testutil.StartApp(t, env)
 	c := newClient(t, 10*time.Second)
 	body := messageBody(16, false)
@@ -187,6 +202,7 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 	}
 	stopTook := time.Since(stopAt)
 	ja := float64(strings.Count(a.Logs.String(), journaledMsg))
+	ga := float64(strings.Count(a.Logs.String(), grantJournaledMsg))
 	c.CloseIdleConnections()
 
 	b := testutil.StartAppServing(t, env) // same CLADE_DATA_DIR: same journal and epoch file
@@ -208,15 +224,22 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 		}
 	}
 	jb := metricSum(mb, "clade_gateway_settle_failures_total", `result="journaled"`)
-	if ja < float64(outageA) || jb != float64(len(onB)) || len(onB) == 0 {
-		t.Errorf("journaled settlements: first gateway %v (of %d outage requests), second %v (of %d requests)", ja, outageA, jb, len(onB))
+	// Without grants every outage request is journaled; with them, those
+	// drawn on the grant are settled in memory and journaled with it.
+	if (!grants && ja < float64(outageA)) || (grants && (ja >= float64(outageA) || ga != 1)) ||
+		jb != float64(len(onB)) || len(onB) == 0 {
+		t.Errorf("journaled settlements: first gateway %v and %v grants (of %d outage requests), second %v (of %d requests)",
+			ja, ga, outageA, jb, len(onB))
+	}
+	if !grants && ga != 0 {
+		t.Errorf("the first gateway journaled %v grants without grants", ga)
 	}
 	if got := f.Messages(); got != int64(len(replies)) {
 		t.Errorf("the upstream answered %d messages, clients sent %d", got, len(replies))
 	}
 	// The second gateway's journal holds the first one's entries too.
-	if queued := metricSum(mb, "clade_gateway_journal_entries"); queued != ja+jb {
-		t.Errorf("second gateway's journal holds %v entries before Redis returns, want %v + %v", queued, ja, jb)
+	if queued := metricSum(mb, "clade_gateway_journal_entries"); queued != ja+ga+jb {
+		t.Errorf("second gateway's journal holds %v entries before Redis returns, want %v + %v + %v", queued, ja, ga, jb)
 	}
 	acc := settleAccounting(t, f, b.AdminURL, func() string { return a.Spend.String() + b.Spend.String() }, 0, 0)
 	drained := waitMetric(t, b.AdminURL, 5*time.Second, func(m string) bool { return metricSum(m, "clade_gateway_journal_entries") == 0 })
@@ -227,6 +250,9 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 	r.Load = fmt.Sprintf("3 workers on each gateway, %d req (%s)", len(replies), statusCounts(replies))
 	r.Faults = fmt.Sprintf("Redis SIGKILL for %s; gateway stopped (in %s) and restarted on the same data dir meanwhile; journaled %v + %v",
 		ms(restartAt.Sub(killAt)), ms(stopTook), ja, jb)
+	if grants {
+		r.Faults += fmt.Sprintf(", and %v grant (%d outage requests on the first gateway)", ga, outageA)
+	}
 	acc.fill(r)
 	r.Leaks = fmt.Sprint(leaks(a.Logs.String(), a.Spend.String(), b.Logs.String(), b.Spend.String(), ma, mb, bodies.String()))
 	r.Recovery = ms(acc.settledAt.Sub(restartAt)) + " from redis-server start to journal replayed"
@@ -238,6 +264,9 @@ func TestReliabilityRedisKilledGatewayRestarts(t *testing.T) {
 
 // journaledMsg is the gateway's log message for a journaled settlement.
 const journaledMsg = "settlement journaled for replay"
+
+// grantJournaledMsg is its log message for a grant journaled at shutdown.
+const grantJournaledMsg = "budget grant journaled"
 
 // accounting compares what was charged with what the upstream answered.
 type accounting struct {
