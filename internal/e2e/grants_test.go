@@ -20,7 +20,8 @@ import (
 )
 
 // TestThreeReplicasWithGrantsHoldTheCap runs issue 4's race with admission
-// grants on (CLADE_GRANT_WINDOW): three processes, one Redis, the official
+// grants, as the gateway ships with Redis (CLADE_GRANT_WINDOW unset, so
+// 100ms): three processes, one Redis, the official
 // SDK, 400 requests over 2 s against a cap of about 25 estimates. The
 // cap must hold at every moment (spend plus holds and grants never above
 // it), every admitted request must be charged exactly once at its actual
@@ -36,7 +37,7 @@ func TestThreeReplicasWithGrantsHoldTheCap(t *testing.T) {
 	limit := est*25 + est/2
 	const key = "service/recommendation/total"
 	gws := startReplicas(t, 3, up.URL, policyYAML(fmt.Sprintf("      - {period: total, limit_usd: %s}", limit)),
-		"CLADE_GRANT_WINDOW", "100ms")
+		"CLADE_GRANT_WINDOW", "") // empty is unset: the default
 
 	counter := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}
 	hc := &http.Client{Transport: counter}
@@ -107,8 +108,12 @@ func TestThreeReplicasWithGrantsHoldTheCap(t *testing.T) {
 		t.Errorf("admitted %d, spent %s of %s", ok, final.spent, limit)
 	}
 	var records int
+	var steps float64
 	for i, gw := range gws {
 		records += strings.Count(gw.Spend.String(), `"total_usd":"`+actualCost.String()+`"`)
+		if v, ok := value(scrape(t, gw.AdminURL), "clade_gateway_store_duration_seconds", map[string]string{"op": "grant"}); ok {
+			steps += v
+		}
 		_, metrics := get(t, gw.AdminURL+"/metrics", "")
 		for _, line := range strings.Split(metrics, "\n") {
 			for _, bad := range []string{"clade_gateway_budget_overshoot_usd_total", "clade_gateway_orphaned_holds_total"} {
@@ -124,6 +129,9 @@ func TestThreeReplicasWithGrantsHoldTheCap(t *testing.T) {
 	}
 	if records != ok {
 		t.Errorf("%d spend records at %s for %d admitted requests", records, actualCost, ok)
+	}
+	if steps == 0 {
+		t.Error("no replica ran a grant step: the default with Redis should admit from grants")
 	}
 	t.Logf("grants: %d requests over 3 replicas, %d admitted, %d refused, estimate %s, limit %s, spent %s, peak spent+reserved %s, %d polls",
 		n, ok, refused.Load(), est, limit, final.spent, peak, polls)
