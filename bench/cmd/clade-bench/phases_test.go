@@ -2,7 +2,9 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // Every round visits every target once, and over the default three rounds
@@ -41,4 +43,32 @@ func seq(n int) []int {
 		s[i] = i
 	}
 	return s
+}
+
+// A run of some targets (here bare and gw-grants, no gw-embedded) still
+// gets the verdicts, for the gateways it ran.
+func TestTargetsCheckTheGatewaysThatRan(t *testing.T) {
+	r := newReport(options{rate: 1000})
+	for _, mode := range modes {
+		for name, cpu := range map[string]time.Duration{"bare": 200 * time.Millisecond, "gw-grants": 400 * time.Millisecond} {
+			m := r.get("max", mode, name)
+			m.ok, m.cpu = 1000, cpu // 200 µs and 400 µs per request: 2× bare
+			l := r.get("lat", mode, name)
+			l.ok, l.lat = 1, []time.Duration{50 * time.Millisecond}
+		}
+	}
+	var out strings.Builder
+	r.targets(&out)
+	got := out.String()
+	for _, want := range []string{
+		"MISS  json gw-grants CPU/request 400 µs = 2.00× bare",
+		"PASS  sse gw-grants added p50 over bare +0.00 ms",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("targets without gw-embedded:\n%s\nwant a line with %q", got, want)
+		}
+	}
+	if strings.Contains(got, "gw-embedded") || strings.Contains(got, "gw-redis ") {
+		t.Errorf("targets name gateways that did not run:\n%s", got)
+	}
 }
