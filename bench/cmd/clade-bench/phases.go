@@ -11,10 +11,11 @@ import (
 
 // snapshot is a target's counters at one instant.
 type snapshot struct {
-	cpu   time.Duration
-	alloc float64
-	redis redisStats
-	fake  fakeStats
+	cpu      time.Duration
+	alloc    float64
+	redis    redisStats
+	fake     fakeStats
+	overhead buckets // the gateway's clade_gateway_overhead_seconds
 }
 
 func (e *env) snap(t *target) (snapshot, error) {
@@ -23,7 +24,7 @@ func (e *env) snap(t *target) (snapshot, error) {
 	// Scrapes first, CPU last, so the scrape's own CPU stays out of the
 	// window that follows (and the reverse order in snapAfter).
 	if t.metrics != "" {
-		if s.alloc, err = metricValue(t.metrics, "go_memstats_alloc_bytes_total"); err != nil {
+		if s.alloc, s.overhead, err = scrapeProc(t.metrics); err != nil {
 			return s, err
 		}
 	}
@@ -60,7 +61,7 @@ func (e *env) snapAfter(t *target) (snapshot, error) {
 		return s, err
 	}
 	if t.metrics != "" {
-		if s.alloc, err = metricValue(t.metrics, "go_memstats_alloc_bytes_total"); err != nil {
+		if s.alloc, s.overhead, err = scrapeProc(t.metrics); err != nil {
 			return s, err
 		}
 	}

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"math"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -115,6 +118,70 @@ func readRedis(ctx context.Context, c *redis.Client) (redisStats, error) {
 }
 
 // metricValue reads one unlabelled series from a Prometheus text endpoint.
+// buckets is a cumulative Prometheus histogram: count of observations
+// at or below each upper bound (seconds), by bound.
+type buckets map[float64]float64
+
+// scrapeProc reads a proxy's allocation counter and, for a gateway, its
+// pre-forward overhead histogram (absent for the bare proxy: nil).
+func scrapeProc(url string) (alloc float64, overhead buckets, err error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	found := false
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "go_memstats_alloc_bytes_total "); ok {
+			alloc, err = strconv.ParseFloat(strings.TrimSpace(v), 64)
+			found = err == nil
+			continue
+		}
+		rest, ok := strings.CutPrefix(line, `clade_gateway_overhead_seconds_bucket{le="`)
+		if !ok {
+			continue
+		}
+		le, count, ok := strings.Cut(rest, `"} `)
+		if !ok {
+			continue
+		}
+		b, err1 := strconv.ParseFloat(le, 64) // "+Inf" parses as +Inf
+		n, err2 := strconv.ParseFloat(strings.TrimSpace(count), 64)
+		if err1 == nil && err2 == nil {
+			if overhead == nil {
+				overhead = buckets{}
+			}
+			overhead[b] = n
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, nil, err
+	}
+	if !found {
+		return 0, nil, fmt.Errorf("%s: no go_memstats_alloc_bytes_total", url)
+	}
+	return alloc, overhead, nil
+}
+
+// quantile is the upper bound of the bucket holding the q-quantile, the
+// most a histogram can say.
+func (b buckets) quantile(q float64) (float64, bool) {
+	total := b[math.Inf(1)]
+	if total <= 0 {
+		return 0, false
+	}
+	bounds := slices.Sorted(maps.Keys(b))
+	for _, le := range bounds {
+		if b[le] >= q*total {
+			return le, true
+		}
+	}
+	return math.Inf(1), true
+}
+
 func metricValue(url, name string) (float64, error) {
 	resp, err := http.Get(url)
 	if err != nil {

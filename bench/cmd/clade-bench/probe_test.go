@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -90,5 +93,32 @@ func TestRoundTripsLeaveOutLua(t *testing.T) {
 	}
 	if after.cpu < before.cpu {
 		t.Errorf("Redis CPU went down: %v then %v", before.cpu, after.cpu)
+	}
+}
+
+func TestScrapeProcReadsTheOverheadHistogram(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, `# TYPE clade_gateway_overhead_seconds histogram
+clade_gateway_overhead_seconds_bucket{le="0.0001"} 50
+clade_gateway_overhead_seconds_bucket{le="0.0005"} 99
+clade_gateway_overhead_seconds_bucket{le="0.001"} 100
+clade_gateway_overhead_seconds_bucket{le="+Inf"} 100
+clade_gateway_overhead_seconds_sum 0.02
+clade_gateway_overhead_seconds_count 100
+go_memstats_alloc_bytes_total 12345
+`)
+	}))
+	defer srv.Close()
+	alloc, b, err := scrapeProc(srv.URL)
+	if err != nil || alloc != 12345 {
+		t.Fatalf("alloc %v, %v", alloc, err)
+	}
+	for q, want := range map[float64]float64{.5: .0001, .99: .0005, .999: .001} {
+		if got, ok := b.quantile(q); !ok || got != want {
+			t.Errorf("q%v = %v (%v), want %v", q, got, ok, want)
+		}
+	}
+	if _, ok := (buckets(nil)).quantile(.5); ok {
+		t.Error("a proxy without the histogram has a quantile")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -29,6 +30,7 @@ type acc struct {
 	firstErr   string
 	roundCPU   []float64         // µs per request in each round
 	roundLat   [][]time.Duration // each round's latency samples
+	overhead   buckets           // the gateway's own pre-forward overhead
 }
 
 // holdStats is the RSS phase's result for one proxy.
@@ -107,6 +109,12 @@ func (r *report) add(phase, mode, target string, seg segment, before, after snap
 		a.redisCmds[k] += v - before.redis.cmds[k]
 	}
 	a.alloc += after.alloc - before.alloc
+	for le, n := range after.overhead {
+		if a.overhead == nil {
+			a.overhead = buckets{}
+		}
+		a.overhead[le] += n - before.overhead[le]
+	}
 	a.conns += after.fake.ConnsOpened - before.fake.ConnsOpened
 	if a.firstErr == "" {
 		a.firstErr = seg.firstErr
@@ -140,6 +148,14 @@ func percentile(d []time.Duration, q float64) time.Duration {
 	slices.Sort(s)
 	i := int(q*float64(len(s)-1) + 0.5)
 	return s[i]
+}
+
+// bound prints a histogram bucket bound given in seconds.
+func bound(le float64) string {
+	if math.IsInf(le, 1) {
+		return "+Inf"
+	}
+	return time.Duration(le * float64(time.Second)).String()
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -337,6 +353,23 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 				fmt.Fprintf(w, "\n%s %s per request: round trips (MONITOR, %d requests) %s; commands incl. inside Lua (INFO commandstats) %s",
 					mode, name, rt.requests, rt, cmdBreakdown(r.get("max", mode, name)))
 			}
+		}
+	}
+	fmt.Fprintln(w)
+	// Where a latency tail comes from: the gateway's own time from a
+	// request's arrival in the handler to its forwarding (admission
+	// included), from its histogram, against what the client saw.
+	for _, mode := range modes {
+		for _, name := range r.names() {
+			a := r.get("lat", mode, name)
+			p50, ok := a.overhead.quantile(.5)
+			if !ok {
+				continue
+			}
+			p99, _ := a.overhead.quantile(.99)
+			p999, _ := a.overhead.quantile(.999)
+			fmt.Fprintf(w, "\n%s %s at %.0f req/s: in-gateway time before forwarding p50 ≤ %s, p99 ≤ %s, p99.9 ≤ %s (clade_gateway_overhead_seconds buckets)",
+				mode, name, r.o.rate, bound(p50), bound(p99), bound(p999))
 		}
 	}
 	fmt.Fprintln(w)
