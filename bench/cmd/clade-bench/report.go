@@ -356,9 +356,10 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 		}
 	}
 	fmt.Fprintln(w)
-	// Where a latency tail comes from: the gateway's own time from a
-	// request's arrival in the handler to its forwarding (admission
-	// included), from its histogram, against what the client saw.
+	// Where a latency tail comes from: each proxy's own time from a
+	// request's arrival in its handler to its forwarding (the gateway's
+	// admission included), from its histogram; bare measures the same
+	// window, so a tail both show is the machine's.
 	for _, mode := range modes {
 		for _, name := range r.names() {
 			a := r.get("lat", mode, name)
@@ -368,7 +369,7 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 			}
 			p99, _ := a.overhead.quantile(.99)
 			p999, _ := a.overhead.quantile(.999)
-			fmt.Fprintf(w, "\n%s %s at %.0f req/s: in-gateway time before forwarding p50 ≤ %s, p99 ≤ %s, p99.9 ≤ %s (clade_gateway_overhead_seconds buckets)",
+			fmt.Fprintf(w, "\n%s %s at %.0f req/s: in-proxy time before forwarding p50 ≤ %s, p99 ≤ %s, p99.9 ≤ %s (clade_gateway_overhead_seconds buckets)",
 				mode, name, r.o.rate, bound(p50), bound(p99), bound(p999))
 		}
 	}
