@@ -302,7 +302,11 @@ func (g *Granted) journalClose(gr *grant, stepErr error) {
 		return
 	}
 	c := gr.closeRecord()
-	log := g.opts.Logger.With(zap.String("grant", gr.id), zap.String("settled_usd", c.DoneActual.String()),
+	settled := c.DoneActual
+	if c.Unsent != nil {
+		settled += c.Unsent.Actual
+	}
+	log := g.opts.Logger.With(zap.String("grant", gr.id), zap.String("settled_usd", settled.String()),
 		zap.String("unused_usd", c.Free.String()), zap.NamedError("step_error", stepErr))
 	if g.o.Journal == nil {
 		log.Error("budget grant not closed: it is charged in full when its lease ends")
