@@ -8,7 +8,7 @@
 //	make reliability   # go test -count=1 -v -run TestReliability ./internal/reliability/
 //
 // Rows run per-request holds (CLADE_GRANT_WINDOW=0): they test what a
-// fault does to a reserve's round trip. Rows 1g and 2c run admission
+// fault does to a reserve's round trip. Rows 1g, 2c and 5g run admission
 // grants, the default with Redis.
 //
 // Every scenario is bounded in requests and time. Figures per row:
