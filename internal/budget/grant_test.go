@@ -24,27 +24,41 @@ import (
 // grantHarness is a Redis store on a fake clock, and a way to open
 // replicas (Granted stores) on it.
 type grantHarness struct {
-	clock *fakeClock
-	addr  string
-	opts  Options
-	plain *RedisStore // reads levels; places exact holds
+	clock  *fakeClock
+	addr   string // a single server's; "" on a cluster
+	client func(t *testing.T) redis.UniversalClient
+	opts   Options
+	plain  *RedisStore // reads levels; places exact holds
 }
 
 func newGrantHarness(t *testing.T, addr string) grantHarness {
+	h := grantHarnessOn(t, func(t *testing.T) redis.UniversalClient { return newClient(t, addr) })
+	h.addr = addr
+	return h
+}
+
+// clusterGrantHarness runs grants on the shared 3-master Redis Cluster:
+// every grant.lua call must stay in the prefix's hash slot.
+func clusterGrantHarness(t *testing.T) grantHarness {
+	c := sharedCluster(t)
+	return grantHarnessOn(t, func(t *testing.T) redis.UniversalClient { return newClusterClient(t, c) })
+}
+
+func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClient) grantHarness {
 	clock := newFakeClock(t0)
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
-	dropPrefix(t, newClient(t, addr), opts.Prefix)
-	plain, err := NewRedis(newClient(t, addr), opts)
+	dropPrefix(t, client(t), opts.Prefix)
+	plain, err := NewRedis(client(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plain.Close() })
-	return grantHarness{clock: clock, addr: addr, opts: opts, plain: plain}
+	return grantHarness{clock: clock, client: client, opts: opts, plain: plain}
 }
 
 // replica opens a Granted store; the test closes it (or crashes it).
 func (h grantHarness) replica(t *testing.T) *Granted {
-	s, err := NewRedis(newClient(t, h.addr), h.opts)
+	s, err := NewRedis(h.client(t), h.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,9 +152,13 @@ func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
 }
 
 func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+	t.Run("redis", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, newGrantHarness(t, sharedRedisAddr(t))) })
+	t.Run("cluster", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, clusterGrantHarness(t)) })
+}
+
+func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
 	ws := bud(ScopeWorkspace, "prod", Daily, 1000, true)
-	var admitted atomic.Int64
+	var admitted, drawn atomic.Int64
 	var wg sync.WaitGroup
 	replicas := []*Granted{h.replica(t), h.replica(t), h.replica(t)}
 	for ri, g := range replicas {
@@ -159,6 +177,9 @@ func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
 						return
 					}
 					admitted.Add(1)
+					if r.grant != nil {
+						drawn.Add(1)
+					}
 					if err := g.Settle(context.Background(), r, 10); err != nil {
 						t.Error(err)
 					}
@@ -182,6 +203,9 @@ func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
 	// budget left unused; the exact path admits the rest.
 	if n < 80 {
 		t.Errorf("admitted %d of 100: too much of the cap stayed in unused slices", n)
+	}
+	if drawn.Load() == 0 {
+		t.Error("no request drew on a grant: the race ran on the exact path alone")
 	}
 }
 
