@@ -1,16 +1,12 @@
 package reliability
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
@@ -96,14 +92,7 @@ func TestReliabilityReplicaWithGrantsKilled(t *testing.T) {
 	const lease = 2 * time.Second
 	rd := startRedis(t)
 	f, up := startUpstream(t)
-	f.Behave = func(req *http.Request, _ string, stream bool) fakeupstream.Behavior {
-		b := fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 1200, OutputTokens: 300}}
-		if stream {
-			b.EventSpacing = 200 * time.Millisecond
-			b.Text = strings.Split(strings.Repeat("word ", 40), " ")
-		}
-		return b
-	}
+	slowStreams(f)
 	bin := testutil.BuildBinary(t)
 	env := gatewayEnv(t, up.URL, policySpec{}, rd.URL(), map[string]string{"CLADE_HOLD_TTL": lease.String(), "CLADE_GRANT_WINDOW": "100ms"})
 	a := testutil.StartProcess(t, bin, env)
@@ -113,26 +102,7 @@ func TestReliabilityReplicaWithGrantsKilled(t *testing.T) {
 	const maxTokens = 1000
 	streamBody, quickBody := messageBody(maxTokens, true), messageBody(maxTokens, false)
 	est := max(estimateOf(streamBody, maxTokens), estimateOf(quickBody, maxTokens))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/v1/messages", strings.NewReader(streamBody))
-	req.Header.Set("x-api-key", testutil.CanaryToken)
-	req.Header.Set("content-type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("stream through replica A: %v %v", err, resp)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("stream ended before its first delta: %v", err)
-		}
-		if strings.HasPrefix(line, "event: content_block_delta") {
-			break
-		}
-	}
+	br := openStream(t, c, a.URL, streamBody)
 
 	ldA := startLoad(c, a.URL, testutil.CanaryToken, quickBody, 1, 1000, 20*time.Millisecond)
 	ldB := startLoad(c, b.URL, testutil.CanaryToken, quickBody, 1, 1000, 50*time.Millisecond)

@@ -24,15 +24,7 @@ func TestReliabilityReplicaKilledMidStream(t *testing.T) {
 	const holdTTL = 2 * time.Second
 	rd := startRedis(t)
 	f, up := startUpstream(t)
-	f.Behave = func(req *http.Request, _ string, stream bool) fakeupstream.Behavior {
-		b := fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 1200, OutputTokens: 300}}
-		if stream {
-			// Long enough to outlive the kill and several keep-alives.
-			b.EventSpacing = 200 * time.Millisecond
-			b.Text = strings.Split(strings.Repeat("word ", 40), " ")
-		}
-		return b
-	}
+	slowStreams(f)
 	bin := testutil.BuildBinary(t)
 	env := gatewayEnv(t, up.URL, policySpec{}, rd.URL(), map[string]string{"CLADE_HOLD_TTL": holdTTL.String()})
 	a := testutil.StartProcess(t, bin, env)
@@ -42,26 +34,7 @@ func TestReliabilityReplicaKilledMidStream(t *testing.T) {
 	const maxTokens = 1000
 	streamBody := messageBody(maxTokens, true)
 	est := estimateOf(streamBody, maxTokens)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, a.URL+"/v1/messages", strings.NewReader(streamBody))
-	req.Header.Set("x-api-key", testutil.CanaryToken)
-	req.Header.Set("content-type", "application/json")
-	resp, err := c.Do(req)
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("stream through replica A: %v %v", err, resp)
-	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("stream ended before its first delta: %v", err)
-		}
-		if strings.HasPrefix(line, "event: content_block_delta") {
-			break
-		}
-	}
+	br := openStream(t, c, a.URL, streamBody)
 	if lv, ok := waitBudget(t, b.AdminURL, 5*time.Second, func(l budgetLevel) bool { return l.Reserved == est }); !ok {
 		t.Fatalf("replica B sees reserved %s, want A's hold %s", lv.Reserved, est)
 	}
@@ -130,4 +103,43 @@ func TestReliabilityReplicaKilledMidStream(t *testing.T) {
 		t.Errorf("unmetered %s, double %s, leaks %s", r.Unmetered, r.Double, r.Leaks)
 	}
 	assertNoPanic(t, "replica B logs", b.Logs.String())
+}
+
+// slowStreams makes the fake's streams long enough to outlive a kill and
+// several keep-alives; other answers are the default response.
+func slowStreams(f *fakeupstream.Server) {
+	f.Behave = func(req *http.Request, _ string, stream bool) fakeupstream.Behavior {
+		b := fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 1200, OutputTokens: 300}}
+		if stream {
+			b.EventSpacing = 200 * time.Millisecond
+			b.Text = strings.Split(strings.Repeat("word ", 40), " ")
+		}
+		return b
+	}
+}
+
+// openStream starts a stream through the gateway at url and returns it
+// once its first text delta has arrived; the test's end closes it.
+func openStream(t *testing.T, c *http.Client, url, body string) *bufio.Reader {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+"/v1/messages", strings.NewReader(body))
+	req.Header.Set("x-api-key", testutil.CanaryToken)
+	req.Header.Set("content-type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("stream through %s: %v %v", url, err, resp)
+	}
+	t.Cleanup(func() { _ = resp.Body.Close() })
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before its first delta: %v", err)
+		}
+		if strings.HasPrefix(line, "event: content_block_delta") {
+			return br
+		}
+	}
 }
