@@ -22,11 +22,10 @@ func TestBadFixtures(t *testing.T) {
 			":7: teams.search.budgets[3].alert_at: must be a list",
 		}},
 		{"bad/budget-ids.yaml", []string{
-			":4: teams.search.budgets[0]: 2 daily budgets on one team: each needs an explicit id",
-			":5: teams.search.budgets[1]: 2 daily budgets on one team: each needs an explicit id",
-			":7: teams.search.budgets[3].id: budget id \"cap\" also used at line 6",
+			":5: teams.search.budgets[1]: budget id \"daily\" (the default: the period) also used at line 4: give one of them an explicit id",
+			":7: teams.search.budgets[3].id: budget id \"cap\" also used at line 6: give one of them an explicit id",
 			":8: teams.search.budgets[4].id: budget id \"Daily Cap\" must match [a-z0-9_-]{1,63}",
-			":10: teams.search.budgets[6]: budget id \"weekly\" (the default: the period) also used at line 9",
+			":10: teams.search.budgets[6]: budget id \"weekly\" (the default: the period) also used at line 9: give one of them an explicit id",
 		}},
 		{"bad/budget-limit.yaml", []string{
 			":6: workspaces.production.budgets[0].limit_usd: must be more than 0",

@@ -8,9 +8,10 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 )
 
-// parseBudgets reads the budgets of one owner. Budget IDs name Redis keys,
-// so they must be unique per owner and stable: two budgets of one period
-// cannot both default their id to the period.
+// parseBudgets reads the budgets of one owner. Budget IDs name store keys,
+// so they must be unique per owner and stable. An id defaults to the
+// period, so two budgets of one period need an explicit id on at least one
+// of them; nothing else constrains them.
 func (w *walker) parseBudgets(n *yaml.Node, p string, scope budget.Scope, owner string) []rawBudget {
 	type parsed struct {
 		rb       rawBudget
@@ -34,24 +35,16 @@ func (w *walker) parseBudgets(n *yaml.Node, p string, scope budget.Scope, owner 
 		}
 		all = append(all, pb)
 	}
-	perPeriod := map[budget.Period]int{}
-	for _, pb := range all {
-		perPeriod[pb.rb.b.Period]++
-	}
 	seen := map[string]pos{}
 	var out []rawBudget
 	for _, pb := range all {
 		b := pb.rb.b
-		if c := perPeriod[b.Period]; c > 1 && !pb.explicit {
-			w.probs.add(pb.at, "%d %s budgets on one %s: each needs an explicit id", c, b.Period, scope)
-			continue
-		}
 		if first, dup := seen[b.ID]; dup {
 			how := ""
 			if !pb.explicit {
 				how = " (the default: the period)"
 			}
-			w.probs.add(pb.at, "budget id %s%s also used at line %d", strconv.Quote(b.ID), how, first.line)
+			w.probs.add(pb.at, "budget id %s%s also used at line %d: give one of them an explicit id", strconv.Quote(b.ID), how, first.line)
 			continue
 		}
 		seen[b.ID] = pb.at

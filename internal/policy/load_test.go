@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -283,5 +284,28 @@ teams:
 		if len(bs) != 1 || bs[0].Name != name || bs[0].Limit != money.USD(5) {
 			t.Errorf("team %s budgets = %+v", name, bs)
 		}
+	}
+}
+
+// Ids need only be unique: a budget keeping the period as its id may stand
+// beside another of the same period with an explicit id.
+func TestDefaultAndExplicitIDOfOnePeriod(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"clade.yaml": `
+workspaces:
+  production:
+    keys: [{name: prod, env: ANTHROPIC_KEY_PRODUCTION, created: 2026-09-01}]
+teams:
+  search:
+    budgets:
+      - {period: daily, limit_usd: 10}
+      - {id: burst, period: daily, limit_usd: 2}
+`})
+	p := mustLoad(t, filepath.Join(dir, "clade.yaml"), opts(testEnv, false))
+	var ids []string
+	for _, b := range p.Teams["search"].Budgets {
+		ids = append(ids, b.ID)
+	}
+	if strings.Join(ids, ",") != "daily,burst" {
+		t.Fatalf("team budget ids = %v, want [daily burst]", ids)
 	}
 }
