@@ -32,7 +32,7 @@ func batchParams(ids ...string) anthropic.MessageBatchNewParams {
 	return p
 }
 
-// TestBatchFlow is issue 3's batch must-show through the official Go SDK:
+// TestBatchFlow is the batch flow end to end through the official Go SDK:
 // results_url points at the gateway; each result is charged once at batch
 // prices whether the service downloads the results twice or never; and a
 // service cannot see another service's batch.
@@ -143,7 +143,7 @@ func TestBatchFlow(t *testing.T) {
 }
 
 // TestBatchSpendIsLoggedAndExported: each batch result is a metered
-// request (issue 3: "each batch result is a request"), so like any other it
+// request, so like any other it
 // gets one spend-log record and counts in clade_gateway_cost_usd_total and
 // clade_gateway_tokens_total, which finance and the dashboards read.
 func TestBatchSpendIsLoggedAndExported(t *testing.T) {

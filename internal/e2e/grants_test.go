@@ -19,7 +19,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
-// TestThreeReplicasWithGrantsHoldTheCap runs issue 4's race with admission
+// TestThreeReplicasWithGrantsHoldTheCap runs the replica race with admission
 // grants, as the gateway ships with Redis (CLADE_GRANT_WINDOW unset, so
 // 100ms): three processes, one Redis, the official
 // SDK, 400 requests over 2 s against a cap of about 25 estimates. The

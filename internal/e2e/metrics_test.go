@@ -76,8 +76,8 @@ func value(mfs map[string]*dto.MetricFamily, name string, lbl map[string]string)
 }
 
 // contractSeries are the metric names dashboards and alert rules depend
-// on whose values a test can know exactly (issue 5's table, less the
-// latency histograms).
+// on whose values a test can know exactly (the README's metrics table,
+// less the latency histograms).
 var contractSeries = []string{
 	"clade_gateway_requests_total",
 	"clade_gateway_cost_usd_total",

@@ -206,7 +206,7 @@ func startReplicas(t *testing.T, n int, upstream, policy string, extra ...string
 	return out
 }
 
-// TestThreeReplicasHoldTheCap is issue 4's race test: three gateway
+// TestThreeReplicasHoldTheCap is the cap's race test across replicas: three gateway
 // processes share one Redis and a small cap; waves of concurrent requests
 // through the official Go SDK, spread over the three, are held at the
 // upstream until every admission decision is made. Each wave must admit

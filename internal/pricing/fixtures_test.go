@@ -17,7 +17,7 @@ import (
 )
 
 // The meter's recorded-shape fixtures. Their usage goldens live next to
-// them; this file holds the cost side (issue 3).
+// them; this file holds the cost side.
 const fixturesDir = "../meter/testdata"
 
 // fixtureDay is when the fixtures are priced unless a row says otherwise.

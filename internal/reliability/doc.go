@@ -1,5 +1,5 @@
-// Package reliability holds clade-gateway's reliability and security suite
-// (issue 6). It has no code of its own: its tests run the real gateway (in
+// Package reliability holds clade-gateway's reliability and security suite.
+// It has no code of its own: its tests run the real gateway (in
 // process, or as the built binary for the crash and signal cases) against
 // real redis-server processes and the fake Anthropic upstream on loopback,
 // inject one fault per test, assert what the gateway must do, and record a

@@ -10,8 +10,8 @@ import (
 	"testing"
 )
 
-// TestMain runs the scenarios and prints their figures as one table (the
-// lead copies it into the closing note).
+// TestMain runs the scenarios and prints their figures as one table, the
+// reliability table the README quotes.
 //
 // The canary scenario (9) is the sum of every row's leaks column: each
 // scenario already fails on its own hits; the summary row makes the
@@ -118,8 +118,8 @@ func (tb *table) render() string {
 	b.WriteString("\nRELIABILITY RESULTS\n\n")
 	b.WriteString("| scenario | load | faults injected | requests forwarded unmetered | spend drift vs ground truth (nano-USD) | double charges | leaks | recovery time | result |\n")
 	b.WriteString("|---|---|---|---|---|---|---|---|---|\n")
-	// Scenario names start with their number in the brief, so the table
-	// reads in that order whatever order the files ran in.
+	// Scenario names start with their row number, so the table reads in
+	// that order whatever order the files ran in.
 	sort.SliceStable(tb.rows, func(i, j int) bool { return tb.rows[i].Scenario < tb.rows[j].Scenario })
 	for _, r := range tb.rows {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",

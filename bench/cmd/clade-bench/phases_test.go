@@ -46,7 +46,7 @@ func seq(n int) []int {
 }
 
 // A run of some targets (here bare and gw-grants, no gw-embedded) still
-// gets the verdicts, for the gateways it ran.
+// gets the targets' verdicts, for the gateways it ran.
 func TestTargetsCheckTheGatewaysThatRan(t *testing.T) {
 	r := newReport(options{rate: 1000})
 	for _, mode := range modes {
