@@ -1,4 +1,4 @@
-package trail
+package trail_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
+	"github.com/clade-gateway/clade-gateway/internal/trail"
 )
 
 // clock is a settable clock shared by the recorder and the test.
@@ -30,12 +31,12 @@ func (c *clock) Set(t time.Time) {
 
 // counting passes every call to a real store and counts the writes.
 type counting struct {
-	Records
+	trail.Records
 	puts atomic.Int64
 }
 
 func (c *counting) PutRecord(ctx context.Context, kind, id string, v []byte) error {
-	if kind == kindLastUsed {
+	if kind == "token_last_used" {
 		c.puts.Add(1)
 	}
 	return c.Records.PutRecord(ctx, kind, id, v)
@@ -45,8 +46,8 @@ func (c *counting) PutRecord(ctx context.Context, kind, id string, v []byte) err
 // checklist command does.
 type store struct {
 	name   string
-	rec    Records
-	reader func(t *testing.T) Lister
+	rec    trail.Records
+	reader func(t *testing.T) trail.Lister
 }
 
 func client(t *testing.T, r *testutil.Redis) *redis.Client {
@@ -68,17 +69,17 @@ func stores(t *testing.T) []store {
 		t.Fatal(err)
 	}
 	boltOpen := true
-	var reader Lister
+	var reader trail.Lister
 	t.Cleanup(func() {
 		if boltOpen {
 			_ = bs.Close()
 		}
 	})
 	return []store{
-		{name: "redis", rec: rs, reader: func(t *testing.T) Lister {
+		{name: "redis", rec: rs, reader: func(t *testing.T) trail.Lister {
 			return budget.NewRedisRecordReader(client(t, r), "", 2*time.Second)
 		}},
-		{name: "embedded", rec: bs, reader: func(t *testing.T) Lister {
+		{name: "embedded", rec: bs, reader: func(t *testing.T) trail.Lister {
 			if reader != nil {
 				return reader
 			}
@@ -107,9 +108,13 @@ func TestLastUsedWritesOncePerTokenPerHour(t *testing.T) {
 		t.Run(s.name, func(t *testing.T) {
 			c := &clock{t: time.Date(2026, 12, 7, 10, 5, 0, 0, time.UTC)}
 			rec := &counting{Records: s.rec}
-			lu := NewLastUsed(rec, c.Now, nil)
+			lu := trail.NewLastUsed(rec, c.Now, nil)
 			a, b := sha256.Sum256([]byte("token-a")), sha256.Sum256([]byte("token-b"))
 
+			// A stopped Run records when recording began and returns.
+			stopped, stop := context.WithCancel(context.Background())
+			stop()
+			lu.Run(stopped)
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
 			go func() { lu.Run(ctx); close(done) }()
@@ -137,7 +142,7 @@ func TestLastUsedWritesOncePerTokenPerHour(t *testing.T) {
 			if got := rec.puts.Load(); got != 3 {
 				t.Fatalf("%d last-used writes, want 3 (a and b at 10:05, a at 11:00)", got)
 			}
-			used, since, err := Reader{Records: s.reader(t)}.LastUsed(context.Background())
+			used, since, err := trail.Reader{Records: s.reader(t)}.LastUsed(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -166,7 +171,7 @@ func TestLastUsedRetriesAfterFailedWrite(t *testing.T) {
 	}
 	defer rs.Close()
 	c := &clock{t: time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)}
-	lu := NewLastUsed(rs, c.Now, nil)
+	lu := trail.NewLastUsed(rs, c.Now, nil)
 	d := sha256.Sum256([]byte("tok"))
 
 	r.Stop()
@@ -186,7 +191,7 @@ func TestLastUsedRetriesAfterFailedWrite(t *testing.T) {
 	cancel()
 	<-done
 
-	used, since, err := Reader{Records: budget.NewRedisRecordReader(client(t, r), "", time.Second)}.LastUsed(context.Background())
+	used, since, err := trail.Reader{Records: budget.NewRedisRecordReader(client(t, r), "", time.Second)}.LastUsed(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,11 +207,11 @@ func TestAdjustmentsRecordedListedAndPruned(t *testing.T) {
 	for _, s := range stores(t) {
 		t.Run(s.name, func(t *testing.T) {
 			now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
-			log := AdjustmentLog{Records: s.rec, Now: func() time.Time { return now }}
+			log := trail.AdjustmentLog{Records: s.rec, Now: func() time.Time { return now }}
 			ctx := context.Background()
 			add := func(ago time.Duration, reason string) {
 				t.Helper()
-				err := log.RecordAdjustment(ctx, Adjustment{At: now.Add(-ago), Scope: "team", Name: "search", ID: "monthly",
+				err := log.RecordAdjustment(ctx, trail.Adjustment{At: now.Add(-ago), Scope: "team", Name: "search", ID: "monthly",
 					AmountUSD: "-12.5", Reason: reason, Actor: "alice", Remote: "127.0.0.1:5000"})
 				if err != nil {
 					t.Fatal(err)
@@ -216,7 +221,7 @@ func TestAdjustmentsRecordedListedAndPruned(t *testing.T) {
 			add(40*24*time.Hour, "older than the review")
 			add(10*24*time.Hour, "refund")
 			add(0, "credit after an outage")
-			got, err := Reader{Records: s.reader(t)}.Adjustments(ctx, now.Add(-30*24*time.Hour))
+			got, err := trail.Reader{Records: s.reader(t)}.Adjustments(ctx, now.Add(-30*24*time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,7 +231,7 @@ func TestAdjustmentsRecordedListedAndPruned(t *testing.T) {
 			if got[0].Actor != "alice" || got[0].AmountUSD != "-12.5" || got[0].Scope != "team" || got[0].Remote != "127.0.0.1:5000" {
 				t.Errorf("fields lost: %+v", got[0])
 			}
-			all, err := s.reader(t).ListRecords(ctx, kindAdjustments)
+			all, err := s.reader(t).ListRecords(ctx, "budget_adjustments")
 			if err != nil {
 				t.Fatal(err)
 			}
