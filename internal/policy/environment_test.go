@@ -53,3 +53,27 @@ services: {s: {team: t, workspace: w}}
 		}
 	}
 }
+
+func TestDiffEnvironment(t *testing.T) {
+	const p = `
+workspaces:
+  a: {keys: [{name: a-key, env: K}]%s}
+  b: {keys: [{name: b-key, env: K2}], environment: staging}
+%s`
+	dir := writeFiles(t, map[string]string{
+		"old.yaml": strings.Replace(strings.Replace(p, "%s", "", 1), "%s", "", 1),
+		"new.yaml": strings.Replace(strings.Replace(strings.Replace(p, "%s", ", environment: production", 1), "staging", "development", 1), "%s",
+			"  c: {keys: [{name: c-key, env: K3}], environment: development}", 1),
+	})
+	got := Diff(mustLoad(t, dir+"/old.yaml", opts(nil, false)), mustLoad(t, dir+"/new.yaml", opts(nil, false)))
+	want := []string{
+		`workspace "a": environment changed from none to production`,
+		`workspace "b": environment changed from staging to development`,
+		`workspace "c" added`,
+		`workspace "c": environment development`,
+		`workspace "c": key "c-key" added`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("diff:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
