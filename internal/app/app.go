@@ -19,8 +19,8 @@ commands:
   (none)                        serve the API and admin listeners (settings from CLADE_* variables)
   check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and exit 0/1
   check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
-  checklist [--format json] [PATH]  check the policy (and the store, with CLADE_REDIS_URL or
-                                CLADE_DATA_DIR) against the access-control checklist; exit 1 on any FAIL
+  checklist [PATH]              check the policy (and, with CLADE_REDIS_URL or CLADE_DATA_DIR, the store)
+                                against the access-control checklist; --format json for CI; exit 1 on any FAIL
   new-token                     print a fresh service token and its sha256 for the policy
   hash-token                    read a token on stdin, print its sha256
   version                       print the version

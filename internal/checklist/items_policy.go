@@ -287,7 +287,7 @@ func (e *eval) adminTokensNamed() Item {
 	}
 	return f.item(HeadAudit, ItemAdminTokensNamed, fmt.Sprintf("every admin token is named (%s)", plural(len(e.p.AdminTokens), "token", "tokens")),
 		f.reason("admin tokens without a name", ""),
-		"give each admin token a name: saying who holds it, and remove the ones nobody claims")
+		"give each admin token a name: that says who holds it, and remove the ones nobody claims")
 }
 
 func (e *eval) adminTokenCount() Item {
