@@ -120,8 +120,8 @@ func statusLines(t *testing.T, out string) map[string]string {
 			got[m[2]] = m[1]
 		}
 	}
-	if len(got) != len(checklist.Items) {
-		t.Errorf("%d item lines, want %d:\n%s", len(got), len(checklist.Items), out)
+	if len(got) != len(checklist.Items()) {
+		t.Errorf("%d item lines, want %d:\n%s", len(got), len(checklist.Items()), out)
 	}
 	return got
 }

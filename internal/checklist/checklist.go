@@ -70,15 +70,17 @@ const (
 )
 
 // Items lists every item ID in report order.
-var Items = []string{
-	ItemWorkspaceEnvironment, ItemWorkspaceKeys,
-	ItemKeyNames, ItemServiceTokens,
-	ItemServiceBudgets,
-	ItemTeamAlerts,
-	ItemKeyRotation,
-	ItemUnusedTokens, ItemServiceOwners,
-	ItemAdminTokensNamed, ItemAdminTokenCount, ItemAdminListener, ItemBudgetAdjustments,
-	ItemStoreFailureAllow, ItemUnknownModelMax,
+func Items() []string {
+	return []string{
+		ItemWorkspaceEnvironment, ItemWorkspaceKeys,
+		ItemKeyNames, ItemServiceTokens,
+		ItemServiceBudgets,
+		ItemTeamAlerts,
+		ItemKeyRotation,
+		ItemUnusedTokens, ItemServiceOwners,
+		ItemAdminTokensNamed, ItemAdminTokenCount, ItemAdminListener, ItemBudgetAdjustments,
+		ItemStoreFailureAllow, ItemUnknownModelMax,
+	}
 }
 
 // Thresholds the items apply. Rotation matches the CladeUpstreamKeyOld

@@ -164,7 +164,7 @@ func TestFailAll(t *testing.T) {
 				checklist.ItemBudgetAdjustments: true, checklist.ItemStoreFailureAllow: true, checklist.ItemUnknownModelMax: true,
 			}
 			got := statuses(r)
-			for _, id := range checklist.Items {
+			for _, id := range checklist.Items() {
 				want := checklist.Fail
 				if warnOnly[id] {
 					want = checklist.Warn
@@ -189,7 +189,7 @@ func TestPassAll(t *testing.T) {
 				t.Fatal(err)
 			}
 			golden(t, "pass-all.txt", b.Bytes())
-			if r.Failed() || r.Summary.Pass != len(checklist.Items) {
+			if r.Failed() || r.Summary.Pass != len(checklist.Items()) {
 				t.Errorf("summary %+v, want every item to pass", r.Summary)
 			}
 		})

@@ -59,6 +59,13 @@ func TestBasePasses(t *testing.T) {
 	if r.Summary != (Summary{Pass: 13, Warn: 2}) {
 		t.Errorf("summary %+v, want 13 pass and the 2 store items not checked", r.Summary)
 	}
+	var ids []string
+	for _, it := range r.Items {
+		ids = append(ids, it.ID)
+	}
+	if strings.Join(ids, " ") != strings.Join(Items(), " ") {
+		t.Errorf("report order %v, want Items() %v", ids, Items())
+	}
 }
 
 // The loader refuses these, so only a hand-built policy shows them: the
@@ -190,8 +197,8 @@ func TestCollector(t *testing.T) {
 	c := NewCollector(func(ctx context.Context) *Report { return run(p, Options{}) }, time.Second)
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(c)
-	if n := promtest.CollectAndCount(c); n != 3*len(Items) {
-		t.Errorf("%d series, want %d", n, 3*len(Items))
+	if n := promtest.CollectAndCount(c); n != 3*len(Items()) {
+		t.Errorf("%d series, want %d", n, 3*len(Items()))
 	}
 	want := `# HELP clade_gateway_checklist_items The access-control checklist: 1 for each item's current status (pass, warn or fail), 0 for the others.
 # TYPE clade_gateway_checklist_items gauge

@@ -10,7 +10,7 @@ import (
 
 // Collector exports clade_gateway_checklist_items{item,status}: 1 for each
 // item's current status, 0 for its other two. The labels are bounded by
-// Items and the three statuses. It evaluates at scrape time, so it follows
+// Items() and the three statuses. It evaluates at scrape time, so it follows
 // policy reloads and key ages without a timer of its own.
 type Collector struct {
 	eval    func(ctx context.Context) *Report

@@ -72,7 +72,7 @@ func TestChecklistServedAndRecordedEmbedded(t *testing.T) {
 	adjust(t, gw, `{"scope":"team","name":"search","id":"monthly","amount_usd":"-12.5","reason":"refund for an outage","actor":"alice"}`)
 
 	rep, items := adminChecklist(t, gw)
-	if !rep.Live || len(rep.Items) != len(checklist.Items) {
+	if !rep.Live || len(rep.Items) != len(checklist.Items()) {
 		t.Fatalf("report: live %v, %d items", rep.Live, len(rep.Items))
 	}
 	adj := items[checklist.ItemBudgetAdjustments]
@@ -100,8 +100,8 @@ func TestChecklistServedAndRecordedEmbedded(t *testing.T) {
 			t.Errorf("clade_gateway_checklist_items{item=%q,status=%q} = %v (present %v), want %v", tc.item, tc.status, v, ok, tc.want)
 		}
 	}
-	if n := len(mfs["clade_gateway_checklist_items"].GetMetric()); n != 3*len(checklist.Items) {
-		t.Errorf("%d checklist series, want %d", n, 3*len(checklist.Items))
+	if n := len(mfs["clade_gateway_checklist_items"].GetMetric()); n != 3*len(checklist.Items()) {
+		t.Errorf("%d checklist series, want %d", n, 3*len(checklist.Items()))
 	}
 
 	if err := gw.Stop(); err != nil {
