@@ -124,6 +124,7 @@ func TestKeyNames(t *testing.T) {
 		{"key-1", "production", false}, {"default", "production", false}, {"prod-2", "production", false},
 		{"production", "production", false}, {"anthropic_key_v2", "x", false}, {"new", "x", false},
 		{"prod-search", "production", true}, {"search", "production", true}, {"ads-ranker-old", "x", true},
+		{"ab-test", "x", true}, {"live-captions", "x", true},
 	} {
 		if got := saysWhatItServes(tc.name, tc.ws); got != tc.ok {
 			t.Errorf("saysWhatItServes(%q, %q) = %v", tc.name, tc.ws, got)
@@ -141,6 +142,20 @@ func TestEnvironmentsFromNames(t *testing.T) {
 	it := item(run(p, Options{}), ItemWorkspaceEnvironment)
 	if it.Status != Fail || !strings.Contains(it.Details[0], "holds production (key prod-search) and staging (variable ANTHROPIC_KEY_STAGING)") {
 		t.Errorf("workspace_environment: %+v", it)
+	}
+}
+
+// Feature words are not environments: an A/B-test service in production
+// is fine; a sandbox service is not.
+func TestEnvironmentWordsInServiceNames(t *testing.T) {
+	for name, want := range map[string]Status{"ab-test-ranker": Pass, "live-captions": Pass, "search-sandbox": Fail, "search-dev": Fail} {
+		p := base()
+		s := p.Services["search-api"]
+		s.Name = name
+		p.Services = map[string]*policy.Service{name: s}
+		if got := item(run(p, Options{}), ItemWorkspaceEnvironment); got.Status != want {
+			t.Errorf("service %s in production: %s (%s), want %s", name, got.Status, got.Reason, want)
+		}
 	}
 }
 
