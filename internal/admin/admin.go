@@ -42,6 +42,12 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	Logger   *zap.Logger // the audit trail of adjustments goes here too
 	Timeout  time.Duration
+	// Checklist evaluates the access-control checklist (GET
+	// /admin/checklist); nil disables the endpoint.
+	Checklist checklistFunc
+	// Adjustments keeps adjustments for the checklist's review; nil keeps
+	// them in the log only.
+	Adjustments AdjustmentRecorder
 }
 
 type server struct {
@@ -68,6 +74,7 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /admin/budgets/adjust", s.auth(s.adjust))
 	mux.Handle("POST /admin/reload", s.auth(s.reload))
 	mux.Handle("POST /admin/store/reinit", s.auth(s.reinit))
+	mux.Handle("GET /admin/checklist", s.auth(s.checklistReport))
 	return mux
 }
 
@@ -196,6 +203,7 @@ func (s *server) adjust(w http.ResponseWriter, r *http.Request) {
 	s.log.Info("budget adjusted", zap.String("audit", "budget_adjust"), zap.String("scope", req.Scope),
 		zap.String("name", req.Name), zap.String("id", req.ID), zap.String("amount_usd", amt.String()),
 		zap.String("reason", req.Reason), zap.String("actor", req.Actor), zap.String("remote", r.RemoteAddr))
+	s.recordAdjustment(ctx, req, amt, r.RemoteAddr)
 	st, err := s.o.Store.Status(ctx, []budget.Budget{b})
 	if err != nil || len(st) != 1 {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "adjusted"})

@@ -19,6 +19,8 @@ commands:
   (none)                        serve the API and admin listeners (settings from CLADE_* variables)
   check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and exit 0/1
   check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
+  checklist [PATH]              check the policy (and, with CLADE_REDIS_URL or CLADE_DATA_DIR, the store)
+                                against the access-control checklist; --format json for CI; exit 1 on any FAIL
   new-token                     print a fresh service token and its sha256 for the policy
   hash-token                    read a token on stdin, print its sha256
   version                       print the version
@@ -32,6 +34,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "check-config":
 		return checkConfig(args[1:], getenv, stdout)
+	case "checklist":
+		return runChecklist(ctx, args[1:], getenv, stdout)
 	case "new-token":
 		return newToken(stdout)
 	case "hash-token":

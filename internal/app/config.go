@@ -36,6 +36,9 @@ type config struct {
 	// GrantWindow has no envDefault: unset means grants with Redis
 	// (defaultGrantWindow) and none with the embedded store.
 	GrantWindow time.Duration `env:"CLADE_GRANT_WINDOW"`
+	// ChecklistAdminTokenLimit: the checklist fails when the policy lists
+	// this many admin tokens or more.
+	ChecklistAdminTokenLimit int `env:"CLADE_CHECKLIST_ADMIN_TOKEN_LIMIT" envDefault:"4"`
 
 	upstream  *url.URL
 	publicURL *url.URL

@@ -20,9 +20,11 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/admin"
 	"github.com/clade-gateway/clade-gateway/internal/batch"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
 	"github.com/clade-gateway/clade-gateway/internal/spend"
+	"github.com/clade-gateway/clade-gateway/internal/trail"
 )
 
 // store is what the gateway needs of a budget store.
@@ -77,6 +79,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		return err
 	}
 
+	clOpts, err := checklistOptions(cfg, time.Now)
+	if err != nil {
+		return err
+	}
+	lastUsed := trail.NewLastUsed(st, time.Now, log.Named("trail"))
 	tracker := batch.NewTracker(st)
 	spendRec := spend.New(reg, spendLog)
 	h, err := proxy.New(proxy.Options{
@@ -84,15 +91,19 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		State: rl.current, Budget: st, Journal: journal, Batches: tracker,
 		Logger: log, Spend: spendRec, Registerer: reg,
 		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
+		TokensUsed: lastUsed,
 	})
 	if err != nil {
 		return err
 	}
 	reg.MustRegister(budget.NewCollector(st, func() []budget.Budget { return rl.current().Policy.AllBudgets() }, cfg.StoreTimeout*4))
 	reg.MustRegister(newPolicyCollector(rl.current, time.Now))
+	evalChecklist := servedChecklist(clOpts, rl.policy, st)
+	reg.MustRegister(checklist.NewCollector(evalChecklist, cfg.StoreTimeout*4))
 
 	adminH := admin.New(admin.Options{
 		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
+		Checklist: evalChecklist, Adjustments: trail.AdjustmentLog{Records: st, Now: time.Now},
 	})
 	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(log.Named("http"))}
@@ -124,6 +135,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Spend: spendRec, Interval: cfg.BatchPollInterval,
 	})
 	go poller.Run(bg)
+	lastUsedDone := make(chan struct{})
+	go func() { lastUsed.Run(bg); close(lastUsedDone) }()
 	startNotifier(bg, cfg, st, rl, log, reg)
 
 	<-gctx.Done()
@@ -137,6 +150,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	h.Wait() // settlements of responses that just ended
 	_ = adm.Close()
 	bgCancel()
+	<-lastUsedDone // its last writes go out before the store closes
 	if err := g.Wait(); err != nil {
 		return err
 	}

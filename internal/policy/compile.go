@@ -43,10 +43,10 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 			continue
 		}
 		wsAt[rw.name] = rw.at
-		ws := &Workspace{Name: rw.name, Budgets: budgets(rw.budgets)}
+		ws := &Workspace{Name: rw.name, Budgets: budgets(rw.budgets), Environment: rw.env}
 		for _, rk := range rw.keys {
 			sec, _ := resolveSecret(rk.secret, o, probs)
-			ws.Keys = append(ws.Keys, Key{Name: rk.name, Secret: sec, Created: rk.created})
+			ws.Keys = append(ws.Keys, Key{Name: rk.name, Secret: sec, Created: rk.created, Env: rk.secret.env, File: rk.secret.file})
 		}
 		p.Workspaces[rw.name] = ws
 	}
@@ -116,6 +116,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		for _, t := range rs.tokens {
 			if claim(t) {
 				p.tokens[t.digest] = s
+				s.Tokens = append(s.Tokens, Token{Name: t.name, SHA256: t.digest})
 			}
 		}
 		p.Services[rs.name] = s
@@ -123,6 +124,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 	for _, t := range rp.admin {
 		if claim(t) {
 			p.adminTokens[t.digest] = struct{}{}
+			p.AdminTokens = append(p.AdminTokens, Token{Name: t.name, SHA256: t.digest})
 		}
 	}
 

@@ -65,8 +65,9 @@ func (w *walker) parseTokens(n *yaml.Node, p string) []rawToken {
 		if o == nil {
 			continue
 		}
+		var name string
 		if nn, np := o.get("name"); nn != nil {
-			w.str(nn, np)
+			name, _ = w.str(nn, np)
 		}
 		hn, hp := o.require("sha256")
 		if hn == nil {
@@ -81,7 +82,7 @@ func (w *walker) parseTokens(n *yaml.Node, p string) []rawToken {
 			w.errorf(hn, hp, "must be the sha256 of the token as 64 hex digits (value not shown)")
 			continue
 		}
-		t := rawToken{at: w.at(hn, hp)}
+		t := rawToken{at: w.at(hn, hp), name: name}
 		for j := range t.digest {
 			v, _ := strconv.ParseUint(strings.ToLower(h[2*j:2*j+2]), 16, 8)
 			t.digest[j] = byte(v)

@@ -79,7 +79,13 @@ func (d *differ) workspaces(old, new *Policy) {
 			if len(b.Teams) > 0 {
 				d.add("%s: teams allowed: %s", who, list(b.Teams, ""))
 			}
-			a = &Workspace{Teams: b.Teams}
+			if b.Environment != "" {
+				d.add("%s: environment %s", who, b.Environment)
+			}
+			a = &Workspace{Teams: b.Teams, Environment: b.Environment}
+		}
+		if a.Environment != b.Environment {
+			d.add("%s: environment changed from %s to %s", who, orNone(string(a.Environment)), orNone(string(b.Environment)))
 		}
 		ak, bk := keyNames(a.Keys), keyNames(b.Keys)
 		for _, k := range bk {
@@ -340,4 +346,11 @@ func zone(b *budget.Budget) string {
 func prices(p ModelPrice) string {
 	return fmt.Sprintf("input %s, output %s, cache write 5m %s, cache write 1h %s, cache read %s USD/MTok",
 		p.Input, p.Output, p.CacheWrite5m, p.CacheWrite1h, p.CacheRead)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }

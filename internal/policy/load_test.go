@@ -36,15 +36,15 @@ func TestLoadGoodFile(t *testing.T) {
 		"production": {
 			Name: "production",
 			Keys: []Key{
-				{Name: "prod-backend", Secret: "sk-ant-prod-canary-0001", Created: time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC)},
-				{Name: "prod-backend-old", Secret: "sk-ant-prod-canary-0000"},
+				{Name: "prod-backend", Secret: "sk-ant-prod-canary-0001", Created: time.Date(2026, 9, 1, 0, 0, 0, 0, time.UTC), Env: "ANTHROPIC_KEY_PRODUCTION"},
+				{Name: "prod-backend-old", Secret: "sk-ant-prod-canary-0000", Env: "ANTHROPIC_KEY_PRODUCTION_OLD"},
 			},
 			Budgets: []budget.Budget{{Scope: budget.ScopeWorkspace, Name: "production", ID: "monthly", Period: budget.Monthly, Limit: money.USD(20000), Enforce: true, Location: berlin}},
 			Teams:   []string{"search", "ads"},
 		},
 		"staging": {
 			Name: "staging",
-			Keys: []Key{{Name: "staging", Secret: "sk-ant-staging-canary-0001"}},
+			Keys: []Key{{Name: "staging", Secret: "sk-ant-staging-canary-0001", File: "testdata/secrets/staging-key"}},
 		},
 	}
 	if d := cmp.Diff(wantWS, p.Workspaces, cmpOpts, cmp.Comparer(func(a, b Secret) bool { return string(a) == string(b) })); d != "" {
@@ -67,6 +67,10 @@ func TestLoadGoodFile(t *testing.T) {
 			},
 			RateLimit:      &RateLimit{RequestsPerSecond: 20, Burst: 40},
 			OnStoreFailure: FailAllow,
+			Tokens: []Token{
+				{Name: "rec-prod", SHA256: digest(t, "5722119b95f0a42f99565618e55861488130407ef0bedb10070734315e5c3d5a")},
+				{SHA256: digest(t, "7eff26c1e4cb8bdc8c24d5956c523aba02fa723a7d89b289b848362eb18e2011")},
+			},
 		},
 		"ads-ranker": {
 			Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "staging"},
@@ -76,6 +80,7 @@ func TestLoadGoodFile(t *testing.T) {
 			},
 			RateLimit:      &RateLimit{RequestsPerSecond: 2.5, Burst: 3}, // burst defaults to ceil(rps)
 			OnStoreFailure: FailReject,                                   // inherited
+			Tokens:         []Token{{SHA256: digest(t, "b73e8beae2e60cfed6974121f487eb0a272efd97cdd8479db6e81eac335400f8")}},
 		},
 	}
 	if d := cmp.Diff(wantSvc, p.Services, cmpOpts); d != "" {
@@ -101,6 +106,9 @@ func TestLoadGoodFile(t *testing.T) {
 	if d := cmp.Diff(wantHooks, p.Webhooks, cmp.Comparer(func(a, b Secret) bool { return string(a) == string(b) })); d != "" {
 		t.Errorf("webhooks (-want +got):\n%s", d)
 	}
+	if d := cmp.Diff([]Token{{Name: "ops", SHA256: digest(t, "df6adb0b23fa33235f4aee6a0d62c118b00d71c07c81be87067b4f5892e66dbc")}}, p.AdminTokens); d != "" {
+		t.Errorf("admin tokens (-want +got):\n%s", d)
+	}
 	if got := len(p.AllBudgets()); got != 7 {
 		t.Errorf("AllBudgets has %d budgets, want 7", got)
 	}
@@ -121,9 +129,12 @@ func TestLoadGoodFolder(t *testing.T) {
 			Name: "recommendation", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "production"},
 			Budgets:        []budget.Budget{{Scope: budget.ScopeService, Name: "recommendation", ID: "daily", Period: budget.Daily, Limit: money.USD(50), Enforce: true, Location: utc}},
 			OnStoreFailure: FailReject,
+			Tokens:         []Token{{SHA256: digest(t, "5722119b95f0a42f99565618e55861488130407ef0bedb10070734315e5c3d5a")}},
 		},
-		"search-api": {Name: "search-api", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "sandbox"}, OnStoreFailure: FailReject},
-		"ads-ranker": {Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "production"}, OnStoreFailure: FailAllow},
+		"search-api": {Name: "search-api", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "sandbox"}, OnStoreFailure: FailReject,
+			Tokens: []Token{{SHA256: digest(t, "521e4d76873c1e48be3596d39fb701677d2247c8cac8baf6627316dfffc62ee0")}}},
+		"ads-ranker": {Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "production"}, OnStoreFailure: FailAllow,
+			Tokens: []Token{{SHA256: digest(t, "b73e8beae2e60cfed6974121f487eb0a272efd97cdd8479db6e81eac335400f8")}}},
 	}
 	if d := cmp.Diff(wantSvc, p.Services, cmpOpts, cmp.FilterPath(func(p cmp.Path) bool {
 		return p.Last().String() == ".Budgets" || p.Last().String() == ".Models"

@@ -119,7 +119,7 @@ func (w *walker) failureMode(n *yaml.Node, p string) FailureMode {
 
 func (w *walker) parseWorkspace(e entry) *rawWorkspace {
 	name, nameOK := w.name(e.at, e.path, "workspace")
-	o := w.object(e.val, e.path, e.at.Line, "keys", "teams", "budgets")
+	o := w.object(e.val, e.path, e.at.Line, "keys", "teams", "budgets", "environment")
 	if !nameOK || o == nil {
 		return nil
 	}
@@ -148,7 +148,23 @@ func (w *walker) parseWorkspace(e entry) *rawWorkspace {
 	if n, p := o.get("budgets"); n != nil {
 		ws.budgets = w.parseBudgets(n, p, budget.ScopeWorkspace, name)
 	}
+	if n, p := o.get("environment"); n != nil {
+		ws.env = w.environment(n, p)
+	}
 	return ws
+}
+
+func (w *walker) environment(n *yaml.Node, p string) Environment {
+	s, ok := w.str(n, p)
+	if !ok {
+		return ""
+	}
+	switch e := Environment(s); e {
+	case EnvProduction, EnvStaging, EnvDevelopment:
+		return e
+	}
+	w.errorf(n, p, "must be production, staging or development, not %s", strconv.Quote(s))
+	return ""
 }
 
 func (w *walker) parseKey(n *yaml.Node, p string) *rawKey {

@@ -36,6 +36,7 @@ type rawWorkspace struct {
 	keys    []rawKey
 	teams   []ref
 	budgets []rawBudget
+	env     Environment
 }
 
 type rawTeam struct {
@@ -63,6 +64,7 @@ type rawBudget struct {
 
 type rawToken struct {
 	at     pos
+	name   string
 	digest [sha256.Size]byte
 }
 

@@ -30,6 +30,16 @@ const (
 	UnknownChargeMax UnknownModel = "charge_max" // priced as the dearest model
 )
 
+// Environment is what a workspace's keys serve.
+type Environment string
+
+// Environments a workspace may declare.
+const (
+	EnvProduction  Environment = "production"
+	EnvStaging     Environment = "staging"
+	EnvDevelopment Environment = "development"
+)
+
 // Secret is a credential read at load time. It never prints.
 type Secret string
 
@@ -49,6 +59,7 @@ type Policy struct {
 	Pricing        Pricing
 	Webhooks       []Webhook
 	Estimate       Estimate
+	AdminTokens    []Token
 
 	tokens      map[[sha256.Size]byte]*Service
 	adminTokens map[[sha256.Size]byte]struct{}
@@ -61,6 +72,8 @@ type Workspace struct {
 	Budgets []budget.Budget
 	// Teams lists who may use this workspace; empty means every team.
 	Teams []string
+	// Environment is "" when the policy does not say.
+	Environment Environment
 }
 
 // Key is one Anthropic API key of a workspace.
@@ -68,6 +81,15 @@ type Key struct {
 	Name    string // a label for logs and metrics, never the key itself
 	Secret  Secret
 	Created time.Time // zero when the policy does not say
+	// Env or File says where Secret is read from (a variable name, or a
+	// path resolved against the policy file): names, never the secret.
+	Env, File string
+}
+
+// Token is one service or admin token, known only by its sha256.
+type Token struct {
+	Name   string // "" when the policy does not say
+	SHA256 [sha256.Size]byte
 }
 
 // Team owns services and has budgets of its own.
@@ -87,6 +109,7 @@ type Service struct {
 	RateLimit *RateLimit
 	// OnStoreFailure is the service's override, or the policy default.
 	OnStoreFailure FailureMode
+	Tokens         []Token
 }
 
 // RateLimit is a per-service token bucket, per replica.

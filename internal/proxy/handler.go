@@ -60,6 +60,9 @@ type Options struct {
 	// BatchHoldTTL is how long a batch's admission hold lives (default
 	// 25h: batches end within 24h).
 	BatchHoldTTL time.Duration
+	// TokensUsed, when set, records which tokens authenticate (offboarding
+	// review of unused tokens).
+	TokensUsed TokenUser
 }
 
 // Handler is the API listener's http.Handler.
@@ -167,6 +170,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 		return errUnauthenticated()
 	}
 	c.svc, c.service = svc, svc.Name
+	h.tokenUsed(token)
 	if len(svc.Workspace.Keys) == 0 {
 		return errors.New("proxy: workspace has no key")
 	}
