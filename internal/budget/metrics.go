@@ -1,9 +1,12 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -203,6 +206,13 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 			bs = append(bs, b)
 		}
 	}
+	// The registry sorts every family's series by label values (in label
+	// name order: id, name, period, scope) at each scrape. Sent in that
+	// order, thousands of budgets cost it one pass instead of a sort.
+	slices.SortFunc(bs, func(a, b Budget) int {
+		return cmp.Or(strings.Compare(a.ID, b.ID), strings.Compare(a.Name, b.Name),
+			strings.Compare(string(a.Period), string(b.Period)), strings.Compare(string(a.Scope), string(b.Scope)))
+	})
 	for _, b := range bs {
 		ch <- prometheus.MustNewConstMetric(c.limit, prometheus.GaugeValue, b.Limit.Float(),
 			string(b.Scope), b.Name, b.ID, string(b.Period))
