@@ -219,7 +219,7 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if len(bs) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-		st, err := c.store.Status(ctx, bs)
+		st, err := c.status(ctx, bs)
 		cancel()
 		if err != nil {
 			c.errCount.Add(1)
@@ -233,4 +233,25 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	ch <- prometheus.MustNewConstMetric(c.scrapeErrors, prometheus.CounterValue, float64(c.errCount.Load()))
+}
+
+// statusChunk bounds how many budgets one store read covers. A Redis
+// script holds up every other client while it runs; with thousands of
+// budgets one read of all of them would hold admissions up for as long,
+// at every scrape of every replica. In chunks, an admission waits for one
+// chunk at most.
+const statusChunk = 500
+
+// status reads every budget's level, or fails whole: gauges from some
+// budgets and not others would read as budgets without spend.
+func (c *budgetCollector) status(ctx context.Context, bs []Budget) ([]Status, error) {
+	out := make([]Status, 0, len(bs))
+	for chunk := range slices.Chunk(bs, statusChunk) {
+		st, err := c.store.Status(ctx, chunk)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st...)
+	}
+	return out, nil
 }
