@@ -18,11 +18,13 @@ run: build
 	CLADE_LOG_FORMAT=$${CLADE_LOG_FORMAT:-console} ./$(BIN)
 
 # Everything: unit, integration (real Redis, real Redis Cluster), end-to-end
-# with the official Go SDK, reliability, promtool rule tests, and a short
-# run of every fuzz target.
+# with the official Go SDK, reliability, promtool rule tests, the metrics
+# scale test (without -race, see internal/e2e/metrics_scale_test.go), and a
+# short run of every fuzz target.
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -run 'TestMetricsAtScale' ./internal/e2e/
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
 
 test-short:

@@ -174,21 +174,31 @@ func TestBatchSpendIsLoggedAndExported(t *testing.T) {
 		t.Errorf("%d spend-log records for 3 metered batch results, want 3", records)
 	}
 	mfs := scrape(t, gw.AdminURL)
-	lbl := func(kind, comp string) map[string]string {
-		return map[string]string{"service": "recommendation", "team": "search", "workspace": "production", "model": "claude-sonnet-4-6", kind: comp}
+	svc := map[string]string{"service": "recommendation", "team": "search", "workspace": "production"}
+	byModel := map[string]string{"workspace": "production", "model": "claude-sonnet-4-6"}
+	with := func(base map[string]string, k, v string) map[string]string {
+		m := map[string]string{k: v}
+		for bk, bv := range base {
+			m[bk] = bv
+		}
+		return m
 	}
 	for _, c := range []struct {
-		name, kind, comp string
-		want             float64
+		name string
+		lbl  map[string]string
+		want float64
 	}{
-		{"clade_gateway_cost_usd_total", "component", "input", 3 * 0.0018},
-		{"clade_gateway_cost_usd_total", "component", "output", 3 * 0.00225},
-		{"clade_gateway_tokens_total", "kind", "input", 3600},
-		{"clade_gateway_tokens_total", "kind", "output", 900},
+		{"clade_gateway_cost_usd_total", with(svc, "model", "claude-sonnet-4-6"), 3 * (0.0018 + 0.00225)},
+		{"clade_gateway_component_cost_usd_total", with(byModel, "component", "input"), 3 * 0.0018},
+		{"clade_gateway_component_cost_usd_total", with(byModel, "component", "output"), 3 * 0.00225},
+		{"clade_gateway_tokens_total", with(byModel, "kind", "input"), 3600},
+		{"clade_gateway_tokens_total", with(byModel, "kind", "output"), 900},
+		{"clade_gateway_service_tokens_total", with(svc, "direction", "input"), 3600},
+		{"clade_gateway_service_tokens_total", with(svc, "direction", "output"), 900},
 	} {
-		got, ok := value(mfs, c.name, lbl(c.kind, c.comp))
+		got, ok := value(mfs, c.name, c.lbl)
 		if !ok || got < c.want-1e-12 || got > c.want+1e-12 {
-			t.Errorf("%s{%s=%q} = %v (present %v), want %v for 3 batch results", c.name, c.kind, c.comp, got, ok, c.want)
+			t.Errorf("%s%v = %v (present %v), want %v for 3 batch results", c.name, c.lbl, got, ok, c.want)
 		}
 	}
 }

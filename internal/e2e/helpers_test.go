@@ -48,7 +48,7 @@ admin:
 }
 
 // env is a gateway environment against upstream with the test policy.
-func env(t *testing.T, upstream, policy string) map[string]string {
+func env(t testing.TB, upstream, policy string) map[string]string {
 	dir := t.TempDir()
 	return map[string]string{
 		"CLADE_CONFIG":       testutil.WritePolicy(t, dir, policy),
@@ -57,7 +57,7 @@ func env(t *testing.T, upstream, policy string) map[string]string {
 	}
 }
 
-func startUpstream(t *testing.T) (*fakeupstream.Server, *httptest.Server) {
+func startUpstream(t testing.TB) (*fakeupstream.Server, *httptest.Server) {
 	f := fakeupstream.New(testutil.CanaryKey)
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
@@ -83,7 +83,7 @@ func userMsg(text string) []anthropic.MessageParam {
 	return []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock(text))}
 }
 
-func get(t *testing.T, url, bearer string) (int, string) {
+func get(t testing.TB, url, bearer string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if bearer != "" {

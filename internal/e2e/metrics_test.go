@@ -23,7 +23,7 @@ import (
 )
 
 // scrapeText returns the admin listener's /metrics page.
-func scrapeText(t *testing.T, adminURL string) string {
+func scrapeText(t testing.TB, adminURL string) string {
 	t.Helper()
 	code, body := get(t, adminURL+"/metrics", "")
 	if code != http.StatusOK {
@@ -33,7 +33,7 @@ func scrapeText(t *testing.T, adminURL string) string {
 }
 
 // scrape parses the admin listener's /metrics page.
-func scrape(t *testing.T, adminURL string) map[string]*dto.MetricFamily {
+func scrape(t testing.TB, adminURL string) map[string]*dto.MetricFamily {
 	t.Helper()
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(strings.NewReader(scrapeText(t, adminURL)))
@@ -80,8 +80,11 @@ func value(mfs map[string]*dto.MetricFamily, name string, lbl map[string]string)
 // less the latency histograms).
 var contractSeries = []string{
 	"clade_gateway_requests_total",
+	"clade_gateway_service_requests_total",
 	"clade_gateway_cost_usd_total",
+	"clade_gateway_component_cost_usd_total",
 	"clade_gateway_tokens_total",
+	"clade_gateway_service_tokens_total",
 	"clade_gateway_rejected_total",
 	"clade_gateway_budget_limit_usd",
 	"clade_gateway_budget_spent_usd",
@@ -164,9 +167,9 @@ func TestMetricsContract(t *testing.T) {
 		lbl  map[string]string
 		n    float64
 	}{
-		{"clade_gateway_upstream_duration_seconds", map[string]string{"service": "recommendation", "model": "claude-sonnet-4-6"}, 2},
-		{"clade_gateway_upstream_duration_seconds", map[string]string{"service": "recommendation", "model": "other"}, 1},
-		{"clade_gateway_time_to_first_byte_seconds", map[string]string{"service": "recommendation", "model": "claude-sonnet-4-6"}, 2},
+		{"clade_gateway_upstream_duration_seconds", map[string]string{"route": "messages", "model": "claude-sonnet-4-6"}, 2},
+		{"clade_gateway_upstream_duration_seconds", map[string]string{"route": "messages", "model": "other"}, 1},
+		{"clade_gateway_time_to_first_byte_seconds", map[string]string{"route": "messages", "model": "claude-sonnet-4-6"}, 2},
 		{"clade_gateway_overhead_seconds", map[string]string{}, 3},
 	} {
 		if got, ok := value(mfs, h.name, h.lbl); !ok || got != h.n {

@@ -130,15 +130,17 @@ func TestSDKThroughGateway(t *testing.T) {
 	// usage; count_tokens and models cost nothing.
 	_, metrics := get(t, gw.AdminURL+"/metrics", "")
 	for _, want := range []string{
-		`clade_gateway_tokens_total{kind="input",model="claude-sonnet-4-6",service="recommendation",team="search",workspace="production"} 3600`,
-		`clade_gateway_tokens_total{kind="output",model="claude-sonnet-4-6",service="recommendation",team="search",workspace="production"} 900`,
+		`clade_gateway_tokens_total{kind="input",model="claude-sonnet-4-6",workspace="production"} 3600`,
+		`clade_gateway_tokens_total{kind="output",model="claude-sonnet-4-6",workspace="production"} 900`,
+		`clade_gateway_service_tokens_total{direction="input",service="recommendation",team="search",workspace="production"} 3600`,
+		`clade_gateway_service_tokens_total{direction="output",service="recommendation",team="search",workspace="production"} 900`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
 	// Floats only at export: three 0.0045 output charges.
-	if v := metricValue(t, metrics, `clade_gateway_cost_usd_total{component="output",model="claude-sonnet-4-6",service="recommendation",team="search",workspace="production"}`); math.Abs(v-0.0135) > 1e-12 {
+	if v := metricValue(t, metrics, `clade_gateway_component_cost_usd_total{component="output",model="claude-sonnet-4-6",workspace="production"}`); math.Abs(v-0.0135) > 1e-12 {
 		t.Errorf("output cost metric = %v, want 0.0135", v)
 	}
 	waitSpend(t, gw, 3)

@@ -58,7 +58,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	c.status = resp.StatusCode
 	c.upstreamID = resp.Header.Get("Request-Id")
 	resp.Header.Set("clade-request-id", c.id)
-	h.m.ttfb.WithLabelValues(c.service, c.modelLabel).Observe(c.headersAt.Sub(c.forwarded).Seconds())
+	h.m.ttfb.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(c.headersAt.Sub(c.forwarded).Seconds())
 	if c.route == routeBatches {
 		return h.batchResponse(resp, c)
 	}

@@ -245,7 +245,7 @@ func (h *Handler) reserve(ctx context.Context, c *call, est money.Nanos, ttl tim
 		// Fail open, but never unmetered: the settlement goes through the
 		// journal with the windows of this moment and is replayed later.
 		c.res, c.metered = budget.Reservation{RequestID: c.id, Keys: windowKeys(c.budgets, c.at)}, true
-		h.m.unreserved.WithLabelValues(c.service).Inc()
+		h.m.unreserved.Inc()
 		h.log.Warn("store unavailable; forwarding without a reservation (on_store_failure: allow)",
 			zap.String("request_id", c.id), zap.String("service", c.service), zap.Error(err))
 		return nil
@@ -342,8 +342,7 @@ func credential(hd http.Header) (string, bool) {
 
 func (h *Handler) reject(w http.ResponseWriter, c *call, err error) {
 	e := statusFor(err, h.o.Clock())
-	h.m.rejected.WithLabelValues(c.service, e.Reason).Inc()
-	h.m.requests.WithLabelValues(c.service, c.modelLabel, codeLabel(e.Status)).Inc()
+	h.m.refused(c, e)
 	writeError(w, c.id, e)
 	lvl := zap.InfoLevel
 	if e.Status >= 500 {

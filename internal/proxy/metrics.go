@@ -1,68 +1,145 @@
 package proxy
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// metrics are the proxy's request and spend series. Every label value comes
-// from a set the policy or the price table defines: service names, model
-// IDs the price table knows (else "other"), fixed component and reason
-// names. Tokens, keys, request IDs and raw paths are never labels.
+// metrics are the proxy's request series. Every label value comes from a
+// set the policy or the price table defines: service, team and workspace
+// names, model IDs the price table knows (else "other"), fixed route,
+// outcome and reason names, HTTP status codes. Tokens, keys, request IDs
+// and raw paths are never labels.
+//
+// A gateway may front thousands of services, so only one family here is
+// labelled by service, with one small extra label (outcome). Breakdowns
+// that would multiply with services (status codes, refusal reasons,
+// latency buckets) are labelled by model and route instead, whose number
+// the price table and the gateway bound. Each family's help says what
+// bounds it.
 type metrics struct {
 	requests         *prometheus.CounterVec
+	serviceRequests  *prometheus.CounterVec
 	rejected         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	ttfb             *prometheus.HistogramVec
 	overhead         prometheus.Histogram
 	streamsOpen      prometheus.Gauge
-	unreserved       *prometheus.CounterVec
+	unreserved       prometheus.Counter
 	settleFailures   *prometheus.CounterVec
 	estimated        *prometheus.CounterVec
 }
 
+// Per-service request outcomes (label values of
+// clade_gateway_service_requests_total).
+const (
+	outcomeLabelOK            = "ok"             // the upstream answered below 400
+	outcomeLabelRefused       = "refused"        // the gateway refused it (clade_gateway_rejected_total)
+	outcomeLabelUpstreamError = "upstream_error" // the upstream answered 400 or above, failed, or was too slow for the client (499)
+)
+
+// latencyBuckets are the classic buckets of the upstream latency
+// histograms. Native buckets (factor 1.1: about 10% resolution) are
+// exported alongside them to scrapers that negotiate the protobuf format.
+var latencyBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
+
+func latencyOpts(name, help string) prometheus.HistogramOpts {
+	return prometheus.HistogramOpts{
+		Name:                            name,
+		Help:                            help,
+		Buckets:                         latencyBuckets,
+		NativeHistogramBucketFactor:     1.1,
+		NativeHistogramMaxBucketNumber:  100,
+		NativeHistogramMinResetDuration: time.Hour,
+	}
+}
+
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	latency := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600}
 	return &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_requests_total",
-			Help: "Requests answered, by service, model and HTTP status code.",
-		}, []string{"service", "model", "code"}),
+			Help: "Requests answered, by model and HTTP status code. Bounded by priced models x status codes; per service: clade_gateway_service_requests_total.",
+		}, []string{"model", "code"}),
+		serviceRequests: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_service_requests_total",
+			Help: "Requests answered per service, by outcome (ok, refused, upstream_error). Bounded by services x 3; team and workspace follow from the service.",
+		}, []string{"service", "team", "workspace", "outcome"}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_rejected_total",
-			Help: "Requests the gateway refused, by reason.",
-		}, []string{"service", "reason"}),
-		upstreamDuration: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "clade_gateway_upstream_duration_seconds",
-			Help:    "Time from forwarding a request to the end of the upstream response body.",
-			Buckets: latency,
-		}, []string{"service", "model"}),
-		ttfb: f.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "clade_gateway_time_to_first_byte_seconds",
-			Help:    "Time from forwarding a request to the upstream response headers.",
-			Buckets: latency,
-		}, []string{"service", "model"}),
+			Help: "Requests the gateway refused, by reason. Bounded by the fixed set of reasons; per service: clade_gateway_service_requests_total{outcome=\"refused\"}.",
+		}, []string{"reason"}),
+		upstreamDuration: f.NewHistogramVec(latencyOpts("clade_gateway_upstream_duration_seconds",
+			"Time from forwarding a request to the end of the upstream response body, by model and route. Bounded by priced models x routes."),
+			[]string{"model", "route"}),
+		ttfb: f.NewHistogramVec(latencyOpts("clade_gateway_time_to_first_byte_seconds",
+			"Time from forwarding a request to the upstream response headers, by model and route. Bounded by priced models x routes."),
+			[]string{"model", "route"}),
 		overhead: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "clade_gateway_overhead_seconds",
-			Help:    "Time the gateway itself adds to a request: auth, parsing, admission and response handling.",
+			Help:    "Time the gateway itself adds to a request: auth, parsing, admission and response handling. No labels.",
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5},
 		}),
 		streamsOpen: f.NewGauge(prometheus.GaugeOpts{
 			Name: "clade_gateway_streams_open",
-			Help: "SSE responses being streamed to clients now.",
+			Help: "SSE responses being streamed to clients now. No labels.",
 		}),
-		unreserved: f.NewCounterVec(prometheus.CounterOpts{
+		unreserved: f.NewCounter(prometheus.CounterOpts{
 			Name: "clade_gateway_unreserved_forwards_total",
-			Help: "Requests forwarded without a reservation because the store was down and on_store_failure is allow.",
-		}, []string{"service"}),
+			Help: "Requests forwarded without a reservation because the store was down and on_store_failure is allow. No labels; the log names each service.",
+		}),
 		settleFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_settle_failures_total",
-			Help: "Settlements that could not reach the store: journaled for replay, or lost if the journal failed too.",
+			Help: "Settlements that could not reach the store: journaled for replay, or lost if the journal failed too. Bounded by result (2 values).",
 		}, []string{"result"}),
 		estimated: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_estimated_charges_total",
-			Help: "Responses charged by a documented estimate rather than reported usage, by cause.",
+			Help: "Responses charged by a documented estimate rather than reported usage, by cause. Bounded by the fixed set of causes.",
 		}, []string{"cause"}),
 	}
+}
+
+// answered counts one request the gateway has answered, whoever answered
+// it: status is what the client got, outcome one of the outcomeLabel
+// values.
+func (m *metrics) answered(c *call, status int, outcome string) {
+	m.requests.WithLabelValues(c.modelLabel, codeLabel(status)).Inc()
+	team, workspace := c.owner()
+	m.serviceRequests.WithLabelValues(c.service, team, workspace, outcome).Inc()
+}
+
+// refused counts a request the gateway answered itself with an error.
+func (m *metrics) refused(c *call, e *apiError) {
+	m.rejected.WithLabelValues(e.Reason).Inc()
+	outcome := outcomeLabelRefused
+	if e.Reason == reasonUpstream {
+		outcome = outcomeLabelUpstreamError
+	}
+	m.answered(c, e.Status, outcome)
+}
+
+// upstreamAnswered counts a request the upstream answered.
+func (m *metrics) upstreamAnswered(c *call) {
+	outcome := outcomeLabelOK
+	if c.status >= 400 {
+		outcome = outcomeLabelUpstreamError
+	}
+	m.answered(c, c.status, outcome)
+}
+
+// owner returns the team and workspace labels of the call's service ("" for
+// a request that named none).
+func (c *call) owner() (team, workspace string) {
+	if c.svc == nil {
+		return "", ""
+	}
+	if c.svc.Team != nil {
+		team = c.svc.Team.Name
+	}
+	if c.svc.Workspace != nil {
+		workspace = c.svc.Workspace.Name
+	}
+	return team, workspace
 }

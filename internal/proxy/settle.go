@@ -112,10 +112,10 @@ func (h *Handler) finish(c *call, o any) {
 		h.record(c, ch)
 	}
 	if !c.forwarded.IsZero() {
-		h.m.upstreamDuration.WithLabelValues(c.service, c.modelLabel).Observe(end.Sub(c.forwarded).Seconds())
+		h.m.upstreamDuration.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(end.Sub(c.forwarded).Seconds())
 	}
 	h.m.overhead.Observe(c.overheadPre.Seconds())
-	h.m.requests.WithLabelValues(c.service, c.modelLabel, codeLabel(c.status)).Inc()
+	h.m.upstreamAnswered(c)
 	switch {
 	case !c.metered || o == nil:
 	case c.res.InMemory():

@@ -12,14 +12,23 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clade-gateway/clade-gateway/internal/meter"
+	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 )
 
 // Recorder writes charges to metrics and the spend log.
+//
+// A gateway may front thousands of services, so the per-service families
+// carry one small extra label each (model; direction) and the breakdowns by
+// cost component and token kind are labelled by workspace and model, which
+// the policy and the price table bound, not by service. The spend log keeps
+// every component of every response for finance.
 type Recorder struct {
-	cost   *prometheus.CounterVec
-	tokens *prometheus.CounterVec
-	log    *zap.Logger
+	cost          *prometheus.CounterVec // service, team, workspace, model
+	componentCost *prometheus.CounterVec // workspace, model, component
+	tokens        *prometheus.CounterVec // workspace, model, kind
+	serviceTokens *prometheus.CounterVec // service, team, workspace, direction
+	log           *zap.Logger
 	// usdKeys are the spend log's per-component keys ("input_usd", ...),
 	// built once instead of per record.
 	usdKeys [pricing.NumComponents]string
@@ -34,12 +43,20 @@ func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
 	r := &Recorder{
 		cost: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_cost_usd_total",
-			Help: "Metered spend in USD, by cost component.",
-		}, []string{"service", "team", "workspace", "model", "component"}),
+			Help: "Metered spend in USD, by service and model. Bounded by services x the models each uses; team and workspace follow from the service. By component: clade_gateway_component_cost_usd_total.",
+		}, []string{"service", "team", "workspace", "model"}),
+		componentCost: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_component_cost_usd_total",
+			Help: "Metered spend in USD, by workspace, model and cost component (estimate for charges made by estimate). Bounded by workspaces x priced models x 7 components.",
+		}, []string{"workspace", "model", "component"}),
 		tokens: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_tokens_total",
-			Help: "Metered tokens (web_search counts requests), by kind.",
-		}, []string{"service", "team", "workspace", "model", "kind"}),
+			Help: "Metered tokens (web_search counts requests), by workspace, model and kind. Bounded by workspaces x priced models x 6 kinds; per service: clade_gateway_service_tokens_total.",
+		}, []string{"workspace", "model", "kind"}),
+		serviceTokens: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_service_tokens_total",
+			Help: "Metered tokens per service, by direction: input (uncached input, cache writes and cache reads) or output. Bounded by services x 2; team and workspace follow from the service.",
+		}, []string{"service", "team", "workspace", "direction"}),
 		log: log,
 	}
 	for i := range pricing.NumComponents {
@@ -67,18 +84,43 @@ type Record struct {
 // Add exports one charge. A charge made by estimate has no usage to break
 // into components; it is counted under component "estimate".
 func (r *Recorder) Add(rec Record) {
+	var spent money.Nanos
+	var input, output int64
 	for i := range pricing.NumComponents {
 		comp := pricing.Component(i)
 		name := comp.String()
 		if v := rec.Cost.Components[comp]; v != 0 {
-			r.cost.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel, name).Add(v.Float())
+			spent += v
+			r.componentCost.WithLabelValues(rec.Workspace, rec.ModelLabel, name).Add(v.Float())
 		}
-		if n := rec.Cost.Tokens[comp]; n != 0 {
-			r.tokens.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel, name).Add(float64(n))
+		n := rec.Cost.Tokens[comp]
+		if n == 0 {
+			continue
+		}
+		r.tokens.WithLabelValues(rec.Workspace, rec.ModelLabel, name).Add(float64(n))
+		switch comp {
+		case pricing.Output:
+			output += n
+		case pricing.WebSearch: // requests, not tokens
+		default:
+			input += n
 		}
 	}
 	if rec.Usage.Model == "" && rec.Cost.Total != 0 {
-		r.cost.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel, "estimate").Add(rec.Cost.Total.Float())
+		spent += rec.Cost.Total
+		r.componentCost.WithLabelValues(rec.Workspace, rec.ModelLabel, "estimate").Add(rec.Cost.Total.Float())
+	}
+	// The per-service counter takes the components' sum, as the sum of the
+	// component series always did, so spend by service reads the same
+	// whichever family a query uses.
+	if spent != 0 {
+		r.cost.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel).Add(spent.Float())
+	}
+	if input != 0 {
+		r.serviceTokens.WithLabelValues(rec.Service, rec.Team, rec.Workspace, "input").Add(float64(input))
+	}
+	if output != 0 {
+		r.serviceTokens.WithLabelValues(rec.Service, rec.Team, rec.Workspace, "output").Add(float64(output))
 	}
 	if rec.Cost.Total == 0 && rec.ChargedBy == "" && rec.Usage.Model == "" {
 		return // nothing was spent (refused upstream)
