@@ -18,7 +18,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{Listen: ":8080", AdminListen: "127.0.0.1:9090", Config: "clade.yaml", UpstreamURL: "https://api.anthropic.com",
+	want := config{Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", Config: "clade.yaml", UpstreamURL: "https://api.anthropic.com",
 		DataDir: "./data", LogLevel: "info", LogFormat: "json", ReadHeaderTimeout: 10 * time.Second, ShutdownGrace: 30 * time.Second,
 		PolicyPollInterval: 5 * time.Second, HoldTTL: 60 * time.Second, StoreTimeout: 500 * time.Millisecond, BatchPollInterval: 60 * time.Second}
 	got := c

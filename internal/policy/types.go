@@ -66,6 +66,7 @@ type Workspace struct {
 // Key is one Anthropic API key of a workspace.
 type Key struct {
 	Name    string // a label for logs and metrics, never the key itself
+	Env     string // the environment variable it is read from; "" for a file
 	Secret  Secret
 	Created time.Time // zero when the policy does not say
 }
