@@ -16,12 +16,15 @@ var Version = "dev"
 const usage = `usage: clade-gateway [command]
 
 commands:
-  (none)                        serve the API and admin listeners (settings from CLADE_* variables)
+  (none), serve                 serve the API and admin listeners (settings from CLADE_* variables)
+  demo                          try the gateway without an Anthropic key: the sample policy against a
+                                built-in FAKE Anthropic API, on loopback (run from the repository root)
   check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and exit 0/1
   check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
   new-token                     print a fresh service token and its sha256 for the policy
   hash-token                    read a token on stdin, print its sha256
-  version                       print the version
+  version, --version            print the version
+  help, -h, --help              print this help
 `
 
 // Run is the whole program: main only adds signals and the exit code.
@@ -30,13 +33,23 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, getenv, stdout, stderr)
 	}
 	switch args[0] {
+	case "serve":
+		if len(args) > 1 {
+			return fmt.Errorf("serve takes no arguments (settings are CLADE_* variables)\n%s", usage)
+		}
+		return serve(ctx, getenv, stdout, stderr)
+	case "demo":
+		if len(args) > 1 {
+			return fmt.Errorf("demo takes no arguments\n%s", usage)
+		}
+		return demo(ctx, getenv, stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], getenv, stdout)
 	case "new-token":
 		return newToken(stdout)
 	case "hash-token":
 		return hashToken(stdin, stdout)
-	case "version":
+	case "version", "--version":
 		_, err := fmt.Fprintln(stdout, "clade-gateway", Version)
 		return err
 	case "help", "-h", "--help":
