@@ -19,7 +19,9 @@ commands:
   (none), serve                 serve the API and admin listeners (settings from CLADE_* variables)
   demo                          try the gateway without an Anthropic key: the sample policy against a
                                 built-in FAKE Anthropic API, on loopback (run from the repository root)
-  check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and exit 0/1
+  check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and check that the
+                                secrets it names are set (not placeholders) here; exit 0/1
+  check-config --policy-only [PATH]   validate the policy alone (review without the secrets)
   check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
   new-token                     print a fresh service token and its sha256 for the policy
   hash-token                    read a token on stdin, print its sha256
