@@ -69,6 +69,11 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	defer os.RemoveAll(dir)
 
 	listen, adminListen := orDefault(getenv("CLADE_LISTEN"), demoDefaultAPI), orDefault(getenv("CLADE_ADMIN_LISTEN"), demoDefaultAdm)
+	for name, addr := range map[string]string{"CLADE_LISTEN": listen, "CLADE_ADMIN_LISTEN": adminListen} {
+		if !isLoopback(addr) {
+			return fmt.Errorf("demo: %s=%q: the demo listens on loopback only (its tokens are public), such as %s", name, addr, demoDefaultAPI)
+		}
+	}
 	over := map[string]string{
 		"CLADE_CONFIG":         path,
 		"CLADE_UPSTREAM_URL":   "http://" + upLn.Addr().String(),
@@ -106,6 +111,18 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	}
 	fmt.Fprint(out, demoBanner(pol, path, listen, adminListen, upLn.Addr().String()))
 	return <-done
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func orDefault(v, d string) string {

@@ -121,3 +121,15 @@ func waitFor(t *testing.T, cond func() bool, show func() string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// The demo's tokens are in the repository: it never listens beyond
+// loopback, whatever the shell says.
+func TestDemoRefusesNonLoopbackListen(t *testing.T) {
+	for _, env := range []map[string]string{{"CLADE_LISTEN": ":8080"}, {"CLADE_ADMIN_LISTEN": "0.0.0.0:9090"}} {
+		env["CLADE_CONFIG"] = filepath.Join("..", "..", "deploy", "clade.yaml")
+		err := app.Run(context.Background(), []string{"demo"}, func(k string) string { return env[k] }, nil, &testutil.Buffer{}, &testutil.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "loopback only") {
+			t.Errorf("%v: %v", env, err)
+		}
+	}
+}
