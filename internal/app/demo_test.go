@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/anthropics/anthropic-sdk-go/option"
+
 	"github.com/clade-gateway/clade-gateway/internal/app"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
@@ -86,6 +89,20 @@ func TestDemo(t *testing.T) {
 	resp.Body.Close()
 	if !strings.Contains(string(b), `"name":"recommendation","id":"daily","period":"daily"`) || !strings.Contains(string(b), `"spent_usd":"0.000342"`) {
 		t.Errorf("budgets: %s", b)
+	}
+
+	// The official SDK, as Claude Code would connect (Bearer token, stream).
+	client := anthropic.NewClient(option.WithBaseURL("http://"+api), option.WithAuthToken("clade_sk_demo_recommendation_change_me"))
+	stream := client.Messages.NewStreaming(context.Background(), anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 32,
+		Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("hi"))}})
+	var msg anthropic.Message
+	for stream.Next() {
+		if err := msg.Accumulate(stream.Current()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.Err(); err != nil || msg.Usage.OutputTokens != 32 {
+		t.Fatalf("SDK stream: %v, usage %+v", err, msg.Usage)
 	}
 
 	loop := `{"model":"claude-sonnet-4-6","max_tokens":4096,"messages":[{"role":"user","content":"Hello"}]}`
