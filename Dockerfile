@@ -28,7 +28,10 @@ COPY --from=build /out/clade-gateway /clade-gateway
 # The data directory (embedded store, settlement journal) must be writable
 # by nonroot (65532); a volume mounted here starts with this ownership.
 COPY --from=build --chown=65532:65532 /out/data /data
-ENV CLADE_DATA_DIR=/data \
+# The binary listens on loopback by default; in a container the API must
+# be reachable through the published port.
+ENV CLADE_LISTEN=:8080 \
+    CLADE_DATA_DIR=/data \
     CLADE_CONFIG=/etc/clade
 USER nonroot:nonroot
 EXPOSE 8080 9090

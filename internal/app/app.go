@@ -16,14 +16,19 @@ var Version = "dev"
 const usage = `usage: clade-gateway [command]
 
 commands:
-  (none)                        serve the API and admin listeners (settings from CLADE_* variables)
-  check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and exit 0/1
+  (none), serve                 serve the API and admin listeners (settings from CLADE_* variables)
+  demo                          try the gateway without an Anthropic key: the sample policy against a
+                                built-in FAKE Anthropic API, on loopback (run from the repository root)
+  check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and check that the
+                                secrets it names are set (not placeholders) here; exit 0/1
+  check-config --policy-only [PATH]   validate the policy alone (review without the secrets)
   check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
   checklist [PATH]              check the policy (and, with CLADE_REDIS_URL or CLADE_DATA_DIR, the store)
                                 against the access-control checklist; --format json for CI; exit 1 on any FAIL
   new-token                     print a fresh service token and its sha256 for the policy
   hash-token                    read a token on stdin, print its sha256
-  version                       print the version
+  version, --version            print the version
+  help, -h, --help              print this help
 `
 
 // Run is the whole program: main only adds signals and the exit code.
@@ -32,6 +37,16 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return serve(ctx, getenv, stdout, stderr)
 	}
 	switch args[0] {
+	case "serve":
+		if len(args) > 1 {
+			return fmt.Errorf("serve takes no arguments (settings are CLADE_* variables)\n%s", usage)
+		}
+		return serve(ctx, getenv, stdout, stderr)
+	case "demo":
+		if len(args) > 1 {
+			return fmt.Errorf("demo takes no arguments\n%s", usage)
+		}
+		return demo(ctx, getenv, stdout, stderr)
 	case "check-config":
 		return checkConfig(args[1:], getenv, stdout)
 	case "checklist":
@@ -40,7 +55,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return newToken(stdout)
 	case "hash-token":
 		return hashToken(stdin, stdout)
-	case "version":
+	case "version", "--version":
 		_, err := fmt.Fprintln(stdout, "clade-gateway", Version)
 		return err
 	case "help", "-h", "--help":

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,7 +19,7 @@ func TestConfigDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := config{Listen: ":8080", AdminListen: "127.0.0.1:9090", Config: "clade.yaml", UpstreamURL: "https://api.anthropic.com",
+	want := config{Listen: "127.0.0.1:8080", AdminListen: "127.0.0.1:9090", Config: "clade.yaml", UpstreamURL: "https://api.anthropic.com",
 		DataDir: "./data", LogLevel: "info", LogFormat: "json", ReadHeaderTimeout: 10 * time.Second, ShutdownGrace: 30 * time.Second,
 		PolicyPollInterval: 5 * time.Second, HoldTTL: 60 * time.Second, StoreTimeout: 500 * time.Millisecond, BatchPollInterval: 60 * time.Second}
 	got := c
@@ -89,7 +90,7 @@ func TestNewTokenAndHashTokenAgree(t *testing.T) {
 func TestCheckConfig(t *testing.T) {
 	var out bytes.Buffer
 	sample := filepath.Join("..", "..", "deploy", "clade.yaml")
-	if err := Run(context.Background(), []string{"check-config", sample}, func(string) string { return "" }, nil, &out, &out); err != nil {
+	if err := Run(context.Background(), []string{"check-config", "--policy-only", sample}, func(string) string { return "" }, nil, &out, &out); err != nil {
 		t.Fatalf("sample policy invalid: %v", err)
 	}
 	if !strings.Contains(out.String(), "is valid: 1 workspaces, 1 teams, 2 services") {
@@ -113,5 +114,49 @@ func TestUnknownCommand(t *testing.T) {
 	var out bytes.Buffer
 	if err := Run(context.Background(), []string{"frobnicate"}, os.Getenv, nil, &out, &out); err == nil || !strings.Contains(err.Error(), "usage") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// check-config also checks, as serve would, that the key variables the
+// policy names are set and hold no placeholder.
+func TestCheckConfigChecksKeyVariables(t *testing.T) {
+	sample := filepath.Join("..", "..", "deploy", "clade.yaml")
+	for _, tc := range []struct {
+		key     string
+		wantErr string
+	}{
+		{"", "environment variable ANTHROPIC_API_KEY is not set"},
+		{"sk-ant-replace-me", "environment variable ANTHROPIC_API_KEY holds a placeholder"},
+		{"sk-ant-api03-Zx9realLookingKey0123456789", ""},
+	} {
+		var out bytes.Buffer
+		err := Run(context.Background(), []string{"check-config", sample}, func(k string) string {
+			return map[string]string{"ANTHROPIC_API_KEY": tc.key}[k]
+		}, nil, &out, &out)
+		switch {
+		case tc.wantErr == "" && (err != nil || !strings.Contains(out.String(), "workspace key variables: ANTHROPIC_API_KEY")):
+			t.Errorf("%q: %v %q", tc.key, err, out.String())
+		case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "clade.yaml:13")):
+			t.Errorf("%q: error %v, want %q at the line naming it", tc.key, err, tc.wantErr)
+		}
+		if tc.key != "" && strings.Contains(out.String()+fmt.Sprint(err), tc.key) {
+			t.Errorf("%q: the value is shown", tc.key)
+		}
+	}
+}
+
+func TestHelpAndVersionFlags(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}} {
+		var out bytes.Buffer
+		if err := Run(context.Background(), args, os.Getenv, nil, &out, &out); err != nil || !strings.Contains(out.String(), "usage: clade-gateway") ||
+			!strings.Contains(out.String(), "demo") {
+			t.Errorf("%v: %v %q", args, err, out.String())
+		}
+	}
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var out bytes.Buffer
+		if err := Run(context.Background(), args, os.Getenv, nil, &out, &out); err != nil || out.String() != "clade-gateway "+Version+"\n" {
+			t.Errorf("%v: %v %q", args, err, out.String())
+		}
 	}
 }

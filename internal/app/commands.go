@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,10 @@ func checkConfig(args []string, getenv func(string) string, out io.Writer) error
 		}
 		return nil
 	}
+	policyOnly := len(args) > 0 && args[0] == "--policy-only"
+	if policyOnly {
+		args = args[1:]
+	}
 	path := getenv("CLADE_CONFIG")
 	if path == "" {
 		path = "clade.yaml"
@@ -85,7 +90,34 @@ func checkConfig(args []string, getenv func(string) string, out io.Writer) error
 	if err != nil {
 		return fmt.Errorf("%s is invalid:\n%w", path, err)
 	}
-	_, err = fmt.Fprintf(out, "%s is valid: %d workspaces, %d teams, %d services, %d budgets\n",
-		path, len(p.Workspaces), len(p.Teams), len(p.Services), len(p.AllBudgets()))
+	if _, err = fmt.Fprintf(out, "%s is valid: %d workspaces, %d teams, %d services, %d budgets\n",
+		path, len(p.Workspaces), len(p.Teams), len(p.Services), len(p.AllBudgets())); err != nil {
+		return err
+	}
+	if policyOnly {
+		return nil
+	}
+	return checkSecrets(path, opts, out)
+}
+
+// checkSecrets reads every secret the policy names (workspace keys,
+// webhook URLs) as serve would, so "valid" also means the gateway would
+// start in this environment: no variable unset or holding a placeholder.
+func checkSecrets(path string, opts policy.LoadOptions, out io.Writer) error {
+	opts.ResolveSecrets = true
+	p, err := policy.Load(path, opts)
+	if err != nil {
+		return fmt.Errorf("the secrets %s names are not ready in this environment (check-config --policy-only skips this check):\n%w", path, err)
+	}
+	var vars []string
+	for _, ws := range p.Workspaces {
+		for _, k := range ws.Keys {
+			if k.Env != "" {
+				vars = append(vars, k.Env)
+			}
+		}
+	}
+	slices.Sort(vars)
+	_, err = fmt.Fprintf(out, "its secrets are set in this environment (workspace key variables: %s)\n", strings.Join(slices.Compact(vars), ", "))
 	return err
 }

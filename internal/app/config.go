@@ -12,7 +12,7 @@ import (
 // config is the process configuration. Every tunable is an environment
 // variable with a documented default (README "Configuration reference").
 type config struct {
-	Listen             string        `env:"CLADE_LISTEN" envDefault:":8080"`
+	Listen             string        `env:"CLADE_LISTEN" envDefault:"127.0.0.1:8080"`
 	AdminListen        string        `env:"CLADE_ADMIN_LISTEN" envDefault:"127.0.0.1:9090"`
 	Config             string        `env:"CLADE_CONFIG" envDefault:"clade.yaml"`
 	UpstreamURL        string        `env:"CLADE_UPSTREAM_URL" envDefault:"https://api.anthropic.com"`
@@ -54,7 +54,13 @@ const defaultGrantWindow = 100 * time.Millisecond
 func loadConfig(getenv func(string) string) (config, error) {
 	var c config
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ(getenv)}); err != nil {
-		return c, fmt.Errorf("environment: %w", err)
+		return c, envErrors(err, getenv)
+	}
+	if err := oneOf("CLADE_LOG_FORMAT", c.LogFormat, "json", "console"); err != nil {
+		return c, err
+	}
+	if err := oneOf("CLADE_LOG_LEVEL", c.LogLevel, "debug", "info", "warn", "error"); err != nil {
+		return c, err
 	}
 	var err error
 	if c.upstream, err = parseHTTPURL("CLADE_UPSTREAM_URL", c.UpstreamURL); err != nil {

@@ -27,7 +27,7 @@ func encoder(format string) (zapcore.Encoder, error) {
 	switch format {
 	case "json":
 		return zapcore.NewJSONEncoder(ec), nil
-	case "console", "text":
+	case "console":
 		return zapcore.NewConsoleEncoder(ec), nil
 	}
 	return nil, fmt.Errorf("CLADE_LOG_FORMAT: %q is not json or console", format)

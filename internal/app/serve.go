@@ -58,6 +58,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
+	release, err := lockDataDir(cfg.DataDir, cfg.Listen, time.Now())
+	if err != nil {
+		return err
+	}
+	defer release()
 	// The journal is opened first and closed last: closing the store
 	// journals what its grants could not return.
 	journal, err := budget.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
@@ -204,7 +209,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	}
 	// go-redis logs through a process-wide hook; send it to zap so the
 	// logs stay JSON.
-	redis.SetLogger(redisLogger{log.Named("redis")})
+	redis.SetLogger(redisLogger{l: log.Named("redis"), repeats: newRepeats(time.Now, repeatWindow)})
 	// The epoch file lets a restarted gateway notice a Redis that came
 	// back empty; it is Redis's alone, not the embedded store's.
 	opts.EpochFile = filepath.Join(cfg.DataDir, "redis-epoch")
@@ -257,9 +262,22 @@ func (c closingStore) Close() error {
 	return err
 }
 
-// redisLogger adapts zap to go-redis's logging hook.
-type redisLogger struct{ l *zap.Logger }
+// redisLogger adapts zap to go-redis's logging hook, holding back
+// identical lines (see repeats).
+type redisLogger struct {
+	l       *zap.Logger
+	repeats *repeats
+}
 
 func (r redisLogger) Printf(_ context.Context, format string, v ...any) {
-	r.l.Warn(fmt.Sprintf(format, v...))
+	msg := fmt.Sprintf(format, v...)
+	ok, suppressed := r.repeats.admit(msg)
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		r.l.Warn(msg, zap.Int("suppressed_repeats", suppressed), zap.Duration("suppressed_within", r.repeats.window))
+		return
+	}
+	r.l.Warn(msg)
 }

@@ -34,15 +34,15 @@ func TestRefusals(t *testing.T) {
 		wantType   string
 		wantMsg    string
 	}{
-		{"no token", "POST", "/v1/messages", nil, good, 401, "authentication_error", "invalid x-api-key"},
-		{"unknown token same length", "POST", "/v1/messages", map[string]string{"x-api-key": strings.Repeat("x", len(testutil.CanaryToken))}, good, 401, "authentication_error", "invalid x-api-key"},
-		{"unknown token other length", "POST", "/v1/messages", map[string]string{"x-api-key": "short"}, good, 401, "authentication_error", "invalid x-api-key"},
-		{"two different credentials", "POST", "/v1/messages", map[string]string{"x-api-key": testutil.CanaryToken, "Authorization": "Bearer " + testutil.OtherToken}, good, 401, "authentication_error", "invalid x-api-key"},
+		{"no token", "POST", "/v1/messages", nil, good, 401, "authentication_error", "no credentials"},
+		{"unknown token same length", "POST", "/v1/messages", map[string]string{"x-api-key": strings.Repeat("x", len(testutil.CanaryToken))}, good, 401, "authentication_error", "not a service token of this gateway"},
+		{"unknown token other length", "POST", "/v1/messages", map[string]string{"x-api-key": "short"}, good, 401, "authentication_error", "not a service token of this gateway"},
+		{"two different credentials", "POST", "/v1/messages", map[string]string{"x-api-key": testutil.CanaryToken, "Authorization": "Bearer " + testutil.OtherToken}, good, 401, "authentication_error", "service tokens of different services"},
 		{"legacy complete", "POST", "/v1/complete", nil, `{}`, 403, "permission_error", "Text Completions"},
 		{"admin API", "GET", "/v1/organizations/usage_report/messages", nil, "", 403, "permission_error", "Admin API"},
 		{"managed agents", "POST", "/v1/sessions", nil, `{}`, 403, "permission_error", "managed-agent"},
 		{"unknown path", "GET", "/v2/whatever", nil, "", 403, "permission_error", "not served"},
-		{"model not allowed", "POST", "/v1/messages", nil, `{"model":"claude-opus-4-6","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, 403, "permission_error", "models allowlist"},
+		{"model not allowed", "POST", "/v1/messages", nil, `{"model":"claude-opus-4-6","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`, 400, "invalid_request_error", "models allowlist"},
 		{"malformed JSON", "POST", "/v1/messages", nil, `{"model":`, 400, "invalid_request_error", "not valid JSON"},
 		{"missing model", "POST", "/v1/messages", nil, `{"max_tokens":16,"messages":[]}`, 400, "invalid_request_error", "model: field required"},
 		{"missing max_tokens", "POST", "/v1/messages", nil, `{"model":"claude-sonnet-4-6","messages":[{"role":"user","content":"hi"}]}`, 400, "invalid_request_error", "max_tokens: field required"},
@@ -73,6 +73,10 @@ func TestRefusals(t *testing.T) {
 			}
 			if resp.StatusCode != tt.wantStatus || env.Type != "error" || env.Error.Type != tt.wantType || !strings.Contains(env.Error.Message, tt.wantMsg) {
 				t.Errorf("got %d %s %q, want %d %s containing %q", resp.StatusCode, env.Error.Type, env.Error.Message, tt.wantStatus, tt.wantType, tt.wantMsg)
+			}
+			// None of these can succeed on a retry: the SDKs must stop at once.
+			if got := resp.Header.Get("x-should-retry"); got != "false" {
+				t.Errorf("x-should-retry = %q, want false", got)
 			}
 			if env.RequestID == "" || resp.Header.Get("request-id") != env.RequestID {
 				t.Errorf("request id %q, header %q", env.RequestID, resp.Header.Get("request-id"))

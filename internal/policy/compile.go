@@ -45,7 +45,13 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		wsAt[rw.name] = rw.at
 		ws := &Workspace{Name: rw.name, Budgets: budgets(rw.budgets), Environment: rw.env}
 		for _, rk := range rw.keys {
-			sec, _ := resolveSecret(rk.secret, o, probs)
+			sec, ok := resolveSecret(rk.secret, o, probs)
+			if ok && looksPlaceholder(string(sec)) {
+				// Forwarded, it would come back as Anthropic's 401, which
+				// reads exactly like the gateway's own.
+				probs.add(rk.secret.at, "%s holds a placeholder, not a workspace API key (value not shown): set it to the workspace's key", secretSource(rk.secret))
+				sec = ""
+			}
 			ws.Keys = append(ws.Keys, Key{Name: rk.name, Secret: sec, Created: rk.created, Env: rk.secret.env, File: rk.secret.file})
 		}
 		p.Workspaces[rw.name] = ws

@@ -157,7 +157,13 @@ func (s *Service) AllBudgets() []budget.Budget {
 // Map lookup on a digest leaks nothing useful through timing: an attacker
 // controls the preimage, not the digest.
 func (p *Policy) ServiceByToken(token string) (*Service, bool) {
-	s, ok := p.tokens[sha256.Sum256([]byte(token))]
+	return p.ServiceByDigest(sha256.Sum256([]byte(token)))
+}
+
+// ServiceByDigest finds the service whose token has this sha256, for callers
+// that keep the digest (the proxy records which token was used by it).
+func (p *Policy) ServiceByDigest(digest [sha256.Size]byte) (*Service, bool) {
+	s, ok := p.tokens[digest]
 	return s, ok
 }
 

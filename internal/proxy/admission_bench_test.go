@@ -17,12 +17,8 @@ func BenchmarkCredential(b *testing.B) {
 	h.Set("Content-Type", "application/json")
 	b.ReportAllocs()
 	for b.Loop() {
-		tok, ok := credential(h)
-		if !ok {
-			b.Fatal("no credential")
-		}
-		if _, ok := p.ServiceByToken(tok); !ok {
-			b.Fatal("unknown token")
+		if _, _, err := authenticate(h, p); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

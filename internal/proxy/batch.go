@@ -76,7 +76,7 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 			return err
 		}
 		if !modelAllowed(c.svc, p.Model) {
-			return errModelNotAllowed(c.svc.Name, p.Model)
+			return errModelNotAllowed(c.svc.Name, p.Model, c.svc.Models)
 		}
 		est := estimateRequest(c.state, p, int64(len(rq.Params)))
 		est.Batch = true

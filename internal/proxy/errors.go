@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -23,6 +24,10 @@ type apiError struct {
 	Header  http.Header
 	Err     error
 	NoRetry bool // x-should-retry: false
+
+	// LogReason, when set, is the log line's reason: finer than the
+	// metric label (the four authentication failures share one label).
+	LogReason string
 }
 
 func (e *apiError) Error() string {
@@ -47,13 +52,6 @@ const (
 	reasonTooLarge     = "too_large"
 	reasonUpstream     = "upstream_error"
 )
-
-func errUnauthenticated() *apiError {
-	// One message for missing, malformed and unknown tokens of any length,
-	// so the answer tells an attacker nothing about what exists.
-	return &apiError{Status: http.StatusUnauthorized, Type: "authentication_error",
-		Msg: "invalid x-api-key", Reason: reasonUnauthn}
-}
 
 func errPathRefused(msg string) *apiError {
 	return &apiError{Status: http.StatusForbidden, Type: "permission_error", Msg: msg, Reason: reasonPath, NoRetry: true}
@@ -138,9 +136,14 @@ func titleScope(s budget.Scope) string {
 	return string(s)
 }
 
-func errModelNotAllowed(service, model string) *apiError {
-	return &apiError{Status: http.StatusForbidden, Type: "permission_error",
-		Msg: fmt.Sprintf("service %q may not use model %q (not in its models allowlist)", service, safePath(model)), Reason: reasonModel, NoRetry: true}
+// errModelNotAllowed is a 400 invalid_request_error, not a 403: clients
+// show a 403 as an authentication or permission problem (Claude Code says
+// "Failed to authenticate"), while a 400 is shown with its message, which
+// says what to change: the model the request asks for.
+func errModelNotAllowed(service, model string, allowed []string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error",
+		Msg: fmt.Sprintf("model %q is not allowed for service %q at this gateway (not in its models allowlist: %s); ask for one of those models (with Claude Code: ANTHROPIC_MODEL, and ANTHROPIC_SMALL_FAST_MODEL for its background calls)",
+			safePath(model), service, strings.Join(allowed, ", ")), Reason: reasonModel, NoRetry: true}
 }
 
 func errUnknownModel(model string, err error) *apiError {

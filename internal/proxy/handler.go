@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync"
 	"time"
 
@@ -161,16 +160,12 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 	if r.Header.Get("Upgrade") != "" || r.Method == http.MethodConnect {
 		return errBadRequest("protocol upgrades are not supported by the gateway", nil)
 	}
-	token, ok := credential(r.Header)
-	if !ok {
-		return errUnauthenticated()
-	}
-	svc, ok := c.state.Policy.ServiceByToken(token)
-	if !ok {
-		return errUnauthenticated()
+	svc, digest, err := authenticate(r.Header, c.state.Policy)
+	if err != nil {
+		return err
 	}
 	c.svc, c.service = svc, svc.Name
-	h.tokenUsed(token)
+	h.tokenUsed(digest)
 	if len(svc.Workspace.Keys) == 0 {
 		return errors.New("proxy: workspace has no key")
 	}
@@ -201,7 +196,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 		c.model, c.modelLabel = model, c.state.modelLabel(model)
 		if !modelAllowed(svc, model) {
-			return errModelNotAllowed(svc.Name, model)
+			return errModelNotAllowed(svc.Name, model, svc.Models)
 		}
 	case routeBatches:
 		return h.admitBatch(r, c)
@@ -216,7 +211,7 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 	}
 	c.req, c.model, c.modelLabel = req, req.Model, c.state.modelLabel(req.Model)
 	if !modelAllowed(c.svc, req.Model) {
-		return errModelNotAllowed(c.svc.Name, req.Model)
+		return errModelNotAllowed(c.svc.Name, req.Model, c.svc.Models)
 	}
 	if ok, wait := c.state.allow(c.svc.Name, c.start); !ok {
 		return rateLimited(wait)
@@ -318,28 +313,6 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, c *call) erro
 	return nil
 }
 
-// credential returns the service token from x-api-key or a Bearer
-// Authorization header. Several values that disagree are refused: which one
-// wins would otherwise depend on header order.
-func credential(hd http.Header) (string, bool) {
-	var tok string
-	for _, v := range hd.Values("X-Api-Key") {
-		if tok != "" && v != tok {
-			return "", false
-		}
-		tok = v
-	}
-	for _, v := range hd.Values("Authorization") {
-		b, ok := strings.CutPrefix(v, "Bearer ")
-		if !ok || (tok != "" && b != tok) {
-			return "", false
-		}
-		tok = b
-	}
-	tok = strings.TrimSpace(tok)
-	return tok, tok != ""
-}
-
 func (h *Handler) reject(w http.ResponseWriter, c *call, err error) {
 	e := statusFor(err, h.o.Clock())
 	h.m.refused(c, e)
@@ -350,7 +323,11 @@ func (h *Handler) reject(w http.ResponseWriter, c *call, err error) {
 	}
 	if ce := h.log.Check(lvl, "request refused"); ce != nil {
 		fields := c.logFields()
-		fields = append(fields, zap.Int("status", e.Status), zap.String("reason", e.Reason))
+		reason := e.Reason
+		if e.LogReason != "" {
+			reason = e.LogReason
+		}
+		fields = append(fields, zap.Int("status", e.Status), zap.String("reason", reason))
 		if e.Err != nil {
 			fields = append(fields, zap.Error(e.Err))
 		}

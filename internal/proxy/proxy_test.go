@@ -197,29 +197,6 @@ func TestClassify(t *testing.T) {
 	}
 }
 
-func TestCredential(t *testing.T) {
-	tests := []struct {
-		name   string
-		header http.Header
-		want   string
-		ok     bool
-	}{
-		{"x-api-key", http.Header{"X-Api-Key": {"a"}}, "a", true},
-		{"bearer", http.Header{"Authorization": {"Bearer a"}}, "a", true},
-		{"both agree", http.Header{"X-Api-Key": {"a"}, "Authorization": {"Bearer a"}}, "a", true},
-		{"both disagree", http.Header{"X-Api-Key": {"a"}, "Authorization": {"Bearer b"}}, "", false},
-		{"duplicate x-api-key", http.Header{"X-Api-Key": {"a", "b"}}, "", false},
-		{"basic auth", http.Header{"Authorization": {"Basic YTpi"}}, "", false},
-		{"none", http.Header{}, "", false},
-	}
-	for _, tt := range tests {
-		got, ok := credential(tt.header)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("%s: credential = %q, %v; want %q, %v", tt.name, got, ok, tt.want, tt.ok)
-		}
-	}
-}
-
 func TestParseMessagesServerGrowth(t *testing.T) {
 	tests := []struct {
 		body   string

@@ -37,9 +37,20 @@ func writeError(w http.ResponseWriter, requestID string, e *apiError) {
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	h.Set("request-id", requestID)
-	if e.NoRetry && h.Get("x-should-retry") == "" {
+	if (e.NoRetry || final(e.Status)) && h.Get("x-should-retry") == "" {
 		h.Set("x-should-retry", "false")
 	}
 	w.WriteHeader(e.Status)
 	_, _ = w.Write(body)
+}
+
+// final reports whether a refusal with this status is one a retry of the
+// same request cannot change. The SDKs and Claude Code read x-should-retry
+// before the status, so saying so stops them at once.
+func final(status int) bool {
+	switch status {
+	case http.StatusBadRequest, http.StatusUnauthorized, http.StatusForbidden, http.StatusRequestEntityTooLarge:
+		return true
+	}
+	return false
 }

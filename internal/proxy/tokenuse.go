@@ -9,8 +9,8 @@ type TokenUser interface {
 	Used(digest [sha256.Size]byte)
 }
 
-func (h *Handler) tokenUsed(token string) {
+func (h *Handler) tokenUsed(digest [sha256.Size]byte) {
 	if h.o.TokensUsed != nil {
-		h.o.TokensUsed.Used(sha256.Sum256([]byte(token)))
+		h.o.TokensUsed.Used(digest)
 	}
 }
