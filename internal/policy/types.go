@@ -30,6 +30,16 @@ const (
 	UnknownChargeMax UnknownModel = "charge_max" // priced as the dearest model
 )
 
+// UnknownTools says what admission does with a tool type the gateway does
+// not know, whose server-side cost it cannot bound.
+type UnknownTools string
+
+// Unknown-tool policies.
+const (
+	UnknownToolsReject UnknownTools = "reject" // 400 before any hold (default)
+	UnknownToolsAllow  UnknownTools = "allow"  // forwarded; the server tool allowance is added
+)
+
 // Secret is a credential read at load time. It never prints.
 type Secret string
 
@@ -46,6 +56,7 @@ type Policy struct {
 	Services   map[string]*Service
 
 	OnStoreFailure FailureMode
+	UnknownTools   UnknownTools
 	Pricing        Pricing
 	Webhooks       []Webhook
 	Estimate       Estimate

@@ -78,11 +78,12 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 		if !modelAllowed(c.svc, p.Model) {
 			return errModelNotAllowed(c.svc.Name, p.Model)
 		}
-		est := estimateRequest(c.state, p, int64(len(rq.Params)))
-		est.Batch = true
-		e, err := c.state.Prices.Estimate(est, c.start)
+		if err := checkBounds(c.state, c.svc, p.Bounds); err != nil {
+			return err
+		}
+		e, model, err := estimateAll(c.state, p, int64(len(rq.Params)), true, c.start)
 		if err != nil {
-			return errUnknownModel(p.Model, err)
+			return errUnknownModel(model, err)
 		}
 		total += e
 		if c.model == "" {
