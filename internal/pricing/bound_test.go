@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 )
@@ -46,5 +47,35 @@ func TestContextWindowBoundsThePrompt(t *testing.T) {
 	}
 	if n, ok := cm.ContextWindow("acme"); !ok || n != DefaultContextWindow {
 		t.Errorf("ContextWindow(policy model) = %d, %v", n, ok)
+	}
+}
+
+func TestCostPricesEachIterationAtItsModel(t *testing.T) {
+	tb := mustDefault(t)
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	its := `[{"type":"message","model":"claude-haiku-4-5","input_tokens":1000,"output_tokens":100},` +
+		`{"type":"fallback_message","model":"claude-opus-4-1","input_tokens":1000,"output_tokens":200},` +
+		`{"type":"compaction","input_tokens":500,"output_tokens":50}]`
+	u := meter.Usage{Model: "claude-haiku-4-5", InputTokens: 2500, OutputTokens: 350, IterationsJSON: its}
+	c, err := tb.Cost(u, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Haiku 4.5: 1,000 × $1 + 100 × $5 = 1,500,000; Opus 4.1: 1,000 × $15 +
+	// 200 × $75 = 30,000,000; compaction on the response's model (Haiku):
+	// 500 × $1 + 50 × $5 = 750,000. The totals are the sum: nothing more.
+	if want := money.Nanos(32_250_000); c.Total != want {
+		t.Errorf("Total = %d, want %d", c.Total, want)
+	}
+	// Totals beyond the iterations are billed at the response's model.
+	u.OutputTokens += 1000
+	c, err = tb.Cost(u, at)
+	if want := money.Nanos(32_250_000 + 5_000_000); err != nil || c.Total != want {
+		t.Errorf("with excess output: Total = %d, %v; want %d", c.Total, err, want)
+	}
+	// Priced at the top-level model alone it would be far less.
+	flat, _ := tb.Cost(meter.Usage{Model: "claude-haiku-4-5", InputTokens: 2500, OutputTokens: 350}, at)
+	if flat.Total >= c.Total {
+		t.Errorf("flat %d >= per-iteration %d", flat.Total, c.Total)
 	}
 }
