@@ -72,4 +72,3 @@ func (t *Table) costIterations(u meter.Usage, its []meter.Iteration, at time.Tim
 	total.Model = c.Model
 	return total, nil
 }
-
