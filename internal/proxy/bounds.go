@@ -86,14 +86,11 @@ var (
 	advisorToolTypes = map[string]bool{"advisor_20260301": true}
 )
 
-// parseBounds reads the parts of a Messages body that bound its cost. The
-// body is valid JSON with no duplicate keys (checkDuplicates); scan is
-// what that walk found in the conversation. maxTokens is the request's.
-func parseBounds(body []byte, scan contentScan, maxTokens int64) (requestBounds, error) {
-	top, ok := objectMembers(body)
-	if !ok {
-		return requestBounds{}, errBadRequest("request body must be a JSON object", nil)
-	}
+// parseBounds reads the parts of a Messages body that bound its cost from
+// what checkDuplicates' walk found (the body is a valid JSON object with
+// no duplicate keys). maxTokens is the request's.
+func parseBounds(bs bodyScan, maxTokens int64) (requestBounds, error) {
+	top, scan := bs.top, bs.content
 	if err := checkKeys(top, "", topLevelFields...); err != nil {
 		return requestBounds{}, err
 	}
@@ -117,10 +114,6 @@ func parseBounds(body []byte, scan contentScan, maxTokens int64) (requestBounds,
 	}
 	b.GeoDefault = isNull(find(top, "inference_geo"))
 	b.Pointer, b.ServerSide = scan.pointer, scan.serverSide
-	if b.Pointer == "" {
-		scan.scanBlocks(find(top, "messages"), find(top, "system"))
-		b.Pointer = scan.pointer
-	}
 	if raw := find(top, "tools"); !isNull(raw) {
 		if err := b.tools(raw); err != nil {
 			return b, err

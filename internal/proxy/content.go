@@ -119,6 +119,9 @@ func shortString(raw []byte) string {
 	}
 	inner := raw[1 : len(raw)-1]
 	if bytes.IndexByte(inner, '\\') < 0 {
+		if known, ok := commonStrings[string(inner)]; ok {
+			return known // no allocation for the values every body has
+		}
 		return string(inner)
 	}
 	var s string
@@ -136,6 +139,20 @@ func quoteShort(s string) string {
 	return string(b)
 }
 
+// commonStrings are the type and media_type values of most objects of a
+// conversation, kept so that reading them allocates nothing.
+var commonStrings = func() map[string]string {
+	m := map[string]string{}
+	for _, s := range []string{"base64", "url", "file", "text", "content", "ephemeral",
+		"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"} {
+		m[s] = s
+	}
+	for s := range knownBlockTypes {
+		m[s] = s
+	}
+	return m
+}()
+
 // knownBlockTypes are the content block types of a message the API
 // documents. A block of another type may point at content the gateway
 // cannot see, so it is bounded like one that does.
@@ -149,30 +166,9 @@ var knownBlockTypes = map[string]bool{
 	"container_upload": true, "compaction": true, "mid_conv_system": true, "fallback": true,
 }
 
-// scanBlocks checks the block types of messages[].content and system.
-func (s *contentScan) scanBlocks(messages, system []byte) {
-	blocks := func(arr []byte) {
-		arrayElements(arr, func(b []byte) {
-			ms, ok := objectMembers(b)
-			if !ok {
-				return // not an object: the API refuses it, nothing is billed
-			}
-			typ := shortString(find(ms, "type"))
-			if !knownBlockTypes[typ] {
-				s.point("a content block of type " + quoteShort(typ) + " the gateway does not know")
-			}
-		})
+// block checks the type of a block of messages[].content or system.
+func (s *contentScan) block(typ string) {
+	if !knownBlockTypes[typ] {
+		s.point("a content block of type " + quoteShort(typ) + " the gateway does not know")
 	}
-	if len(system) > 0 && system[0] == '[' {
-		blocks(system)
-	}
-	arrayElements(messages, func(m []byte) {
-		ms, ok := objectMembers(m)
-		if !ok {
-			return
-		}
-		if c := find(ms, "content"); len(c) > 0 && c[0] == '[' {
-			blocks(c)
-		}
-	})
 }

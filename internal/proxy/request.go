@@ -66,7 +66,7 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	if err != nil {
 		return parsedRequest{}, err
 	}
-	bounds, err := parseBounds(body, scan, *r.MaxTokens)
+	bounds, err := parseBounds(scan, *r.MaxTokens)
 	if err != nil {
 		return parsedRequest{}, err
 	}

@@ -158,19 +158,38 @@ func plainString(raw []byte, name string) (string, error) {
 type dupWalker struct {
 	v    jsonscan.Validator
 	scan contentScan
+	top  []member // the members of the top-level object
 }
 
-func (w *dupWalker) value(b []byte, i, depth int, content bool) (int, objInfo, error) {
+// Where a value sits in a Messages body, for the block-type check.
+type place uint8
+
+const (
+	placeOther    place = iota
+	placeMessages       // the messages array
+	placeMessage        // one message
+	placeContent        // a message's content array, or the system array
+	placeBlock          // one content block
+)
+
+func (w *dupWalker) value(b []byte, i, depth int, content bool, at place) (int, objInfo, error) {
 	switch b[i] {
 	case '{':
-		return w.object(b, i, depth, content)
+		return w.object(b, i, depth, content, at)
 	case '[':
+		elem := placeOther
+		switch at {
+		case placeMessages:
+			elem = placeMessage
+		case placeContent:
+			elem = placeBlock
+		}
 		i = jsonscan.SkipSpace(b, i+1)
 		if b[i] == ']' {
 			return i + 1, objInfo{}, nil
 		}
 		for {
-			end, _, err := w.value(b, i, depth+1, content)
+			end, _, err := w.value(b, i, depth+1, content, elem)
 			if err != nil {
 				return 0, objInfo{}, err
 			}
@@ -188,7 +207,7 @@ func (w *dupWalker) value(b []byte, i, depth int, content bool) (int, objInfo, e
 	return end, objInfo{}, nil
 }
 
-func (w *dupWalker) object(b []byte, i, depth int, content bool) (int, objInfo, error) {
+func (w *dupWalker) object(b []byte, i, depth int, content bool, at place) (int, objInfo, error) {
 	var small [16][]byte
 	keys := small[:0]
 	var many map[string]struct{}
@@ -235,17 +254,30 @@ func (w *dupWalker) object(b []byte, i, depth int, content bool) (int, objInfo, 
 		}
 		// The conversation is everything under messages and system.
 		childContent := content || (depth == 0 && (string(k) == "messages" || string(k) == "system"))
-		end, child, err := w.value(b, vStart, depth+1, childContent)
+		childAt := placeOther
+		switch {
+		case depth == 0 && string(k) == "messages":
+			childAt = placeMessages
+		case depth == 0 && string(k) == "system", at == placeMessage && string(k) == "content":
+			childAt = placeContent
+		}
+		end, child, err := w.value(b, vStart, depth+1, childContent, childAt)
 		if err != nil {
 			return 0, info, err
 		}
 		if content {
 			info.member(k, b[vStart:end], child)
 		}
+		if depth == 0 {
+			w.top = append(w.top, member{key: string(k), escaped: bytes.IndexByte(b[i+1:kEnd-1], '\\') >= 0, val: b[vStart:end]})
+		}
 		i = jsonscan.SkipSpace(b, end)
 		if b[i] == '}' {
 			if content {
 				w.scan.object(info)
+			}
+			if at == placeBlock {
+				w.scan.block(info.typ)
 			}
 			return i + 1, info, nil
 		}
@@ -262,14 +294,21 @@ func duplicateKey(k []byte) error {
 }
 
 // checkDuplicates refuses a body with a duplicated key in any object and
-// returns what its conversation points at. The body must already be valid
-// JSON.
-func checkDuplicates(body []byte) (contentScan, error) {
+// returns what its conversation points at and its top-level members. The
+// body must already be valid JSON.
+func checkDuplicates(body []byte) (bodyScan, error) {
 	var w dupWalker
 	i := jsonscan.SkipSpace(body, 0)
 	if i >= len(body) {
-		return contentScan{}, errBadRequest("request body is empty", nil)
+		return bodyScan{}, errBadRequest("request body is empty", nil)
 	}
-	_, _, err := w.value(body, i, 0, false)
-	return w.scan, err
+	_, _, err := w.value(body, i, 0, false, placeOther)
+	return bodyScan{content: w.scan, top: w.top}, err
+}
+
+// bodyScan is what the one walk of a body found: what its conversation
+// points at, and its top-level members.
+type bodyScan struct {
+	content contentScan
+	top     []member
 }
