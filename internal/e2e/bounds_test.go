@@ -318,3 +318,60 @@ func TestStrictParsingRefusesBeforeAnyHold(t *testing.T) {
 		t.Errorf("spent %s reserved %s after refusals", s, r)
 	}
 }
+
+// serverToolCases are requests that can loop server-side: each adds the
+// operator's server tool allowance ($0.50 by default) to its hold.
+var serverToolCases = map[string]string{
+	"web search":     `"tools":[{"type":"web_search_20260318","name":"web_search","max_uses":3}]`,
+	"web fetch":      `"tools":[{"type":"web_fetch_20260318","name":"web_fetch","max_uses":2}]`,
+	"code execution": `"tools":[{"type":"code_execution_20260521","name":"code_execution"}]`,
+	"tool search":    `"tools":[{"type":"tool_search_tool_regex_20251119","name":"tool_search"}]`,
+	"MCP":            `"mcp_servers":[{"type":"url","url":"https://mcp.example.invalid/sse","name":"docs"}],"tools":[{"type":"mcp_toolset","mcp_server_name":"docs"}]`,
+	"compaction":     `"context_management":{"edits":[{"type":"compact_20260112"}]}`,
+	"skills":         `"container":{"skills":[{"type":"anthropic","skill_id":"pdf"}]}`,
+}
+
+func TestServerLoopsHoldTheAllowance(t *testing.T) {
+	f, up := startUpstream(t)
+	// A web search loop: the results come back as input of the next
+	// iteration, so input grows far past the body, plus $0.01 a search.
+	f.Behave = func(*http.Request, string, bool) fakeupstream.Behavior {
+		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 40_000, OutputTokens: 800, WebSearch: 3}}
+	}
+	body := func(extra string) string {
+		return `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"look it up"}],` + extra + `}`
+	}
+	small := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.30}")))
+	for name, extra := range serverToolCases {
+		if code, resp := postRaw(t, small, body(extra), nil); code != http.StatusPaymentRequired {
+			t.Errorf("%s under a $0.30 cap: %d %s, want 402 (the allowance is in the hold)", name, code, resp)
+		}
+	}
+	if n := upstreamMessages(f); n != 0 {
+		t.Errorf("%d requests reached the upstream, want 0", n)
+	}
+	const capUSD = "2"
+	limit, _ := money.Parse(capUSD)
+	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: "+capUSD+"}")))
+	admitted := 0
+	for round := 0; round < 3; round++ {
+		for name, extra := range serverToolCases {
+			code, resp := postRaw(t, gw, body(extra), nil)
+			switch code {
+			case 200:
+				admitted++
+			case http.StatusPaymentRequired:
+			default:
+				t.Fatalf("%s: %d %s", name, code, resp)
+			}
+			if spent := settled(t, gw); spent > limit {
+				t.Fatalf("after %s: spent %s over the cap %s", name, spent, limit)
+			}
+		}
+	}
+	// Each loop bills 40,000 × $1 + 800 × $5 per MTok + 3 searches × $0.01.
+	per := money.Nanos(40_000*1_000 + 800*5_000 + 3*10_000_000)
+	if spent := settled(t, gw); spent != money.Nanos(admitted)*per || admitted == 0 {
+		t.Errorf("spent %s for %d admitted, want %s each", spent, admitted, per)
+	}
+}
