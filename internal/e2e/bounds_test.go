@@ -333,10 +333,16 @@ var serverToolCases = map[string]string{
 
 func TestServerLoopsHoldTheAllowance(t *testing.T) {
 	f, up := startUpstream(t)
-	// A web search loop: the results come back as input of the next
-	// iteration, so input grows far past the body, plus $0.01 a search.
-	f.Behave = func(*http.Request, string, bool) fakeupstream.Behavior {
-		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 40_000, OutputTokens: 800, WebSearch: 3}}
+	// A server-side loop: results come back as input of the next
+	// iteration, so input grows far past the body; a web search loop also
+	// bills $0.01 a search.
+	f.Behave = func(r *http.Request, _ string, _ bool) fakeupstream.Behavior {
+		b, _ := io.ReadAll(r.Body)
+		u := fakeupstream.Usage{InputTokens: 40_000, OutputTokens: 800}
+		if strings.Contains(string(b), "web_search_") {
+			u.WebSearch = 3
+		}
+		return fakeupstream.Behavior{Usage: u}
 	}
 	body := func(extra string) string {
 		return `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"look it up"}],` + extra + `}`
@@ -353,13 +359,16 @@ func TestServerLoopsHoldTheAllowance(t *testing.T) {
 	const capUSD = "2"
 	limit, _ := money.Parse(capUSD)
 	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: "+capUSD+"}")))
-	admitted := 0
+	admitted, searches := 0, 0
 	for round := 0; round < 3; round++ {
 		for name, extra := range serverToolCases {
 			code, resp := postRaw(t, gw, body(extra), nil)
 			switch code {
 			case 200:
 				admitted++
+				if name == "web search" {
+					searches++
+				}
 			case http.StatusPaymentRequired:
 			default:
 				t.Fatalf("%s: %d %s", name, code, resp)
@@ -369,9 +378,11 @@ func TestServerLoopsHoldTheAllowance(t *testing.T) {
 			}
 		}
 	}
-	// Each loop bills 40,000 × $1 + 800 × $5 per MTok + 3 searches × $0.01.
-	per := money.Nanos(40_000*1_000 + 800*5_000 + 3*10_000_000)
-	if spent := settled(t, gw); spent != money.Nanos(admitted)*per || admitted == 0 {
-		t.Errorf("spent %s for %d admitted, want %s each", spent, admitted, per)
+	// Each loop bills 40,000 × $1 + 800 × $5 per MTok, a search loop 3
+	// searches × $0.01 more.
+	per := money.Nanos(40_000*1_000 + 800*5_000)
+	want := money.Nanos(admitted)*per + money.Nanos(searches)*3*10_000_000
+	if spent := settled(t, gw); spent != want || admitted == 0 {
+		t.Errorf("spent %s for %d admitted (%d searching), want %s", spent, admitted, searches, want)
 	}
 }

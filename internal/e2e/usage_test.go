@@ -25,6 +25,7 @@ var impossibleCases = []struct {
 	{"missing output", "missing_count", fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 10}, UsageOverride: map[string]any{"output_tokens": nil}}},
 	{"output over max_tokens", "over_max_tokens", fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 900_000_000}, Impossible: true}},
 	{"input over the context window", "over_context_window", fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 5_000_000_000, OutputTokens: 10}}},
+	{"web searches without a web search tool", "over_max_uses", fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 10, WebSearch: 1_000_000}}},
 }
 
 const impossibleBody = `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"hi"}]}`

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -35,6 +36,9 @@ type requestBounds struct {
 	Fallbacks []modelUse
 	// Advisors are advisor tools: another model called up to Uses times.
 	Advisors []modelUse
+	// WebSearches is the most web searches the request can bill: the sum
+	// of its web search tools' max_uses, or -1 when one has none.
+	WebSearches int64
 }
 
 // modelUse is another model a request can make the API use.
@@ -169,6 +173,18 @@ func (b *requestBounds) tools(raw []byte) error {
 		switch {
 		case serverToolTypes[typ]:
 			b.ServerSide = true
+			if strings.HasPrefix(typ, "web_search_") && b.WebSearches >= 0 {
+				r := find(ms, "max_uses")
+				if isNull(r) {
+					b.WebSearches = -1
+					return
+				}
+				var n int64
+				if n, err = plainCount(r, where+"max_uses"); err != nil {
+					return
+				}
+				b.WebSearches = min(b.WebSearches+n, math.MaxInt32)
+			}
 		case advisorToolTypes[typ]:
 			err = b.advisor(ms, where)
 		default:

@@ -14,13 +14,15 @@ const (
 	impossibleMissing   = "missing_count"       // no input_tokens or no output_tokens
 	impossibleContext   = "over_context_window" // a prompt longer than the model accepts
 	impossibleMaxTokens = "over_max_tokens"     // more output than the request allowed
+	impossibleSearches  = "over_max_uses"       // more web searches than the request's tools allow
 )
 
 // impossibleUsage reports why a final usage cannot be what the API
 // billed, or "". Such a usage is charged neither by its values (it may be
 // $0 or absurd) nor dropped: the hold's estimate is charged instead.
 //
-// The size checks apply per sampling iteration: each prompt within its
+// Web searches are bounded by the web search tools' max_uses (none
+// without a web search tool). The size checks apply per sampling iteration: each prompt within its
 // model's context window, each output within the largest max_tokens the
 // request set (its own, a fallback's or an advisor's). A usage with no
 // iterations is one iteration unless the request can loop server-side,
@@ -39,6 +41,9 @@ func (h *Handler) impossibleUsage(c *call, u meter.Usage, v meter.Validity) stri
 		}
 		cw, ok := c.state.Prices.ContextWindow(model)
 		return cw, ok
+	}
+	if ws := c.req.Bounds.WebSearches; ws >= 0 && u.WebSearchRequests > ws {
+		return impossibleSearches
 	}
 	maxOut := c.req.MaxTokens
 	for _, m := range append(c.req.Bounds.Fallbacks, c.req.Bounds.Advisors...) {

@@ -222,14 +222,15 @@ func TestReliabilityUnknownTools(t *testing.T) {
 }
 
 func TestReliabilityImpossibleUsage(t *testing.T) {
-	r := newRow(t, "9d. Impossible usage (negative, non-numeric, missing, over max_tokens, over the context window)")
+	r := newRow(t, "9d. Impossible usage (negative, non-numeric, missing, over max_tokens, over the context window, searches without a tool)")
 	cases := map[string]fakeupstream.Behavior{
-		"negative":         {Usage: fakeupstream.Usage{OutputTokens: 10}, UsageOverride: map[string]any{"input_tokens": -500000}},
-		"non-numeric":      {Usage: fakeupstream.Usage{InputTokens: 10}, UsageOverride: map[string]any{"output_tokens": "900"}},
-		"fractional":       {Usage: fakeupstream.Usage{OutputTokens: 10}, UsageOverride: map[string]any{"input_tokens": 0.5}},
-		"missing":          {Usage: fakeupstream.Usage{InputTokens: 10}, UsageOverride: map[string]any{"output_tokens": nil}},
-		"over max_tokens":  {Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 900_000_000}, Impossible: true},
-		"over the context": {Usage: fakeupstream.Usage{InputTokens: 5_000_000_000, OutputTokens: 10}},
+		"negative":          {Usage: fakeupstream.Usage{OutputTokens: 10}, UsageOverride: map[string]any{"input_tokens": -500000}},
+		"non-numeric":       {Usage: fakeupstream.Usage{InputTokens: 10}, UsageOverride: map[string]any{"output_tokens": "900"}},
+		"fractional":        {Usage: fakeupstream.Usage{OutputTokens: 10}, UsageOverride: map[string]any{"input_tokens": 0.5}},
+		"missing":           {Usage: fakeupstream.Usage{InputTokens: 10}, UsageOverride: map[string]any{"output_tokens": nil}},
+		"over max_tokens":   {Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 900_000_000}, Impossible: true},
+		"over the context":  {Usage: fakeupstream.Usage{InputTokens: 5_000_000_000, OutputTokens: 10}},
+		"searches, no tool": {Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 10, WebSearch: 1_000_000}},
 	}
 	f, up := startUpstream(t)
 	f.Behave = func(req *http.Request, _ string, _ bool) fakeupstream.Behavior {
