@@ -62,6 +62,9 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 	if err := json.Unmarshal(c.body, &body); err != nil {
 		return errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
 	}
+	if err := checkBatchBody(c.body); err != nil {
+		return err
+	}
 	if len(body.Requests) == 0 {
 		return errBadRequest("requests: at least one request is required", nil)
 	}

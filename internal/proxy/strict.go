@@ -312,3 +312,26 @@ type bodyScan struct {
 	content contentScan
 	top     []member
 }
+
+// checkBatchBody holds a batch creation body to one meaning, as
+// parseMessages does each request's params: no duplicated key anywhere
+// ({"requests":[cheap],"requests":[dear]} would be priced by one parser
+// and run by another), and requests and each request's custom_id and
+// params written exactly. body must be valid JSON.
+func checkBatchBody(body []byte) error {
+	bs, err := checkDuplicates(body)
+	if err != nil {
+		return err
+	}
+	if err := checkKeys(bs.top, "", "requests"); err != nil {
+		return err
+	}
+	i := 0
+	arrayElements(find(bs.top, "requests"), func(rq []byte) {
+		if ms, ok := objectMembers(rq); ok && err == nil {
+			err = checkKeys(ms, fmt.Sprintf("requests[%d].", i), "custom_id", "params")
+		}
+		i++
+	})
+	return err
+}

@@ -104,3 +104,20 @@ func TestParseMessagesOtherModels(t *testing.T) {
 		t.Errorf("Models() = %v", m)
 	}
 }
+
+func TestCheckBatchBody(t *testing.T) {
+	p := `{"model":"m","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`
+	for body, want := range map[string]string{
+		`{"requests":[{"custom_id":"a","params":` + p + `}]}`:                                      "",
+		`{"requests":[{"custom_id":"a","params":` + p + `}],"requests":[]}`:                        `duplicate key "requests"`,
+		`{"Requests":[{"custom_id":"a","params":` + p + `}],"requests":[]}`:                        `"Requests": unknown field`,
+		`{"requests":[{"custom_id":"a","params":` + p + `,"Params":` + p + `}]}`:                   `requests[0]."Params": unknown field`,
+		`{"requests":[{"custom_id":"a","params":{"model":"m","model":"n","max_tokens":1}}]}`:       `duplicate key "model"`,
+		`{"requests":[{"custom_id":"a","params":` + p + `},{"custom_id":"b","params":` + p + `}]}`: "",
+	} {
+		err := checkBatchBody([]byte(body))
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s: err = %v, want %q", body, err, want)
+		}
+	}
+}
