@@ -125,6 +125,19 @@ func TestInterruptedStreamWithUnseenOutputChargesTheHold(t *testing.T) {
 			}
 		}
 	}
+	// A cut stream whose message_start was impossible is not charged by it.
+	before := settled(t, gw)
+	f.Behave = func(*http.Request, string, bool) fakeupstream.Behavior {
+		return fakeupstream.Behavior{Usage: fakeupstream.Usage{OutputTokens: 900}, CutAfterEvents: 4,
+			UsageOverride: map[string]any{"input_tokens": -400000}}
+	}
+	if code, _ := postRaw(t, gw, body, nil); code != 200 {
+		t.Fatalf("negative start: %d", code)
+	}
+	waitSpend(t, gw, 4)
+	if got := settled(t, gw) - before; got != est {
+		t.Errorf("cut stream with a negative input count: charged %s, want the hold's estimate %s", got, est)
+	}
 	if !strings.Contains(gw.Spend.String(), `"charged_by":"interrupted_stream_unseen_output"`) {
 		t.Errorf("spend log lacks interrupted_stream_unseen_output:\n%s", gw.Spend.String())
 	}

@@ -72,6 +72,26 @@ func (h *Handler) impossibleUsage(c *call, u meter.Usage, v meter.Validity) stri
 	return ""
 }
 
+// impossibleStart is impossibleUsage for an interrupted stream, which
+// has no final usage: only what message_start (and any message_delta)
+// reported is checked, the counts and the prompt.
+func (h *Handler) impossibleStart(c *call, u meter.Usage, v meter.Validity) string {
+	if v.Invalid != "" {
+		return impossibleInvalid
+	}
+	if c.req.ServerTools || len(c.req.Bounds.UnknownTools) > 0 {
+		return ""
+	}
+	model := u.Model
+	if model == "" {
+		model = c.model
+	}
+	if cw, ok := c.state.Prices.ContextWindow(model); ok && u.PromptTokens() > cw {
+		return impossibleContext
+	}
+	return ""
+}
+
 // impossibleCharge charges the hold's estimate for an impossible usage,
 // and says so loudly: a metric, an alert on it, and an error log with the
 // numbers as reported.

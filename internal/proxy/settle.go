@@ -79,6 +79,9 @@ func (h *Handler) chargeFor(c *call, o any) charge {
 			// bound what was billed.
 			return h.estimateCharge(c, "interrupted_stream_unseen_output")
 		case o.res.SawStart:
+			if why := h.impossibleStart(c, o.res.Usage, o.valid); why != "" {
+				return h.impossibleCharge(c, why, o.res.Usage, o.valid)
+			}
 			return h.price(c, meter.EstimateInterrupted(o.res, c.req.MaxTokens), "interrupted_stream")
 		}
 		return h.estimateCharge(c, "stream_without_start")
