@@ -105,10 +105,10 @@ func TestMetricsContract(t *testing.T) {
 	const unknownModel = "claude-sonnet-9-9-unpriced"
 
 	// Two priced responses, JSON and SSE, at the fake's default usage.
-	if _, err := client.Messages.New(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 64, Messages: userMsg("hi")}); err != nil {
+	if _, err := client.Messages.New(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 1024, Messages: userMsg("hi")}); err != nil {
 		t.Fatal(err)
 	}
-	stream := client.Messages.NewStreaming(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 64, Messages: userMsg("hi")})
+	stream := client.Messages.NewStreaming(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 1024, Messages: userMsg("hi")})
 	for stream.Next() {
 	}
 	if err := stream.Err(); err != nil {
@@ -116,7 +116,7 @@ func TestMetricsContract(t *testing.T) {
 	}
 	// A model the price table lacks (the allowlist's glob admits it),
 	// charged as the dearest model under charge_max.
-	if _, err := client.Messages.New(ctx, anthropic.MessageNewParams{Model: unknownModel, MaxTokens: 64, Messages: userMsg("hi")}); err != nil {
+	if _, err := client.Messages.New(ctx, anthropic.MessageNewParams{Model: unknownModel, MaxTokens: 1024, Messages: userMsg("hi")}); err != nil {
 		t.Fatal(err)
 	}
 	// 20,000 output tokens alone are estimated at $0.30: over what is left
@@ -129,7 +129,7 @@ func TestMetricsContract(t *testing.T) {
 	// become a label value.
 	const badToken = "clade_sk_NOTATOKENSECRET0123456789abcdefgh"
 	bad := anthropic.NewClient(option.WithBaseURL(gw.URL), option.WithAPIKey(badToken), option.WithMaxRetries(0))
-	if _, err := bad.Messages.New(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 64, Messages: userMsg("hi")}); err == nil {
+	if _, err := bad.Messages.New(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 1024, Messages: userMsg("hi")}); err == nil {
 		t.Fatal("an unknown token was admitted")
 	}
 	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/v1/secret-path-zzz?key=abc", nil)

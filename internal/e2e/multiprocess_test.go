@@ -35,10 +35,12 @@ const (
 
 // sonnetEstimate is the hold admission places for a sonnet request of
 // bodyLen bytes (each byte counted as a token, plus 2,048 tokens of
-// prompt the API may add) and maxTokens of output: pricing.Estimate's rule,
-// written out again so a change to it is noticed here.
+// prompt the API may add) and maxTokens of output, times 1.1 because the
+// request does not name inference_geo and the workspace default may be
+// "us": pricing.Estimate's rule, written out again so a change to it is
+// noticed here.
 func sonnetEstimate(bodyLen, maxTokens int64) money.Nanos {
-	return money.Nanos((bodyLen+2048)*sonnetDearestInput + maxTokens*sonnetOutput)
+	return money.Nanos(((bodyLen+2048)*sonnetDearestInput*11 + maxTokens*sonnetOutput*11 + 9) / 10)
 }
 
 // gate holds every Messages request at the fake upstream until released,

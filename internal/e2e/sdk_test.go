@@ -91,7 +91,7 @@ func TestSDKThroughGateway(t *testing.T) {
 	})
 
 	t.Run("beta call keeps ?beta=true and anthropic-beta", func(t *testing.T) {
-		_, err := client.Beta.Messages.New(ctx, anthropic.BetaMessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 64,
+		_, err := client.Beta.Messages.New(ctx, anthropic.BetaMessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 1024,
 			Messages: []anthropic.BetaMessageParam{anthropic.NewBetaUserMessage(anthropic.NewBetaTextBlock("hi"))},
 			Betas:    []anthropic.AnthropicBeta{"files-api-2025-04-14"}})
 		if err != nil {

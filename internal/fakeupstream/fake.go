@@ -26,6 +26,19 @@ type Usage struct {
 	WebSearch     int64  `json:"-"`
 	ServiceTier   string `json:"-"`
 	InferenceGeo  string `json:"-"`
+	Speed         string `json:"-"`
+	// Iterations is usage.iterations, per sampling iteration with its
+	// model (server-side loops, advisor calls, fallback attempts); the
+	// counts above are then their sum, as the API reports them.
+	Iterations []Iteration `json:"-"`
+}
+
+// Iteration is one entry of usage.iterations.
+type Iteration struct {
+	Type         string `json:"type"`
+	Model        string `json:"model,omitempty"`
+	InputTokens  int64  `json:"input_tokens"`
+	OutputTokens int64  `json:"output_tokens"`
 }
 
 // Behavior is how the fake answers one Messages request.
@@ -40,6 +53,16 @@ type Behavior struct {
 	ErrorAfterEvents int
 	Status           int  // non-200: an Anthropic error envelope with this status
 	Hang             bool // never answer (until the client gives up)
+	// Thinking streams a thinking block (summarised, as the API shows it)
+	// before the text; Redacted streams a redacted_thinking block.
+	Thinking []string
+	Redacted bool
+	// UsageOverride replaces fields of the usage object as sent, for
+	// usage the real API could not send (negative or non-numeric counts).
+	UsageOverride map[string]any
+	// Impossible sends Usage as given even where the real API could not
+	// (more output than max_tokens).
+	Impossible bool
 }
 
 // Server is the fake upstream. Configure it before serving; read its

@@ -1,6 +1,7 @@
 package fakeupstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,10 +29,17 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 	}
 	b := Behavior{Usage: defaultUsage}
 	if s.Behave != nil {
+		// Behave may read the body to bill what the request asked for.
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		b = s.Behave(r, req.Model, req.Stream)
 	}
 	if len(b.Text) == 0 {
 		b.Text = []string{"Hello", "!", " How can I help?"}
+	}
+	// The API stops at max_tokens: it never bills more output than the
+	// request allowed, unless a test asks for impossible usage.
+	if !b.Impossible && req.MaxTokens > 0 && b.Usage.OutputTokens > req.MaxTokens {
+		b.Usage.OutputTokens = req.MaxTokens
 	}
 	if b.Hang {
 		<-r.Context().Done()
@@ -64,7 +72,7 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 			"id": id, "type": "message", "role": "assistant", "model": m,
 			"content":     []any{map[string]any{"type": "text", "text": strings.Join(b.Text, "")}},
 			"stop_reason": "end_turn", "stop_sequence": nil,
-			"usage": usageJSON(b.Usage, true),
+			"usage": override(usageJSON(b.Usage, true), b.UsageOverride),
 		})
 		return
 	}
@@ -82,6 +90,9 @@ func usageJSON(u Usage, full bool) map[string]any {
 	if u.WebSearch > 0 {
 		out["server_tool_use"] = map[string]any{"web_search_requests": u.WebSearch}
 	}
+	if len(u.Iterations) > 0 {
+		out["iterations"] = u.Iterations
+	}
 	if full {
 		c5, c1 := u.Cache5m, u.Cache1h
 		if c5 == 0 && c1 == 0 {
@@ -97,8 +108,23 @@ func usageJSON(u Usage, full bool) map[string]any {
 			geo = "global"
 		}
 		out["service_tier"], out["inference_geo"] = tier, geo
+		if u.Speed != "" {
+			out["speed"] = u.Speed
+		}
 	}
 	return out
+}
+
+// override returns usage with the fields of o put over it.
+func override(usage, o map[string]any) map[string]any {
+	for k, v := range o {
+		if v == nil {
+			delete(usage, k)
+			continue
+		}
+		usage[k] = v
+	}
+	return usage
 }
 
 // stream writes a Messages SSE stream: message_start with the input side
@@ -111,21 +137,42 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, 
 	fl, _ := w.(http.Flusher)
 	start := usageJSON(b.Usage, true)
 	start["output_tokens"] = 1
+	delete(start, "iterations") // the final breakdown comes with message_delta
 	events := []string{
 		ev("message_start", map[string]any{"type": "message_start", "message": map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": model, "content": []any{},
-			"stop_reason": nil, "stop_sequence": nil, "usage": start}}),
-		ev("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}}),
-		"event: ping\ndata: {\"type\": \"ping\"}\n\n",
+			"stop_reason": nil, "stop_sequence": nil, "usage": override(start, b.UsageOverride)}}),
 	}
+	idx := 0
+	if b.Redacted {
+		events = append(events,
+			ev("content_block_start", map[string]any{"type": "content_block_start", "index": idx,
+				"content_block": map[string]any{"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIw"}}),
+			ev("content_block_stop", map[string]any{"type": "content_block_stop", "index": idx}))
+		idx++
+	}
+	if len(b.Thinking) > 0 {
+		events = append(events, ev("content_block_start", map[string]any{"type": "content_block_start", "index": idx,
+			"content_block": map[string]any{"type": "thinking", "thinking": "", "signature": ""}}))
+		for _, t := range b.Thinking {
+			events = append(events, ev("content_block_delta", map[string]any{"type": "content_block_delta", "index": idx,
+				"delta": map[string]any{"type": "thinking_delta", "thinking": t}}))
+		}
+		events = append(events, ev("content_block_stop", map[string]any{"type": "content_block_stop", "index": idx}))
+		idx++
+	}
+	events = append(events,
+		ev("content_block_start", map[string]any{"type": "content_block_start", "index": idx, "content_block": map[string]any{"type": "text", "text": ""}}),
+		"event: ping\ndata: {\"type\": \"ping\"}\n\n",
+	)
 	for _, t := range b.Text {
-		events = append(events, ev("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0,
+		events = append(events, ev("content_block_delta", map[string]any{"type": "content_block_delta", "index": idx,
 			"delta": map[string]any{"type": "text_delta", "text": t}}))
 	}
 	events = append(events,
-		ev("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}),
+		ev("content_block_stop", map[string]any{"type": "content_block_stop", "index": idx}),
 		ev("message_delta", map[string]any{"type": "message_delta",
-			"delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}, "usage": usageJSON(b.Usage, false)}),
+			"delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}, "usage": override(usageJSON(b.Usage, false), b.UsageOverride)}),
 		ev("message_stop", map[string]any{"type": "message_stop"}),
 	)
 	for i, e := range events {

@@ -28,6 +28,8 @@ func typeOf(raw []byte, overflow bool) eventType {
 		return evMessageStop
 	case `"content_block_delta"`:
 		return evContentBlockDelta
+	case `"content_block_start"`:
+		return evContentBlockStart
 	case `"error"`:
 		return evError
 	}
@@ -68,6 +70,9 @@ func (p *SSEParser) decode() {
 		var u Usage
 		u.apply(&w)
 		u.Model = model.v
+		p.valid = Validity{}
+		p.valid.note(&w)
+		p.opaque = false
 		p.res.Usage, p.res.MessageID, p.res.SawStart = u, id.v, true
 		p.res.SawDelta, p.res.SawStop = false, false
 	case evMessageDelta:
@@ -79,7 +84,23 @@ func (p *SSEParser) decode() {
 		})
 		if w.set {
 			p.res.Usage.apply(&w)
+			p.valid.note(&w)
 			p.res.SawDelta = true
+		}
+	case evContentBlockStart:
+		var typ text
+		members(p.buf, func(key, v []byte) {
+			if string(key) == "content_block" {
+				typ = text{}
+				members(v, func(key, v []byte) {
+					if string(key) == "type" {
+						typ.parse(v)
+					}
+				})
+			}
+		})
+		if typ.v != "text" && typ.v != "tool_use" {
+			p.opaque = true
 		}
 	case evError:
 		var typ text

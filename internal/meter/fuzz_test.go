@@ -252,6 +252,11 @@ func referenceUsage(raw []byte) (Usage, bool) {
 		field(s, "web_search_requests", &w.webSearches)
 		field(s, "web_fetch_requests", &w.webFetches)
 	}
+	if v, ok := m["iterations"]; ok {
+		if _, isArray, _ := parseIterations(v); isArray {
+			w.iterSet, w.iterations = true, string(v)
+		}
+	}
 	for key, t := range map[string]*text{"service_tier": &w.serviceTier, "inference_geo": &w.inferenceGeo, "speed": &w.speed} {
 		if v, ok := m[key]; ok {
 			t.parse(v)

@@ -12,6 +12,7 @@ type JSONExtractor struct {
 	closed bool
 
 	usage Usage
+	valid Validity
 	found bool
 	model string
 	id    string
@@ -69,7 +70,7 @@ func (j *JSONExtractor) take() {
 	}
 	switch j.sc.slot {
 	case slotUsage:
-		j.usage, j.found = decodeUsage(raw)
+		j.usage, j.valid, j.found = decodeUsageChecked(raw)
 	case slotModel:
 		j.model = decodeText(raw)
 	case slotID:
@@ -84,6 +85,9 @@ func (j *JSONExtractor) Result() (Usage, bool) {
 	u.Model = j.model
 	return u, j.found
 }
+
+// Validity returns what the top-level usage said beyond its values.
+func (j *JSONExtractor) Validity() Validity { return j.valid }
 
 // ID returns the top-level "id" (the message id), or "".
 func (j *JSONExtractor) ID() string { return j.id }

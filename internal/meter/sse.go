@@ -35,6 +35,8 @@ func (r StreamResult) Complete() bool {
 type SSEParser struct {
 	lim    Limits
 	res    StreamResult
+	valid  Validity
+	opaque bool
 	closed bool
 
 	bomN    int  // bytes of a leading UTF-8 BOM matched so far
@@ -79,10 +81,11 @@ const (
 	evMessageStop
 	evContentBlockDelta
 	evError
+	evContentBlockStart
 )
 
 func (t eventType) decoded() bool {
-	return t == evMessageStart || t == evMessageDelta || t == evError
+	return t == evMessageStart || t == evMessageDelta || t == evError || t == evContentBlockStart
 }
 
 type bufMode uint8
@@ -135,6 +138,18 @@ func (p *SSEParser) Close() error {
 // Result returns what the stream has reported so far; it may be called at
 // any point.
 func (p *SSEParser) Result() StreamResult { return p.res }
+
+// Validity returns what the stream's usage said beyond its values, since
+// the last message_start.
+func (p *SSEParser) Validity() Validity { return p.valid }
+
+// Opaque reports whether the stream, since its last message_start, opened
+// a content block whose billed tokens its deltas do not bound: only text
+// and tool_use blocks show all the output they bill. Thinking is
+// summarised (it bills the full thinking), redacted thinking shows none,
+// server tool results grow the input server-side, a fallback block starts
+// another model, and a block type not listed here may bill anything.
+func (p *SSEParser) Opaque() bool { return p.opaque }
 
 const utf8BOM = "\xEF\xBB\xBF"
 
@@ -293,6 +308,12 @@ func (p *SSEParser) dispatch() {
 		case evMessageStart, evMessageDelta, evError:
 			if p.mode == bufKeep {
 				p.decode()
+			}
+		case evContentBlockStart:
+			if p.mode == bufKeep {
+				p.decode()
+			} else {
+				p.opaque = true // too long to read: not a block whose output shows
 			}
 		}
 	}

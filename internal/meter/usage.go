@@ -59,10 +59,49 @@ type Usage struct {
 	ServiceTier  string // "standard", "priority", "batch" or ""
 	InferenceGeo string // "global", "us" or ""
 	Speed        string // "standard", "fast" or ""
+
+	// IterationsJSON is the raw usage.iterations array when the response
+	// reports one (Iterations decodes it): the per-model breakdown of
+	// server-side loops, compaction, advisor calls and fallback attempts.
+	// The last report wins, as for every field. Kept raw so that Usage
+	// stays comparable.
+	IterationsJSON string
+}
+
+// Validity is what a parser saw of a response's usage beyond its values:
+// whether the counts a final usage must carry were reported, and whether
+// any count was one the API cannot mean. The proxy charges an impossible
+// usage by its hold instead of by its values.
+type Validity struct {
+	// InputReported and OutputReported say whether input_tokens and
+	// output_tokens were ever reported as numbers.
+	InputReported, OutputReported bool
+	// Invalid names the first count that was present but not a count the
+	// API can mean (negative, fractional, not a number); "" if none. The
+	// count itself reads as clamped (0 for a negative) or absent.
+	Invalid string
+}
+
+// note records one usage object.
+func (v *Validity) note(w *wireUsage) {
+	v.InputReported = v.InputReported || w.input.set
+	v.OutputReported = v.OutputReported || w.output.set
+	if v.Invalid == "" {
+		v.Invalid = w.invalid
+	}
 }
 
 // PromptTokens is the whole prompt: uncached input, cache reads and cache
 // writes. Long-prompt price tiers are decided on it.
 func (u Usage) PromptTokens() int64 {
 	return u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens
+}
+
+// Iterations decodes IterationsJSON; nil when there is none.
+func (u Usage) Iterations() []Iteration {
+	if u.IterationsJSON == "" {
+		return nil
+	}
+	its, _, _ := parseIterations([]byte(u.IterationsJSON))
+	return its
 }

@@ -25,6 +25,7 @@ import (
 type count struct {
 	set bool
 	v   int64
+	bad bool // present but not a count the API can mean: negative, fractional or not a number
 }
 
 // parse reads one occurrence of the field; as in encoding/json, a later
@@ -32,13 +33,17 @@ type count struct {
 func (c *count) parse(b []byte) {
 	*c = count{}
 	if len(b) == 0 || (b[0] != '-' && (b[0] < '0' || b[0] > '9')) {
-		return // null, a string, a bool, an object: no change
+		// null is "not reported"; a string, a bool or an object is no
+		// count at all: no change, but flagged.
+		c.bad = len(b) > 0 && string(b) != "null"
+		return
 	}
 	n, err := strconv.ParseInt(string(b), 10, 64)
 	if err == nil {
-		*c = count{set: true, v: clampCount(n)}
+		*c = count{set: true, v: clampCount(n), bad: n < 0}
 		return
 	}
+	defer func() { c.bad = true }() // a fraction, an exponent or out of range
 	f, ferr := strconv.ParseFloat(string(b), 64)
 	if ferr != nil && !isRangeErr(ferr) {
 		return
@@ -105,6 +110,10 @@ func intern(b []byte) string {
 		return "us"
 	case "fast":
 		return "fast"
+	case "text": // content block types, read on every content_block_start
+		return "text"
+	case "tool_use":
+		return "tool_use"
 	}
 	return string(b)
 }
@@ -129,6 +138,9 @@ type wireUsage struct {
 	webSearches, webFetches         count
 	serviceTier, inferenceGeo       text
 	speed                           text
+	iterations                      string // the raw array
+	iterSet                         bool   // iterations was an array
+	invalid                         string // the first count that was not one
 }
 
 // parseUsage reads a usage object from valid JSON. A value that is not an
@@ -178,24 +190,49 @@ func parseUsage(raw []byte) wireUsage {
 			w.inferenceGeo.parse(v)
 		case "speed":
 			w.speed.parse(v)
+		case "iterations":
+			var inv string
+			_, w.iterSet, inv = parseIterations(v)
+			w.invalid = firstNonEmpty(w.invalid, inv)
+			if w.iterSet {
+				w.iterations = string(v)
+			}
 		}
 	})
+	for _, c := range []struct {
+		name string
+		c    count
+	}{{"input_tokens", w.input}, {"cache_creation_input_tokens", w.cacheCreation}, {"cache_read_input_tokens", w.cacheRead},
+		{"output_tokens", w.output}, {"cache_creation.ephemeral_5m_input_tokens", w.eph5m},
+		{"cache_creation.ephemeral_1h_input_tokens", w.eph1h}, {"server_tool_use.web_search_requests", w.webSearches}} {
+		if c.c.bad {
+			w.invalid = firstNonEmpty(w.invalid, c.name)
+		}
+	}
 	return w
 }
 
 // decodeUsage decodes one usage object into a fresh Usage. ok is false
 // when raw is not valid JSON or not an object.
 func decodeUsage(raw []byte) (Usage, bool) {
+	u, _, ok := decodeUsageChecked(raw)
+	return u, ok
+}
+
+// decodeUsageChecked is decodeUsage that also reports the usage's Validity.
+func decodeUsageChecked(raw []byte) (Usage, Validity, bool) {
 	if !jsonscan.Valid(raw) {
-		return Usage{}, false
+		return Usage{}, Validity{}, false
 	}
 	w := parseUsage(raw)
 	if !w.set {
-		return Usage{}, false
+		return Usage{}, Validity{}, false
 	}
 	var u Usage
+	var v Validity
 	u.apply(&w)
-	return u, true
+	v.note(&w)
+	return u, v, true
 }
 
 // apply overwrites every field of u that w carries. This is the SSE
@@ -217,6 +254,9 @@ func (u *Usage) apply(w *wireUsage) {
 	setStr(&u.ServiceTier, w.serviceTier)
 	setStr(&u.InferenceGeo, w.inferenceGeo)
 	setStr(&u.Speed, w.speed)
+	if w.iterSet {
+		u.IterationsJSON = w.iterations
+	}
 	switch {
 	case w.split:
 		u.CacheCreationSplit = true

@@ -65,7 +65,7 @@ func TestBadFixtures(t *testing.T) {
 			":14: workspaces.production.keys[6].file: must not be empty",
 		}},
 		{"bad/merge-key.yaml", []string{
-			":1: defaults: unknown key (allowed: timezone, on_store_failure, estimate, workspaces, teams, services, admin, pricing, webhooks)",
+			":1: defaults: unknown key (allowed: timezone, on_store_failure, unknown_tools, estimate, workspaces, teams, services, admin, pricing, webhooks)",
 			":10: services.rec.team: required key is missing",
 			":11: services.rec: merge keys (<<) are not supported: write the keys out",
 		}},
@@ -89,6 +89,9 @@ func TestBadFixtures(t *testing.T) {
 		{"bad/on-store-failure.yaml", []string{
 			":1: on_store_failure: must be reject or allow, not \"open\"",
 			":12: services.rec.on_store_failure: must be reject or allow, not \"true\"",
+		}},
+		{"bad/unknown-tools.yaml", []string{
+			":1: unknown_tools: must be reject or allow, not \"ignore\"",
 		}},
 		{"bad/pricing.yaml", []string{
 			":2: pricing.unknown_model: must be reject or charge_max, not \"free\"",
@@ -143,7 +146,7 @@ func TestBadFixtures(t *testing.T) {
 			":11: services.rec.workspace: workspace \"prod\" is not defined",
 		}},
 		{"bad/unknown-key.yaml", []string{
-			":1: timezon: unknown key (allowed: timezone, on_store_failure, estimate, workspaces, teams, services, admin, pricing, webhooks)",
+			":1: timezon: unknown key (allowed: timezone, on_store_failure, unknown_tools, estimate, workspaces, teams, services, admin, pricing, webhooks)",
 			":5: workspaces.production.keys[0].label: unknown key (allowed: name, env, file, created)",
 			":7: teams.search.budget: unknown key (allowed: budgets)",
 			":12: services.rec.budget: unknown key (allowed: team, workspace, tokens, models, budgets, rate_limit, on_store_failure)",

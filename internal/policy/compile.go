@@ -18,6 +18,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		Teams:          map[string]*Team{},
 		Services:       map[string]*Service{},
 		OnStoreFailure: rp.onStoreFailure,
+		UnknownTools:   rp.unknownTools,
 		Pricing:        rp.pricing,
 		Estimate:       Estimate{ServerToolAllowance: rp.estimate},
 		tokens:         map[[sha256.Size]byte]*Service{},

@@ -26,6 +26,9 @@ func Diff(old, new *Policy) []string {
 	if old.OnStoreFailure != new.OnStoreFailure {
 		d.add("on_store_failure changed from %s to %s", old.OnStoreFailure, new.OnStoreFailure)
 	}
+	if old.UnknownTools != new.UnknownTools {
+		d.add("unknown_tools changed from %s to %s", old.UnknownTools, new.UnknownTools)
+	}
 	if a, b := old.Estimate.ServerToolAllowance, new.Estimate.ServerToolAllowance; a != b {
 		d.add("estimate: server tool allowance changed from %s to %s USD", a, b)
 	}
@@ -44,6 +47,7 @@ func Diff(old, new *Policy) []string {
 func emptyPolicy() *Policy {
 	return &Policy{
 		OnStoreFailure: FailReject,
+		UnknownTools:   UnknownToolsReject,
 		Pricing:        Pricing{UnknownModel: UnknownReject},
 		Estimate:       Estimate{ServerToolAllowance: defaultServerToolAllowance},
 	}

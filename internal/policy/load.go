@@ -63,6 +63,7 @@ func Load(path string, o LoadOptions) (*Policy, error) {
 	probs := &problems{}
 	rp := &rawPolicy{
 		onStoreFailure: FailReject,
+		unknownTools:   UnknownToolsReject,
 		estimate:       defaultServerToolAllowance,
 		pricing:        Pricing{UnknownModel: UnknownReject},
 	}

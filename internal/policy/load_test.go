@@ -89,6 +89,9 @@ func TestLoadGoodFile(t *testing.T) {
 	if p.OnStoreFailure != FailReject {
 		t.Errorf("OnStoreFailure = %q", p.OnStoreFailure)
 	}
+	if p.UnknownTools != UnknownToolsAllow {
+		t.Errorf("UnknownTools = %q, want allow", p.UnknownTools)
+	}
 	if p.Estimate.ServerToolAllowance != 750_000_000 {
 		t.Errorf("ServerToolAllowance = %d", p.Estimate.ServerToolAllowance)
 	}

@@ -13,7 +13,7 @@ import (
 
 // platformKeys are the top-level keys of a single policy file or of
 // clade.yaml in folder mode.
-var platformKeys = []string{"timezone", "on_store_failure", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks"}
+var platformKeys = []string{"timezone", "on_store_failure", "unknown_tools", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks"}
 
 // defaultServerToolAllowance is what a request with server tools or file
 // references adds to its admission estimate unless the policy says.
@@ -30,6 +30,9 @@ func (w *walker) parsePlatform(root *yaml.Node, rp *rawPolicy) {
 	}
 	if n, p := top.get("on_store_failure"); n != nil {
 		rp.onStoreFailure = w.failureMode(n, p)
+	}
+	if n, p := top.get("unknown_tools"); n != nil {
+		rp.unknownTools = w.unknownTools(n, p)
 	}
 	if n, p := top.get("estimate"); n != nil {
 		if o := w.object(n, p, top.vals["estimate"].at.Line, "server_tool_allowance_usd"); o != nil {
@@ -115,6 +118,19 @@ func (w *walker) failureMode(n *yaml.Node, p string) FailureMode {
 	}
 	w.errorf(n, p, "must be reject or allow, not %s", strconv.Quote(s))
 	return ""
+}
+
+func (w *walker) unknownTools(n *yaml.Node, p string) UnknownTools {
+	s, ok := w.str(n, p)
+	if !ok {
+		return UnknownToolsReject
+	}
+	switch m := UnknownTools(s); m {
+	case UnknownToolsReject, UnknownToolsAllow:
+		return m
+	}
+	w.errorf(n, p, "must be reject or allow, not %s", strconv.Quote(s))
+	return UnknownToolsReject
 }
 
 func (w *walker) parseWorkspace(e entry) *rawWorkspace {

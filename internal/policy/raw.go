@@ -21,6 +21,7 @@ type ref struct {
 type rawPolicy struct {
 	loc            *time.Location // top-level timezone; nil means UTC
 	onStoreFailure FailureMode
+	unknownTools   UnknownTools
 	estimate       money.Nanos
 	workspaces     []*rawWorkspace
 	teams          []*rawTeam

@@ -40,6 +40,16 @@ const (
 	EnvDevelopment Environment = "development"
 )
 
+// UnknownTools says what admission does with a tool type the gateway does
+// not know, whose server-side cost it cannot bound.
+type UnknownTools string
+
+// Unknown-tool policies.
+const (
+	UnknownToolsReject UnknownTools = "reject" // 400 before any hold (default)
+	UnknownToolsAllow  UnknownTools = "allow"  // forwarded; the server tool allowance is added
+)
+
 // Secret is a credential read at load time. It never prints.
 type Secret string
 
@@ -56,6 +66,7 @@ type Policy struct {
 	Services   map[string]*Service
 
 	OnStoreFailure FailureMode
+	UnknownTools   UnknownTools
 	Pricing        Pricing
 	Webhooks       []Webhook
 	Estimate       Estimate

@@ -74,8 +74,17 @@ const (
 	denom             int64 = 1_000_000 * 10 * 2
 )
 
-// Cost prices u at time at with the rates of u.Model.
+// Cost prices u at time at with the rates of u.Model, or per iteration
+// when u reports usage.iterations (iterations.go).
 func (t *Table) Cost(u meter.Usage, at time.Time) (Cost, error) {
+	if its := u.Iterations(); len(its) > 0 {
+		return t.costIterations(u, its, at)
+	}
+	return t.costOne(u, at)
+}
+
+// costOne prices u at time at with the rates of u.Model.
+func (t *Table) costOne(u meter.Usage, at time.Time) (Cost, error) {
 	if m, ok := t.byName[u.Model]; ok {
 		return t.cost(m, u, at)
 	}

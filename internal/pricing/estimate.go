@@ -23,6 +23,14 @@ type Request struct {
 	Batch          bool
 	ServerTools    bool        // server tools declared or files referenced
 	Allowance      money.Nanos // added when ServerTools
+	// ContextBound says the body does not bound the prompt (content it
+	// only points at, media whose bytes do not bound its tokens): the
+	// prompt is bounded by the model's context window instead.
+	ContextBound bool
+	// ExtraPromptTokens is the documented prompt overhead of the tools the
+	// request declares (computer use, bash, text editor), added to the
+	// bound taken from PromptBytes.
+	ExtraPromptTokens int64
 }
 
 // Estimate returns an upper bound of the cost of r at time at; the package
@@ -51,7 +59,10 @@ func (t *Table) Estimate(r Request, at time.Time) (money.Nanos, error) {
 }
 
 func (t *Table) estimate(m *model, r Request, at time.Time) (money.Nanos, error) {
-	prompt := r.PromptBytes + PromptOverheadTokens
+	prompt, err := promptBound(m, r)
+	if err != nil {
+		return 0, err
+	}
 	p := m.at(at)
 	// The response decides the tier, so where the request makes a dearer
 	// tier possible, take each rate at its worst: an operator's override can

@@ -39,6 +39,8 @@ type model struct {
 	periods   []period // sorted by from; periods[0].from is zero
 	longOver  int64    // prompt tokens over which long applies; 0: no tier
 	long      rates
+	// contextWindow bounds one sampling iteration's prompt in tokens.
+	contextWindow int64
 }
 
 // at returns the period in force at t.
@@ -92,6 +94,7 @@ type modelSchema struct {
 	Prices        []priceSchema `yaml:"prices"`
 	Fast          *rateSchema   `yaml:"fast"`
 	LongPrompt    *longSchema   `yaml:"long_prompt"`
+	ContextWindow int64         `yaml:"context_window"`
 }
 
 // parse decodes and compiles a price table file, reporting every problem
@@ -148,7 +151,13 @@ func compileModel(ms modelSchema) (*model, error) {
 	if ms.Fast != nil && ms.LongPrompt != nil {
 		errs = append(errs, errors.New("fast and long_prompt together: no price is known for the combination"))
 	}
-	m := &model{id: ms.ID, aliases: ms.Aliases, source: ms.Source, residency: ms.DataResidency}
+	m := &model{id: ms.ID, aliases: ms.Aliases, source: ms.Source, residency: ms.DataResidency, contextWindow: ms.ContextWindow}
+	switch {
+	case ms.ContextWindow == 0:
+		m.contextWindow = DefaultContextWindow
+	case ms.ContextWindow < 0 || ms.ContextWindow > MaxCount/64:
+		errs = append(errs, fmt.Errorf("context_window %d: must be positive and at most %d", ms.ContextWindow, MaxCount/64))
+	}
 	for i, ps := range ms.Prices {
 		p, err := compilePeriod(i, ps, m.periods)
 		if err != nil {

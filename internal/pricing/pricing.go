@@ -157,10 +157,11 @@ func New(base *Table, overrides policy.Pricing) (*Table, error) {
 			continue
 		}
 		byID[name] = &model{
-			id:        name,
-			source:    "policy override",
-			residency: true,
-			periods:   []period{{std: std}},
+			id:            name,
+			source:        "policy override",
+			residency:     true,
+			periods:       []period{{std: std}},
+			contextWindow: DefaultContextWindow,
 		}
 	}
 	if len(errs) > 0 {

@@ -62,6 +62,9 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 	if err := json.Unmarshal(c.body, &body); err != nil {
 		return errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
 	}
+	if err := checkBatchBody(c.body); err != nil {
+		return err
+	}
 	if len(body.Requests) == 0 {
 		return errBadRequest("requests: at least one request is required", nil)
 	}
@@ -78,11 +81,12 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 		if !modelAllowed(c.svc, p.Model) {
 			return errModelNotAllowed(c.svc.Name, p.Model, c.svc.Models)
 		}
-		est := estimateRequest(c.state, p, int64(len(rq.Params)))
-		est.Batch = true
-		e, err := c.state.Prices.Estimate(est, c.start)
+		if err := checkBounds(c.state, c.svc, p.Bounds); err != nil {
+			return err
+		}
+		e, model, err := estimateAll(c.state, p, int64(len(rq.Params)), true, c.start)
 		if err != nil {
-			return errUnknownModel(p.Model, err)
+			return errUnknownModel(model, err)
 		}
 		total += e
 		if c.model == "" {

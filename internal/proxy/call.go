@@ -86,10 +86,16 @@ func (c *call) logFields() []zap.Field {
 }
 
 func estimateRequest(s *State, r parsedRequest, promptBytes int64) pricing.Request {
+	// An unknown tool type reaches here only when the policy allows it;
+	// it is priced as a server tool.
+	server := r.ServerTools || len(r.Bounds.UnknownTools) > 0
 	var allowance money.Nanos
-	if r.ServerTools {
+	if server {
 		allowance = s.Policy.Estimate.ServerToolAllowance
 	}
 	return pricing.Request{Model: r.Model, PromptBytes: promptBytes, MaxTokens: r.MaxTokens,
-		InferenceGeoUS: r.GeoUS, Fast: r.Fast, ServerTools: r.ServerTools, Allowance: allowance}
+		// Without inference_geo the workspace's default applies, which
+		// the gateway cannot see: price it as the dearest, "us".
+		InferenceGeoUS: r.GeoUS || r.Bounds.GeoDefault, Fast: r.Fast, ServerTools: server, Allowance: allowance,
+		ContextBound: r.Bounds.Pointer != "", ExtraPromptTokens: r.Bounds.ExtraPromptTokens}
 }

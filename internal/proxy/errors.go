@@ -51,6 +51,8 @@ const (
 	reasonBadRequest   = "bad_request"
 	reasonTooLarge     = "too_large"
 	reasonUpstream     = "upstream_error"
+	reasonUnknownTool  = "unknown_tool"
+	reasonUnbounded    = "unbounded_cost"
 )
 
 func errPathRefused(msg string) *apiError {
@@ -150,6 +152,18 @@ func errUnknownModel(model string, err error) *apiError {
 	return &apiError{Status: http.StatusForbidden, Type: "permission_error",
 		Msg:    fmt.Sprintf("model %q has no price at the gateway, so its spend cannot be capped; ask the platform team to add it under pricing.models", safePath(model)),
 		Reason: reasonUnknownModel, Err: err, NoRetry: true}
+}
+
+// errUnknownTool refuses a tool type whose server-side cost the gateway
+// cannot bound (policy unknown_tools: reject).
+func errUnknownTool(quotedType string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Reason: reasonUnknownTool, NoRetry: true,
+		Msg: fmt.Sprintf("tool type %s is not known to the gateway, so what it costs on the server side cannot be bounded; ask the platform team to allow it (unknown_tools: allow)", quotedType)}
+}
+
+// errUnbounded refuses a request whose cost the gateway cannot bound.
+func errUnbounded(msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Type: "invalid_request_error", Reason: reasonUnbounded, NoRetry: true, Msg: msg}
 }
 
 func codeLabel(status int) string { return strconv.Itoa(status) }

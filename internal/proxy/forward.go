@@ -81,14 +81,14 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		p := meter.NewSSEParser(meter.DefaultLimits())
 		resp.Body = &tailBody{ReadCloser: resp.Body, tee: p, done: func(err error) {
 			h.m.streamsOpen.Dec()
-			h.finish(c, outcomeStream{res: p.Result(), err: err})
+			h.finish(c, outcomeStream{res: p.Result(), valid: p.Validity(), opaque: p.Opaque(), err: err})
 		}}
 		return nil
 	}
 	x := meter.NewJSONExtractor(meter.DefaultLimits())
 	resp.Body = &tailBody{ReadCloser: resp.Body, tee: x, done: func(err error) {
 		u, ok := x.Result()
-		h.finish(c, outcomeJSON{usage: u, ok: ok, err: err})
+		h.finish(c, outcomeJSON{usage: u, valid: x.Validity(), ok: ok, err: err})
 	}}
 	return nil
 }

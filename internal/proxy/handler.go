@@ -213,13 +213,16 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 	if !modelAllowed(c.svc, req.Model) {
 		return errModelNotAllowed(c.svc.Name, req.Model, c.svc.Models)
 	}
+	if err := checkBounds(c.state, c.svc, req.Bounds); err != nil {
+		return err
+	}
 	if ok, wait := c.state.allow(c.svc.Name, c.start); !ok {
 		return rateLimited(wait)
 	}
 	at := c.start
-	est, err := c.state.Prices.Estimate(estimateRequest(c.state, req, int64(len(c.body))), at)
+	est, model, err := estimateAll(c.state, req, int64(len(c.body)), false, at)
 	if err != nil {
-		return errUnknownModel(req.Model, err)
+		return errUnknownModel(model, err)
 	}
 	return h.reserve(r.Context(), c, est, h.o.HoldTTL)
 }

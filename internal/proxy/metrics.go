@@ -30,6 +30,7 @@ type metrics struct {
 	unreserved       prometheus.Counter
 	settleFailures   *prometheus.CounterVec
 	estimated        *prometheus.CounterVec
+	impossible       *prometheus.CounterVec
 }
 
 // Per-service request outcomes (label values of
@@ -98,6 +99,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clade_gateway_estimated_charges_total",
 			Help: "Responses charged by a documented estimate rather than reported usage, by cause. Bounded by the fixed set of causes.",
 		}, []string{"cause"}),
+		impossible: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_impossible_usage_total",
+			Help: "Responses whose reported usage cannot be what the API billed (invalid or missing counts, more than the context window or max_tokens allow), charged the hold's estimate instead, by reason.",
+		}, []string{"reason"}),
 	}
 }
 

@@ -116,7 +116,7 @@ func post(h http.Handler, body string) *httptest.ResponseRecorder {
 	return w
 }
 
-const okBody = `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
+const okBody = `{"model":"claude-sonnet-4-6","max_tokens":1024,"messages":[{"role":"user","content":"hi"}]}`
 
 // A store that cannot be reached must refuse, not fail open: the classic
 // limiter bug is an exception swallowed into "allowed".
@@ -355,7 +355,7 @@ func TestLongStreamKeepsItsHold(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	req, _ := http.NewRequest("POST", srv.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-6","max_tokens":16,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req, _ := http.NewRequest("POST", srv.URL+"/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-6","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"hi"}]}`))
 	req.Header.Set("x-api-key", testToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -33,6 +33,9 @@ type parsedRequest struct {
 	GeoUS       bool
 	Fast        bool
 	ServerTools bool // may grow input server-side: server tools, MCP, file references
+	// Bounds is what else the body says about its cost: content it only
+	// points at, other models, tool types (bounds.go).
+	Bounds requestBounds
 }
 
 // parseMessages validates a Messages body before anything is reserved, so a
@@ -57,12 +60,23 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	if len(r.Messages) == 0 || bytes.Equal(r.Messages, []byte("null")) {
 		return parsedRequest{}, errBadRequest("messages: field required", nil)
 	}
+	// The body is a valid object now: hold it to one meaning for every
+	// parser (strict.go) and read what bounds its cost (bounds.go).
+	scan, err := checkDuplicates(body)
+	if err != nil {
+		return parsedRequest{}, err
+	}
+	bounds, err := parseBounds(scan, *r.MaxTokens)
+	if err != nil {
+		return parsedRequest{}, err
+	}
 	p := parsedRequest{
 		Model:     r.Model,
 		MaxTokens: *r.MaxTokens,
 		Stream:    r.Stream,
 		GeoUS:     r.InferenceGeo == "us",
 		Fast:      r.Speed == "fast",
+		Bounds:    bounds,
 	}
 	for _, t := range r.Tools {
 		if isServerTool(t.Type) {
@@ -72,7 +86,7 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	if len(r.MCPServers) > 0 && !bytes.Equal(r.MCPServers, []byte("null")) {
 		p.ServerTools = true
 	}
-	if fileRef {
+	if fileRef || bounds.ServerSide {
 		p.ServerTools = true
 	}
 	return p, nil

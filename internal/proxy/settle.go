@@ -18,12 +18,17 @@ type (
 	outcomeRefused struct{} // upstream answered non-2xx: not billed
 	outcomeJSON    struct {
 		usage meter.Usage
+		valid meter.Validity
 		ok    bool
 		err   error
 	}
 	outcomeStream struct {
-		res meter.StreamResult
-		err error
+		res   meter.StreamResult
+		valid meter.Validity
+		// opaque: the stream carried output whose tokens its bytes do not
+		// bound (thinking, redacted thinking, an unknown block type).
+		opaque bool
+		err    error
 	}
 	outcomeFailed struct { // no response headers
 		err  error
@@ -42,6 +47,9 @@ type charge struct {
 //   - reported usage is priced exactly;
 //   - an interrupted stream is charged its input plus an upper bound of the
 //     output already streamed;
+//   - an interrupted stream that carried output its bytes do not bound
+//     (thinking, redacted thinking) is charged the hold's estimate;
+//   - an impossible usage (impossible.go) is charged the hold's estimate;
 //   - when the outcome is unknown (no usage at all, or a failure after the
 //     request may have reached the API) the hold's estimate is charged,
 //     because undercounting is the failure a spend cap cannot afford;
@@ -51,15 +59,29 @@ func (h *Handler) chargeFor(c *call, o any) charge {
 	case outcomeRefused:
 		return charge{}
 	case outcomeJSON:
-		if o.ok {
-			return h.price(c, o.usage, "")
+		if !o.ok {
+			return h.estimateCharge(c, "json_without_usage")
 		}
-		return h.estimateCharge(c, "json_without_usage")
+		if why := h.impossibleUsage(c, o.usage, o.valid); why != "" {
+			return h.impossibleCharge(c, why, o.usage, o.valid)
+		}
+		return h.price(c, o.usage, "")
 	case outcomeStream:
 		switch {
 		case o.res.Complete():
+			if why := h.impossibleUsage(c, o.res.Usage, o.valid); why != "" {
+				return h.impossibleCharge(c, why, o.res.Usage, o.valid)
+			}
 			return h.price(c, o.res.Usage, "")
+		case o.res.SawStart && o.opaque:
+			// Summarised thinking bills more tokens than it shows, and
+			// redacted thinking shows none: what was streamed does not
+			// bound what was billed.
+			return h.estimateCharge(c, "interrupted_stream_unseen_output")
 		case o.res.SawStart:
+			if why := h.impossibleStart(c, o.res.Usage, o.valid); why != "" {
+				return h.impossibleCharge(c, why, o.res.Usage, o.valid)
+			}
 			return h.price(c, meter.EstimateInterrupted(o.res, c.req.MaxTokens), "interrupted_stream")
 		}
 		return h.estimateCharge(c, "stream_without_start")
@@ -91,7 +113,11 @@ func (h *Handler) price(c *call, u meter.Usage, cause string) charge {
 	if cause != "" {
 		h.m.estimated.WithLabelValues(cause).Inc()
 	}
-	return charge{cost: cost, usage: u, cause: cause}
+	ch := charge{cost: cost, usage: u, cause: cause}
+	if !knownTier(u) {
+		return h.unknownTierCharge(c, ch)
+	}
+	return ch
 }
 
 func (h *Handler) estimateCharge(c *call, cause string) charge {

@@ -11,6 +11,12 @@
 // fault does to a reserve's round trip. Rows 1g, 2c and 5g run admission
 // grants, the default with Redis.
 //
+// Rows 9a-9d send requests whose bill their body does not bound (content
+// referenced by URL, file id or base64 media; fallback and advisor models;
+// unknown tool types; impossible usage from the upstream) against a fake
+// upstream that bills what the API would, and report refusals before the
+// upstream and the final spend against the cap and ground truth.
+//
 // Every scenario is bounded in requests and time. Figures per row:
 //
 //   - unmetered: requests the fake upstream answered that the gateway never

@@ -26,7 +26,7 @@ func TestReliabilityRedisKilledWithGrants(t *testing.T) {
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{}, rd.URL(),
 		map[string]string{"CLADE_GRANT_WINDOW": "100ms", "CLADE_HOLD_TTL": lease.String()}))
 	c := newClient(t, 10*time.Second)
-	body := messageBody(16, false)
+	body := messageBody(300, false)
 
 	ld := startLoad(c, gw.URL, testutil.CanaryToken, body, 4, 400, 10*time.Millisecond)
 	killAt, restartAt, replies := faultUnderLoad(t, ld, 400*time.Millisecond, 2*lease, rd.Kill, rd.Restart)
@@ -63,7 +63,7 @@ func TestReliabilityRedisKilledWithGrants(t *testing.T) {
 	if got := f.Messages(); got != int64(ok200) {
 		t.Errorf("the upstream answered %d messages, clients got %d successes", got, ok200)
 	}
-	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, estimateOf(body, 16))
+	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, estimateOf(body, 300))
 	m := scrape(t, gw.AdminURL)
 	if orphans := metricSum(m, "clade_gateway_orphaned_holds_total"); orphans < 1 {
 		t.Errorf("orphaned holds %v: the grant's lease did not end in the outage, the correction went untested", orphans)

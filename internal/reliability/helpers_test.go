@@ -146,9 +146,12 @@ func messageBody(maxTokens int, stream bool) string {
 
 // estimateOf is the admission estimate of body (pricing's documented rule):
 // every byte of the body plus PromptOverheadTokens counted as a prompt
-// token at the dearest input rate, plus max_tokens at the output rate.
+// token at the dearest input rate, plus max_tokens at the output rate, all
+// times 1.1 (rounded up) because the body does not name inference_geo and
+// the workspace default may be "us".
 func estimateOf(body string, maxTokens int) money.Nanos {
-	return money.Nanos((int64(len(body))+pricing.PromptOverheadTokens)*worstInputNanos + int64(maxTokens)*outputNanos)
+	base := (int64(len(body))+pricing.PromptOverheadTokens)*worstInputNanos + int64(maxTokens)*outputNanos
+	return money.Nanos((base*11 + 9) / 10)
 }
 
 // reply is what a client saw of one request.

@@ -50,7 +50,7 @@ func TestReliabilityHostileInput(t *testing.T) {
 	gw := testutil.StartApp(t, env)
 	gwAddr := strings.TrimPrefix(gw.URL, "http://")
 	c := newClient(t, 10*time.Second)
-	good := messageBody(16, false)
+	good := messageBody(300, false)
 	withBody := func(body string, hdr ...string) func(string) *http.Request {
 		return func(url string) *http.Request {
 			req, _ := http.NewRequest(http.MethodPost, url+"/v1/messages", strings.NewReader(body))

@@ -24,7 +24,7 @@ func TestReliabilityRedisKilledFailClosed(t *testing.T) {
 	// expires and is charged within the test instead of after a minute.
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{}, rd.URL(), map[string]string{"CLADE_HOLD_TTL": "2s"}))
 	c := newClient(t, 10*time.Second)
-	body := messageBody(16, false)
+	body := messageBody(300, false)
 
 	ld := startLoad(c, gw.URL, testutil.CanaryToken, body, 4, 300, 20*time.Millisecond)
 	killAt, restartAt, replies := faultUnderLoad(t, ld, 400*time.Millisecond, time.Second, rd.Kill, rd.Restart)
@@ -70,7 +70,7 @@ func TestReliabilityRedisKilledFailClosed(t *testing.T) {
 	if got := metricSum(m, "clade_gateway_rejected_total", `reason="store_unavailable"`); got != float64(refusals) {
 		t.Errorf("clade_gateway_rejected_total{reason=store_unavailable} = %v, clients saw %d refusals", got, refusals)
 	}
-	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, estimateOf(body, 16))
+	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, estimateOf(body, 300))
 
 	r.Load = fmt.Sprintf("4 workers, %d req (%s)", len(replies), statusCounts(replies))
 	r.Faults = fmt.Sprintf("Redis SIGKILL for %s, restart with AOF; %d refused while down (slowest 503: %s)",
@@ -97,7 +97,7 @@ func TestReliabilityRedisKilledFailOpen(t *testing.T) {
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{OnStoreFailure: "allow"}, rd.URL(), nil))
 	c := newClient(t, 10*time.Second)
 
-	ld := startLoad(c, gw.URL, testutil.CanaryToken, messageBody(16, false), 3, 300, 25*time.Millisecond)
+	ld := startLoad(c, gw.URL, testutil.CanaryToken, messageBody(300, false), 3, 300, 25*time.Millisecond)
 	if _, ok := ld.waitReply(t, 10*time.Second, func(x reply) bool { return x.status == 200 }); !ok {
 		ld.stop()
 		t.Fatal("no request succeeded before the fault")
@@ -182,7 +182,7 @@ func redisKilledGatewayRestarts(t *testing.T, r *row, grantWindow string) {
 		map[string]string{"CLADE_DATA_DIR": t.TempDir(), "CLADE_GRANT_WINDOW": grantWindow})
 	a := testutil.StartApp(t, env)
 	c := newClient(t, 10*time.Second)
-	body := messageBody(16, false)
+	body := messageBody(300, false)
 
 	ld := startLoad(c, a.URL, testutil.CanaryToken, body, 3, 300, 25*time.Millisecond)
 	if _, ok := ld.waitReply(t, 10*time.Second, func(x reply) bool { return x.status == 200 }); !ok {
@@ -368,14 +368,14 @@ func TestReliabilityReserveReplyLost(t *testing.T) {
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{}, relay.URL(), map[string]string{"CLADE_HOLD_TTL": "10m"}))
 	c := newClient(t, 10*time.Second)
 
-	warm := send(c, gw.URL, testutil.CanaryToken, messageBody(16, false), nil)
+	warm := send(c, gw.URL, testutil.CanaryToken, messageBody(300, false), nil)
 	if warm.status != 200 {
 		t.Fatalf("warm-up request: %d %v %s", warm.status, warm.err, warm.body)
 	}
 	// The reserve script carries the hold's amount as an argument: a
 	// max_tokens of its own makes it unique to the faulted request.
-	body := messageBody(23, false)
-	est := estimateOf(body, 23)
+	body := messageBody(323, false)
+	est := estimateOf(body, 323)
 	relay.CutOn([]byte(fmt.Sprintf("\r\n%d\r\n", int64(est))))
 	cutAt := time.Now()
 	x := send(c, gw.URL, testutil.CanaryToken, body, nil)

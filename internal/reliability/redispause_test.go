@@ -21,7 +21,7 @@ func TestReliabilityRedisPaused(t *testing.T) {
 	const storeTimeout = 200 * time.Millisecond
 	rd := startRedis(t)
 	f, up := startUpstream(t)
-	body := messageBody(16, false)
+	body := messageBody(300, false)
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{}, rd.URL(), map[string]string{
 		"CLADE_STORE_TIMEOUT": storeTimeout.String(),
 		"CLADE_HOLD_TTL":      "2s", // holds placed after the callers gave up expire within the test
@@ -78,7 +78,7 @@ func TestReliabilityRedisPaused(t *testing.T) {
 	if metricSum(m, "clade_gateway_store_errors_total", `op="reserve"`) == 0 {
 		t.Error("clade_gateway_store_errors_total{op=reserve} did not count the timeouts")
 	}
-	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, estimateOf(body, 16))
+	acc := settleAccounting(t, f, gw.AdminURL, func() string { return gw.Spend.String() }, 0, estimateOf(body, 300))
 
 	r.Load = fmt.Sprintf("4 workers, %d req (%s)", len(replies), statusCounts(replies))
 	r.Faults = fmt.Sprintf("SIGSTOP Redis for %s; %d requests inside the pause: latency p50 %s, max %s (store timeout %s)",

@@ -22,10 +22,10 @@ func TestReliabilityRedisRestartedEmpty(t *testing.T) {
 	r := newRow(t, "3. Redis restarted empty, cap exhausted before (reject)")
 	rd := startRedis(t)
 	f, up := startUpstream(t)
-	body := messageBody(16, false)
+	body := messageBody(300, false)
 	// Room for one request: its hold fits, a second hold on top of the
 	// first one's actual cost does not.
-	limit := money.Nanos(defaultCost) + estimateOf(body, 16) - 1
+	limit := money.Nanos(defaultCost) + estimateOf(body, 300) - 1
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{Limit: limit.String()}, rd.URL(), nil))
 	c := newClient(t, 10*time.Second)
 	var bodies strings.Builder

@@ -39,7 +39,7 @@ func TestReliabilityReplicaKilledMidStream(t *testing.T) {
 		t.Fatalf("replica B sees reserved %s, want A's hold %s", lv.Reserved, est)
 	}
 
-	ld := startLoad(c, b.URL, testutil.CanaryToken, messageBody(16, false), 1, 100, 100*time.Millisecond)
+	ld := startLoad(c, b.URL, testutil.CanaryToken, messageBody(300, false), 1, 100, 100*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	killAt := time.Now()
 	a.Kill()

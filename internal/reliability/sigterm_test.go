@@ -93,7 +93,7 @@ func TestReliabilitySIGTERMDrainsStreams(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- p.Stop() }() // SIGTERM, then wait for the exit
 	time.Sleep(300 * time.Millisecond)
-	late := send(c, p.URL, testutil.CanaryToken, messageBody(16, false), nil)
+	late := send(c, p.URL, testutil.CanaryToken, messageBody(300, false), nil)
 	if late.err == nil {
 		t.Errorf("a new request was served (%d) after SIGTERM", late.status)
 	}
