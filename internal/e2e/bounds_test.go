@@ -204,9 +204,9 @@ func TestHiddenModels(t *testing.T) {
 	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
 	base := `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"hi"}]`
 	refusals := []struct{ name, body, want string }{
-		{"fallback outside the allowlist", base + `,"fallbacks":[{"model":"claude-opus-4-6"}]}`, `may not use model \"claude-opus-4-6\"`},
-		{"second fallback outside the allowlist", base + `,"fallbacks":[{"model":"claude-sonnet-4-6"},{"model":"claude-opus-4-1"}]}`, `may not use model \"claude-opus-4-1\"`},
-		{"advisor outside the allowlist", base + `,"tools":[{"type":"advisor_20260301","name":"advisor","model":"claude-opus-4-6","max_uses":1,"max_tokens":500}]}`, `may not use model \"claude-opus-4-6\"`},
+		{"fallback outside the allowlist", base + `,"fallbacks":[{"model":"claude-opus-4-6"}]}`, `model \"claude-opus-4-6\" is not allowed for service`},
+		{"second fallback outside the allowlist", base + `,"fallbacks":[{"model":"claude-sonnet-4-6"},{"model":"claude-opus-4-1"}]}`, `model \"claude-opus-4-1\" is not allowed for service`},
+		{"advisor outside the allowlist", base + `,"tools":[{"type":"advisor_20260301","name":"advisor","model":"claude-opus-4-6","max_uses":1,"max_tokens":500}]}`, `model \"claude-opus-4-6\" is not allowed for service`},
 		{"advisor without max_uses", base + `,"tools":[{"type":"advisor_20260301","name":"advisor","model":"claude-sonnet-4-6","max_tokens":500}]}`, `max_uses is required`},
 		{"fallback without a price", base + `,"fallbacks":[{"model":"claude-sonnet-9-9"}]}`, `has no price`},
 	}

@@ -94,7 +94,7 @@ teams:
       - sha256: %q
     models: ["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5", "claude-mythos-*"]
     budgets:
-      - {period: daily, limit_usd: 1, alert_at: [0.8]}
+      - {period: daily, limit_usd: 4, alert_at: [0.8]}
       - {period: monthly, limit_usd: 20, alert_at: [0.5, 0.9]}
 `, scaleService(i), i%scaleTeams, ws, testutil.SHA256(scaleToken(i)), testutil.SHA256(scaleToken(i)+"-next"))
 		if scaleRefusals[i%len(scaleRefusals)] == "rate_limited" {
@@ -186,7 +186,11 @@ func scaleCalls(gw *testutil.App, i int) error {
 	ctx := context.Background()
 	client := anthropic.NewClient(option.WithBaseURL(gw.URL), option.WithAPIKey(scaleToken(i)), option.WithMaxRetries(0))
 	for m, model := range scaleModels {
-		p := anthropic.MessageNewParams{Model: anthropic.Model(model.request), MaxTokens: 300, Messages: userMsg("hi")}
+		// The answer bills one web search, which a request may only incur
+		// when it declares the tool: the gateway charges impossible usage
+		// at the hold's estimate.
+		p := anthropic.MessageNewParams{Model: anthropic.Model(model.request), MaxTokens: 300, Messages: userMsg("hi"),
+			Tools: []anthropic.ToolUnionParam{{OfWebSearchTool20250305: &anthropic.WebSearchTool20250305Param{MaxUses: anthropic.Int(1)}}}}
 		if m == i%len(scaleModels) {
 			s := client.Messages.NewStreaming(ctx, p)
 			for s.Next() {
@@ -212,13 +216,13 @@ func scaleCalls(gw *testutil.App, i int) error {
 	var code, want int
 	switch reason := scaleRefusals[i%len(scaleRefusals)]; reason {
 	case "budget_exceeded":
-		// 50,000 output tokens of Opus are estimated at $1.25: over the
-		// $1 daily budget.
-		code, want = scaleRaw(gw, http.MethodPost, "/v1/messages", tok, `{"model":"claude-opus-4-6","max_tokens":50000,"messages":[{"role":"user","content":"hi"}]}`), http.StatusPaymentRequired
+		// 200,000 output tokens of Opus are estimated at $5: over the
+		// $4 daily budget.
+		code, want = scaleRaw(gw, http.MethodPost, "/v1/messages", tok, `{"model":"claude-opus-4-6","max_tokens":200000,"messages":[{"role":"user","content":"hi"}]}`), http.StatusPaymentRequired
 	case "rate_limited":
 		code, want = scaleRaw(gw, http.MethodPost, "/v1/messages", tok, msg), http.StatusTooManyRequests
 	case "model_not_allowed":
-		code, want = scaleRaw(gw, http.MethodPost, "/v1/messages", tok, `{"model":"claude-fable-5","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}`), http.StatusForbidden
+		code, want = scaleRaw(gw, http.MethodPost, "/v1/messages", tok, `{"model":"claude-fable-5","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}`), http.StatusBadRequest
 	case "unknown_model":
 		code, want = scaleRaw(gw, http.MethodPost, "/v1/messages", tok, `{"model":"claude-mythos-preview","max_tokens":300,"messages":[{"role":"user","content":"hi"}]}`), http.StatusForbidden
 	case "path_refused":

@@ -106,9 +106,13 @@ func (r *Recorder) Add(rec Record) {
 			input += n
 		}
 	}
-	if rec.Usage.Model == "" && rec.Cost.Total != 0 {
-		spent += rec.Cost.Total
-		r.componentCost.WithLabelValues(rec.Workspace, rec.ModelLabel, "estimate").Add(rec.Cost.Total.Float())
+	// A charge without a breakdown (the hold's estimate, for an unknown
+	// outcome or impossible usage) counts as "estimate". Components are
+	// each rounded up, so they never sum below a priced Total: only such a
+	// charge leaves a shortfall.
+	if extra := rec.Cost.Total - spent; extra > 0 {
+		spent += extra
+		r.componentCost.WithLabelValues(rec.Workspace, rec.ModelLabel, "estimate").Add(extra.Float())
 	}
 	// The per-service counter takes the components' sum, as the sum of the
 	// component series always did, so spend by service reads the same
