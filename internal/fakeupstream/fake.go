@@ -6,8 +6,10 @@
 package fakeupstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -65,6 +67,8 @@ type Server struct {
 type Seen struct {
 	Method, Path, RawQuery, Host string
 	Header                       http.Header
+	// Trailer is what arrived after the body (nil when none was declared).
+	Trailer http.Header
 }
 
 // New returns a fake that accepts key.
@@ -97,8 +101,15 @@ func (s *Server) Truth() map[string]int64 {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var trailer http.Header
+	if len(r.Trailer) > 0 {
+		// Trailers arrive after the body: read it first so they are seen.
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		trailer = r.Trailer.Clone()
+	}
 	s.mu.Lock()
-	s.seen = append(s.seen, Seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone()})
+	s.seen = append(s.seen, Seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone(), Trailer: trailer})
 	s.mu.Unlock()
 	if r.Header.Get("X-Api-Key") != s.Key || len(r.Header.Values("X-Api-Key")) != 1 {
 		writeErr(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
