@@ -21,6 +21,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/batch"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
+	"github.com/clade-gateway/clade-gateway/internal/owner"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
 	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
@@ -81,7 +82,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	spendRec := spend.New(reg, spendLog)
 	h, err := proxy.New(proxy.Options{
 		Upstream: cfg.upstream, PublicURL: cfg.publicURL,
-		State: rl.current, Budget: st, Journal: journal, Batches: tracker,
+		State: rl.current, Budget: st, Journal: journal, Batches: tracker, Files: owner.NewFiles(st),
 		Logger: log, Spend: spendRec, Registerer: reg,
 		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
 	})

@@ -60,6 +60,8 @@ type Server struct {
 	truth      map[string]int64 // ground truth usage totals by kind
 	batches    map[string]*fakeBatch
 	batchSeq   int
+	files      map[string]*fakeFile
+	fileSeq    int
 	resultsGet atomic.Int64
 }
 
@@ -73,7 +75,7 @@ type Seen struct {
 
 // New returns a fake that accepts key.
 func New(key string) *Server {
-	return &Server{Key: key, truth: map[string]int64{}, batches: map[string]*fakeBatch{}}
+	return &Server{Key: key, truth: map[string]int64{}, batches: map[string]*fakeBatch{}, files: map[string]*fakeFile{}}
 }
 
 // Requests returns every request seen so far.
@@ -129,6 +131,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, model(strings.TrimPrefix(p, "/v1/models/")))
 	case strings.HasPrefix(p, "/v1/messages/batches"):
 		s.serveBatches(w, r)
+	case p == "/v1/files" || strings.HasPrefix(p, "/v1/files/"):
+		s.serveFiles(w, r)
 	default:
 		writeErr(w, http.StatusNotFound, "not_found_error", "Not found")
 	}

@@ -46,8 +46,7 @@ func (h *Handler) admitBatch(r *http.Request, c *call) error {
 		return fmt.Errorf("proxy: batch owner: %w", err)
 	}
 	if !ok || owner != c.svc.Name {
-		return &apiError{Status: http.StatusNotFound, Type: "not_found_error",
-			Msg: "no batch with that id was created by this service through the gateway", Reason: reasonPath}
+		return errNotOwned("batch")
 	}
 	return nil
 }
@@ -106,8 +105,18 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, nil) }}
 		return nil
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchObject))
-	resp.Body.Close()
+	var raw []byte
+	var err error
+	if resp.Request.Method == http.MethodGet && resp.Request.URL.Path == "/v1/messages/batches" {
+		// A listing shows the caller's batches only.
+		raw, err = h.ownedList(resp, func(ctx context.Context, id string) (bool, error) {
+			o, ok, err := h.o.Batches.Owner(ctx, id)
+			return ok && o == c.svc.Name, err
+		})
+	} else {
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBatchObject))
+		resp.Body.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("proxy: read batch response: %w", err)
 	}

@@ -150,3 +150,19 @@ func errUnknownModel(model string, err error) *apiError {
 }
 
 func codeLabel(status int) string { return strconv.Itoa(status) }
+
+// errNotOwned answers for another service's object (or none) as if it did
+// not exist, so ids of other services' objects reveal nothing.
+func errNotOwned(kind string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Type: "not_found_error",
+		Msg: "no " + kind + " with that id was created by this service through the gateway", Reason: reasonPath}
+}
+
+// errOwnerNotRecorded fails an upload whose owner the store could not
+// record: nobody could use or delete the object through the gateway.
+func errOwnerNotRecorded(err error) *apiError {
+	h := http.Header{}
+	h.Set("Retry-After", "5")
+	return &apiError{Status: http.StatusServiceUnavailable, Type: "api_error",
+		Msg: "the gateway could not record who owns the uploaded object; try again shortly", Reason: reasonStore, Header: h, Err: err}
+}

@@ -65,6 +65,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if c.route == routeBatches {
 		return h.batchResponse(resp, c)
 	}
+	if c.route == routeFiles {
+		return h.filesResponse(resp, c)
+	}
 	if !c.metered {
 		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, nil) }}
 		return nil

@@ -49,6 +49,7 @@ type Options struct {
 	Budget       Budgeter
 	Journal      Journal
 	Batches      BatchTracker // nil: batch paths are refused
+	Files        FileOwners   // nil: file paths are refused
 	Logger       *zap.Logger
 	SpendLog     *zap.Logger     // used when Spend is nil
 	Spend        *spend.Recorder // shared with the batch poller
@@ -184,6 +185,9 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 	if c.route == routeBatches && h.o.Batches == nil {
 		return errPathRefused("message batches are not enabled on this gateway")
 	}
+	if c.route == routeFiles && h.o.Files == nil {
+		return errPathRefused("the Files API is not enabled on this gateway")
+	}
 	if err := h.readBody(w, r, c); err != nil {
 		return err
 	}
@@ -201,6 +205,8 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 	case routeBatches:
 		return h.admitBatch(r, c)
+	case routeFiles:
+		return h.admitFiles(r, c)
 	}
 	return nil
 }
