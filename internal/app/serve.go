@@ -93,7 +93,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	reg.MustRegister(newPolicyCollector(rl.current, time.Now))
 
 	adminH := admin.New(admin.Options{
-		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
+		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Registerer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
 	})
 	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(log.Named("http"))}

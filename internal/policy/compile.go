@@ -22,6 +22,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		Estimate:       Estimate{ServerToolAllowance: rp.estimate},
 		tokens:         map[[sha256.Size]byte]*Service{},
 		adminTokens:    map[[sha256.Size]byte]struct{}{},
+		adminNames:     map[[sha256.Size]byte]string{},
 	}
 	budgets := func(rbs []rawBudget) []budget.Budget {
 		out := make([]budget.Budget, 0, len(rbs))
@@ -123,6 +124,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 	for _, t := range rp.admin {
 		if claim(t) {
 			p.adminTokens[t.digest] = struct{}{}
+			p.adminNames[t.digest] = adminTokenName(t)
 		}
 	}
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"net/url"
@@ -65,8 +66,9 @@ func (w *walker) parseTokens(n *yaml.Node, p string) []rawToken {
 		if o == nil {
 			continue
 		}
+		var name string
 		if nn, np := o.get("name"); nn != nil {
-			w.str(nn, np)
+			name, _ = w.str(nn, np)
 		}
 		hn, hp := o.require("sha256")
 		if hn == nil {
@@ -81,7 +83,7 @@ func (w *walker) parseTokens(n *yaml.Node, p string) []rawToken {
 			w.errorf(hn, hp, "must be the sha256 of the token as 64 hex digits (value not shown)")
 			continue
 		}
-		t := rawToken{at: w.at(hn, hp)}
+		t := rawToken{at: w.at(hn, hp), name: name}
 		for j := range t.digest {
 			v, _ := strconv.ParseUint(strings.ToLower(h[2*j:2*j+2]), 16, 8)
 			t.digest[j] = byte(v)
@@ -138,4 +140,11 @@ func resolveSecret(r secretRef, o LoadOptions, probs *problems) (Secret, bool) {
 		return "", false
 	}
 	return Secret(v), true
+}
+
+func adminTokenName(t rawToken) string {
+	if t.name != "" {
+		return t.name
+	}
+	return "sha256:" + hex.EncodeToString(t.digest[:6])
 }

@@ -64,6 +64,7 @@ type rawBudget struct {
 type rawToken struct {
 	at     pos
 	digest [sha256.Size]byte
+	name   string // optional; admin tokens are named in the audit trail
 }
 
 // secretRef says where a secret lives: exactly one of env and file is set.
