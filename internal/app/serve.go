@@ -85,6 +85,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		State: rl.current, Budget: st, Journal: journal, Batches: tracker, Files: owner.NewFiles(st),
 		Logger: log, Spend: spendRec, Registerer: reg,
 		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
 	})
 	if err != nil {
 		return err

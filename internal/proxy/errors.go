@@ -79,6 +79,9 @@ func statusFor(err error, now time.Time) *apiError {
 	case errors.As(err, &mbe):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "request_too_large",
 			Msg: fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", mbe.Limit), Reason: reasonTooLarge, Err: err, NoRetry: true}
+	case errors.Is(err, errBodyStalled):
+		return &apiError{Status: http.StatusRequestTimeout, Type: "timeout_error",
+			Msg: "the request body did not arrive within the gateway's read deadline", Reason: reasonBadRequest, Err: err}
 	case errors.Is(err, budget.ErrStoreReset):
 		return storeDown(err, "the budget store lost its data; an operator must re-initialise it before requests are admitted")
 	case errors.Is(err, budget.ErrUnavailable):
