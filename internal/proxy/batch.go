@@ -52,21 +52,9 @@ func (h *Handler) admitBatch(r *http.Request, c *call) error {
 }
 
 func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
-	var body struct {
-		Requests []struct {
-			CustomID string          `json:"custom_id"`
-			Params   json.RawMessage `json:"params"`
-		} `json:"requests"`
-	}
-	if err := json.Unmarshal(c.body, &body); err != nil {
-		return errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
-	}
-	if len(body.Requests) == 0 {
-		return errBadRequest("requests: at least one request is required", nil)
-	}
 	var total money.Nanos
-	for i, rq := range body.Requests {
-		p, err := parseMessages(rq.Params)
+	n, err := eachBatchRequest(c.body, func(i int, params []byte) error {
+		p, err := parseMessages(params)
 		if err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) {
@@ -77,7 +65,7 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 		if !modelAllowed(c.svc, p.Model) {
 			return errModelNotAllowed(c.svc.Name, p.Model)
 		}
-		est := estimateRequest(c.state, p, int64(len(rq.Params)))
+		est := estimateRequest(c.state, p, int64(len(params)))
 		est.Batch = true
 		e, err := c.state.Prices.Estimate(est, c.start)
 		if err != nil {
@@ -87,6 +75,13 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 		if c.model == "" {
 			c.model, c.modelLabel = p.Model, c.state.modelLabel(p.Model)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errBadRequest("requests: at least one request is required", nil)
 	}
 	c.batchCreate = true
 	return h.reserve(r.Context(), c, total, h.o.BatchHoldTTL)

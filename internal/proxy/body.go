@@ -59,7 +59,6 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, c *call) erro
 // readChunks reads body into c.body; deadline is wall-clock, as the
 // network's are.
 func readChunks(rc *http.ResponseController, body io.Reader, contentLength int64, deadline time.Time, idle time.Duration, c *call) error {
-
 	var chunks [][]byte
 	var total int
 	first := make([]byte, 0, min(max(contentLength+1, 512), bodyChunk))
@@ -86,6 +85,18 @@ func readChunks(rc *http.ResponseController, body io.Reader, contentLength int64
 		if len(cur) == cap(cur) {
 			chunks = append(chunks, cur)
 			total += len(cur)
+			if int64(total)*2 >= contentLength && int64(total) < contentLength {
+				// Half the announced body has arrived: its exact buffer
+				// now costs at most twice what was received, and the rest
+				// is read straight into it, never copied.
+				cur = make([]byte, 0, contentLength+1)
+				for i, ch := range chunks {
+					cur = append(cur, ch...)
+					chunks[i] = nil
+				}
+				chunks, total = nil, 0
+				continue
+			}
 			cur = make([]byte, 0, bodyChunk)
 		}
 	}
