@@ -39,14 +39,21 @@ func eachBatchRequest(body []byte, fn func(i int, params []byte) error) (int, er
 		}
 		for dec.More() {
 			var rq struct {
-				CustomID string          `json:"custom_id"`
-				Params   json.RawMessage `json:"params"`
+				CustomID string      `json:"custom_id"`
+				Params   paramsVisit `json:"params"`
 			}
-			if err := dec.Decode(&rq); err != nil {
+			seen := false
+			rq.Params.fn = func(params []byte) error { seen = true; return fn(n, params) }
+			err := dec.Decode(&rq)
+			if err == nil && !seen {
+				err = fn(n, nil) // no params: refused like empty ones, never unpriced
+			}
+			if err != nil {
+				var ae *apiError
+				if errors.As(err, &ae) {
+					return n, err // fn's own refusal
+				}
 				return n, bad(err)
-			}
-			if err := fn(n, rq.Params); err != nil {
-				return n, err
 			}
 			n++
 		}
@@ -80,3 +87,9 @@ func errOr(err error, msg string) error {
 	}
 	return errors.New(msg)
 }
+
+// paramsVisit hands a request's params to fn while the decoder still holds
+// them, so they are neither copied nor kept.
+type paramsVisit struct{ fn func([]byte) error }
+
+func (p *paramsVisit) UnmarshalJSON(b []byte) error { return p.fn(b) }
