@@ -10,7 +10,7 @@ import (
 )
 
 // Reasons an admin authentication fails (label values of
-// clade_admin_auth_failures_total).
+// clade_gateway_admin_auth_failures_total).
 const (
 	authMissing  = "missing"   // no Bearer Authorization header
 	authInvalid  = "invalid"   // a token that is not one of admin.tokens
@@ -19,7 +19,7 @@ const (
 
 func newAuthFailures(reg prometheus.Registerer) *prometheus.CounterVec {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "clade_admin_auth_failures_total",
+		Name: "clade_gateway_admin_auth_failures_total",
 		Help: "Admin API requests refused for lack of a valid admin token, by reason (missing, invalid, no_policy).",
 	}, []string{"reason"})
 	reg.MustRegister(c)

@@ -85,7 +85,7 @@ func TestAdminAuthFailuresAndAuditActor(t *testing.T) {
 	do(h, "POST", "/admin/budgets/adjust", "clade_admin_guess_2", adjustOK)
 	for reason, want := range map[string]float64{"missing": 1, "invalid": 2, "no_policy": 0} {
 		if got := testutil.ToFloat64(mustCounter(t, reg, reason)); got != want {
-			t.Errorf("clade_admin_auth_failures_total{reason=%q} = %v, want %v", reason, got, want)
+			t.Errorf("clade_gateway_admin_auth_failures_total{reason=%q} = %v, want %v", reason, got, want)
 		}
 	}
 	failed := logs.FilterMessage("admin authentication failed")
@@ -130,7 +130,7 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, reason string) promethe
 		t.Fatal(err)
 	}
 	for _, mf := range mfs {
-		if mf.GetName() != "clade_admin_auth_failures_total" {
+		if mf.GetName() != "clade_gateway_admin_auth_failures_total" {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
@@ -141,6 +141,6 @@ func mustCounter(t *testing.T, reg *prometheus.Registry, reason string) promethe
 			}
 		}
 	}
-	t.Fatalf("no clade_admin_auth_failures_total{reason=%q}", reason)
+	t.Fatalf("no clade_gateway_admin_auth_failures_total{reason=%q}", reason)
 	return nil
 }
