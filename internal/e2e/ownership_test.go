@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/anthropics/anthropic-sdk-go"
 
+	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -155,5 +157,30 @@ func TestBatchListShowsOnlyOwnBatches(t *testing.T) {
 	}
 	if got := list(idx); fmt.Sprint(got) != fmt.Sprint(theirs) {
 		t.Errorf("indexer lists %v, want %v", got, theirs)
+	}
+}
+
+// TestOwnershipBehindUpstreamPathPrefix: with an upstream URL that has a
+// path of its own, uploads are still recorded and listings still filtered.
+func TestOwnershipBehindUpstreamPathPrefix(t *testing.T) {
+	f := fakeupstream.New(testutil.CanaryKey)
+	up := httptest.NewServer(http.StripPrefix("/anthropic", f))
+	t.Cleanup(up.Close)
+	gw := testutil.StartApp(t, env(t, up.URL+"/anthropic", policyYAML("      - {period: daily, limit_usd: 50}")))
+	ctx := context.Background()
+	rec, idx := sdk(gw, testutil.CanaryToken), sdk(gw, testutil.OtherToken)
+	theirs, err := idx.Beta.Files.Upload(ctx, anthropic.BetaFileUploadParams{File: anthropic.File(strings.NewReader("x"), "x.txt", "text/plain")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idx.Beta.Files.GetMetadata(ctx, theirs.ID, anthropic.BetaFileGetMetadataParams{}); err != nil {
+		t.Errorf("owner reads its file: %v", err)
+	}
+	page, err := rec.Beta.Files.List(ctx, anthropic.BetaFileListParams{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != 0 {
+		t.Errorf("another service lists %d files", len(page.Data))
 	}
 }

@@ -102,7 +102,7 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 	}
 	var raw []byte
 	var err error
-	if resp.Request.Method == http.MethodGet && resp.Request.URL.Path == "/v1/messages/batches" {
+	if resp.Request.Method == http.MethodGet && h.clientPath(resp.Request) == "/v1/messages/batches" {
 		// A listing shows the caller's batches only.
 		raw, err = h.ownedList(resp, func(ctx context.Context, id string) (bool, error) {
 			o, ok, err := h.o.Batches.Owner(ctx, id)

@@ -50,11 +50,12 @@ func (h *Handler) admitFiles(r *http.Request, c *call) error {
 // a deleted file's owner.
 func (h *Handler) filesResponse(resp *http.Response, c *call) error {
 	req := resp.Request
+	path := h.clientPath(req)
 	done := func(error) { h.finish(c, nil) }
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	switch {
 	case !ok:
-	case req.URL.Path == "/v1/files" && req.Method == http.MethodPost:
+	case path == "/v1/files" && req.Method == http.MethodPost:
 		raw, err := io.ReadAll(io.LimitReader(resp.Body, maxFileObject))
 		resp.Body.Close()
 		if err != nil {
@@ -74,7 +75,7 @@ func (h *Handler) filesResponse(resp *http.Response, c *call) error {
 		}
 		setBody(resp, raw, done)
 		return nil
-	case req.URL.Path == "/v1/files" && req.Method == http.MethodGet:
+	case path == "/v1/files" && req.Method == http.MethodGet:
 		out, err := h.ownedList(resp, func(ctx context.Context, id string) (bool, error) {
 			o, ok, err := h.o.Files.Owner(ctx, id)
 			return ok && o == c.svc.Name, err
@@ -85,7 +86,7 @@ func (h *Handler) filesResponse(resp *http.Response, c *call) error {
 		setBody(resp, out, done)
 		return nil
 	case req.Method == http.MethodDelete:
-		id := strings.TrimPrefix(req.URL.Path, "/v1/files/")
+		id := strings.TrimPrefix(path, "/v1/files/")
 		if err := h.o.Files.Forget(req.Context(), id); err != nil {
 			h.log.Warn("deleted file's owner record kept", append(c.logFields(), zap.String("file_id", id), zap.Error(err))...)
 		}
@@ -100,4 +101,11 @@ func setBody(resp *http.Response, b []byte, done func(error)) {
 	resp.ContentLength = int64(len(b))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
 	resp.Header.Del("Content-Encoding")
+}
+
+// clientPath is the path the client asked for, given the outbound request:
+// the upstream URL's own path prefix (CLADE_UPSTREAM_URL may have one) is
+// removed.
+func (h *Handler) clientPath(out *http.Request) string {
+	return strings.TrimPrefix(out.URL.Path, strings.TrimSuffix(h.o.Upstream.Path, "/"))
 }
