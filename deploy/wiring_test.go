@@ -22,6 +22,21 @@ const placeholder = "https://placeholder.invalid/set-by-the-deployment"
 
 func loadPolicy(t *testing.T, path string, env func(string) bool) *policy.Policy {
 	t.Helper()
+	opts := policy.LoadOptions{
+		ResolveSecrets: true,
+		Getenv: func(k string) string {
+			if env(k) {
+				return placeholder
+			}
+			return ""
+		},
+	}
+	// As shipped, with placeholder token hashes, it must refuse to start.
+	if _, err := policy.Load(path, opts); err == nil || !strings.Contains(err.Error(), "is a placeholder") ||
+		!strings.Contains(err.Error(), "clade-gateway new-token") {
+		t.Errorf("policy %s as shipped: %v, want a refusal naming its placeholder tokens", path, err)
+	}
+	path = withTokens(t, path)
 	p, err := policy.Load(path, policy.LoadOptions{
 		ResolveSecrets: true,
 		Getenv: func(k string) string {

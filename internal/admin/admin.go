@@ -6,7 +6,9 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -40,8 +42,11 @@ type Options struct {
 	Store    Store
 	Reload   func() error
 	Gatherer prometheus.Gatherer
-	Logger   *zap.Logger // the audit trail of adjustments goes here too
-	Timeout  time.Duration
+	// Registerer receives the admin listener's own metrics (failed
+	// authentications); nil: a private registry.
+	Registerer prometheus.Registerer
+	Logger     *zap.Logger // the audit trail of adjustments goes here too
+	Timeout    time.Duration
 	// Checklist evaluates the access-control checklist (GET
 	// /admin/checklist); nil disables the endpoint.
 	Checklist checklistFunc
@@ -51,8 +56,9 @@ type Options struct {
 }
 
 type server struct {
-	o   Options
-	log *zap.Logger
+	o        Options
+	log      *zap.Logger
+	authFail *prometheus.CounterVec
 }
 
 // New returns the admin listener's handler.
@@ -63,7 +69,10 @@ func New(o Options) http.Handler {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
-	s := &server{o: o, log: o.Logger.Named("admin")}
+	if o.Registerer == nil {
+		o.Registerer = prometheus.NewRegistry()
+	}
+	s := &server{o: o, log: o.Logger.Named("admin"), authFail: newAuthFailures(o.Registerer)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -94,13 +103,13 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 
 func (s *server) auth(next http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		p := s.o.Policy()
-		if !ok || p == nil || !p.IsAdminToken(strings.TrimSpace(tok)) {
+		name, reason := s.authenticate(r)
+		if reason != "" {
+			s.authFailed(r, reason)
 			writeError(w, http.StatusUnauthorized, "authentication_error", "admin bearer token required")
 			return
 		}
-		next(w, r)
+		next(w, r.WithContext(withTokenName(r.Context(), name)))
 	})
 }
 
@@ -164,25 +173,41 @@ func sortedBudgets(bs []budget.Budget) []budget.Budget {
 }
 
 type adjustRequest struct {
-	Scope     string `json:"scope"`
-	Name      string `json:"name"`
-	ID        string `json:"id"`
-	AmountUSD string `json:"amount_usd"` // positive debits, negative credits
-	Reason    string `json:"reason"`
-	Actor     string `json:"actor"`
+	Scope     string
+	Name      string
+	ID        string
+	AmountUSD string // positive debits, negative credits
+	Reason    string
+	Actor     string // the caller's note; the audit names the token
+}
+
+func parseAdjust(r io.Reader) (adjustRequest, error) {
+	body, err := io.ReadAll(r)
+	if err != nil {
+		return adjustRequest{}, err
+	}
+	m, err := decodeStrictStrings(body, "scope", "name", "id", "amount_usd", "reason", "actor")
+	if err != nil {
+		return adjustRequest{}, err
+	}
+	return adjustRequest{Scope: m["scope"], Name: m["name"], ID: m["id"], AmountUSD: m["amount_usd"],
+		Reason: m["reason"], Actor: m["actor"]}, nil
 }
 
 func (s *server) adjust(w http.ResponseWriter, r *http.Request) {
-	var req adjustRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request_error", "body must be {scope, name, id, amount_usd, reason}: "+err.Error())
+	req, err := parseAdjust(http.MaxBytesReader(w, r.Body, 1<<16))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "invalid_request_error", "body must be {scope, name, id, amount_usd, reason[, actor]}: "+err.Error())
 		return
 	}
 	amt, err := money.Parse(req.AmountUSD)
 	if err != nil || amt == 0 {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "amount_usd must be a non-zero decimal string, e.g. \"-12.5\" to credit")
+		return
+	}
+	if amt > budget.MaxWindowSpend || amt < -budget.MaxWindowSpend {
+		writeError(w, http.StatusBadRequest, "invalid_request_error",
+			fmt.Sprintf("amount_usd must be between -%s and %s", budget.MaxWindowSpend, budget.MaxWindowSpend))
 		return
 	}
 	if strings.TrimSpace(req.Reason) == "" {
@@ -197,13 +222,21 @@ func (s *server) adjust(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.o.Timeout)
 	defer cancel()
 	if err := s.o.Store.Adjust(ctx, b, amt); err != nil {
+		if errors.Is(err, budget.ErrAdjustRange) {
+			writeError(w, http.StatusBadRequest, "invalid_request_error",
+				fmt.Sprintf("nothing applied: the adjustment would take this window's spend beyond ±%s USD", budget.MaxWindowSpend))
+			return
+		}
 		writeError(w, http.StatusServiceUnavailable, "api_error", "budget store unavailable: "+err.Error())
 		return
 	}
+	// actor is the admin token's name in the policy: who authenticated,
+	// not what the caller says; the caller's own note is kept beside it.
 	s.log.Info("budget adjusted", zap.String("audit", "budget_adjust"), zap.String("scope", req.Scope),
 		zap.String("name", req.Name), zap.String("id", req.ID), zap.String("amount_usd", amt.String()),
-		zap.String("reason", req.Reason), zap.String("actor", req.Actor), zap.String("remote", r.RemoteAddr))
-	s.recordAdjustment(ctx, req, amt, r.RemoteAddr)
+		zap.String("reason", req.Reason), zap.String("actor", tokenName(r.Context())),
+		zap.String("actor_note", req.Actor), zap.String("remote", r.RemoteAddr))
+	s.recordAdjustment(ctx, req, amt, tokenName(r.Context()), r.RemoteAddr)
 	st, err := s.o.Store.Status(ctx, []budget.Budget{b})
 	if err != nil || len(st) != 1 {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "adjusted"})
@@ -239,7 +272,8 @@ func (s *server) reinit(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "api_error", err.Error())
 		return
 	}
-	s.log.Warn("budget store re-initialised by an operator; budgets count from zero", zap.String("audit", "store_reinit"), zap.String("remote", r.RemoteAddr))
+	s.log.Warn("budget store re-initialised by an operator; budgets count from zero", zap.String("audit", "store_reinit"),
+		zap.String("actor", tokenName(r.Context())), zap.String("remote", r.RemoteAddr))
 	writeJSON(w, http.StatusOK, map[string]string{"status": "reinitialised"})
 }
 

@@ -25,6 +25,17 @@ const adminToken = "clade_admin_test"
 
 func setup(t *testing.T, reload func() error) (http.Handler, *observer.ObservedLogs) {
 	t.Helper()
+	return setupWith(t, reload, prometheus.NewRegistry(), "")
+}
+
+// setupWith is setup with the admin metrics in reg and the admin token
+// named tokenName in the policy ("" leaves it unnamed).
+func setupWith(t *testing.T, reload func() error, reg prometheus.Registerer, tokenName string) (http.Handler, *observer.ObservedLogs) {
+	t.Helper()
+	named := ""
+	if tokenName != "" {
+		named = ", name: " + tokenName
+	}
 	dir := t.TempDir()
 	sum := sha256.Sum256([]byte(adminToken))
 	src := `
@@ -40,7 +51,7 @@ services:
     workspace: production
     budgets: [{period: daily, limit_usd: 50}, {id: all-time, period: total, limit_usd: 1000}]
 admin:
-  tokens: [{sha256: "` + hex.EncodeToString(sum[:]) + `"}]
+  tokens: [{sha256: "` + hex.EncodeToString(sum[:]) + `"` + named + `}]
 `
 	path := filepath.Join(dir, "clade.yaml")
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
@@ -61,7 +72,7 @@ admin:
 		reload = func() error { return nil }
 	}
 	return New(Options{Policy: func() *policy.Policy { return p }, Store: st, Reload: reload,
-		Gatherer: prometheus.NewRegistry(), Logger: zap.New(core)}), logs
+		Gatherer: prometheus.NewRegistry(), Registerer: reg, Logger: zap.New(core)}), logs
 }
 
 func do(h http.Handler, method, path, token, body string) *httptest.ResponseRecorder {

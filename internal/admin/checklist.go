@@ -37,12 +37,14 @@ func (s *server) checklistReport(w http.ResponseWriter, r *http.Request) {
 // recordAdjustment keeps an applied adjustment for review. The adjustment
 // stands either way, and the audit log line has it; a failure here only
 // means the checklist will not list it.
-func (s *server) recordAdjustment(ctx context.Context, req adjustRequest, amt money.Nanos, remote string) {
+// recordAdjustment keeps an adjustment for review; actor is the admin
+// token's name, not what the caller wrote.
+func (s *server) recordAdjustment(ctx context.Context, req adjustRequest, amt money.Nanos, actor, remote string) {
 	if s.o.Adjustments == nil {
 		return
 	}
 	err := s.o.Adjustments.RecordAdjustment(ctx, trail.Adjustment{Scope: req.Scope, Name: req.Name, ID: req.ID,
-		AmountUSD: amt.String(), Reason: req.Reason, Actor: req.Actor, Remote: remote})
+		AmountUSD: amt.String(), Reason: req.Reason, Actor: actor, Remote: remote})
 	if err != nil {
 		s.log.Error("budget adjusted but not recorded for the checklist's review; the audit log line above has it",
 			zap.String("scope", req.Scope), zap.String("name", req.Name), zap.String("id", req.ID), zap.Error(err))

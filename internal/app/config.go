@@ -33,6 +33,9 @@ type config struct {
 	JournalReplay      time.Duration `env:"CLADE_JOURNAL_REPLAY_INTERVAL" envDefault:"5s"`
 	NotifyInterval     time.Duration `env:"CLADE_NOTIFY_INTERVAL" envDefault:"15s"`
 	MaxBodyBytes       int64         `env:"CLADE_MAX_BODY_BYTES" envDefault:"33554432"`
+	MaxBatchBodyBytes  int64         `env:"CLADE_MAX_BATCH_BODY_BYTES" envDefault:"268435456"`
+	BodyReadTimeout    time.Duration `env:"CLADE_BODY_READ_TIMEOUT" envDefault:"60s"`
+	BodyIdleTimeout    time.Duration `env:"CLADE_BODY_IDLE_TIMEOUT" envDefault:"10s"`
 	// GrantWindow has no envDefault: unset means grants with Redis
 	// (defaultGrantWindow) and none with the embedded store.
 	GrantWindow time.Duration `env:"CLADE_GRANT_WINDOW"`
@@ -78,7 +81,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	for name, d := range map[string]time.Duration{"CLADE_HOLD_TTL": c.HoldTTL, "CLADE_STORE_TIMEOUT": c.StoreTimeout,
 		"CLADE_POLICY_POLL_INTERVAL": c.PolicyPollInterval, "CLADE_BATCH_POLL_INTERVAL": c.BatchPollInterval,
-		"CLADE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout} {
+		"CLADE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "CLADE_BODY_READ_TIMEOUT": c.BodyReadTimeout,
+		"CLADE_BODY_IDLE_TIMEOUT": c.BodyIdleTimeout} {
 		if d <= 0 {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}
@@ -91,6 +95,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	if c.MaxBodyBytes <= 0 {
 		return c, fmt.Errorf("environment: CLADE_MAX_BODY_BYTES must be positive")
+	}
+	if c.MaxBatchBodyBytes <= 0 {
+		return c, fmt.Errorf("environment: CLADE_MAX_BATCH_BODY_BYTES must be positive")
 	}
 	return c, nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
+	"github.com/clade-gateway/clade-gateway/internal/owner"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
 	"github.com/clade-gateway/clade-gateway/internal/spend"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
@@ -93,9 +94,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	spendRec := spend.New(reg, spendLog)
 	h, err := proxy.New(proxy.Options{
 		Upstream: cfg.upstream, PublicURL: cfg.publicURL,
-		State: rl.current, Budget: st, Journal: journal, Batches: tracker,
+		State: rl.current, Budget: st, Journal: journal, Batches: tracker, Files: owner.NewFiles(st),
 		Logger: log, Spend: spendRec, Registerer: reg,
 		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
 		TokensUsed: lastUsed,
 	})
 	if err != nil {
@@ -107,7 +109,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	reg.MustRegister(checklist.NewCollector(evalChecklist, cfg.StoreTimeout*4))
 
 	adminH := admin.New(admin.Options{
-		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
+		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Registerer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
 		Checklist: evalChecklist, Adjustments: trail.AdjustmentLog{Records: st, Now: time.Now},
 	})
 	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,

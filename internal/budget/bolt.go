@@ -380,6 +380,9 @@ func (s *BoltStore) Adjust(ctx context.Context, b Budget, delta money.Nanos) (er
 		if err != nil {
 			return err
 		}
+		if !adjustInRange(readInt(w, keySpent), int64(delta)) {
+			return ErrAdjustRange
+		}
 		return addInt(w, keySpent, int64(delta))
 	})
 	if err != nil {

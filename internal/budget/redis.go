@@ -420,7 +420,7 @@ func (s *RedisStore) Adjust(ctx context.Context, b Budget, delta money.Nanos) (e
 	keys := []string{s.keys.epoch(), s.keys.window(b.Key(now)), s.keys.adjustOp(hex.EncodeToString(op[:]))}
 	err = s.withEpoch(ctx, func(epoch string) (*string, error) {
 		v, err := s.run(ctx, s.scripts.adjust, keys, epoch, int64(delta),
-			secsOf(windowKeyTTL(end, now)), secsOf(adjustMarkerTTL))
+			secsOf(windowKeyTTL(end, now)), secsOf(adjustMarkerTTL), int64(MaxWindowSpend))
 		if err != nil {
 			return nil, err
 		}

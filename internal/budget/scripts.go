@@ -289,6 +289,9 @@ func parseAdjustReply(v any) (adjustReply, error) {
 			return adjustReply{spent: s}, nil
 		}
 	}
+	if tag == "range" {
+		return adjustReply{}, ErrAdjustRange
+	}
 	return adjustReply{}, errReply("adjust", v)
 }
 

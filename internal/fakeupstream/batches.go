@@ -15,6 +15,7 @@ type fakeBatch struct {
 	polls    int
 	created  time.Time
 	canceled bool
+	seq      int
 }
 
 type batchReq struct {
@@ -45,15 +46,15 @@ func (s *Server) serveBatches(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.batchSeq++
-		b := &fakeBatch{id: fmt.Sprintf("msgbatch_fake%04d", s.batchSeq), requests: req.Requests, created: time.Now()}
+		b := &fakeBatch{id: fmt.Sprintf("msgbatch_fake%04d", s.batchSeq), requests: req.Requests, created: time.Now(), seq: s.batchSeq}
 		s.batches[b.id] = b
 		writeJSON(w, http.StatusOK, s.batchObject(b))
 	case rest == "" && r.Method == http.MethodGet:
-		var data []any
+		items := make([]pageItem, 0, len(s.batches))
 		for _, b := range s.batches {
-			data = append(data, s.batchObject(b))
+			items = append(items, pageItem{id: b.id, seq: b.seq, v: s.batchObject(b)})
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"data": data, "has_more": false})
+		writePage(w, r, items)
 	default:
 		id, tail, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
 		b, ok := s.batches[id]

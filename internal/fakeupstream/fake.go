@@ -6,8 +6,10 @@
 package fakeupstream
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -81,6 +83,8 @@ type Server struct {
 	truth      map[string]int64 // ground truth usage totals by kind
 	batches    map[string]*fakeBatch
 	batchSeq   int
+	files      map[string]*fakeFile
+	fileSeq    int
 	resultsGet atomic.Int64
 }
 
@@ -88,11 +92,13 @@ type Server struct {
 type Seen struct {
 	Method, Path, RawQuery, Host string
 	Header                       http.Header
+	// Trailer is what arrived after the body (nil when none was declared).
+	Trailer http.Header
 }
 
 // New returns a fake that accepts key.
 func New(key string) *Server {
-	return &Server{Key: key, truth: map[string]int64{}, batches: map[string]*fakeBatch{}}
+	return &Server{Key: key, truth: map[string]int64{}, batches: map[string]*fakeBatch{}, files: map[string]*fakeFile{}}
 }
 
 // Requests returns every request seen so far.
@@ -120,8 +126,15 @@ func (s *Server) Truth() map[string]int64 {
 }
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var trailer http.Header
+	if len(r.Trailer) > 0 {
+		// Trailers arrive after the body: read it first so they are seen.
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		trailer = r.Trailer.Clone()
+	}
 	s.mu.Lock()
-	s.seen = append(s.seen, Seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone()})
+	s.seen = append(s.seen, Seen{Method: r.Method, Path: r.URL.Path, RawQuery: r.URL.RawQuery, Host: r.Host, Header: r.Header.Clone(), Trailer: trailer})
 	s.mu.Unlock()
 	if r.Header.Get("X-Api-Key") != s.Key || len(r.Header.Values("X-Api-Key")) != 1 {
 		writeErr(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
@@ -141,6 +154,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, model(strings.TrimPrefix(p, "/v1/models/")))
 	case strings.HasPrefix(p, "/v1/messages/batches"):
 		s.serveBatches(w, r)
+	case p == "/v1/files" || strings.HasPrefix(p, "/v1/files/"):
+		s.serveFiles(w, r)
 	default:
 		writeErr(w, http.StatusNotFound, "not_found_error", "Not found")
 	}

@@ -23,6 +23,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		Estimate:       Estimate{ServerToolAllowance: rp.estimate},
 		tokens:         map[[sha256.Size]byte]*Service{},
 		adminTokens:    map[[sha256.Size]byte]struct{}{},
+		adminNames:     map[[sha256.Size]byte]string{},
 	}
 	budgets := func(rbs []rawBudget) []budget.Budget {
 		out := make([]budget.Budget, 0, len(rbs))
@@ -46,13 +47,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		wsAt[rw.name] = rw.at
 		ws := &Workspace{Name: rw.name, Budgets: budgets(rw.budgets), Environment: rw.env}
 		for _, rk := range rw.keys {
-			sec, ok := resolveSecret(rk.secret, o, probs)
-			if ok && looksPlaceholder(string(sec)) {
-				// Forwarded, it would come back as Anthropic's 401, which
-				// reads exactly like the gateway's own.
-				probs.add(rk.secret.at, "%s holds a placeholder, not a workspace API key (value not shown): set it to the workspace's key", secretSource(rk.secret))
-				sec = ""
-			}
+			sec, _ := resolveSecret(rk.secret, o, probs)
 			ws.Keys = append(ws.Keys, Key{Name: rk.name, Secret: sec, Created: rk.created, Env: rk.secret.env, File: rk.secret.file})
 		}
 		p.Workspaces[rw.name] = ws
@@ -132,6 +127,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		if claim(t) {
 			p.adminTokens[t.digest] = struct{}{}
 			p.AdminTokens = append(p.AdminTokens, Token{Name: t.name, SHA256: t.digest})
+			p.adminNames[t.digest] = adminTokenName(t)
 		}
 	}
 

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/hex"
 	"errors"
 	"io/fs"
 	"net/url"
@@ -77,6 +78,10 @@ func (w *walker) parseTokens(n *yaml.Node, p string) []rawToken {
 		if !ok {
 			continue
 		}
+		if isPlaceholder(h) {
+			w.errorf(hn, hp, "is a placeholder from the shipped deploy files: run `clade-gateway new-token` and put the sha256 it prints here")
+			continue
+		}
 		if !sha256RE.MatchString(h) {
 			// A raw token pasted here would be a secret: never echo it.
 			w.errorf(hn, hp, "must be the sha256 of the token as 64 hex digits (value not shown)")
@@ -117,6 +122,10 @@ func resolveSecret(r secretRef, o LoadOptions, probs *problems) (Secret, bool) {
 			probs.add(r.at, "environment variable %s is not set", r.env)
 			return "", false
 		}
+		if isPlaceholder(v) {
+			probs.add(r.at, "environment variable %s holds a placeholder, not a real secret (value not shown): set it to the real value", r.env)
+			return "", false
+		}
 		return Secret(v), true
 	}
 	b, err := o.ReadFile(r.file)
@@ -138,5 +147,16 @@ func resolveSecret(r secretRef, o LoadOptions, probs *problems) (Secret, bool) {
 		probs.add(r.at, "secret file %s is empty", r.file)
 		return "", false
 	}
+	if isPlaceholder(v) {
+		probs.add(r.at, "secret file %s holds a placeholder, not a real secret (value not shown): put the real value in it", r.file)
+		return "", false
+	}
 	return Secret(v), true
+}
+
+func adminTokenName(t rawToken) string {
+	if t.name != "" {
+		return t.name
+	}
+	return "sha256:" + hex.EncodeToString(t.digest[:6])
 }

@@ -1,32 +1,51 @@
 package policy
 
 import (
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
-// A workspace key still holding an example's stand-in is refused at load,
-// naming the variable or file, so the gateway never starts with a key that
-// Anthropic would answer with 401.
-func TestPlaceholderWorkspaceKeyRefused(t *testing.T) {
-	for _, v := range []string{"sk-ant-replace-me", "sk-ant-...your-workspace-key...", "<your key>", "REPLACE_ME", "sk-ant-", "sk-ant-xxxxxxxx"} {
-		dir := writeFiles(t, map[string]string{
-			"p.yaml": "workspaces:\n  production:\n    keys:\n      - {name: k, env: ANTHROPIC_API_KEY}\n      - {name: f, file: key}\n",
-			"key":    v + "\n",
-		})
-		_, err := Load(filepath.Join(dir, "p.yaml"), opts(map[string]string{"ANTHROPIC_API_KEY": v}, true))
-		f := filepath.Join(dir, "p.yaml")
-		want := f + ":4: workspaces.production.keys[0].env: environment variable ANTHROPIC_API_KEY holds a placeholder, not a workspace API key (value not shown): set it to the workspace's key\n" +
-			f + ":5: workspaces.production.keys[1].file: file " + filepath.Join(dir, "key") + " holds a placeholder, not a workspace API key (value not shown): set it to the workspace's key"
-		if err == nil || err.Error() != want {
-			t.Errorf("%q: error\n%v\nwant\n%s", v, err, want)
+func TestPlaceholdersFailLoudly(t *testing.T) {
+	for _, v := range []string{"sk-ant-...", "REPLACE_ME", "replace-with-a-key", "<your key>", "changeme", "CHANGE_ME", "sk-ant-api03-…"} {
+		if !isPlaceholder(v) {
+			t.Errorf("%q is not recognised as a placeholder", v)
 		}
 	}
-	for _, v := range []string{"sk-ant-api03-Zx9_real-looking-key-0123456789", "k"} {
-		dir := writeFiles(t, map[string]string{"p.yaml": "workspaces:\n  production:\n    keys:\n      - {name: k, env: KEY}\n"})
-		p, err := Load(filepath.Join(dir, "p.yaml"), opts(map[string]string{"KEY": v}, true))
-		if err != nil || string(p.Workspaces["production"].Keys[0].Secret) != v || p.Workspaces["production"].Keys[0].Env != "KEY" {
-			t.Errorf("%q refused: %v", v, err)
+	for _, v := range []string{"sk-ant-api03-Zx9Q2wYb7", "https://hooks.slack.com/services/T0/B0/abc", "0123abcd"} {
+		if isPlaceholder(v) {
+			t.Errorf("%q taken for a placeholder", v)
 		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "clade.yaml")
+	src := `
+workspaces:
+  production:
+    keys: [{name: k, env: KEY}]
+services:
+  svc:
+    workspace: production
+    tokens: [{sha256: "REPLACE_ME_with_the_sha256_from_clade-gateway_new-token"}]
+admin:
+  tokens: [{sha256: "REPLACE_ME_with_the_sha256_from_clade-gateway_new-token"}]
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(path, LoadOptions{ResolveSecrets: true, Getenv: func(string) string { return "sk-ant-..." }})
+	if err == nil {
+		t.Fatal("a policy with placeholders loaded")
+	}
+	msg := err.Error()
+	for _, want := range []string{"services.svc.tokens[0].sha256: is a placeholder", "admin.tokens[0].sha256: is a placeholder",
+		"clade-gateway new-token", "environment variable KEY holds a placeholder"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "sk-ant-...") {
+		t.Errorf("error shows the value:\n%s", msg)
 	}
 }

@@ -65,7 +65,7 @@ type rawBudget struct {
 
 type rawToken struct {
 	at     pos
-	name   string
+	name   string // optional; admin tokens are named in the audit trail
 	digest [sha256.Size]byte
 }
 

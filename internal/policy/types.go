@@ -74,6 +74,7 @@ type Policy struct {
 
 	tokens      map[[sha256.Size]byte]*Service
 	adminTokens map[[sha256.Size]byte]struct{}
+	adminNames  map[[sha256.Size]byte]string
 }
 
 // Workspace is an Anthropic workspace the gateway holds keys for.
@@ -182,6 +183,15 @@ func (p *Policy) ServiceByDigest(digest [sha256.Size]byte) (*Service, bool) {
 func (p *Policy) IsAdminToken(token string) bool {
 	_, ok := p.adminTokens[sha256.Sum256([]byte(token))]
 	return ok
+}
+
+// AdminTokenName returns the name the audit trail gives an admin token:
+// its name in the policy, or "sha256:" and the first 12 hex digits of its
+// digest when it has none (the digest is in the policy already; the token
+// never appears).
+func (p *Policy) AdminTokenName(token string) (string, bool) {
+	n, ok := p.adminNames[sha256.Sum256([]byte(token))]
+	return n, ok
 }
 
 // AllBudgets lists every budget in the policy: services, teams, workspaces.

@@ -46,31 +46,20 @@ func (h *Handler) admitBatch(r *http.Request, c *call) error {
 		return fmt.Errorf("proxy: batch owner: %w", err)
 	}
 	if !ok || owner != c.svc.Name {
-		return &apiError{Status: http.StatusNotFound, Type: "not_found_error",
-			Msg: "no batch with that id was created by this service through the gateway", Reason: reasonPath}
+		return errNotOwned("batch")
 	}
 	return nil
 }
 
 func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
-	var body struct {
-		Requests []struct {
-			CustomID string          `json:"custom_id"`
-			Params   json.RawMessage `json:"params"`
-		} `json:"requests"`
-	}
-	if err := json.Unmarshal(c.body, &body); err != nil {
-		return errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
-	}
+	// The outer body must mean the same to every parser too: its requests
+	// are what is priced.
 	if err := checkBatchBody(c.body); err != nil {
 		return err
 	}
-	if len(body.Requests) == 0 {
-		return errBadRequest("requests: at least one request is required", nil)
-	}
 	var total money.Nanos
-	for i, rq := range body.Requests {
-		p, err := parseMessages(rq.Params)
+	n, err := eachBatchRequest(c.body, func(i int, params []byte) error {
+		p, err := parseMessages(params)
 		if err != nil {
 			var ae *apiError
 			if errors.As(err, &ae) {
@@ -84,7 +73,7 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 		if err := checkBounds(c.state, c.svc, p.Bounds); err != nil {
 			return err
 		}
-		e, model, err := estimateAll(c.state, p, int64(len(rq.Params)), true, c.start)
+		e, model, err := estimateAll(c.state, p, int64(len(params)), true, c.start)
 		if err != nil {
 			return errUnknownModel(model, err)
 		}
@@ -92,6 +81,13 @@ func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {
 		if c.model == "" {
 			c.model, c.modelLabel = p.Model, c.state.modelLabel(p.Model)
 		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errBadRequest("requests: at least one request is required", nil)
 	}
 	c.batchCreate = true
 	return h.reserve(r.Context(), c, total, h.o.BatchHoldTTL)
@@ -110,8 +106,18 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, nil) }}
 		return nil
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxBatchObject))
-	resp.Body.Close()
+	var raw []byte
+	var err error
+	if resp.Request.Method == http.MethodGet && h.clientPath(resp.Request) == "/v1/messages/batches" {
+		// A listing shows the caller's batches only.
+		raw, err = h.ownedList(resp, func(ctx context.Context, id string) (bool, error) {
+			o, ok, err := h.o.Batches.Owner(ctx, id)
+			return ok && o == c.svc.Name, err
+		})
+	} else {
+		raw, err = io.ReadAll(io.LimitReader(resp.Body, maxBatchObject))
+		resp.Body.Close()
+	}
 	if err != nil {
 		return fmt.Errorf("proxy: read batch response: %w", err)
 	}

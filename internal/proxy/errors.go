@@ -79,6 +79,9 @@ func statusFor(err error, now time.Time) *apiError {
 	case errors.As(err, &mbe):
 		return &apiError{Status: http.StatusRequestEntityTooLarge, Type: "request_too_large",
 			Msg: fmt.Sprintf("request body exceeds the gateway's limit of %d bytes", mbe.Limit), Reason: reasonTooLarge, Err: err, NoRetry: true}
+	case errors.Is(err, errBodyStalled):
+		return &apiError{Status: http.StatusRequestTimeout, Type: "timeout_error",
+			Msg: "the request body did not arrive within the gateway's read deadline", Reason: reasonBadRequest, Err: err}
 	case errors.Is(err, budget.ErrStoreReset):
 		return storeDown(err, "the budget store lost its data; an operator must re-initialise it before requests are admitted")
 	case errors.Is(err, budget.ErrUnavailable):
@@ -167,3 +170,19 @@ func errUnbounded(msg string) *apiError {
 }
 
 func codeLabel(status int) string { return strconv.Itoa(status) }
+
+// errNotOwned answers for another service's object (or none) as if it did
+// not exist, so ids of other services' objects reveal nothing.
+func errNotOwned(kind string) *apiError {
+	return &apiError{Status: http.StatusNotFound, Type: "not_found_error",
+		Msg: "no " + kind + " with that id was created by this service through the gateway", Reason: reasonPath}
+}
+
+// errOwnerNotRecorded fails an upload whose owner the store could not
+// record: nobody could use or delete the object through the gateway.
+func errOwnerNotRecorded(err error) *apiError {
+	h := http.Header{}
+	h.Set("Retry-After", "5")
+	return &apiError{Status: http.StatusServiceUnavailable, Type: "api_error",
+		Msg: "the gateway could not record who owns the uploaded object; try again shortly", Reason: reasonStore, Header: h, Err: err}
+}

@@ -26,11 +26,14 @@ func (h *Handler) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(h.o.Upstream)
 	pr.Out.Host = h.o.Upstream.Host
 	out := pr.Out.Header
-	out.Del("Authorization")
-	out.Del("Cookie")
-	// The workspace is the key's; a client must not pick another one.
-	out.Del("Anthropic-Workspace-Id")
-	out.Del("Forwarded")
+	// Credentials, workspace and organisation selectors and forwarding
+	// claims, under any spelling: the workspace is the key's, and the
+	// upstream sees only the gateway's key.
+	stripClientHeaders(out)
+	// The body was read in full at admission, so the client's trailers
+	// have arrived and were copied with the request: none is forwarded,
+	// or a credential could ride in after the headers were checked.
+	pr.Out.Trailer = nil
 	// The meter reads usage from the bytes as they pass, so the upstream
 	// must not compress them for the client. Without the client's
 	// Accept-Encoding the transport asks for gzip itself and decompresses
@@ -61,6 +64,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	h.m.ttfb.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(c.headersAt.Sub(c.forwarded).Seconds())
 	if c.route == routeBatches {
 		return h.batchResponse(resp, c)
+	}
+	if c.route == routeFiles {
+		return h.filesResponse(resp, c)
 	}
 	if !c.metered {
 		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, nil) }}

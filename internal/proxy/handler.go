@@ -10,7 +10,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -48,6 +47,7 @@ type Options struct {
 	Budget       Budgeter
 	Journal      Journal
 	Batches      BatchTracker // nil: batch paths are refused
+	Files        FileOwners   // nil: file paths are refused
 	Logger       *zap.Logger
 	SpendLog     *zap.Logger     // used when Spend is nil
 	Spend        *spend.Recorder // shared with the batch poller
@@ -56,6 +56,13 @@ type Options struct {
 	Transport    http.RoundTripper
 	HoldTTL      time.Duration // default 60s
 	MaxBodyBytes int64         // default 32 MB
+	// MaxBatchBodyBytes limits batch creation bodies (default 256 MB,
+	// the API's own batch limit).
+	MaxBatchBodyBytes int64
+	// BodyReadTimeout bounds the time to receive a whole request body
+	// (default 60s); BodyIdleTimeout bounds a pause in it (default 10s).
+	BodyReadTimeout time.Duration
+	BodyIdleTimeout time.Duration
 	// BatchHoldTTL is how long a batch's admission hold lives (default
 	// 25h: batches end within 24h).
 	BatchHoldTTL time.Duration
@@ -98,6 +105,15 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 32 << 20
+	}
+	if o.MaxBatchBodyBytes <= 0 {
+		o.MaxBatchBodyBytes = 256 << 20
+	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = 60 * time.Second
+	}
+	if o.BodyIdleTimeout <= 0 {
+		o.BodyIdleTimeout = 10 * time.Second
 	}
 	if o.BatchHoldTTL <= 0 {
 		o.BatchHoldTTL = 25 * time.Hour
@@ -183,6 +199,9 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 	if c.route == routeBatches && h.o.Batches == nil {
 		return errPathRefused("message batches are not enabled on this gateway")
 	}
+	if c.route == routeFiles && h.o.Files == nil {
+		return errPathRefused("the Files API is not enabled on this gateway")
+	}
 	if err := h.readBody(w, r, c); err != nil {
 		return err
 	}
@@ -200,6 +219,8 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, c *call) error {
 		}
 	case routeBatches:
 		return h.admitBatch(r, c)
+	case routeFiles:
+		return h.admitFiles(r, c)
 	}
 	return nil
 }
@@ -276,44 +297,6 @@ func windowKeys(budgets []budget.Budget, at time.Time) []string {
 		keys[i] = b.Key(at)
 	}
 	return keys
-}
-
-func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, c *call) error {
-	if r.Body == nil || r.Body == http.NoBody {
-		return nil
-	}
-	if r.ContentLength > h.o.MaxBodyBytes {
-		return &http.MaxBytesError{Limit: h.o.MaxBodyBytes}
-	}
-	limit := h.o.MaxBodyBytes
-	if c.route == routeBatches {
-		limit = 256 << 20 // the API's own batch limit
-	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	// Size the buffer from Content-Length, but not beyond 1 MiB up front:
-	// a client's claim alone must not make the gateway allocate 32 MB.
-	// One byte more than Content-Length, so that reading the EOF does not
-	// grow (copy) a buffer the body filled exactly.
-	buf := make([]byte, 0, min(max(r.ContentLength+1, 512), 1<<20))
-	for {
-		n, err := body.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				return err
-			}
-			return errBadRequest("could not read the request body", err)
-		}
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-	}
-	c.body = buf
-	return nil
 }
 
 func (h *Handler) reject(w http.ResponseWriter, c *call, err error) {

@@ -183,7 +183,7 @@ func TestClassify(t *testing.T) {
 		{"GET", "/v1/messages/batches/msgbatch_1/results", routeBatches},
 		{"GET", "/v1/models", routeFree},
 		{"GET", "/v1/models/claude-sonnet-4-6", routeFree},
-		{"POST", "/v1/files", routeFree},
+		{"POST", "/v1/files", routeFiles},
 		{"POST", "/v1/complete", routeRefused},
 		{"GET", "/v1/organizations/api_keys", routeRefused},
 		{"POST", "/v1/sessions/abc/events", routeRefused},

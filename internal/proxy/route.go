@@ -15,7 +15,8 @@ const (
 	routeMessages          // POST /v1/messages: metered
 	routeCountTokens       // POST /v1/messages/count_tokens: free
 	routeBatches           // /v1/messages/batches...: metered from results
-	routeFree              // models, files: no spend
+	routeFree              // models: no spend
+	routeFiles             // /v1/files...: no spend, owned by the uploading service
 )
 
 // classify decides how a request is handled. Anything the gateway cannot
@@ -35,9 +36,10 @@ func classify(method, path string) (route, string) {
 		return routeCountTokens, ""
 	case path == "/v1/messages/batches" || strings.HasPrefix(path, "/v1/messages/batches/"):
 		return routeBatches, ""
-	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"),
-		path == "/v1/files" || strings.HasPrefix(path, "/v1/files/"):
+	case path == "/v1/models" || strings.HasPrefix(path, "/v1/models/"):
 		return routeFree, ""
+	case path == "/v1/files" || strings.HasPrefix(path, "/v1/files/"):
+		return routeFiles, ""
 	case path == "/v1/complete":
 		return routeRefused, "the legacy Text Completions API (/v1/complete) reports no usage, so the gateway cannot meter it; use /v1/messages"
 	case strings.HasPrefix(path, "/v1/organizations"):

@@ -235,6 +235,8 @@ func routeName(r route) string {
 		return "batches"
 	case routeFree:
 		return "free"
+	case routeFiles:
+		return "files"
 	}
 	return "refused"
 }

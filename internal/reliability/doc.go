@@ -28,4 +28,10 @@
 //   - leaks: occurrences of the canary key and tokens (raw or base64) in
 //     logs, spend logs, /metrics and error bodies;
 //   - recovery: how long after the fault ended the gateway served again.
+//
+// Rows 8a-8e probe the request edges rather than the store: stalled and
+// trickling bodies, oversized batch bodies, header-spelling and trailer
+// smuggling, cross-service file and batch access, and admin adjustments
+// past the spend bound. Their faults column carries the figures that
+// matter there (bodies cut, refusals, requests that reached the upstream).
 package reliability
