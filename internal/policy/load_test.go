@@ -65,7 +65,7 @@ func TestLoadGoodFile(t *testing.T) {
 				{Scope: budget.ScopeService, Name: "recommendation", ID: "trial-cap", Period: budget.Monthly, Limit: money.USD(200), Enforce: false, Location: berlin},
 			},
 			RateLimit:      &RateLimit{RequestsPerSecond: 20, Burst: 40},
-			OnStoreFailure: FailAllow,
+			OnStoreFailure: FailAllow, Fit: defaultFit,
 		},
 		"ads-ranker": {
 			Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "staging"},
@@ -74,7 +74,7 @@ func TestLoadGoodFile(t *testing.T) {
 				{Scope: budget.ScopeService, Name: "ads-ranker", ID: "day-berlin", Period: budget.Daily, Limit: 1, Enforce: true, Location: berlin},
 			},
 			RateLimit:      &RateLimit{RequestsPerSecond: 2.5, Burst: 3}, // burst defaults to ceil(rps)
-			OnStoreFailure: FailReject,                                   // inherited
+			OnStoreFailure: FailReject, Fit: defaultFit,                  // inherited
 		},
 	}
 	if d := cmp.Diff(wantSvc, p.Services, cmpOpts); d != "" {
@@ -119,10 +119,10 @@ func TestLoadGoodFolder(t *testing.T) {
 		"recommendation": {
 			Name: "recommendation", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "production"},
 			Budgets:        []budget.Budget{{Scope: budget.ScopeService, Name: "recommendation", ID: "daily", Period: budget.Daily, Limit: money.USD(50), Enforce: true, Location: utc}},
-			OnStoreFailure: FailReject,
+			OnStoreFailure: FailReject, Fit: defaultFit,
 		},
-		"search-api": {Name: "search-api", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "sandbox"}, OnStoreFailure: FailReject},
-		"ads-ranker": {Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "production"}, OnStoreFailure: FailAllow},
+		"search-api": {Name: "search-api", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "sandbox"}, OnStoreFailure: FailReject, Fit: defaultFit},
+		"ads-ranker": {Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "production"}, OnStoreFailure: FailAllow, Fit: defaultFit},
 	}
 	if d := cmp.Diff(wantSvc, p.Services, cmpOpts, cmp.FilterPath(func(p cmp.Path) bool {
 		return p.Last().String() == ".Budgets" || p.Last().String() == ".Models"
@@ -285,3 +285,5 @@ teams:
 		}
 	}
 }
+
+var defaultFit = Fit{MinMaxTokens: DefaultMinMaxTokens}

@@ -22,6 +22,7 @@ type rawPolicy struct {
 	loc            *time.Location // top-level timezone; nil means UTC
 	onStoreFailure FailureMode
 	estimate       money.Nanos
+	fit            rawFit
 	workspaces     []*rawWorkspace
 	teams          []*rawTeam
 	services       []*rawService
@@ -54,6 +55,13 @@ type rawService struct {
 	budgets        []rawBudget
 	rateLimit      *RateLimit
 	onStoreFailure FailureMode // empty: inherit the policy's
+	fit            rawFit
+}
+
+// rawFit is fit_max_tokens and min_max_tokens as written; nil: not given.
+type rawFit struct {
+	enabled *bool
+	min     *int64
 }
 
 type rawBudget struct {

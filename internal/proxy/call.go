@@ -91,5 +91,6 @@ func estimateRequest(s *State, r parsedRequest, promptBytes int64) pricing.Reque
 		allowance = s.Policy.Estimate.ServerToolAllowance
 	}
 	return pricing.Request{Model: r.Model, PromptBytes: promptBytes, MaxTokens: r.MaxTokens,
-		InferenceGeoUS: r.GeoUS, Fast: r.Fast, ServerTools: r.ServerTools, Allowance: allowance}
+		InferenceGeoUS: r.GeoUS, Fast: r.Fast, ServerTools: r.ServerTools, Allowance: allowance,
+		Cache: r.Cache}
 }
