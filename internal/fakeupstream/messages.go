@@ -56,6 +56,11 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 	if s.Model != "" {
 		m = s.Model
 	}
+	// The API stops an answer at max_tokens.
+	stop := "end_turn"
+	if s.StopAtMaxTokens && req.MaxTokens > 0 && b.Usage.OutputTokens > req.MaxTokens {
+		b.Usage.OutputTokens, stop = req.MaxTokens, "max_tokens"
+	}
 	id := fmt.Sprintf("msg_fake_%d", time.Now().UnixNano())
 	if !req.Stream {
 		s.messages.Add(1)
@@ -63,13 +68,13 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": m,
 			"content":     []any{map[string]any{"type": "text", "text": strings.Join(b.Text, "")}},
-			"stop_reason": "end_turn", "stop_sequence": nil,
+			"stop_reason": stop, "stop_sequence": nil,
 			"usage": usageJSON(b.Usage, true),
 		})
 		return
 	}
 	s.messages.Add(1)
-	s.stream(w, r, b, id, m)
+	s.stream(w, r, b, id, m, stop)
 }
 
 func usageJSON(u Usage, full bool) map[string]any {
@@ -104,7 +109,7 @@ func usageJSON(u Usage, full bool) map[string]any {
 // stream writes a Messages SSE stream: message_start with the input side
 // and a placeholder output count, text deltas, a ping, the cumulative
 // message_delta, message_stop.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model string) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model, stop string) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -125,7 +130,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, 
 	events = append(events,
 		ev("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}),
 		ev("message_delta", map[string]any{"type": "message_delta",
-			"delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}, "usage": usageJSON(b.Usage, false)}),
+			"delta": map[string]any{"stop_reason": stop, "stop_sequence": nil}, "usage": usageJSON(b.Usage, false)}),
 		ev("message_stop", map[string]any{"type": "message_stop"}),
 	)
 	for i, e := range events {

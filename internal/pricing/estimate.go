@@ -26,6 +26,10 @@ type Request struct {
 	// Cache is the dearest input-side rate the request can incur; the zero
 	// value, CacheAny, is the 1-hour cache write.
 	Cache PromptCache
+	// PromptTokens, when positive, bounds the prompt's size from a token
+	// count (count_tokens); the bound is the smaller of it and
+	// PromptBytes + PromptOverheadTokens.
+	PromptTokens int64
 }
 
 // PromptCache says which cache writes a request can cause, and so the
@@ -46,7 +50,7 @@ const (
 // Estimate returns an upper bound of the cost of r at time at; the package
 // documentation gives the rule.
 func (t *Table) Estimate(r Request, at time.Time) (money.Nanos, error) {
-	if r.PromptBytes < 0 || r.PromptBytes > MaxCount-PromptOverheadTokens ||
+	if r.PromptBytes < 0 || r.PromptBytes > MaxCount-PromptOverheadTokens || r.PromptTokens < 0 || r.PromptTokens > MaxCount ||
 		r.MaxTokens < 0 || r.MaxTokens > MaxCount || r.Allowance < 0 {
 		return 0, fmt.Errorf("%w: request for %q (prompt %d bytes, max_tokens %d, allowance %s)",
 			ErrOutOfRange, r.Model, r.PromptBytes, r.MaxTokens, r.Allowance)
@@ -92,6 +96,9 @@ func (t *Table) estimate(m *model, r Request, at time.Time) (money.Nanos, error)
 // an output token are priced at, and the multiplier numerator over denom.
 func rateFor(m *model, r Request, at time.Time) (prompt int64, in, out, num uint64) {
 	prompt = r.PromptBytes + PromptOverheadTokens
+	if r.PromptTokens > 0 && r.PromptTokens < prompt {
+		prompt = r.PromptTokens
+	}
 	p := m.at(at)
 	// The response decides the tier, so where the request makes a dearer
 	// tier possible, take each rate at its worst: an operator's override can

@@ -34,6 +34,10 @@ type call struct {
 	estimate money.Nanos
 	res      budget.Reservation
 	metered  bool // a settlement is owed (reserved, or journaled in allow mode)
+	split    pricing.Split
+	hasSplit bool
+	fit      budget.Fit // how the hold may be fitted (zero: it may not)
+	fitted   int64      // max_tokens forwarded when lowered to fit, else 0
 
 	forwarded   time.Time
 	headersAt   time.Time

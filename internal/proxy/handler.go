@@ -60,6 +60,12 @@ type Options struct {
 	// BatchHoldTTL is how long a batch's admission hold lives (default
 	// 25h: batches end within 24h).
 	BatchHoldTTL time.Duration
+	// FitWait is how long a request under fit_max_tokens may wait for
+	// requests in flight to give back the budget it lacks (default 30s).
+	FitWait time.Duration
+	// CountTokensTimeout bounds a count_tokens call made near a cap
+	// (default 2s; negative: never call it).
+	CountTokensTimeout time.Duration
 }
 
 // Handler is the API listener's http.Handler.
@@ -99,6 +105,12 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.BatchHoldTTL <= 0 {
 		o.BatchHoldTTL = 25 * time.Hour
+	}
+	if o.FitWait <= 0 {
+		o.FitWait = 30 * time.Second
+	}
+	if o.CountTokensTimeout == 0 {
+		o.CountTokensTimeout = 2 * time.Second
 	}
 	if o.Spend == nil {
 		o.Spend = spend.New(o.Registerer, o.SpendLog)
@@ -218,18 +230,33 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 		return rateLimited(wait)
 	}
 	at := c.start
-	est, err := c.state.Prices.Estimate(estimateRequest(c.state, req, int64(len(c.body))), at)
+	pr := estimateRequest(c.state, req, int64(len(c.body)))
+	est, err := c.state.Prices.Estimate(pr, at)
 	if err != nil {
 		return errUnknownModel(req.Model, err)
 	}
-	return h.reserve(r.Context(), c, est, h.o.HoldTTL)
+	if c.svc.Fit.Enabled {
+		if c.split, err = c.state.Prices.EstimateSplit(pr, at); err != nil {
+			return errUnknownModel(req.Model, err)
+		}
+		c.hasSplit = true
+		c.fit = fitFor(req, c.split, est, c.svc.Fit.MinMaxTokens)
+	}
+	err = h.reserve(r.Context(), c, est, h.o.HoldTTL)
+	if errors.Is(err, budget.ErrOverBudget) {
+		return h.overBudget(r.Context(), r.Header, c, pr, est, err)
+	}
+	if err == nil && c.res.Fitted > 0 {
+		return h.applyFit(c)
+	}
+	return err
 }
 
 // reserve places the hold, or applies on_store_failure when the store
 // cannot be reached.
 func (h *Handler) reserve(ctx context.Context, c *call, est money.Nanos, ttl time.Duration) error {
 	c.at, c.estimate, c.budgets = c.start, est, c.svc.AllBudgets()
-	res, err := h.o.Budget.Reserve(ctx, budget.Hold{RequestID: c.id, Budgets: c.budgets, Amount: est, TTL: ttl})
+	res, err := h.o.Budget.Reserve(ctx, budget.Hold{RequestID: c.id, Budgets: c.budgets, Amount: est, TTL: ttl, Fit: c.fit})
 	switch {
 	case err == nil:
 		c.res, c.metered = res, true

@@ -19,6 +19,9 @@ type metrics struct {
 	unreserved       *prometheus.CounterVec
 	settleFailures   *prometheus.CounterVec
 	estimated        *prometheus.CounterVec
+	fitted           *prometheus.CounterVec
+	waited           *prometheus.CounterVec
+	countTokens      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -64,5 +67,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clade_gateway_estimated_charges_total",
 			Help: "Responses charged by a documented estimate rather than reported usage, by cause.",
 		}, []string{"cause"}),
+		fitted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_max_tokens_fitted_total",
+			Help: "Requests forwarded with max_tokens lowered to fit their budgets (fit_max_tokens).",
+		}, []string{"service", "model"}),
+		waited: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_budget_waits_total",
+			Help: "Requests admitted after waiting for requests in flight to give back budget they held (fit_max_tokens).",
+		}, []string{"service"}),
+		countTokens: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_count_tokens_calls_total",
+			Help: "count_tokens calls the gateway made to size a prompt exactly near a cap, by result (ok, error, timeout).",
+		}, []string{"result"}),
 	}
 }

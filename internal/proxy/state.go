@@ -17,6 +17,7 @@ type Pricer interface {
 	Known(model string) bool
 	Cost(u meter.Usage, at time.Time) (pricing.Cost, error)
 	Estimate(r pricing.Request, at time.Time) (money.Nanos, error)
+	EstimateSplit(r pricing.Request, at time.Time) (pricing.Split, error)
 }
 
 // State is one policy generation: the policy, the prices built from it and

@@ -1,0 +1,229 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
+)
+
+// count_tokens margin: 1% and 16 tokens.
+const (
+	countTokensMarginDiv = 100
+	countTokensMarginAdd = 16
+)
+
+// minThinkingBudget is the API's smallest thinking.budget_tokens.
+const minThinkingBudget = 1024
+
+// maxFitAmount mirrors the store's bound on fitted amounts (2^53 nano-USD,
+// about 9 million USD): a request whose worst case is above it is never
+// fitted.
+const maxFitAmount = 1 << 53
+
+// fitFor returns the Fit a Messages request's hold carries: its estimate
+// split into the prompt's worst case and a price per output token, with
+// max_tokens allowed down to floor. The zero Fit (no fitting) when the
+// service does not fit, or when no lower max_tokens would be useful.
+func fitFor(r parsedRequest, s pricing.Split, est money.Nanos, floor int64) budget.Fit {
+	lo, hi := fitFloor(r, floor), r.MaxTokens-1
+	if lo < 1 || lo > hi || s.PerToken <= 0 || est >= maxFitAmount {
+		return budget.Fit{}
+	}
+	if top, ok := s.For(hi); !ok || top >= maxFitAmount {
+		return budget.Fit{}
+	}
+	return budget.Fit{Fixed: s.Fixed, PerUnit: s.PerToken, Min: lo, Max: hi}
+}
+
+// fitFloor is the smallest max_tokens a request may be fitted to: the
+// service's min_max_tokens, and with extended thinking whatever keeps the
+// lowered thinking budget at the API's minimum. -1 when a request with
+// thinking cannot be fitted at all (its budget is not below max_tokens,
+// which only the API may judge).
+func fitFloor(r parsedRequest, floor int64) int64 {
+	if r.ThinkingBudget <= 0 {
+		return floor
+	}
+	if r.ThinkingBudget >= r.MaxTokens || r.ThinkingBudget < minThinkingBudget {
+		return -1
+	}
+	// thinkingFor(k) >= 1024  <=>  k >= ceil(1024 × max_tokens / budget).
+	need := (minThinkingBudget*r.MaxTokens + r.ThinkingBudget - 1) / r.ThinkingBudget
+	return max(floor, need)
+}
+
+// thinkingFor lowers a thinking budget with max_tokens, in proportion, so
+// the answer keeps its share of the fitted max_tokens: budget × k / max,
+// rounded down, which stays below k.
+func thinkingFor(r parsedRequest, k int64) int64 {
+	hi, lo := bits.Mul64(uint64(r.ThinkingBudget), uint64(k))
+	q, _ := bits.Div64(hi, lo, uint64(r.MaxTokens)) // budget < max_tokens: no overflow
+	return int64(q)
+}
+
+// fitsFor returns the largest max_tokens (below the request's own) whose
+// worst case fits room, and 0 if none does.
+func fitsFor(r parsedRequest, s pricing.Split, room money.Nanos) int64 {
+	if s.PerToken <= 0 || room < s.Fixed {
+		return 0
+	}
+	return min(int64(room-s.Fixed)/int64(s.PerToken), r.MaxTokens-1)
+}
+
+// rewriteMaxTokens returns body with the value of every top-level
+// max_tokens member replaced by maxTokens and, when thinking > 0, of every
+// budget_tokens member of the top-level thinking object by thinking. Keys
+// match as the request was parsed (case-insensitively, escapes decoded);
+// every other byte is kept as the client sent it.
+func rewriteMaxTokens(body []byte, maxTokens, thinking int64) ([]byte, bool) {
+	type span struct {
+		at, end int
+		v       int64
+	}
+	var spans []span
+	offset := func(whole, part []byte) int { return cap(whole) - cap(part) }
+	var v jsonscan.Validator
+	ok := v.Members(body, func(key, val []byte) {
+		switch {
+		case keyIn(key, []string{"max_tokens"}):
+			at := offset(body, val)
+			spans = append(spans, span{at, at + len(val), maxTokens})
+		case thinking > 0 && keyIn(key, []string{"thinking"}) && len(val) > 0 && val[0] == '{':
+			var inner jsonscan.Validator
+			inner.Members(val, func(k, tv []byte) {
+				if keyIn(k, []string{"budget_tokens"}) {
+					at := offset(body, tv)
+					spans = append(spans, span{at, at + len(tv), thinking})
+				}
+			})
+		}
+	})
+	if !ok || len(spans) == 0 {
+		return nil, false
+	}
+	var out bytes.Buffer
+	out.Grow(len(body))
+	prev := 0
+	for _, s := range spans {
+		out.Write(body[prev:s.at])
+		out.WriteString(strconv.FormatInt(s.v, 10))
+		prev = s.end
+	}
+	out.Write(body[prev:])
+	return out.Bytes(), true
+}
+
+// applyFit lowers the forwarded max_tokens (and thinking budget) to what
+// the store fitted the hold to.
+func (h *Handler) applyFit(c *call) error {
+	k := c.res.Fitted
+	var thinking int64
+	if c.req.ThinkingBudget > 0 {
+		thinking = thinkingFor(c.req, k)
+	}
+	body, ok := rewriteMaxTokens(c.body, k, thinking)
+	if !ok {
+		// parseMessages read max_tokens from this body, so it is there.
+		return fmt.Errorf("proxy: max_tokens not found to fit in a parsed body")
+	}
+	c.body, c.fitted = body, k
+	c.req.MaxTokens = k // bounds an interrupted stream's charge by the hold
+	if thinking > 0 {
+		c.req.ThinkingBudget = thinking
+	}
+	h.m.fitted.WithLabelValues(c.service, c.modelLabel).Inc()
+	return nil
+}
+
+// overBudget handles a Messages request its budgets refused. Under
+// fit_max_tokens it first tries to make the request fit on better
+// knowledge: the exact prompt size from count_tokens, and the room that
+// requests in flight hold and will give back when they settle. What is
+// still refused says what it needed and what would fit.
+func (h *Handler) overBudget(ctx context.Context, in http.Header, c *call, pr pricing.Request, est money.Nanos, err error) error {
+	if !c.hasSplit {
+		s, serr := c.state.Prices.EstimateSplit(pr, c.at)
+		if serr != nil {
+			return err
+		}
+		c.split, c.hasSplit = s, true
+	}
+	var ex *budget.ExceededError
+	if c.svc.Fit.Enabled && errors.As(err, &ex) && ex.Spent < ex.Budget.Limit {
+		// Only when spend leaves room: else no prompt size could fit.
+		if n, ok := h.countTokens(ctx, in, c); ok {
+			// The API documents its count as one that billing may differ
+			// from by a small amount: a margin keeps the bound above it.
+			pr.PromptTokens = n + n/countTokensMarginDiv + countTokensMarginAdd
+			if e, eerr := c.state.Prices.Estimate(pr, c.at); eerr == nil && e < est {
+				if s, serr := c.state.Prices.EstimateSplit(pr, c.at); serr == nil {
+					est, c.split = e, s
+					c.fit = fitFor(c.req, s, e, c.svc.Fit.MinMaxTokens)
+					err = h.reserve(ctx, c, est, h.o.HoldTTL)
+				}
+			}
+		}
+	}
+	if c.svc.Fit.Enabled {
+		err = h.waitForRoom(ctx, c, est, err)
+		if err == nil {
+			if c.res.Fitted > 0 {
+				return h.applyFit(c)
+			}
+			return nil
+		}
+	}
+	if !errors.As(err, &ex) {
+		return err
+	}
+	left := max(ex.Budget.Limit-ex.Spent-ex.Reserved, 0)
+	smallest, _ := c.split.For(min(c.req.MaxTokens, max(fitFloor(c.req, c.svc.Fit.MinMaxTokens), 1)))
+	return &budgetRefusal{ex: ex, needed: est, maxTokens: c.req.MaxTokens,
+		fits: fitsFor(c.req, c.split, left), smallest: smallest}
+}
+
+// waitForRoom retries a refused hold while the room it lacks is held by
+// requests in flight, which give back all but their cost when they
+// settle: near a cap, a burst of concurrent requests would otherwise be
+// refused while the cap is not reached. It gives up after FitWait, or at
+// once when spend alone leaves no room for the smallest useful request.
+func (h *Handler) waitForRoom(ctx context.Context, c *call, est money.Nanos, err error) error {
+	need := est
+	if c.fit.PerUnit > 0 {
+		need, _ = c.split.For(c.fit.Min)
+	}
+	deadline := time.Now().Add(h.o.FitWait)
+	pause := 10 * time.Millisecond
+	for {
+		var ex *budget.ExceededError
+		if !errors.As(err, &ex) || ex.Reserved <= 0 || ex.Budget.Limit-ex.Spent < need || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, 200*time.Millisecond)
+		err = h.reserve(ctx, c, est, h.o.HoldTTL)
+		if errors.Is(err, budget.ErrOverBudget) {
+			continue
+		}
+		if err == nil {
+			h.m.waited.WithLabelValues(c.service).Inc()
+		}
+		return err
+	}
+}
