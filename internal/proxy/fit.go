@@ -46,10 +46,10 @@ func fitFor(r parsedRequest, s pricing.Split, est money.Nanos, floor int64) budg
 }
 
 // fitFloor is the smallest max_tokens a request may be fitted to: the
-// service's min_max_tokens, and with extended thinking whatever keeps the
-// lowered thinking budget at the API's minimum. -1 when a request with
-// thinking cannot be fitted at all (its budget is not below max_tokens,
-// which only the API may judge).
+// service's min_max_tokens, and with extended thinking the smallest k for
+// which thinkingFor(k) is at least the API's minimum budget. -1 when a
+// request with thinking cannot be fitted at all (its budget is not below
+// max_tokens, or under the minimum: only the API may judge those).
 func fitFloor(r parsedRequest, floor int64) int64 {
 	if r.ThinkingBudget <= 0 {
 		return floor
@@ -57,15 +57,19 @@ func fitFloor(r parsedRequest, floor int64) int64 {
 	if r.ThinkingBudget >= r.MaxTokens || r.ThinkingBudget < minThinkingBudget {
 		return -1
 	}
-	// thinkingFor(k) >= 1024  <=>  k >= ceil(1024 × max_tokens / budget).
+	// Lowered in proportion, the budget stays at the minimum for
+	// k >= ceil(1024 × max_tokens / budget); kept whole, for k > budget.
 	need := (minThinkingBudget*r.MaxTokens + r.ThinkingBudget - 1) / r.ThinkingBudget
-	return max(floor, need)
+	return max(floor, min(need, r.ThinkingBudget+1))
 }
 
-// thinkingFor lowers a thinking budget with max_tokens, in proportion, so
-// the answer keeps its share of the fitted max_tokens: budget × k / max,
-// rounded down, which stays below k.
+// thinkingFor is the thinking budget forwarded with max_tokens k: the
+// client's when it is below k, else lowered in proportion so the answer
+// keeps its share of k (budget × k / max_tokens, rounded down, below k).
 func thinkingFor(r parsedRequest, k int64) int64 {
+	if r.ThinkingBudget < k {
+		return r.ThinkingBudget
+	}
 	hi, lo := bits.Mul64(uint64(r.ThinkingBudget), uint64(k))
 	q, _ := bits.Div64(hi, lo, uint64(r.MaxTokens)) // budget < max_tokens: no overflow
 	return int64(q)
@@ -129,7 +133,9 @@ func (h *Handler) applyFit(c *call) error {
 	k := c.res.Fitted
 	var thinking int64
 	if c.req.ThinkingBudget > 0 {
-		thinking = thinkingFor(c.req, k)
+		if t := thinkingFor(c.req, k); t != c.req.ThinkingBudget {
+			thinking = t // lowered; a budget kept whole keeps its bytes
+		}
 	}
 	body, ok := rewriteMaxTokens(c.body, k, thinking)
 	if !ok {

@@ -53,6 +53,13 @@ func TestFitFloorAndThinking(t *testing.T) {
 	if got := thinkingFor(r, 2048); got != 1024 {
 		t.Errorf("thinking at 2048 = %d, want 1024", got)
 	}
+	small := parsedRequest{MaxTokens: 32000, ThinkingBudget: 2000}
+	if got := fitFloor(small, 1024); got != 2001 {
+		t.Errorf("floor with thinking 2000 of 32000 = %d, want 2001 (the budget kept whole)", got)
+	}
+	if got := thinkingFor(small, 10000); got != 2000 {
+		t.Errorf("thinking 2000 at max_tokens 10000 = %d, want it kept", got)
+	}
 	if got := fitFloor(parsedRequest{MaxTokens: 5000, ThinkingBudget: 5000}, 1024); got != -1 {
 		t.Errorf("budget not below max_tokens: floor %d, want -1 (never fitted)", got)
 	}
