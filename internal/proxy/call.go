@@ -38,6 +38,7 @@ type call struct {
 	hasSplit bool
 	fit      budget.Fit // how the hold may be fitted (zero: it may not)
 	fitted   int64      // max_tokens forwarded when lowered to fit, else 0
+	counted  bool       // count_tokens was asked (once per request)
 
 	forwarded   time.Time
 	headersAt   time.Time

@@ -8,6 +8,7 @@ import (
 	"math/bits"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -165,24 +166,20 @@ func (h *Handler) overBudget(ctx context.Context, in http.Header, c *call, pr pr
 		c.split, c.hasSplit = s, true
 	}
 	var ex *budget.ExceededError
-	if c.svc.Fit.Enabled && errors.As(err, &ex) && ex.Spent < ex.Budget.Limit {
+	if c.svc.Fit.Enabled && !c.counted && errors.As(err, &ex) && ex.Spent < ex.Budget.Limit {
 		// Only when spend leaves room: else no prompt size could fit.
-		if n, ok := h.countTokens(ctx, in, c); ok {
-			// The API documents its count as one that billing may differ
-			// from by a small amount: a margin keeps the bound above it.
-			pr.PromptTokens = n + n/countTokensMarginDiv + countTokensMarginAdd
-			if e, eerr := c.state.Prices.Estimate(pr, c.at); eerr == nil && e < est {
-				if s, serr := c.state.Prices.EstimateSplit(pr, c.at); serr == nil {
-					est, c.split = e, s
-					c.fit = fitFor(c.req, s, e, c.svc.Fit.MinMaxTokens)
-					err = h.reserve(ctx, c, est, h.o.HoldTTL)
-				}
-			}
+		if e := h.exactPrompt(ctx, in, c, &pr, est); e < est {
+			est = e
+			err = h.reserve(ctx, c, est, h.o.HoldTTL)
 		}
 	}
 	if c.svc.Fit.Enabled {
 		err = h.waitForRoom(ctx, c, est, err)
+		if errors.As(err, &ex) {
+			h.noteLeft(c.service, budget.Reservation{Remaining: ex.Budget.Limit - ex.Spent - ex.Reserved, HasRemaining: true})
+		}
 		if err == nil {
+			h.noteLeft(c.service, c.res)
 			if c.res.Fitted > 0 {
 				return h.applyFit(c)
 			}
@@ -196,6 +193,53 @@ func (h *Handler) overBudget(ctx context.Context, in http.Header, c *call, pr pr
 	smallest, _ := c.split.For(min(c.req.MaxTokens, max(fitFloor(c.req, c.svc.Fit.MinMaxTokens), 1)))
 	return &budgetRefusal{ex: ex, needed: est, maxTokens: c.req.MaxTokens,
 		fits: fitsFor(c.req, c.split, left), smallest: smallest}
+}
+
+// exactPrompt asks count_tokens for the prompt's size and, when that
+// bound is below the byte bound, returns the tighter estimate with c's
+// split and fit made from it; else est unchanged.
+func (h *Handler) exactPrompt(ctx context.Context, in http.Header, c *call, pr *pricing.Request, est money.Nanos) money.Nanos {
+	c.counted = true
+	n, ok := h.countTokens(ctx, in, c)
+	if !ok {
+		return est
+	}
+	// The API documents its count as one that billing may differ from by
+	// a small amount: a margin keeps the bound above it.
+	tight := *pr
+	tight.PromptTokens = n + n/countTokensMarginDiv + countTokensMarginAdd
+	e, err := c.state.Prices.Estimate(tight, c.at)
+	if err != nil || e >= est {
+		return est
+	}
+	s, err := c.state.Prices.EstimateSplit(tight, c.at)
+	if err != nil {
+		return est
+	}
+	*pr, c.split = tight, s
+	c.fit = fitFor(c.req, s, e, c.svc.Fit.MinMaxTokens)
+	return e
+}
+
+// nearCap reports whether a request of est is likely not to fit whole:
+// its service's tightest budget had less than est left after its last
+// hold. Only then is count_tokens asked before reserving.
+func (h *Handler) nearCap(service string, est money.Nanos) bool {
+	v, ok := h.left.Load(service)
+	return ok && money.Nanos(v.(*atomic.Int64).Load()) < est
+}
+
+// noteLeft records what the service's tightest budget has left after a
+// hold, for nearCap.
+func (h *Handler) noteLeft(service string, r budget.Reservation) {
+	if !r.HasRemaining {
+		return
+	}
+	v, ok := h.left.Load(service)
+	if !ok {
+		v, _ = h.left.LoadOrStore(service, new(atomic.Int64))
+	}
+	v.(*atomic.Int64).Store(int64(r.Remaining))
 }
 
 // waitForRoom retries a refused hold while the room it lacks is held by

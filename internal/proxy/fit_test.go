@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -346,5 +347,28 @@ func TestFitWaitsForHoldsInFlight(t *testing.T) {
 	}
 	if n := testutil.ToFloat64(rig.h.m.waited.WithLabelValues("agent")); n != 1 {
 		t.Errorf("waits = %v, want 1", n)
+	}
+}
+
+// Once a service is near its cap, count_tokens sizes the prompt before the
+// hold is placed, so a fitted request is not shortened on the byte bound.
+func TestFitNearCapCountsBeforeReserving(t *testing.T) {
+	rig := newFitRig(t, "fit_max_tokens: true")
+	body := agentBody(32000, "")
+	room := promptBound(body) + 5_000*15_000
+	rig.f.CountTokens = func([]byte) (int64, time.Duration) { return 1_000, 0 }
+	rig.leave(t, room)
+	w := post(rig.h, body)
+	if w.Code != http.StatusOK || w.Header().Get("clade-max-tokens-fitted") != "5000" || rig.f.CountTokensCalls() != 0 {
+		t.Fatalf("first request: %d, fitted %q, %d count_tokens calls; want fitted on the byte bound, no call",
+			w.Code, w.Header().Get("clade-max-tokens-fitted"), rig.f.CountTokensCalls())
+	}
+	rig.leave(t, room)
+	w = post(rig.h, body)
+	// 1,026 tokens of prompt: (room - 3,078,000) / 15,000.
+	want := strconv.FormatInt(int64(room-3_078_000)/15_000, 10)
+	if w.Code != http.StatusOK || w.Header().Get("clade-max-tokens-fitted") != want || rig.f.CountTokensCalls() != 1 {
+		t.Errorf("near the cap: %d, fitted %q (want %s), %d count_tokens calls (want 1)",
+			w.Code, w.Header().Get("clade-max-tokens-fitted"), want, rig.f.CountTokensCalls())
 	}
 }

@@ -75,6 +75,10 @@ type Handler struct {
 	m       *metrics
 	log     *zap.Logger
 	pending sync.WaitGroup // settlements running after responses ended
+	// left is, per service under fit_max_tokens, what its tightest budget
+	// had left after its last hold (*atomic.Int64 of nano-USD): a request
+	// whose worst case is above it is near the cap.
+	left sync.Map
 }
 
 // New builds a Handler.
@@ -241,8 +245,14 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 		}
 		c.hasSplit = true
 		c.fit = fitFor(req, c.split, est, c.svc.Fit.MinMaxTokens)
+		if h.nearCap(c.service, est) {
+			est = h.exactPrompt(r.Context(), r.Header, c, &pr, est)
+		}
 	}
 	err = h.reserve(r.Context(), c, est, h.o.HoldTTL)
+	if err == nil && c.svc.Fit.Enabled {
+		h.noteLeft(c.service, c.res)
+	}
 	if errors.Is(err, budget.ErrOverBudget) {
 		return h.overBudget(r.Context(), r.Header, c, pr, est, err)
 	}
