@@ -144,7 +144,11 @@ func (h *Handler) applyFit(c *call) error {
 		return fmt.Errorf("proxy: max_tokens not found to fit in a parsed body")
 	}
 	c.body, c.fitted = body, k
-	c.req.MaxTokens = k // bounds an interrupted stream's charge by the hold
+	// A response charged by estimate is charged the fitted hold, and an
+	// interrupted stream's output is bounded by the fitted max_tokens: no
+	// bill above the hold.
+	c.estimate = c.res.Amount
+	c.req.MaxTokens = k
 	if thinking > 0 {
 		c.req.ThinkingBudget = thinking
 	}

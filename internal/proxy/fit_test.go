@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,6 +73,7 @@ func TestFitFloorAndThinking(t *testing.T) {
 // fitRig is a handler on the embedded store with fit_max_tokens as given,
 // behind a fake upstream that records the bodies it is sent.
 type fitRig struct {
+	abort  atomic.Bool // the upstream drops the next Messages request unanswered
 	h      *Handler
 	f      *fakeupstream.Server
 	store  *budget.BoltStore
@@ -115,6 +117,9 @@ services:
 	rig.f.CountTokens = func(b []byte) (int64, time.Duration) { return int64(len(b)) + 2048, 0 }
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/messages" {
+			if rig.abort.CompareAndSwap(true, false) {
+				panic(http.ErrAbortHandler)
+			}
 			b, _ := io.ReadAll(r.Body)
 			rig.mu.Lock()
 			rig.bodies = append(rig.bodies, string(b))
@@ -370,5 +375,30 @@ func TestFitNearCapCountsBeforeReserving(t *testing.T) {
 	if w.Code != http.StatusOK || w.Header().Get("clade-max-tokens-fitted") != want || rig.f.CountTokensCalls() != 1 {
 		t.Errorf("near the cap: %d, fitted %q (want %s), %d count_tokens calls (want 1)",
 			w.Code, w.Header().Get("clade-max-tokens-fitted"), want, rig.f.CountTokensCalls())
+	}
+}
+
+// A fitted request whose answer is lost is charged its fitted hold, not
+// the worst case of the max_tokens the client asked for.
+func TestFitChargeByEstimateIsTheFittedHold(t *testing.T) {
+	rig := newFitRig(t, "fit_max_tokens: true")
+	body := agentBody(32000, "")
+	room := promptBound(body) + 5_000*15_000 + 3
+	rig.leave(t, room)
+	before, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.abort.Store(true)
+	if w := post(rig.h, body); w.Code != http.StatusBadGateway {
+		t.Fatalf("got %d: %s", w.Code, w.Body)
+	}
+	rig.h.Wait()
+	after, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := after[0].Spent-before[0].Spent, promptBound(body)+5_000*15_000; got != want || after[0].Reserved != 0 {
+		t.Errorf("charged %s (reserved %s), want the fitted hold %s", got, after[0].Reserved, want)
 	}
 }
