@@ -88,8 +88,9 @@ services:
 // BenchmarkFitNearCap serves requests (max_tokens 32,000, a ~4.6 KB
 // prompt) to a budget kept at a fixed room below their worst case, on the
 // embedded store, and reports per request how many were fitted and how
-// many count_tokens calls were made: with room for a fitted answer on the
-// byte bound, none; with room only on the counted prompt size, one.
+// many count_tokens calls were made. Near a cap every request asks once
+// (but a service's first, which knows nothing of its room yet), whether
+// the byte bound would have fitted it shorter or not at all.
 func BenchmarkFitNearCap(b *testing.B) {
 	up := recordUpstream(b, false)
 	body := bytes.Replace(messagesBody(false), []byte(`"max_tokens":1024`), []byte(`"max_tokens":32000`), 1)
@@ -98,8 +99,8 @@ func BenchmarkFitNearCap(b *testing.B) {
 		name string
 		room money.Nanos
 	}{
-		{"fitted-on-byte-bound", promptBound + 8_000*15_000},
-		{"fits-on-count", 1_500*3_000 + 1_100*15_000},
+		{"byte-bound-fits-shorter", promptBound + 8_000*15_000},
+		{"only-count-fits", 1_500*3_000 + 1_100*15_000},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cu := &countingUpstream{replay: up, tokens: 1_200}
