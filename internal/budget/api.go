@@ -119,6 +119,9 @@ type Hold struct {
 	Budgets   []Budget
 	Amount    money.Nanos
 	TTL       time.Duration
+	// Fit, when set, places a hold that does not fit at Amount at the
+	// largest amount Fit allows that does (see Fit).
+	Fit Fit
 }
 
 // Reservation is an admitted hold. It is plain data so that a settlement
@@ -128,6 +131,10 @@ type Reservation struct {
 	Keys      []string    `json:"keys"`   // Budget.Key of each budget, in Hold order
 	Enforced  []bool      `json:"-"`      // parallel to Keys
 	Amount    money.Nanos `json:"amount"` // the estimate held
+	// Fitted is the number of Fit units the hold was placed for when it
+	// was placed below the Hold's Amount (Amount is then Fit's amount for
+	// them), and 0 when it was placed at the Hold's Amount.
+	Fitted int64 `json:"-"`
 	// Remaining is what the tightest enforced budget had left after this
 	// hold was placed; HasRemaining is false when no budget is enforced.
 	Remaining    money.Nanos `json:"-"`
@@ -190,7 +197,9 @@ func (e *ExceededError) Unwrap() error { return ErrOverBudget }
 type Store interface {
 	// Reserve places h against all its budgets at once, or none: it fails
 	// with *ExceededError if any enforced budget would exceed its limit
-	// (spent + live holds + amount > limit).
+	// (spent + live holds + amount > limit). With h.Fit it places the
+	// largest fitted amount that fits every enforced budget instead, and
+	// fails only if that is under h.Fit.Min units.
 	Reserve(ctx context.Context, h Hold) (Reservation, error)
 	// Extend renews a live hold's lease (long streams).
 	Extend(ctx context.Context, r Reservation, ttl time.Duration) error

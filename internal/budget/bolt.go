@@ -167,9 +167,10 @@ func (s *BoltStore) Reserve(ctx context.Context, h Hold) (r Reservation, err err
 		over    = -1
 		dup     string
 		orphans int64
+		placed  money.Nanos
 	)
 	err = s.update(ctx, func(t *boltTx) error {
-		levels, over, dup, orphans = nil, -1, "", 0
+		levels, over, dup, orphans, placed = nil, -1, "", 0, h.Amount
 		t.now = now.UnixMilli()
 		if err := t.collect(); err != nil {
 			return err
@@ -193,7 +194,7 @@ func (s *BoltStore) Reserve(ctx context.Context, h Hold) (r Reservation, err err
 		}
 		if rec != nil {
 			if rec.State == stateLive && ws[0].Bucket(bktHoldIDs).Get([]byte(h.RequestID)) != nil {
-				levels = levelsOf(ws)
+				levels, placed = levelsOf(ws), rec.Amount
 				return nil
 			}
 			dup = rec.State
@@ -202,17 +203,31 @@ func (s *BoltStore) Reserve(ctx context.Context, h Hold) (r Reservation, err err
 		for i, b := range h.Budgets {
 			if l := levelOf(ws[i]); b.Enforce && l.spent+l.reserved+h.Amount > b.Limit {
 				over, levels = i, []level{l}
-				return nil
+				break
 			}
 		}
+		if over >= 0 {
+			if !h.Fit.active() {
+				return nil
+			}
+			lv := levelsOf(ws)
+			left, at, _ := room(h.Budgets, lv)
+			k, ok := h.Fit.units(left)
+			if !ok {
+				over, levels = at, []level{lv[at]}
+				return nil
+			}
+			over, placed = -1, h.Fit.amount(k)
+		}
+		amt := placed
 		for i, b := range h.Budgets {
-			if err := t.placeHold(ws[i], h.RequestID, h.Amount, a.expiry.UnixMilli(), i == 0, b); err != nil {
+			if err := t.placeHold(ws[i], h.RequestID, amt, a.expiry.UnixMilli(), i == 0, b); err != nil {
 				return err
 			}
 		}
 		levels = levelsOf(ws)
 		return t.putHoldRecord(h.RequestID, &holdRecord{
-			Amount: h.Amount, State: stateLive, Expiry: a.expiry.UnixMilli(), Keys: a.keys,
+			Amount: amt, State: stateLive, Expiry: a.expiry.UnixMilli(), Keys: a.keys,
 			Delete: a.expiry.Add(settledTTL).UnixMilli(),
 		})
 	})
@@ -227,7 +242,7 @@ func (s *BoltStore) Reserve(ctx context.Context, h Hold) (r Reservation, err err
 		return Reservation{}, fmt.Errorf("%w: %q (its hold is %s)", ErrDuplicate, h.RequestID, dup)
 	}
 	s.flight.add(h.RequestID, a.expiry)
-	return a.reservation(levels), nil
+	return a.placed(placed, levels), nil
 }
 
 // Settle implements Store.

@@ -620,4 +620,6 @@ func runConformance(t *testing.T, newH newHarness) {
 		}
 		wantLevel(t, s, svc, 0, 0)
 	})
+
+	runFitConformance(t, newH)
 }

@@ -24,6 +24,17 @@
 // amounts themselves: HINCRBY does the arithmetic and comparisons split
 // values at 1e9, which keeps caps exact up to int64 range.
 //
+// # Fitted holds
+//
+// A Hold with a Fit that does not fit at its Amount is placed, in the same
+// script call or bbolt transaction, at Fit.Fixed + k × Fit.PerUnit for the
+// largest k the tightest enforced budget's room takes (see fit.go). The
+// script works the room out in doubles from the halves split at 1e9 (exact
+// below 2^53 nano-USD, which Fit.validate keeps every fitted amount under)
+// and checks the amount it picked with the exact comparison before placing
+// it, so a fitted hold never passes a limit either. Under grants the exact
+// path fits: a grant that cannot grow sends requests there.
+//
 // # Redis layout and capacity
 //
 // Every key carries one hash tag, "{" + Options.Prefix + "}" (see

@@ -33,6 +33,9 @@ func prepareHold(h Hold, now time.Time, defTTL time.Duration) (reserveArgs, erro
 	if h.Amount < 0 {
 		return reserveArgs{}, fmt.Errorf("%w: negative hold amount %s", ErrInvalid, h.Amount)
 	}
+	if err := h.Fit.validate(h.Amount); err != nil {
+		return reserveArgs{}, err
+	}
 	ttl := h.TTL
 	if ttl <= 0 {
 		ttl = defTTL
@@ -146,6 +149,14 @@ func (a reserveArgs) admitted() Reservation {
 func (a reserveArgs) reservation(levels []level) Reservation {
 	r := a.admitted()
 	r.Remaining, r.HasRemaining = tightest(a.h.Budgets, levels)
+	return r
+}
+
+// placed is reservation for a hold the store placed at amt, which is
+// below the Hold's Amount when it was fitted.
+func (a reserveArgs) placed(amt money.Nanos, levels []level) Reservation {
+	r := a.reservation(levels)
+	r.Amount, r.Fitted = amt, a.h.Fit.unitsOf(amt, a.h.Amount)
 	return r
 }
 

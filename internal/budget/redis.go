@@ -205,11 +205,14 @@ func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time
 	defer cancel()
 
 	keys := s.keys.scriptKeys(h.RequestID, a.keys)
-	args := make([]any, 0, 7+4*len(a.keys))
+	args := make([]any, 0, 11+4*len(a.keys))
 	args = append(args, "", ms(now), h.RequestID, int64(h.Amount), ms(a.expiry),
 		msOf(a.expiry.Sub(now)+settledTTL), a.keysJoin)
 	for i, b := range h.Budgets {
 		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(windowKeyTTL(a.ends[i], now)), string(b.Scope))
+	}
+	if f := h.Fit; f.active() {
+		args = append(args, int64(f.Fixed), int64(f.PerUnit), f.Min, f.Max)
 	}
 	var rep reserveReply
 	err = s.withEpoch(ctx, func(epoch string) (*string, error) {
@@ -218,7 +221,7 @@ func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time
 		if err != nil {
 			return nil, err
 		}
-		rep, err = parseReserveReply(v, len(a.keys), h.Amount)
+		rep, err = parseReserveReply(v, len(a.keys))
 		return rep.reset, err
 	})
 	if err != nil {
@@ -236,7 +239,7 @@ func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time
 		return Reservation{}, fmt.Errorf("%w: %q (its hold is %s)", ErrDuplicate, h.RequestID, rep.state)
 	}
 	s.flight.add(h.RequestID, a.expiry)
-	return a.reservation(rep.levels), nil
+	return a.placed(rep.amount, rep.levels), nil
 }
 
 // releaseNow reports whether a failed call may have run in Redis (anything

@@ -117,10 +117,11 @@ type reserveReply struct {
 	state   string // dup: the existing hold's state
 	over    int    // over: index of the failing budget
 	orphans int64
-	levels  []level // ok: per budget after placing; over: one entry, before
+	amount  money.Nanos // ok: the amount placed
+	levels  []level     // ok: per budget after placing; over: one entry, before
 }
 
-func parseReserveReply(v any, n int, amount money.Nanos) (reserveReply, error) {
+func parseReserveReply(v any, n int) (reserveReply, error) {
 	tag, rest, reset, err := replyHead("reserve", v)
 	if err != nil || reset != nil {
 		return reserveReply{reset: reset}, err
@@ -144,17 +145,17 @@ func parseReserveReply(v any, n int, amount money.Nanos) (reserveReply, error) {
 			}
 		}
 	case "ok", "again":
-		if len(rest) == 1+2*n {
-			if ns, ok := nanosList(rest); ok {
-				r.orphans = int64(ns[0])
+		if len(rest) == 2+2*n {
+			if ns, ok := nanosList(rest); ok && ns[1] >= 0 {
+				r.orphans, r.amount = int64(ns[0]), ns[1]
 				for i := 0; i < n; i++ {
-					r.levels = append(r.levels, level{ns[1+2*i], ns[2+2*i]})
+					r.levels = append(r.levels, level{ns[2+2*i], ns[3+2*i]})
 				}
 				if tag == "ok" {
 					// Levels from before the hold was placed: add it here,
 					// in exact int64 arithmetic.
 					for i := range r.levels {
-						r.levels[i].reserved += amount
+						r.levels[i].reserved += r.amount
 					}
 				}
 				r.tag = "ok"

@@ -22,11 +22,11 @@ import (
 )
 
 // Prices of claude-sonnet-4-6 from the price sheet, in nano-USD per token.
-// Admission estimates a prompt at the dearest input rate (the 1-hour cache
-// write, $6/MTok, twice the $3 input rate) because the request alone does
-// not say how it will be cached; output at $15/MTok.
+// Admission estimates a prompt at the dearest rate the request can incur:
+// these requests carry no cache_control, so nothing can be written to the
+// cache and the $3/MTok input rate is the dearest; output at $15/MTok.
 const (
-	sonnetDearestInput = 6_000
+	sonnetDearestInput = 3_000
 	sonnetOutput       = 15_000
 	// actualCost is the fake's default usage, 1,200 input and 300 output
 	// tokens: 1,200 × 3,000 + 300 × 15,000 nano-USD.

@@ -76,6 +76,11 @@ type Server struct {
 	Behave func(r *http.Request, model string, stream bool) Behavior
 	// Model overrides the model echoed in responses ("" echoes the request's).
 	Model string
+	// CountTokens answers count_tokens with the body's input_tokens after
+	// delay; nil answers 42 at once. A negative count answers 500.
+	CountTokens func(body []byte) (inputTokens int64, delay time.Duration)
+
+	countCalls atomic.Int64
 
 	messages   atomic.Int64
 	mu         sync.Mutex
@@ -110,6 +115,46 @@ func (s *Server) Requests() []Seen {
 
 // Messages counts Messages requests that were answered with 200.
 func (s *Server) Messages() int64 { return s.messages.Load() }
+
+// CountTokensCalls counts count_tokens requests.
+func (s *Server) CountTokensCalls() int64 { return s.countCalls.Load() }
+
+func (s *Server) serveCountTokens(w http.ResponseWriter, r *http.Request) {
+	s.countCalls.Add(1)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return
+	}
+	var req struct {
+		Model     string          `json:"model"`
+		Messages  json.RawMessage `json:"messages"`
+		MaxTokens *int64          `json:"max_tokens"`
+	}
+	switch {
+	case json.Unmarshal(body, &req) != nil || req.Model == "" || len(req.Messages) == 0:
+		writeErr(w, http.StatusBadRequest, "invalid_request_error", "model and messages are required")
+		return
+	case req.MaxTokens != nil:
+		writeErr(w, http.StatusBadRequest, "invalid_request_error", "max_tokens: Extra inputs are not permitted")
+		return
+	}
+	n, delay := int64(42), time.Duration(0)
+	if s.CountTokens != nil {
+		n, delay = s.CountTokens(body)
+	}
+	if delay > 0 {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if n < 0 {
+		writeErr(w, http.StatusInternalServerError, "api_error", "fake upstream error")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"input_tokens": n})
+}
 
 // ResultsDownloads counts batch result downloads.
 func (s *Server) ResultsDownloads() int64 { return s.resultsGet.Load() }
@@ -146,7 +191,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case p == "/v1/messages" && r.Method == http.MethodPost:
 		s.serveMessages(w, r)
 	case p == "/v1/messages/count_tokens" && r.Method == http.MethodPost:
-		writeJSON(w, http.StatusOK, map[string]any{"input_tokens": 42})
+		s.serveCountTokens(w, r)
 	case p == "/v1/models":
 		writeJSON(w, http.StatusOK, map[string]any{"data": []any{model("claude-sonnet-4-6"), model("claude-haiku-4-5")},
 			"has_more": false, "first_id": "claude-sonnet-4-6", "last_id": "claude-haiku-4-5"})

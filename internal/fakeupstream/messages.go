@@ -36,10 +36,11 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 	if len(b.Text) == 0 {
 		b.Text = []string{"Hello", "!", " How can I help?"}
 	}
-	// The API stops at max_tokens: it never bills more output than the
-	// request allowed, unless a test asks for impossible usage.
+	// The API stops an answer at max_tokens: it never bills more output
+	// than the request allowed, unless a test asks for impossible usage.
+	stop := "end_turn"
 	if !b.Impossible && req.MaxTokens > 0 && b.Usage.OutputTokens > req.MaxTokens {
-		b.Usage.OutputTokens = req.MaxTokens
+		b.Usage.OutputTokens, stop = req.MaxTokens, "max_tokens"
 	}
 	if b.Hang {
 		<-r.Context().Done()
@@ -71,13 +72,13 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": m,
 			"content":     []any{map[string]any{"type": "text", "text": strings.Join(b.Text, "")}},
-			"stop_reason": "end_turn", "stop_sequence": nil,
+			"stop_reason": stop, "stop_sequence": nil,
 			"usage": override(usageJSON(b.Usage, true), b.UsageOverride),
 		})
 		return
 	}
 	s.messages.Add(1)
-	s.stream(w, r, b, id, m)
+	s.stream(w, r, b, id, m, stop)
 }
 
 func usageJSON(u Usage, full bool) map[string]any {
@@ -130,7 +131,7 @@ func override(usage, o map[string]any) map[string]any {
 // stream writes a Messages SSE stream: message_start with the input side
 // and a placeholder output count, text deltas, a ping, the cumulative
 // message_delta, message_stop.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model string) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model, stop string) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -172,7 +173,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, 
 	events = append(events,
 		ev("content_block_stop", map[string]any{"type": "content_block_stop", "index": idx}),
 		ev("message_delta", map[string]any{"type": "message_delta",
-			"delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}, "usage": override(usageJSON(b.Usage, false), b.UsageOverride)}),
+			"delta": map[string]any{"stop_reason": stop, "stop_sequence": nil}, "usage": override(usageJSON(b.Usage, false), b.UsageOverride)}),
 		ev("message_stop", map[string]any{"type": "message_stop"}),
 	)
 	for i, e := range events {

@@ -30,6 +30,10 @@ func Valid(b []byte) bool {
 type Validator struct {
 	Watch []string
 	Seen  bool // a string in Watch was seen
+	// Each keeps watching after the first hit, so Hits says which of Watch
+	// (bit i for Watch[i], up to 64 names) were seen.
+	Each bool
+	Hits uint64
 }
 
 // ValueEnd validates the JSON value that starts at b[i] and returns the
@@ -205,8 +209,11 @@ func (v *Validator) stringEnd(b []byte, i int) (int, bool) {
 		}
 		switch c := b[i]; {
 		case c == '"':
-			if len(v.Watch) > 0 && !v.Seen {
-				v.Seen = watched(b[start:i+1], escaped, v.Watch)
+			if len(v.Watch) > 0 && (!v.Seen || v.Each) {
+				if hit := watched(b[start:i+1], escaped, v.Watch); hit >= 0 {
+					v.Seen = true
+					v.Hits |= 1 << uint(hit)
+				}
 			}
 			return i + 1, true
 		case c == '\\':
@@ -233,27 +240,28 @@ func (v *Validator) stringEnd(b []byte, i int) (int, bool) {
 	}
 }
 
-// watched reports whether the valid JSON string quoted is one of names.
-func watched(quoted []byte, escaped bool, names []string) bool {
+// watched returns the index in names of the valid JSON string quoted, or
+// -1 if it is none of them.
+func watched(quoted []byte, escaped bool, names []string) int {
 	s := quoted[1 : len(quoted)-1]
 	if escaped {
 		// An escape is 2 to 6 bytes for one character: only a string that
 		// short can spell a name. Messages full of escaped code are not.
 		if len(s) > 6*maxLen(names) {
-			return false
+			return -1
 		}
 		var u string
 		if json.Unmarshal(quoted, &u) != nil {
-			return false
+			return -1
 		}
 		s = []byte(u)
 	}
-	for _, n := range names {
+	for i, n := range names {
 		if string(s) == n {
-			return true
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 func maxLen(names []string) int {

@@ -21,6 +21,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		UnknownTools:   rp.unknownTools,
 		Pricing:        rp.pricing,
 		Estimate:       Estimate{ServerToolAllowance: rp.estimate},
+		Fit:            rp.fit.over(Fit{MinMaxTokens: DefaultMinMaxTokens}),
 		tokens:         map[[sha256.Size]byte]*Service{},
 		adminTokens:    map[[sha256.Size]byte]struct{}{},
 		adminNames:     map[[sha256.Size]byte]string{},
@@ -101,6 +102,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		if s.OnStoreFailure == "" {
 			s.OnStoreFailure = p.OnStoreFailure
 		}
+		s.Fit = rs.fit.over(p.Fit)
 		if rs.team.name != "" {
 			if s.Team = p.Teams[rs.team.name]; s.Team == nil {
 				probs.add(rs.team.at, "team %s is not defined", strconv.Quote(rs.team.name))
@@ -139,4 +141,15 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		p.Webhooks = append(p.Webhooks, Webhook{Name: rw.name, URL: u, Format: rw.format})
 	}
 	return p
+}
+
+// over returns def with the fields f sets replaced.
+func (f rawFit) over(def Fit) Fit {
+	if f.enabled != nil {
+		def.Enabled = *f.enabled
+	}
+	if f.min != nil {
+		def.MinMaxTokens = *f.min
+	}
+	return def
 }

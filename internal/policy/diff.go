@@ -32,6 +32,9 @@ func Diff(old, new *Policy) []string {
 	if a, b := old.Estimate.ServerToolAllowance, new.Estimate.ServerToolAllowance; a != b {
 		d.add("estimate: server tool allowance changed from %s to %s USD", a, b)
 	}
+	if old.Fit != new.Fit {
+		d.add("fit_max_tokens changed from %s to %s", fitText(old.Fit), fitText(new.Fit))
+	}
 	d.workspaces(old, new)
 	d.teams(old, new)
 	d.services(old, new)
@@ -50,7 +53,12 @@ func emptyPolicy() *Policy {
 		UnknownTools:   UnknownToolsReject,
 		Pricing:        Pricing{UnknownModel: UnknownReject},
 		Estimate:       Estimate{ServerToolAllowance: defaultServerToolAllowance},
+		Fit:            Fit{MinMaxTokens: DefaultMinMaxTokens},
 	}
+}
+
+func fitText(f Fit) string {
+	return fmt.Sprintf("%t (min_max_tokens %d)", f.Enabled, f.MinMaxTokens)
 }
 
 type differ struct{ out []string }
@@ -146,6 +154,9 @@ func (d *differ) services(old, new *Policy) {
 			if b.OnStoreFailure != new.OnStoreFailure {
 				d.add("%s: on_store_failure %s", who, b.OnStoreFailure)
 			}
+			if b.Fit != new.Fit {
+				d.add("%s: fit_max_tokens %s", who, fitText(b.Fit))
+			}
 		default:
 			if a.Team.Name != b.Team.Name {
 				d.add("%s: team changed from %s to %s", who, a.Team.Name, b.Team.Name)
@@ -161,6 +172,9 @@ func (d *differ) services(old, new *Policy) {
 			}
 			if a.OnStoreFailure != b.OnStoreFailure {
 				d.add("%s: on_store_failure changed from %s to %s", who, a.OnStoreFailure, b.OnStoreFailure)
+			}
+			if a.Fit != b.Fit {
+				d.add("%s: fit_max_tokens changed from %s to %s", who, fitText(a.Fit), fitText(b.Fit))
 			}
 		}
 		d.tokens(who, oldTok[name], newTok[name])

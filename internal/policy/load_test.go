@@ -66,7 +66,7 @@ func TestLoadGoodFile(t *testing.T) {
 				{Scope: budget.ScopeService, Name: "recommendation", ID: "trial-cap", Period: budget.Monthly, Limit: money.USD(200), Enforce: false, Location: berlin},
 			},
 			RateLimit:      &RateLimit{RequestsPerSecond: 20, Burst: 40},
-			OnStoreFailure: FailAllow,
+			OnStoreFailure: FailAllow, Fit: defaultFit,
 			Tokens: []Token{
 				{Name: "rec-prod", SHA256: digest(t, "5722119b95f0a42f99565618e55861488130407ef0bedb10070734315e5c3d5a")},
 				{SHA256: digest(t, "7eff26c1e4cb8bdc8c24d5956c523aba02fa723a7d89b289b848362eb18e2011")},
@@ -79,8 +79,8 @@ func TestLoadGoodFile(t *testing.T) {
 				{Scope: budget.ScopeService, Name: "ads-ranker", ID: "day-berlin", Period: budget.Daily, Limit: 1, Enforce: true, Location: berlin},
 			},
 			RateLimit:      &RateLimit{RequestsPerSecond: 2.5, Burst: 3}, // burst defaults to ceil(rps)
-			OnStoreFailure: FailReject,                                   // inherited
-			Tokens:         []Token{{SHA256: digest(t, "b73e8beae2e60cfed6974121f487eb0a272efd97cdd8479db6e81eac335400f8")}},
+			OnStoreFailure: FailReject, Fit: defaultFit,                  // inherited
+			Tokens: []Token{{SHA256: digest(t, "b73e8beae2e60cfed6974121f487eb0a272efd97cdd8479db6e81eac335400f8")}},
 		},
 	}
 	if d := cmp.Diff(wantSvc, p.Services, cmpOpts); d != "" {
@@ -131,12 +131,12 @@ func TestLoadGoodFolder(t *testing.T) {
 		"recommendation": {
 			Name: "recommendation", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "production"},
 			Budgets:        []budget.Budget{{Scope: budget.ScopeService, Name: "recommendation", ID: "daily", Period: budget.Daily, Limit: money.USD(50), Enforce: true, Location: utc}},
-			OnStoreFailure: FailReject,
-			Tokens:         []Token{{SHA256: digest(t, "5722119b95f0a42f99565618e55861488130407ef0bedb10070734315e5c3d5a")}},
+			OnStoreFailure: FailReject, Fit: defaultFit,
+			Tokens: []Token{{SHA256: digest(t, "5722119b95f0a42f99565618e55861488130407ef0bedb10070734315e5c3d5a")}},
 		},
-		"search-api": {Name: "search-api", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "sandbox"}, OnStoreFailure: FailReject,
+		"search-api": {Name: "search-api", Team: &Team{Name: "search"}, Workspace: &Workspace{Name: "sandbox"}, OnStoreFailure: FailReject, Fit: defaultFit,
 			Tokens: []Token{{SHA256: digest(t, "521e4d76873c1e48be3596d39fb701677d2247c8cac8baf6627316dfffc62ee0")}}},
-		"ads-ranker": {Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "production"}, OnStoreFailure: FailAllow,
+		"ads-ranker": {Name: "ads-ranker", Team: &Team{Name: "ads"}, Workspace: &Workspace{Name: "production"}, OnStoreFailure: FailAllow, Fit: defaultFit,
 			Tokens: []Token{{SHA256: digest(t, "b73e8beae2e60cfed6974121f487eb0a272efd97cdd8479db6e81eac335400f8")}}},
 	}
 	if d := cmp.Diff(wantSvc, p.Services, cmpOpts, cmp.FilterPath(func(p cmp.Path) bool {
@@ -323,3 +323,5 @@ teams:
 		t.Fatalf("team budget ids = %v, want [daily burst]", ids)
 	}
 }
+
+var defaultFit = Fit{MinMaxTokens: DefaultMinMaxTokens}

@@ -13,7 +13,7 @@ import (
 
 // platformKeys are the top-level keys of a single policy file or of
 // clade.yaml in folder mode.
-var platformKeys = []string{"timezone", "on_store_failure", "unknown_tools", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks"}
+var platformKeys = []string{"timezone", "on_store_failure", "unknown_tools", "fit_max_tokens", "min_max_tokens", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks"}
 
 // defaultServerToolAllowance is what a request with server tools or file
 // references adds to its admission estimate unless the policy says.
@@ -34,6 +34,7 @@ func (w *walker) parsePlatform(root *yaml.Node, rp *rawPolicy) {
 	if n, p := top.get("unknown_tools"); n != nil {
 		rp.unknownTools = w.unknownTools(n, p)
 	}
+	rp.fit = w.parseFit(top)
 	if n, p := top.get("estimate"); n != nil {
 		if o := w.object(n, p, top.vals["estimate"].at.Line, "server_tool_allowance_usd"); o != nil {
 			if n, p := o.get("server_tool_allowance_usd"); n != nil {
@@ -225,7 +226,8 @@ func (w *walker) refs(n *yaml.Node, p, what string) []ref {
 // match when given.
 func (w *walker) parseService(e entry, fileTeam string) *rawService {
 	name, nameOK := w.name(e.at, e.path, "service")
-	o := w.object(e.val, e.path, e.at.Line, "team", "workspace", "tokens", "models", "budgets", "rate_limit", "on_store_failure")
+	o := w.object(e.val, e.path, e.at.Line, "team", "workspace", "tokens", "models", "budgets", "rate_limit", "on_store_failure",
+		"fit_max_tokens", "min_max_tokens")
 	if !nameOK || o == nil {
 		return nil
 	}
@@ -274,8 +276,34 @@ func (w *walker) parseService(e entry, fileTeam string) *rawService {
 	if n, p := o.get("on_store_failure"); n != nil {
 		s.onStoreFailure = w.failureMode(n, p)
 	}
+	s.fit = w.parseFit(o)
 	return s
 }
+
+// parseFit reads fit_max_tokens and min_max_tokens from o.
+func (w *walker) parseFit(o *object) rawFit {
+	var f rawFit
+	if n, p := o.get("fit_max_tokens"); n != nil {
+		if v, ok := w.boolean(n, p); ok {
+			f.enabled = &v
+		}
+	}
+	if n, p := o.get("min_max_tokens"); n != nil {
+		if v, ok := w.integer(n, p); ok {
+			if v < 1 || v > maxMinMaxTokens {
+				w.errorf(n, p, "must be at least 1 and at most %d", maxMinMaxTokens)
+			} else {
+				m := int64(v)
+				f.min = &m
+			}
+		}
+	}
+	return f
+}
+
+// maxMinMaxTokens is far above any model's output limit: a larger floor
+// is a typo.
+const maxMinMaxTokens = 1 << 30
 
 // maxRPS keeps ceil(rps) well inside an int and catches a misplaced
 // decimal point.

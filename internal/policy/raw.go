@@ -23,6 +23,7 @@ type rawPolicy struct {
 	onStoreFailure FailureMode
 	unknownTools   UnknownTools
 	estimate       money.Nanos
+	fit            rawFit
 	workspaces     []*rawWorkspace
 	teams          []*rawTeam
 	services       []*rawService
@@ -56,6 +57,13 @@ type rawService struct {
 	budgets        []rawBudget
 	rateLimit      *RateLimit
 	onStoreFailure FailureMode // empty: inherit the policy's
+	fit            rawFit
+}
+
+// rawFit is fit_max_tokens and min_max_tokens as written; nil: not given.
+type rawFit struct {
+	enabled *bool
+	min     *int64
 }
 
 type rawBudget struct {

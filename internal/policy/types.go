@@ -71,6 +71,8 @@ type Policy struct {
 	Webhooks       []Webhook
 	Estimate       Estimate
 	AdminTokens    []Token
+	// Fit is the default of fit_max_tokens and min_max_tokens.
+	Fit Fit
 
 	tokens      map[[sha256.Size]byte]*Service
 	adminTokens map[[sha256.Size]byte]struct{}
@@ -122,6 +124,21 @@ type Service struct {
 	// OnStoreFailure is the service's override, or the policy default.
 	OnStoreFailure FailureMode
 	Tokens         []Token
+	// Fit is the service's override of each field, or the policy default.
+	Fit Fit
+}
+
+// DefaultMinMaxTokens is min_max_tokens when the policy does not say.
+const DefaultMinMaxTokens = 1024
+
+// Fit says whether a request whose worst case does not fit its budgets is
+// forwarded with a lower max_tokens that fits, and how low it may go.
+type Fit struct {
+	Enabled bool // fit_max_tokens
+	// MinMaxTokens (min_max_tokens) is the smallest max_tokens worth
+	// forwarding; below it the request is refused. It is also the smallest
+	// useful request a refusal's "has reached" is judged by.
+	MinMaxTokens int64
 }
 
 // RateLimit is a per-service token bucket, per replica.

@@ -65,9 +65,12 @@
 //     of request text (base64 images cost far fewer tokens than their bytes),
 //     and 2,048 tokens cover fixed overhead the API adds (tool-use system
 //     prompts and the like);
-//   - every prompt token is priced at the model's dearest input-side rate
-//     (the 1-hour cache write, 2x input), since the request may write all of
-//     it to cache;
+//   - every prompt token is priced at the dearest input-side rate the
+//     request can incur (Request.Cache): the input rate when it has no
+//     cache_control anywhere (nothing can be written to the cache, and a
+//     cache read is cheaper than input), the 5-minute write rate when it
+//     has cache_control but no ttl "1h", else the 1-hour write rate (2x
+//     input), since the request may write all of it to cache;
 //   - output is MaxTokens at the output rate;
 //   - the long-prompt tier applies if the prompt bound is over its
 //     threshold, fast rates if Fast (and the model has them), 1.1 if
@@ -76,6 +79,10 @@
 //   - Allowance is added when ServerTools, as server tools (web search,
 //     fetched content, file references) grow a request on the server side;
 //   - the result is rounded up.
+//
+// EstimateSplit gives the same bound as a fixed part (max_tokens 0) and a
+// price per output token, each rounded up, so that admission can find the
+// largest max_tokens whose bound fits a budget.
 //
 // # Unknown models
 //

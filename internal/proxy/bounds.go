@@ -51,6 +51,12 @@ type modelUse struct {
 
 // Models returns every model the request can make the API use besides
 // its top-level model.
+// SingleModel reports whether the request can make the API use its
+// top-level model alone, so that max_tokens bounds all of its output.
+func (b requestBounds) SingleModel() bool {
+	return len(b.Fallbacks) == 0 && len(b.Advisors) == 0
+}
+
 func (b requestBounds) Models() []string {
 	var out []string
 	for _, u := range b.Fallbacks {

@@ -34,6 +34,11 @@ type call struct {
 	estimate money.Nanos
 	res      budget.Reservation
 	metered  bool // a settlement is owed (reserved, or journaled in allow mode)
+	split    pricing.Split
+	hasSplit bool
+	fit      budget.Fit // how the hold may be fitted (zero: it may not)
+	fitted   int64      // max_tokens forwarded when lowered to fit, else 0
+	counted  bool       // count_tokens was asked (once per request)
 
 	forwarded   time.Time
 	headersAt   time.Time
@@ -97,5 +102,6 @@ func estimateRequest(s *State, r parsedRequest, promptBytes int64) pricing.Reque
 		// Without inference_geo the workspace's default applies, which
 		// the gateway cannot see: price it as the dearest, "us".
 		InferenceGeoUS: r.GeoUS || r.Bounds.GeoDefault, Fast: r.Fast, ServerTools: server, Allowance: allowance,
-		ContextBound: r.Bounds.Pointer != "", ExtraPromptTokens: r.Bounds.ExtraPromptTokens}
+		ContextBound: r.Bounds.Pointer != "", ExtraPromptTokens: r.Bounds.ExtraPromptTokens,
+		Cache: r.Cache}
 }

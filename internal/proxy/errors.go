@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
 // apiError is an error the gateway itself answers with, in Anthropic's
@@ -23,7 +25,8 @@ type apiError struct {
 	Reason  string // clade_gateway_rejected_total reason label
 	Header  http.Header
 	Err     error
-	NoRetry bool // x-should-retry: false
+	NoRetry bool           // x-should-retry: false
+	Budget  *budgetDetails // error.details of a budget refusal
 
 	// LogReason, when set, is the log line's reason: finer than the
 	// metric label (the four authentication failures share one label).
@@ -70,9 +73,13 @@ func statusFor(err error, now time.Time) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
+	var br *budgetRefusal
+	if errors.As(err, &br) {
+		return exceeded(br.ex, br, now)
+	}
 	var ex *budget.ExceededError
 	if errors.As(err, &ex) {
-		return exceeded(ex, now)
+		return exceeded(ex, nil, now)
 	}
 	var mbe *http.MaxBytesError
 	switch {
@@ -102,20 +109,66 @@ func storeDown(err error, msg string) *apiError {
 	return &apiError{Status: http.StatusServiceUnavailable, Type: "api_error", Msg: msg, Reason: reasonStore, Header: h, Err: err}
 }
 
-func exceeded(ex *budget.ExceededError, now time.Time) *apiError {
+// budgetRefusal is a budget refusal of a request whose needs are known.
+type budgetRefusal struct {
+	ex        *budget.ExceededError
+	needed    money.Nanos // the request's worst case
+	maxTokens int64       // its max_tokens; 0 for a batch
+	fits      int64       // the largest max_tokens that fits; 0 if none
+	// smallest is the worst case of the smallest useful version of the
+	// request (max_tokens at min_max_tokens): below it the cap is reached.
+	smallest money.Nanos
+}
+
+func (e *budgetRefusal) Error() string {
+	return fmt.Sprintf("%v (needed %s, max_tokens %d)", e.ex, e.needed, e.maxTokens)
+}
+
+func (e *budgetRefusal) Unwrap() error { return e.ex }
+
+// exceeded is the refusal of a request over budget. It says "has reached"
+// only when what is left is below the smallest useful request (br, when
+// known) or nothing at all; otherwise it says what is left, what the
+// request needed and what max_tokens would fit.
+func exceeded(ex *budget.ExceededError, br *budgetRefusal, now time.Time) *apiError {
 	b := ex.Budget
 	when := "it never resets (total budget)"
 	if !ex.ResetsAt.IsZero() {
 		when = "it resets at " + ex.ResetsAt.UTC().Format(time.RFC3339)
 	}
-	msg := fmt.Sprintf("%s %q has reached its %s budget %q of $%s (spent $%s, reserved $%s); %s.",
-		titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, ex.Spent, ex.Reserved, when)
+	left := max(b.Limit-ex.Spent-ex.Reserved, 0)
+	var msg string
+	switch {
+	case br == nil && left == 0:
+		msg = fmt.Sprintf("%s %q has reached its %s budget %q of $%s (spent $%s, reserved $%s); %s.",
+			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, ex.Spent, ex.Reserved, when)
+	case br == nil:
+		msg = fmt.Sprintf("%s %q %s budget %q of $%s has $%s left (spent $%s, reserved by requests in flight $%s), less than this request needs at worst; %s.",
+			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, left, ex.Spent, ex.Reserved, when)
+	case left < br.smallest:
+		msg = fmt.Sprintf("%s %q has reached its %s budget %q of $%s (spent $%s, reserved $%s): the $%s left is less than the smallest useful request needs ($%s); %s.",
+			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, ex.Spent, ex.Reserved, left, br.smallest, when)
+	default:
+		fit := "no max_tokens fits"
+		if br.fits > 0 {
+			fit = fmt.Sprintf("max_tokens up to %d would fit", br.fits)
+		}
+		msg = fmt.Sprintf("%s %q %s budget %q of $%s has $%s left (spent $%s, reserved by requests in flight $%s), but this request needs up to $%s (its prompt and max_tokens %d at worst); %s; %s.",
+			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, left, ex.Spent, ex.Reserved, br.needed, br.maxTokens, fit, when)
+	}
+	var details *budgetDetails
+	if br != nil {
+		details = &budgetDetails{NeededUSD: json.Number(br.needed.String()), RemainingUSD: json.Number(left.String())}
+		if br.maxTokens > 0 {
+			details.MaxTokensThatFit = &br.fits
+		}
+	}
 	h := http.Header{}
 	// The official SDKs check x-should-retry before the status code, so a
 	// budget refusal surfaces at once instead of after three attempts.
 	h.Set("x-should-retry", "false")
 	return &apiError{Status: http.StatusPaymentRequired, Type: "billing_error", Msg: msg,
-		Code: "budget_exceeded", Reason: reasonBudget, Header: h, NoRetry: true}
+		Code: "budget_exceeded", Reason: reasonBudget, Header: h, NoRetry: true, Budget: details}
 }
 
 func rateLimited(retryAfter time.Duration) *apiError {

@@ -61,6 +61,9 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	c.status = resp.StatusCode
 	c.upstreamID = resp.Header.Get("Request-Id")
 	resp.Header.Set("clade-request-id", c.id)
+	if c.fitted > 0 {
+		resp.Header.Set("clade-max-tokens-fitted", strconv.FormatInt(c.fitted, 10))
+	}
 	h.m.ttfb.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(c.headersAt.Sub(c.forwarded).Seconds())
 	if c.route == routeBatches {
 		return h.batchResponse(resp, c)

@@ -69,6 +69,12 @@ type Options struct {
 	// TokensUsed, when set, records which tokens authenticate (offboarding
 	// review of unused tokens).
 	TokensUsed TokenUser
+	// FitWait is how long a request under fit_max_tokens may wait for
+	// requests in flight to give back the budget it lacks (default 30s).
+	FitWait time.Duration
+	// CountTokensTimeout bounds a count_tokens call made near a cap
+	// (default 2s; negative: never call it).
+	CountTokensTimeout time.Duration
 }
 
 // Handler is the API listener's http.Handler.
@@ -78,6 +84,10 @@ type Handler struct {
 	m       *metrics
 	log     *zap.Logger
 	pending sync.WaitGroup // settlements running after responses ended
+	// left is, per service under fit_max_tokens, what its tightest budget
+	// had left after its last hold (*atomic.Int64 of nano-USD): a request
+	// whose worst case is above it is near the cap.
+	left sync.Map
 }
 
 // New builds a Handler.
@@ -117,6 +127,12 @@ func New(o Options) (*Handler, error) {
 	}
 	if o.BatchHoldTTL <= 0 {
 		o.BatchHoldTTL = 25 * time.Hour
+	}
+	if o.FitWait <= 0 {
+		o.FitWait = 30 * time.Second
+	}
+	if o.CountTokensTimeout == 0 {
+		o.CountTokensTimeout = 2 * time.Second
 	}
 	if o.Spend == nil {
 		o.Spend = spend.New(o.Registerer, o.SpendLog)
@@ -241,18 +257,39 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 		return rateLimited(wait)
 	}
 	at := c.start
+	pr := estimateRequest(c.state, req, int64(len(c.body)))
 	est, model, err := estimateAll(c.state, req, int64(len(c.body)), false, at)
 	if err != nil {
 		return errUnknownModel(model, err)
 	}
-	return h.reserve(r.Context(), c, est, h.o.HoldTTL)
+	if c.svc.Fit.Enabled && req.Bounds.SingleModel() {
+		if c.split, err = c.state.Prices.EstimateSplit(pr, at); err != nil {
+			return errUnknownModel(req.Model, err)
+		}
+		c.hasSplit = true
+		c.fit = fitFor(req, c.split, est, c.svc.Fit.MinMaxTokens)
+		if h.nearCap(c.service, est) {
+			est = h.exactPrompt(r.Context(), r.Header, c, &pr, est)
+		}
+	}
+	err = h.reserve(r.Context(), c, est, h.o.HoldTTL)
+	if err == nil && c.svc.Fit.Enabled {
+		h.noteLeft(c.service, c.res)
+	}
+	if errors.Is(err, budget.ErrOverBudget) {
+		return h.overBudget(r.Context(), r.Header, c, pr, est, err)
+	}
+	if err == nil && c.res.Fitted > 0 {
+		return h.applyFit(c)
+	}
+	return err
 }
 
 // reserve places the hold, or applies on_store_failure when the store
 // cannot be reached.
 func (h *Handler) reserve(ctx context.Context, c *call, est money.Nanos, ttl time.Duration) error {
 	c.at, c.estimate, c.budgets = c.start, est, c.svc.AllBudgets()
-	res, err := h.o.Budget.Reserve(ctx, budget.Hold{RequestID: c.id, Budgets: c.budgets, Amount: est, TTL: ttl})
+	res, err := h.o.Budget.Reserve(ctx, budget.Hold{RequestID: c.id, Budgets: c.budgets, Amount: est, TTL: ttl, Fit: c.fit})
 	switch {
 	case err == nil:
 		c.res, c.metered = res, true

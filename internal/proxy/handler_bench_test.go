@@ -244,8 +244,14 @@ services:
 // newGateway builds the Handler as the program does, logging at info in
 // JSON (encoded, then discarded) so logging costs what it costs.
 func newGateway(b *testing.B, up http.RoundTripper, st proxy.Budgeter) *proxy.Handler {
+	return newGatewayPolicy(b, up, st, benchPolicy)
+}
+
+// newGatewayPolicy is newGateway with another policy (%TOKEN% is the
+// canary token's digest).
+func newGatewayPolicy(b *testing.B, up http.RoundTripper, st proxy.Budgeter, policyYAML string) *proxy.Handler {
 	dir := b.TempDir()
-	path := testutil.WritePolicy(b, dir, strings.Replace(benchPolicy, "%TOKEN%", testutil.SHA256(testutil.CanaryToken), 1))
+	path := testutil.WritePolicy(b, dir, strings.Replace(policyYAML, "%TOKEN%", testutil.SHA256(testutil.CanaryToken), 1))
 	p, err := policy.Load(path, policy.LoadOptions{ResolveSecrets: true, Now: time.Now,
 		Getenv: func(k string) string { return map[string]string{"BENCH_KEY": testutil.CanaryKey}[k] }})
 	if err != nil {

@@ -31,6 +31,9 @@ type metrics struct {
 	settleFailures   *prometheus.CounterVec
 	estimated        *prometheus.CounterVec
 	impossible       *prometheus.CounterVec
+	fitted           *prometheus.CounterVec
+	waited           *prometheus.CounterVec
+	countTokens      *prometheus.CounterVec
 }
 
 // Per-service request outcomes (label values of
@@ -103,6 +106,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "clade_gateway_impossible_usage_total",
 			Help: "Responses whose reported usage cannot be what the API billed (invalid or missing counts, more than the context window or max_tokens allow), charged the hold's estimate instead, by reason.",
 		}, []string{"reason"}),
+		fitted: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_max_tokens_fitted_total",
+			Help: "Requests forwarded with max_tokens lowered to fit their budgets (fit_max_tokens). Bounded by services × the models each uses.",
+		}, []string{"service", "model"}),
+		waited: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_budget_waits_total",
+			Help: "Requests admitted after waiting for requests in flight to give back budget they held (fit_max_tokens). Bounded by services.",
+		}, []string{"service"}),
+		countTokens: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "clade_gateway_count_tokens_calls_total",
+			Help: "count_tokens calls the gateway made to size a prompt exactly near a cap, by result (ok, error, timeout). Bounded by 3 results.",
+		}, []string{"result"}),
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
 )
 
 // messageRequest is the part of a Messages request body that admission
@@ -19,6 +21,12 @@ type messageRequest struct {
 	Tools        []toolDecl      `json:"tools"`
 	MCPServers   json.RawMessage `json:"mcp_servers"`
 	Messages     json.RawMessage `json:"messages"`
+	Thinking     *thinkingDecl   `json:"thinking"`
+}
+
+type thinkingDecl struct {
+	Type         string `json:"type"`
+	BudgetTokens *int64 `json:"budget_tokens"`
 }
 
 type toolDecl struct {
@@ -36,7 +44,20 @@ type parsedRequest struct {
 	// Bounds is what else the body says about its cost: content it only
 	// points at, other models, tool types (bounds.go).
 	Bounds requestBounds
+	// Cache is the dearest cache write the request can cause: none
+	// without cache_control, 1-hour only when some ttl is "1h".
+	Cache pricing.PromptCache
+	// ThinkingBudget is thinking.budget_tokens when thinking is enabled
+	// with a budget, else 0.
+	ThinkingBudget int64
 }
+
+// Strings parseMessages watches for, by bit.
+const (
+	watchFileRef = 1<<0 | 1<<1 // "file_id", "container_upload"
+	watchCache   = 1 << 2      // "cache_control"
+	watchHour    = 1 << 3      // "1h"
+)
 
 // parseMessages validates a Messages body before anything is reserved, so a
 // malformed request costs nothing and gets a clear 400.
@@ -44,7 +65,10 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	var r messageRequest
 	// A file reference is billed at its full token count, which its few
 	// bytes in the request do not bound.
-	fileRef, err := decodeMessages(body, &r, "file_id", "container_upload")
+	// Any string "cache_control" (key or value) or "1h" counts, wherever it
+	// is: seeing more than the API would only raises the bound.
+	hits, err := decodeWatched(body, &r, []string{"file_id", "container_upload", "cache_control", "1h"})
+	fileRef := hits&watchFileRef != 0
 	if err != nil {
 		return parsedRequest{}, errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
 	}
@@ -77,6 +101,15 @@ func parseMessages(body []byte) (parsedRequest, error) {
 		GeoUS:     r.InferenceGeo == "us",
 		Fast:      r.Speed == "fast",
 		Bounds:    bounds,
+	}
+	switch {
+	case hits&watchCache == 0:
+		p.Cache = pricing.CacheNone
+	case hits&watchHour == 0:
+		p.Cache = pricing.Cache5m
+	}
+	if r.Thinking != nil && r.Thinking.Type == "enabled" && r.Thinking.BudgetTokens != nil {
+		p.ThinkingBudget = *r.Thinking.BudgetTokens
 	}
 	for _, t := range r.Tools {
 		if isServerTool(t.Type) {

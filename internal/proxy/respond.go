@@ -20,6 +20,16 @@ type errorBody struct {
 
 type errorDetails struct {
 	ErrorCode string `json:"error_code"`
+	*budgetDetails
+}
+
+// budgetDetails say, in a budget refusal, what the request needed and
+// what is left: exact decimal USD (JSON numbers), and the largest
+// max_tokens whose worst case fits what is left (0: none does).
+type budgetDetails struct {
+	NeededUSD        json.Number `json:"needed_usd"`
+	RemainingUSD     json.Number `json:"remaining_usd"`
+	MaxTokensThatFit *int64      `json:"max_tokens_that_fit,omitempty"`
 }
 
 // writeError answers with Anthropic's error envelope so every SDK parses it
@@ -27,7 +37,7 @@ type errorDetails struct {
 func writeError(w http.ResponseWriter, requestID string, e *apiError) {
 	env := errorEnvelope{Type: "error", Error: errorBody{Type: e.Type, Message: e.Msg}, RequestID: requestID}
 	if e.Code != "" {
-		env.Error.Details = &errorDetails{ErrorCode: e.Code}
+		env.Error.Details = &errorDetails{ErrorCode: e.Code, budgetDetails: e.Budget}
 	}
 	body, _ := json.Marshal(env) // plain strings only: cannot fail
 	h := w.Header()

@@ -17,13 +17,20 @@ import (
 // seen reports whether any string in the body, key or value, is one of
 // watch; it is only meaningful when err is nil and the body is an object.
 func decodeMessages(body []byte, r *messageRequest, watch ...string) (seen bool, err error) {
+	hits, err := decodeWatched(body, r, watch)
+	return hits != 0, err
+}
+
+// decodeWatched is decodeMessages reporting which of watch (bit i for
+// watch[i]) were seen.
+func decodeWatched(body []byte, r *messageRequest, watch []string) (hits uint64, err error) {
 	// The members admission reads whole. messages and mcp_servers are only
 	// checked for presence, which an empty value of the same JSON type keeps.
-	v := jsonscan.Validator{Watch: watch}
-	if slim, ok := slimObject(&v, body, "model", "max_tokens", "stream", "inference_geo", "speed", "tools"); ok {
-		return v.Seen, json.Unmarshal(slim, r)
+	v := jsonscan.Validator{Watch: watch, Each: true}
+	if slim, ok := slimObject(&v, body, "model", "max_tokens", "stream", "inference_geo", "speed", "tools", "thinking"); ok {
+		return v.Hits, json.Unmarshal(slim, r)
 	}
-	return false, json.Unmarshal(body, r) // not an object, or not JSON: its error
+	return 0, json.Unmarshal(body, r) // not an object, or not JSON: its error
 }
 
 // slimObject validates obj as json.Valid would and returns a copy of it in

@@ -18,6 +18,7 @@ type Pricer interface {
 	Cost(u meter.Usage, at time.Time) (pricing.Cost, error)
 	Estimate(r pricing.Request, at time.Time) (money.Nanos, error)
 	ContextWindow(model string) (int64, bool)
+	EstimateSplit(r pricing.Request, at time.Time) (pricing.Split, error)
 }
 
 // State is one policy generation: the policy, the prices built from it and

@@ -24,14 +24,15 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
-// Prices of claude-sonnet-4-6 in nano-USD per token: $3 input, $15 output,
-// and $6 for a 1-hour cache write, the dearest input rate, which the
-// admission estimate takes for every prompt token.
+// Prices of claude-sonnet-4-6 in nano-USD per token: $3 input, $15 output.
+// The suite's requests carry no cache_control, so they cannot write to the
+// cache and the admission estimate takes every prompt token at the input
+// rate.
 const (
 	model           = "claude-sonnet-4-6"
 	inputNanos      = 3_000
 	outputNanos     = 15_000
-	worstInputNanos = 6_000
+	worstInputNanos = inputNanos
 	defaultCost     = 1200*inputNanos + 300*outputNanos // the fake's default usage: 8,100,000
 )
 
@@ -146,9 +147,10 @@ func messageBody(maxTokens int, stream bool) string {
 
 // estimateOf is the admission estimate of body (pricing's documented rule):
 // every byte of the body plus PromptOverheadTokens counted as a prompt
-// token at the dearest input rate, plus max_tokens at the output rate, all
-// times 1.1 (rounded up) because the body does not name inference_geo and
-// the workspace default may be "us".
+// token at the dearest rate the request can incur (input, without
+// cache_control), plus max_tokens at the output rate, all times 1.1
+// (rounded up) because the body does not name inference_geo and the
+// workspace default may be "us".
 func estimateOf(body string, maxTokens int) money.Nanos {
 	base := (int64(len(body))+pricing.PromptOverheadTokens)*worstInputNanos + int64(maxTokens)*outputNanos
 	return money.Nanos((base*11 + 9) / 10)

@@ -79,6 +79,9 @@ type Record struct {
 	// ChargedBy names the estimate rule when the charge is not priced from
 	// reported usage ("interrupted_stream", "upstream_failed", ...).
 	ChargedBy string
+	// MaxTokensFitted is the max_tokens the request was forwarded with when
+	// it was lowered to fit its budgets (fit_max_tokens), else 0.
+	MaxTokensFitted int64
 }
 
 // Add exports one charge. A charge made by estimate has no usage to break
@@ -157,6 +160,9 @@ func (r *Recorder) Add(rec Record) {
 	}
 	if rec.ChargedBy != "" {
 		f = append(f, zap.String("charged_by", rec.ChargedBy))
+	}
+	if rec.MaxTokensFitted > 0 {
+		f = append(f, zap.Int64("max_tokens_fitted", rec.MaxTokensFitted))
 	}
 	r.log.Info("spend", f...)
 }
