@@ -129,7 +129,7 @@ func TestChecklistServedAndRecordedEmbedded(t *testing.T) {
 	if err == nil {
 		t.Error("the test policy has no webhook, so the command must exit 1")
 	}
-	for _, frag := range []string{"FAIL team_alerts: ", "WARN budget_adjustments: budget adjustments in the last 30 days to review: ", "team/search/monthly -12.5 USD by "+adminActor} {
+	for _, frag := range []string{"FAIL team_alerts: ", "WARN budget_adjustments: budget adjustments in the last 30 days to review: ", "team/search/monthly -12.5 USD by " + adminActor} {
 		if !strings.Contains(out.String(), frag) {
 			t.Errorf("command output lacks %q:\n%s", frag, out.String())
 		}
