@@ -13,7 +13,7 @@ import (
 
 // platformKeys are the top-level keys of a single policy file or of
 // clade.yaml in folder mode.
-var platformKeys = []string{"timezone", "on_store_failure", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks"}
+var platformKeys = []string{"timezone", "on_store_failure", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks", "principals"}
 
 // defaultServerToolAllowance is what a request with server tools or file
 // references adds to its admission estimate unless the policy says.
@@ -82,6 +82,9 @@ func (w *walker) parsePlatform(root *yaml.Node, rp *rawPolicy) {
 	}
 	if n, p := top.get("webhooks"); n != nil {
 		rp.webhooks = w.parseWebhooks(n, p)
+	}
+	if n, p := top.get("principals"); n != nil {
+		rp.principals = w.parsePrincipalSettings(n, p, top.vals["principals"].at.Line)
 	}
 }
 
@@ -193,7 +196,7 @@ func (w *walker) refs(n *yaml.Node, p, what string) []ref {
 // match when given.
 func (w *walker) parseService(e entry, fileTeam string) *rawService {
 	name, nameOK := w.name(e.at, e.path, "service")
-	o := w.object(e.val, e.path, e.at.Line, "team", "workspace", "tokens", "models", "budgets", "rate_limit", "on_store_failure")
+	o := w.object(e.val, e.path, e.at.Line, "team", "workspace", "tokens", "models", "budgets", "rate_limit", "on_store_failure", "principals")
 	if !nameOK || o == nil {
 		return nil
 	}
@@ -241,6 +244,9 @@ func (w *walker) parseService(e entry, fileTeam string) *rawService {
 	}
 	if n, p := o.get("on_store_failure"); n != nil {
 		s.onStoreFailure = w.failureMode(n, p)
+	}
+	if n, p := o.get("principals"); n != nil {
+		s.principals = w.parsePrincipals(n, p)
 	}
 	return s
 }

@@ -28,6 +28,7 @@ type rawPolicy struct {
 	admin          []rawToken
 	pricing        Pricing
 	webhooks       []rawWebhook
+	principals     rawPrincipalSettings
 }
 
 type rawWorkspace struct {
@@ -54,6 +55,7 @@ type rawService struct {
 	budgets        []rawBudget
 	rateLimit      *RateLimit
 	onStoreFailure FailureMode // empty: inherit the policy's
+	principals     []rawPrincipal
 }
 
 type rawBudget struct {

@@ -49,6 +49,9 @@ type Policy struct {
 	Pricing        Pricing
 	Webhooks       []Webhook
 	Estimate       Estimate
+	// HashPrincipals is principals.hash_values: principal values are
+	// stored and shown only as keyed hashes.
+	HashPrincipals bool
 
 	tokens      map[[sha256.Size]byte]*Service
 	adminTokens map[[sha256.Size]byte]struct{}
@@ -87,6 +90,8 @@ type Service struct {
 	RateLimit *RateLimit
 	// OnStoreFailure is the service's override, or the policy default.
 	OnStoreFailure FailureMode
+	// Principals are caps per caller inside the service, in policy order.
+	Principals []*Principal
 }
 
 // RateLimit is a per-service token bucket, per replica.
