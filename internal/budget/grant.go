@@ -193,7 +193,7 @@ func (g *Granted) Reserve(ctx context.Context, h Hold) (Reservation, error) {
 		g.metrics.observe("reserve", start, err)
 		return Reservation{}, err
 	}
-	if len(a.keys) == 0 || h.TTL > g.o.Lease {
+	if len(a.keys) == 0 || h.TTL > g.o.Lease || hasPrincipal(h.Budgets) {
 		return g.reserve(ctx, a, start)
 	}
 	gr := g.grantFor(a, now)
