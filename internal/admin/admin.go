@@ -66,6 +66,7 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	mux.Handle("GET /admin/budgets", s.auth(s.budgets))
 	mux.Handle("POST /admin/budgets/adjust", s.auth(s.adjust))
+	mux.Handle("GET /admin/principals", s.auth(s.principals))
 	mux.Handle("POST /admin/reload", s.auth(s.reload))
 	mux.Handle("POST /admin/store/reinit", s.auth(s.reinit))
 	return mux
@@ -115,6 +116,10 @@ type budgetJSON struct {
 }
 
 func (s *server) budgets(w http.ResponseWriter, r *http.Request) {
+	if svc := r.URL.Query().Get("service"); svc != "" {
+		s.serviceBudgets(w, r, svc)
+		return
+	}
 	all := sortedBudgets(s.o.Policy().AllBudgets())
 	ctx, cancel := context.WithTimeout(r.Context(), s.o.Timeout)
 	defer cancel()
@@ -182,7 +187,7 @@ func (s *server) adjust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "reason is required: adjustments are audited")
 		return
 	}
-	b, ok := findBudget(s.o.Policy().AllBudgets(), req.Scope, req.Name, req.ID)
+	b, ok := findAnyBudget(s.o.Policy(), req.Scope, req.Name, req.ID)
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found_error", fmt.Sprintf("no budget %s/%s/%s in the policy", req.Scope, req.Name, req.ID))
 		return
@@ -194,7 +199,7 @@ func (s *server) adjust(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("budget adjusted", zap.String("audit", "budget_adjust"), zap.String("scope", req.Scope),
-		zap.String("name", req.Name), zap.String("id", req.ID), zap.String("amount_usd", amt.String()),
+		zap.String("name", b.Name), zap.String("id", req.ID), zap.String("amount_usd", amt.String()),
 		zap.String("reason", req.Reason), zap.String("actor", req.Actor), zap.String("remote", r.RemoteAddr))
 	st, err := s.o.Store.Status(ctx, []budget.Budget{b})
 	if err != nil || len(st) != 1 {
