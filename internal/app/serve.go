@@ -124,7 +124,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Spend: spendRec, Interval: cfg.BatchPollInterval,
 	})
 	go poller.Run(bg)
-	startNotifier(bg, cfg, st, rl, log, reg)
+	startNotifier(bg, cfg, st, rl, h.PrincipalAlertBudgets, log, reg)
 
 	<-gctx.Done()
 	log.Info("shutting down; waiting for in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))

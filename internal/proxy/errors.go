@@ -107,6 +107,11 @@ func exceeded(ex *budget.ExceededError, now time.Time) *apiError {
 	}
 	msg := fmt.Sprintf("%s %q has reached its %s budget %q of $%s (spent $%s, reserved $%s); %s.",
 		titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, ex.Spent, ex.Reserved, when)
+	if b.Scope == budget.ScopePrincipal {
+		if m := principalExceeded(ex); m != "" {
+			msg = m
+		}
+	}
 	h := http.Header{}
 	// The official SDKs check x-should-retry before the status code, so a
 	// budget refusal surfaces at once instead of after three attempts.

@@ -68,6 +68,8 @@ type Handler struct {
 	rp      *httputil.ReverseProxy
 	m       *metrics
 	log     *zap.Logger
+	active  *activePrincipals
+	pm      *principalMetrics
 	pending sync.WaitGroup // settlements running after responses ended
 }
 
@@ -103,7 +105,8 @@ func New(o Options) (*Handler, error) {
 	if o.Spend == nil {
 		o.Spend = spend.New(o.Registerer, o.SpendLog)
 	}
-	h := &Handler{o: o, m: newMetrics(o.Registerer), log: o.Logger.Named("proxy")}
+	h := &Handler{o: o, m: newMetrics(o.Registerer), log: o.Logger.Named("proxy"), active: newActivePrincipals(o.Clock)}
+	h.pm = newPrincipalMetrics(o.Registerer, h.active)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      o.Transport,
@@ -120,6 +123,10 @@ func New(o Options) (*Handler, error) {
 	}
 	return h, nil
 }
+
+// PrincipalAlertBudgets returns the budgets with alert thresholds of the
+// principals this replica admitted recently, for the notifier.
+func (h *Handler) PrincipalAlertBudgets() []budget.Budget { return h.active.alertBudgets() }
 
 // Wait blocks until every settlement started by finished responses is done
 // (graceful shutdown).
@@ -214,6 +221,9 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 	if !modelAllowed(c.svc, req.Model) {
 		return errModelNotAllowed(c.svc.Name, req.Model)
 	}
+	if err := h.principals(r, c); err != nil {
+		return err
+	}
 	if ok, wait := c.state.allow(c.svc.Name, c.start); !ok {
 		return rateLimited(wait)
 	}
@@ -228,11 +238,12 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 // reserve places the hold, or applies on_store_failure when the store
 // cannot be reached.
 func (h *Handler) reserve(ctx context.Context, c *call, est money.Nanos, ttl time.Duration) error {
-	c.at, c.estimate, c.budgets = c.start, est, c.svc.AllBudgets()
+	c.at, c.estimate, c.budgets = c.start, est, append(c.svc.AllBudgets(), c.principalBudgets...)
 	res, err := h.o.Budget.Reserve(ctx, budget.Hold{RequestID: c.id, Budgets: c.budgets, Amount: est, TTL: ttl})
 	switch {
 	case err == nil:
 		c.res, c.metered = res, true
+		h.active.note(c)
 		c.startKeepAlive(h, ttl)
 		return nil
 	case errors.Is(err, budget.ErrOverBudget):
@@ -339,6 +350,7 @@ func credential(hd http.Header) (string, bool) {
 func (h *Handler) reject(w http.ResponseWriter, c *call, err error) {
 	e := statusFor(err, h.o.Clock())
 	h.m.rejected.WithLabelValues(c.service, e.Reason).Inc()
+	h.pm.refused(c.service, err)
 	h.m.requests.WithLabelValues(c.service, c.modelLabel, codeLabel(e.Status)).Inc()
 	writeError(w, c.id, e)
 	lvl := zap.InfoLevel

@@ -189,6 +189,7 @@ func (h *Handler) record(c *call, ch charge) {
 		Service: c.service, Team: c.svc.Team.Name, Workspace: c.svc.Workspace.Name,
 		Model: safePath(firstNonEmpty(ch.usage.Model, c.model)), ModelLabel: c.modelLabel,
 		AdmittedAt: c.at, Usage: ch.usage, Cost: ch.cost, ChargedBy: ch.cause,
+		Principals: c.spendPrincipals(),
 	})
 }
 
