@@ -29,6 +29,7 @@ import (
 type store interface {
 	proxy.Budgeter
 	admin.Store
+	admin.OwnerLister
 	budget.Store
 	batch.Records
 	notify.Claimer
