@@ -65,7 +65,8 @@ type GrantOptions struct {
 //     remaining-budget header is this replica's view as of its last step.
 //
 // Grants are per process, never persisted: a restart starts without any,
-// and its old grants end at their leases.
+// and its old grants end at their leases. Holds that name a principal's
+// budget always take the exact path (see hasPrincipal).
 type Granted struct {
 	*RedisStore
 	o GrantOptions
