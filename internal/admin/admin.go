@@ -81,6 +81,7 @@ func New(o Options) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
 	mux.Handle("GET /admin/budgets", s.auth(s.budgets))
 	mux.Handle("POST /admin/budgets/adjust", s.auth(s.adjust))
+	mux.Handle("GET /admin/principals", s.auth(s.principals))
 	mux.Handle("POST /admin/reload", s.auth(s.reload))
 	mux.Handle("POST /admin/store/reinit", s.auth(s.reinit))
 	mux.Handle("GET /admin/checklist", s.auth(s.checklistReport))
@@ -131,6 +132,10 @@ type budgetJSON struct {
 }
 
 func (s *server) budgets(w http.ResponseWriter, r *http.Request) {
+	if svc := r.URL.Query().Get("service"); svc != "" {
+		s.serviceBudgets(w, r, svc)
+		return
+	}
 	all := sortedBudgets(s.o.Policy().AllBudgets())
 	ctx, cancel := context.WithTimeout(r.Context(), s.o.Timeout)
 	defer cancel()
@@ -214,7 +219,7 @@ func (s *server) adjust(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "invalid_request_error", "reason is required: adjustments are audited")
 		return
 	}
-	b, ok := findBudget(s.o.Policy().AllBudgets(), req.Scope, req.Name, req.ID)
+	b, ok := findAnyBudget(s.o.Policy(), req.Scope, req.Name, req.ID)
 	if !ok {
 		writeError(w, http.StatusNotFound, "not_found_error", fmt.Sprintf("no budget %s/%s/%s in the policy", req.Scope, req.Name, req.ID))
 		return
@@ -233,7 +238,7 @@ func (s *server) adjust(w http.ResponseWriter, r *http.Request) {
 	// actor is the admin token's name in the policy: who authenticated,
 	// not what the caller says; the caller's own note is kept beside it.
 	s.log.Info("budget adjusted", zap.String("audit", "budget_adjust"), zap.String("scope", req.Scope),
-		zap.String("name", req.Name), zap.String("id", req.ID), zap.String("amount_usd", amt.String()),
+		zap.String("name", b.Name), zap.String("id", req.ID), zap.String("amount_usd", amt.String()),
 		zap.String("reason", req.Reason), zap.String("actor", tokenName(r.Context())),
 		zap.String("actor_note", req.Actor), zap.String("remote", r.RemoteAddr))
 	s.recordAdjustment(ctx, req, amt, tokenName(r.Context()), r.RemoteAddr)

@@ -15,11 +15,14 @@ import (
 
 // startNotifier runs the budget webhook notifier in the background. It
 // does nothing until the policy names webhooks.
-func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, log *zap.Logger, reg prometheus.Registerer) {
+// Principals' budgets with alert_at thresholds are watched while this
+// replica has admitted them recently; the shared claim still sends each
+// crossing once across replicas.
+func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, principals func() []budget.Budget, log *zap.Logger, reg prometheus.Registerer) {
 	n, err := notify.New(notify.Config{
 		Status:   st,
 		Claims:   st,
-		Budgets:  func() []budget.Budget { return rl.policy().AllBudgets() },
+		Budgets:  func() []budget.Budget { return append(rl.policy().AllBudgets(), principals()...) },
 		Webhooks: func() []policy.Webhook { return rl.policy().Webhooks },
 		Interval: cfg.NotifyInterval,
 	}, notify.WithLogger(log), notify.WithRegisterer(reg),

@@ -32,6 +32,7 @@ import (
 type store interface {
 	proxy.Budgeter
 	admin.Store
+	admin.OwnerLister
 	budget.Store
 	batch.Records
 	notify.Claimer
@@ -144,7 +145,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	go poller.Run(bg)
 	lastUsedDone := make(chan struct{})
 	go func() { lastUsed.Run(bg); close(lastUsedDone) }()
-	startNotifier(bg, cfg, st, rl, log, reg)
+	startNotifier(bg, cfg, st, rl, h.PrincipalAlertBudgets, log, reg)
 
 	<-gctx.Done()
 	log.Info("shutting down; waiting for in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))

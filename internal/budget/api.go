@@ -29,6 +29,10 @@ const (
 	ScopeService   Scope = "service"
 	ScopeTeam      Scope = "team"
 	ScopeWorkspace Scope = "workspace"
+	// ScopePrincipal budgets belong to one caller inside a service (a
+	// developer, an end user, a session); they are named
+	// "<service>/<source>/<value>" and created by the store on first sight.
+	ScopePrincipal Scope = "principal"
 )
 
 // Period is how often a budget's window resets.

@@ -177,7 +177,7 @@ func (s *BoltStore) Reserve(ctx context.Context, h Hold) (r Reservation, err err
 		}
 		ws := make([]*bbolt.Bucket, len(a.keys))
 		for i, k := range a.keys {
-			w, err := t.window(k, deleteAt(now, windowKeyTTL(a.ends[i], now)), true)
+			w, err := t.window(k, deleteAt(now, budgetWindowTTL(a.h.Budgets[i], a.ends[i], now)), true)
 			if err != nil {
 				return err
 			}

@@ -65,7 +65,8 @@ type GrantOptions struct {
 //     remaining-budget header is this replica's view as of its last step.
 //
 // Grants are per process, never persisted: a restart starts without any,
-// and its old grants end at their leases.
+// and its old grants end at their leases. Holds that name a principal's
+// budget always take the exact path (see hasPrincipal).
 type Granted struct {
 	*RedisStore
 	o GrantOptions
@@ -193,7 +194,7 @@ func (g *Granted) Reserve(ctx context.Context, h Hold) (Reservation, error) {
 		g.metrics.observe("reserve", start, err)
 		return Reservation{}, err
 	}
-	if len(a.keys) == 0 || h.TTL > g.o.Lease {
+	if len(a.keys) == 0 || h.TTL > g.o.Lease || hasPrincipal(h.Budgets) {
 		return g.reserve(ctx, a, start)
 	}
 	gr := g.grantFor(a, now)

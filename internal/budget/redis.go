@@ -209,7 +209,7 @@ func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time
 	args = append(args, "", ms(now), h.RequestID, int64(h.Amount), ms(a.expiry),
 		msOf(a.expiry.Sub(now)+settledTTL), a.keysJoin)
 	for i, b := range h.Budgets {
-		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(windowKeyTTL(a.ends[i], now)), string(b.Scope))
+		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(budgetWindowTTL(b, a.ends[i], now)), string(b.Scope))
 	}
 	if f := h.Fit; f.active() {
 		args = append(args, int64(f.Fixed), int64(f.PerUnit), f.Min, f.Max)

@@ -65,7 +65,7 @@ func TestBadFixtures(t *testing.T) {
 			":14: workspaces.production.keys[6].file: must not be empty",
 		}},
 		{"bad/merge-key.yaml", []string{
-			":1: defaults: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks)",
+			":1: defaults: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks, principals)",
 			":10: services.rec.team: required key is missing",
 			":11: services.rec: merge keys (<<) are not supported: write the keys out",
 		}},
@@ -146,10 +146,10 @@ func TestBadFixtures(t *testing.T) {
 			":11: services.rec.workspace: workspace \"prod\" is not defined",
 		}},
 		{"bad/unknown-key.yaml", []string{
-			":1: timezon: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks)",
+			":1: timezon: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks, principals)",
 			":5: workspaces.production.keys[0].label: unknown key (allowed: name, env, file, created)",
 			":7: teams.search.budget: unknown key (allowed: budgets)",
-			":12: services.rec.budget: unknown key (allowed: team, workspace, tokens, models, budgets, rate_limit, on_store_failure, fit_max_tokens, min_max_tokens)",
+			":12: services.rec.budget: unknown key (allowed: team, workspace, tokens, models, budgets, rate_limit, on_store_failure, fit_max_tokens, min_max_tokens, principals)",
 		}},
 		{"bad/webhooks.yaml", []string{
 			":2: webhooks[0]: set exactly one of url_env and url_file, not both",

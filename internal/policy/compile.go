@@ -85,6 +85,8 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		tokenAt[t.digest] = t.at
 		return true
 	}
+	hashKey := principalHashKey(rp.principals, o, probs)
+	p.HashPrincipals = rp.principals.hashValues
 	svcAt := map[string]pos{}
 	for _, rs := range rp.services {
 		if first, dup := svcAt[rs.name]; dup {
@@ -98,6 +100,7 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 			Budgets:        budgets(rs.budgets),
 			RateLimit:      rs.rateLimit,
 			OnStoreFailure: rs.onStoreFailure,
+			Principals:     compilePrincipals(rs.name, rs.principals, hashKey, budgets),
 		}
 		if s.OnStoreFailure == "" {
 			s.OnStoreFailure = p.OnStoreFailure

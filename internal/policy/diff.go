@@ -183,6 +183,11 @@ func (d *differ) services(old, new *Policy) {
 			ab = a.Budgets
 		}
 		d.budgets(who, ab, b.Budgets)
+		var ap []*Principal
+		if a != nil {
+			ap = a.Principals
+		}
+		d.principals(who, ap, b.Principals)
 	})
 }
 

@@ -13,7 +13,7 @@ import (
 
 // platformKeys are the top-level keys of a single policy file or of
 // clade.yaml in folder mode.
-var platformKeys = []string{"timezone", "on_store_failure", "unknown_tools", "fit_max_tokens", "min_max_tokens", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks"}
+var platformKeys = []string{"timezone", "on_store_failure", "unknown_tools", "fit_max_tokens", "min_max_tokens", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks", "principals"}
 
 // defaultServerToolAllowance is what a request with server tools or file
 // references adds to its admission estimate unless the policy says.
@@ -86,6 +86,9 @@ func (w *walker) parsePlatform(root *yaml.Node, rp *rawPolicy) {
 	}
 	if n, p := top.get("webhooks"); n != nil {
 		rp.webhooks = w.parseWebhooks(n, p)
+	}
+	if n, p := top.get("principals"); n != nil {
+		rp.principals = w.parsePrincipalSettings(n, p, top.vals["principals"].at.Line)
 	}
 }
 
@@ -227,7 +230,7 @@ func (w *walker) refs(n *yaml.Node, p, what string) []ref {
 func (w *walker) parseService(e entry, fileTeam string) *rawService {
 	name, nameOK := w.name(e.at, e.path, "service")
 	o := w.object(e.val, e.path, e.at.Line, "team", "workspace", "tokens", "models", "budgets", "rate_limit", "on_store_failure",
-		"fit_max_tokens", "min_max_tokens")
+		"fit_max_tokens", "min_max_tokens", "principals")
 	if !nameOK || o == nil {
 		return nil
 	}
@@ -277,6 +280,9 @@ func (w *walker) parseService(e entry, fileTeam string) *rawService {
 		s.onStoreFailure = w.failureMode(n, p)
 	}
 	s.fit = w.parseFit(o)
+	if n, p := o.get("principals"); n != nil {
+		s.principals = w.parsePrincipals(n, p)
+	}
 	return s
 }
 

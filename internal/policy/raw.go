@@ -30,6 +30,7 @@ type rawPolicy struct {
 	admin          []rawToken
 	pricing        Pricing
 	webhooks       []rawWebhook
+	principals     rawPrincipalSettings
 }
 
 type rawWorkspace struct {
@@ -58,6 +59,7 @@ type rawService struct {
 	rateLimit      *RateLimit
 	onStoreFailure FailureMode // empty: inherit the policy's
 	fit            rawFit
+	principals     []rawPrincipal
 }
 
 // rawFit is fit_max_tokens and min_max_tokens as written; nil: not given.

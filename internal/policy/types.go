@@ -73,6 +73,9 @@ type Policy struct {
 	AdminTokens    []Token
 	// Fit is the default of fit_max_tokens and min_max_tokens.
 	Fit Fit
+	// HashPrincipals is principals.hash_values: principal values are
+	// stored and shown only as keyed hashes.
+	HashPrincipals bool
 
 	tokens      map[[sha256.Size]byte]*Service
 	adminTokens map[[sha256.Size]byte]struct{}
@@ -126,6 +129,8 @@ type Service struct {
 	Tokens         []Token
 	// Fit is the service's override of each field, or the policy default.
 	Fit Fit
+	// Principals are caps per caller inside the service, in policy order.
+	Principals []*Principal
 }
 
 // DefaultMinMaxTokens is min_max_tokens when the policy does not say.

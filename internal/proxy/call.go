@@ -29,6 +29,11 @@ type call struct {
 	model      string
 	modelLabel string
 
+	// principals the request is counted under, and their budgets, which
+	// are reserved after the service's, team's and workspace's.
+	principals       []principalValue
+	principalBudgets []budget.Budget
+
 	at       time.Time // admission time: windows and prices are taken at it
 	budgets  []budget.Budget
 	estimate money.Nanos

@@ -138,14 +138,17 @@ func exceeded(ex *budget.ExceededError, br *budgetRefusal, now time.Time) *apiEr
 	}
 	left := max(b.Limit-ex.Spent-ex.Reserved, 0)
 	var msg string
+	reached := false
 	switch {
 	case br == nil && left == 0:
+		reached = true
 		msg = fmt.Sprintf("%s %q has reached its %s budget %q of $%s (spent $%s, reserved $%s); %s.",
 			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, ex.Spent, ex.Reserved, when)
 	case br == nil:
 		msg = fmt.Sprintf("%s %q %s budget %q of $%s has $%s left (spent $%s, reserved by requests in flight $%s), less than this request needs at worst; %s.",
 			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, left, ex.Spent, ex.Reserved, when)
 	case left < br.smallest:
+		reached = true
 		msg = fmt.Sprintf("%s %q has reached its %s budget %q of $%s (spent $%s, reserved $%s): the $%s left is less than the smallest useful request needs ($%s); %s.",
 			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, ex.Spent, ex.Reserved, left, br.smallest, when)
 	default:
@@ -155,6 +158,13 @@ func exceeded(ex *budget.ExceededError, br *budgetRefusal, now time.Time) *apiEr
 		}
 		msg = fmt.Sprintf("%s %q %s budget %q of $%s has $%s left (spent $%s, reserved by requests in flight $%s), but this request needs up to $%s (its prompt and max_tokens %d at worst); %s; %s.",
 			titleScope(b.Scope), b.Name, b.Period, b.ID, b.Limit, left, ex.Spent, ex.Reserved, br.needed, br.maxTokens, fit, when)
+	}
+	// A principal's budget is named for people: "developer alice@… has
+	// reached the daily budget of $20 for service claude-code".
+	if reached && b.Scope == budget.ScopePrincipal {
+		if m := principalExceeded(ex); m != "" {
+			msg = m
+		}
 	}
 	var details *budgetDetails
 	if br != nil {

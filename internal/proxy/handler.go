@@ -83,6 +83,8 @@ type Handler struct {
 	rp      *httputil.ReverseProxy
 	m       *metrics
 	log     *zap.Logger
+	active  *activePrincipals
+	pm      *principalMetrics
 	pending sync.WaitGroup // settlements running after responses ended
 	// left is, per service under fit_max_tokens, what its tightest budget
 	// had left after its last hold (*atomic.Int64 of nano-USD): a request
@@ -137,7 +139,8 @@ func New(o Options) (*Handler, error) {
 	if o.Spend == nil {
 		o.Spend = spend.New(o.Registerer, o.SpendLog)
 	}
-	h := &Handler{o: o, m: newMetrics(o.Registerer), log: o.Logger.Named("proxy")}
+	h := &Handler{o: o, m: newMetrics(o.Registerer), log: o.Logger.Named("proxy"), active: newActivePrincipals(o.Clock)}
+	h.pm = newPrincipalMetrics(o.Registerer, h.active)
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:        h.rewrite,
 		Transport:      o.Transport,
@@ -154,6 +157,10 @@ func New(o Options) (*Handler, error) {
 	}
 	return h, nil
 }
+
+// PrincipalAlertBudgets returns the budgets with alert thresholds of the
+// principals this replica admitted recently, for the notifier.
+func (h *Handler) PrincipalAlertBudgets() []budget.Budget { return h.active.alertBudgets() }
 
 // Wait blocks until every settlement started by finished responses is done
 // (graceful shutdown).
@@ -253,6 +260,9 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 	if err := checkBounds(c.state, c.svc, req.Bounds); err != nil {
 		return err
 	}
+	if err := h.principals(r, c); err != nil {
+		return err
+	}
 	if ok, wait := c.state.allow(c.svc.Name, c.start); !ok {
 		return rateLimited(wait)
 	}
@@ -288,11 +298,12 @@ func (h *Handler) admitMessages(r *http.Request, c *call) error {
 // reserve places the hold, or applies on_store_failure when the store
 // cannot be reached.
 func (h *Handler) reserve(ctx context.Context, c *call, est money.Nanos, ttl time.Duration) error {
-	c.at, c.estimate, c.budgets = c.start, est, c.svc.AllBudgets()
+	c.at, c.estimate, c.budgets = c.start, est, append(c.svc.AllBudgets(), c.principalBudgets...)
 	res, err := h.o.Budget.Reserve(ctx, budget.Hold{RequestID: c.id, Budgets: c.budgets, Amount: est, TTL: ttl, Fit: c.fit})
 	switch {
 	case err == nil:
 		c.res, c.metered = res, true
+		h.active.note(c)
 		c.startKeepAlive(h, ttl)
 		return nil
 	case errors.Is(err, budget.ErrOverBudget):
@@ -339,6 +350,7 @@ func windowKeys(budgets []budget.Budget, at time.Time) []string {
 func (h *Handler) reject(w http.ResponseWriter, c *call, err error) {
 	e := statusFor(err, h.o.Clock())
 	h.m.refused(c, e)
+	h.pm.refused(c.service, err)
 	writeError(w, c.id, e)
 	lvl := zap.InfoLevel
 	if e.Status >= 500 {

@@ -216,6 +216,7 @@ func (h *Handler) record(c *call, ch charge) {
 		Model: safePath(firstNonEmpty(ch.usage.Model, c.model)), ModelLabel: c.modelLabel,
 		AdmittedAt: c.at, Usage: ch.usage, Cost: ch.cost, ChargedBy: ch.cause,
 		MaxTokensFitted: c.fitted,
+		Principals:      c.spendPrincipals(),
 	})
 }
 

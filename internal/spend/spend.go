@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -76,6 +77,9 @@ type Record struct {
 	AdmittedAt        time.Time
 	Usage             meter.Usage
 	Cost              pricing.Cost
+	// Principals are the callers inside the service the request was
+	// counted under (values as stored: hashed when the policy says so).
+	Principals []Principal
 	// ChargedBy names the estimate rule when the charge is not priced from
 	// reported usage ("interrupted_stream", "upstream_failed", ...).
 	ChargedBy string
@@ -164,5 +168,24 @@ func (r *Recorder) Add(rec Record) {
 	if rec.MaxTokensFitted > 0 {
 		f = append(f, zap.Int64("max_tokens_fitted", rec.MaxTokensFitted))
 	}
+	if len(rec.Principals) > 0 {
+		f = append(f, zap.Object("principals", principalFields(rec.Principals)))
+	}
 	r.log.Info("spend", f...)
+}
+
+// Principal is one caller inside a service a charge was counted under.
+type Principal struct {
+	From  string // the policy's source: claude_code.user, header:x-customer-id, ...
+	Value string // as stored
+}
+
+// principalFields logs principals as {"<from>": "<value>", ...}.
+type principalFields []Principal
+
+func (ps principalFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	for _, p := range ps {
+		enc.AddString(p.From, p.Value)
+	}
+	return nil
 }
