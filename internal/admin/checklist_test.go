@@ -100,7 +100,7 @@ func TestChecklistEndpointListsAdjustments(t *testing.T) {
 	}
 	for _, it := range rep.Items {
 		if it.ID == checklist.ItemBudgetAdjustments {
-			if it.Status != checklist.Warn || len(it.Details) != 1 || !strings.Contains(it.Details[0], "team/search/monthly adjusted by -1.5 USD by alice from 192.0.2.1:1234, reason: refund") {
+			if it.Status != checklist.Warn || len(it.Details) != 1 || !strings.Contains(it.Details[0], "team/search/monthly adjusted by -1.5 USD by ops from 192.0.2.1:1234, reason: refund") {
 				t.Errorf("budget_adjustments: %+v", it)
 			}
 		}
