@@ -28,6 +28,7 @@ type rawPolicy struct {
 	admin          []rawToken
 	pricing        Pricing
 	webhooks       []rawWebhook
+	reconcile      *Reconcile
 }
 
 type rawWorkspace struct {
@@ -36,6 +37,8 @@ type rawWorkspace struct {
 	keys    []rawKey
 	teams   []ref
 	budgets []rawBudget
+
+	anthropicID string
 }
 
 type rawTeam struct {
@@ -78,6 +81,8 @@ type rawKey struct {
 	name    string
 	secret  secretRef
 	created time.Time
+
+	anthropicID string
 }
 
 type rawWebhook struct {

@@ -49,6 +49,7 @@ type Policy struct {
 	Pricing        Pricing
 	Webhooks       []Webhook
 	Estimate       Estimate
+	Reconcile      Reconcile
 
 	tokens      map[[sha256.Size]byte]*Service
 	adminTokens map[[sha256.Size]byte]struct{}
@@ -61,6 +62,8 @@ type Workspace struct {
 	Budgets []budget.Budget
 	// Teams lists who may use this workspace; empty means every team.
 	Teams []string
+	// AnthropicID is the workspace's ID in the Admin API ("wrkspc_…").
+	AnthropicID string
 }
 
 // Key is one Anthropic API key of a workspace.
@@ -68,6 +71,8 @@ type Key struct {
 	Name    string // a label for logs and metrics, never the key itself
 	Secret  Secret
 	Created time.Time // zero when the policy does not say
+	// AnthropicID is the key's ID in the Admin API ("apikey_…").
+	AnthropicID string
 }
 
 // Team owns services and has budgets of its own.
@@ -99,6 +104,9 @@ type RateLimit struct {
 type Pricing struct {
 	Models       map[string]ModelPrice
 	UnknownModel UnknownModel
+	// Discount multiplies every price (a negotiated rate), in billionths:
+	// 0.9 is 900,000,000. Zero means none (1).
+	Discount money.Nanos
 }
 
 // ModelPrice is USD per million tokens, as exact nano-USD per MTok.
