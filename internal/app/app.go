@@ -19,6 +19,9 @@ commands:
   (none)                        serve the API and admin listeners (settings from CLADE_* variables)
   check-config [PATH]           validate a policy file or folder (default $CLADE_CONFIG) and exit 0/1
   check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
+  reconcile [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format table|json]
+                                compare the gateway's spend with Anthropic's usage and cost
+                                reports; exit 0 within tolerance, 3 on findings, 1 on error
   new-token                     print a fresh service token and its sha256 for the policy
   hash-token                    read a token on stdin, print its sha256
   version                       print the version
@@ -32,6 +35,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[0] {
 	case "check-config":
 		return checkConfig(args[1:], getenv, stdout)
+	case "reconcile":
+		return reconcileCmd(ctx, args[1:], getenv, stdout)
 	case "new-token":
 		return newToken(stdout)
 	case "hash-token":

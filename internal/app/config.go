@@ -33,6 +33,8 @@ type config struct {
 	JournalReplay      time.Duration `env:"CLADE_JOURNAL_REPLAY_INTERVAL" envDefault:"5s"`
 	NotifyInterval     time.Duration `env:"CLADE_NOTIFY_INTERVAL" envDefault:"15s"`
 	MaxBodyBytes       int64         `env:"CLADE_MAX_BODY_BYTES" envDefault:"33554432"`
+	AdminAPIURL        string        `env:"CLADE_ADMIN_API_URL" envDefault:"https://api.anthropic.com"`
+	ReconcileInterval  time.Duration `env:"CLADE_RECONCILE_INTERVAL" envDefault:"1h"`
 	// GrantWindow has no envDefault: unset means grants with Redis
 	// (defaultGrantWindow) and none with the embedded store.
 	GrantWindow time.Duration `env:"CLADE_GRANT_WINDOW"`
@@ -62,6 +64,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, err
 		}
 	}
+	if _, err := parseHTTPURL("CLADE_ADMIN_API_URL", c.AdminAPIURL); err != nil {
+		return c, err
+	}
 	if c.UpstreamProxy != "" {
 		if c.proxyURL, err = parseHTTPURL("CLADE_UPSTREAM_PROXY", c.UpstreamProxy); err != nil {
 			return c, err
@@ -69,7 +74,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	for name, d := range map[string]time.Duration{"CLADE_HOLD_TTL": c.HoldTTL, "CLADE_STORE_TIMEOUT": c.StoreTimeout,
 		"CLADE_POLICY_POLL_INTERVAL": c.PolicyPollInterval, "CLADE_BATCH_POLL_INTERVAL": c.BatchPollInterval,
-		"CLADE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout} {
+		"CLADE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "CLADE_RECONCILE_INTERVAL": c.ReconcileInterval} {
 		if d <= 0 {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}

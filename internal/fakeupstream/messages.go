@@ -13,6 +13,7 @@ import (
 var defaultUsage = Usage{InputTokens: 1200, OutputTokens: 300}
 
 func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return
@@ -59,7 +60,7 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 	id := fmt.Sprintf("msg_fake_%d", time.Now().UnixNano())
 	if !req.Stream {
 		s.messages.Add(1)
-		s.addTruth(b.Usage, m)
+		s.addTruth(b.Usage, m, received)
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": m,
 			"content":     []any{map[string]any{"type": "text", "text": strings.Join(b.Text, "")}},
@@ -69,7 +70,7 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.messages.Add(1)
-	s.stream(w, r, b, id, m)
+	s.stream(w, r, b, id, m, received)
 }
 
 func usageJSON(u Usage, full bool) map[string]any {
@@ -104,7 +105,7 @@ func usageJSON(u Usage, full bool) map[string]any {
 // stream writes a Messages SSE stream: message_start with the input side
 // and a placeholder output count, text deltas, a ping, the cumulative
 // message_delta, message_stop.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model string) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model string, received time.Time) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -158,7 +159,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, 
 			fl.Flush()
 		}
 	}
-	s.addTruth(b.Usage, model)
+	s.addTruth(b.Usage, model, received)
 }
 
 func ev(name string, v any) string {
