@@ -42,6 +42,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	Logger   *zap.Logger // the audit trail of adjustments goes here too
 	Timeout  time.Duration
+	// Routes are more admin endpoints ("GET /admin/reconcile"), behind
+	// the same admin token check.
+	Routes map[string]http.HandlerFunc
 }
 
 type server struct {
@@ -68,6 +71,9 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /admin/budgets/adjust", s.auth(s.adjust))
 	mux.Handle("POST /admin/reload", s.auth(s.reload))
 	mux.Handle("POST /admin/store/reinit", s.auth(s.reinit))
+	for pattern, h := range o.Routes {
+		mux.Handle(pattern, s.auth(h))
+	}
 	return mux
 }
 

@@ -32,6 +32,8 @@ type store interface {
 	budget.Store
 	batch.Records
 	notify.Claimer
+	// Ledger reads the spend ledger (reconciliation).
+	Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error)
 }
 
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -91,8 +93,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	reg.MustRegister(budget.NewCollector(st, func() []budget.Budget { return rl.current().Policy.AllBudgets() }, cfg.StoreTimeout*4))
 	reg.MustRegister(newPolicyCollector(rl.current, time.Now))
 
+	bg, bgCancel := context.WithCancel(context.Background())
+	defer bgCancel()
 	adminH := admin.New(admin.Options{
 		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
+		Routes: map[string]http.HandlerFunc{"GET /admin/reconcile": startReconciler(bg, cfg, st, rl, getenv, log, reg)},
 	})
 	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(log.Named("http"))}
@@ -112,8 +117,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		zap.String("admin_listen", admLn.Addr().String()), zap.String("upstream", cfg.upstream.Redacted()),
 		zap.String("store", storeKind(cfg)))
 
-	bg, bgCancel := context.WithCancel(context.Background())
-	defer bgCancel()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(api.Serve(apiLn)) })
 	g.Go(func() error { return ignoreClosed(adm.Serve(admLn)) })
