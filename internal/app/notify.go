@@ -14,8 +14,9 @@ import (
 )
 
 // startNotifier runs the budget webhook notifier in the background. It
-// does nothing until the policy names webhooks.
-func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, log *zap.Logger, reg prometheus.Registerer) {
+// does nothing until the policy names webhooks. It returns nil if it
+// cannot run.
+func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, log *zap.Logger, reg prometheus.Registerer) *notify.Notifier {
 	n, err := notify.New(notify.Config{
 		Status:   st,
 		Claims:   st,
@@ -26,7 +27,8 @@ func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, log 
 		notify.WithHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}))
 	if err != nil {
 		log.Error("budget notifications disabled", zap.Error(err))
-		return
+		return nil
 	}
 	go func() { _ = n.Run(ctx) }()
+	return n
 }

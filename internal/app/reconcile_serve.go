@@ -4,13 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
+	"github.com/clade-gateway/clade-gateway/internal/notify"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
 	"github.com/clade-gateway/clade-gateway/internal/reconcile"
@@ -25,7 +28,7 @@ const reconcileTimeout = 2 * time.Minute
 // Without the key (not configured, or not given to this replica) it does
 // nothing: replicas that do not reconcile never need the key.
 func startReconciler(ctx context.Context, cfg config, st store, rl *reloader, getenv func(string) string,
-	log *zap.Logger, reg prometheus.Registerer) http.HandlerFunc {
+	notifier *notify.Notifier, log *zap.Logger, reg prometheus.Registerer) http.HandlerFunc {
 	rs, ok := st.(reconcile.LoopStore)
 	pol := rl.policy()
 	_, keyErr := pol.Reconcile.AdminKey.Resolve(getenv, os.ReadFile)
@@ -52,6 +55,9 @@ func startReconciler(ctx context.Context, cfg config, st store, rl *reloader, ge
 				zap.String("date", f.Date), zap.String("workspace", f.Workspace), zap.String("key", f.Key),
 				zap.String("model", f.Model), zap.String("anthropic_usd", f.AnthropicUSD.String()),
 				zap.String("drift_usd", f.DriftUSD.String()))
+			if notifier != nil {
+				notifier.Announce(ctx, unmeteredAnnouncement(f))
+			}
 		}})
 	go loop.Run(ctx)
 	log.Info("reconciliation on", zap.Duration("interval", cfg.ReconcileInterval))
@@ -87,6 +93,24 @@ func startReconciler(ctx context.Context, cfg config, st store, rl *reloader, ge
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(rep)
+	}
+}
+
+// unmeteredAnnouncement is the webhook message for unmetered spend, sent
+// once per finding and amount.
+func unmeteredAnnouncement(f reconcile.Finding) notify.Announcement {
+	who := "with no key (Console or Workbench)"
+	if f.Key != "" {
+		who = "on key " + strconv.Quote(f.Key)
+	}
+	return notify.Announcement{
+		Event: "reconcile_unmetered",
+		Key:   f.Date + "|" + f.Workspace + "|" + f.Key + "|" + f.Model + "|" + f.DriftUSD.String(),
+		Text: fmt.Sprintf("Unmetered spend: Anthropic billed %s USD in workspace %q %s for %s on %s that did not go through the gateway. Run `clade-gateway reconcile`; if a gateway key was used directly, rotate it.",
+			f.DriftUSD, f.Workspace, who, f.Model, f.Date),
+		Fields: map[string]string{"date": f.Date, "workspace": f.Workspace, "key": f.Key, "model": f.Model,
+			"anthropic_usd": f.AnthropicUSD.String(), "drift_usd": f.DriftUSD.String()},
+		Keep: 400 * 24 * time.Hour,
 	}
 }
 

@@ -95,9 +95,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 
 	bg, bgCancel := context.WithCancel(context.Background())
 	defer bgCancel()
+	notifier := startNotifier(bg, cfg, st, rl, log, reg)
 	adminH := admin.New(admin.Options{
 		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
-		Routes: map[string]http.HandlerFunc{"GET /admin/reconcile": startReconciler(bg, cfg, st, rl, getenv, log, reg)},
+		Routes: map[string]http.HandlerFunc{"GET /admin/reconcile": startReconciler(bg, cfg, st, rl, getenv, notifier, log, reg)},
 	})
 	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(log.Named("http"))}
@@ -127,7 +128,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Spend: spendRec, Interval: cfg.BatchPollInterval,
 	})
 	go poller.Run(bg)
-	startNotifier(bg, cfg, st, rl, log, reg)
 
 	<-gctx.Done()
 	log.Info("shutting down; waiting for in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))

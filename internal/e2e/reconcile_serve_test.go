@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,7 +33,19 @@ func TestReconcileInServe(t *testing.T) {
 	adm.InjectUsage(fakeadmin.Usage{At: at, APIKeyID: keyID, WorkspaceID: wsID, Model: "claude-sonnet-4-6",
 		Tokens: fakeupstream.Usage{InputTokens: 1_000_000, OutputTokens: 100_000}})
 
-	e := env(t, up.URL, reconcilePolicy(false))
+	var mu sync.Mutex
+	var hooks []map[string]string
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]string
+		_ = json.NewDecoder(r.Body).Decode(&m)
+		mu.Lock()
+		hooks = append(hooks, m)
+		mu.Unlock()
+	}))
+	t.Cleanup(hook.Close)
+
+	e := env(t, up.URL, reconcilePolicy(false)+"webhooks:\n  - {name: finance, url_env: TEST_WEBHOOK_URL, format: json}\n")
+	e["TEST_WEBHOOK_URL"] = hook.URL
 	e["TEST_ADMIN_KEY"] = testutil.CanaryAdminKey
 	e["CLADE_ADMIN_API_URL"] = admSrv.URL
 	e["CLADE_RECONCILE_INTERVAL"] = "200ms"
@@ -51,6 +65,15 @@ func TestReconcileInServe(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+
+	// Several runs later, the webhook has heard of it once.
+	time.Sleep(time.Second)
+	mu.Lock()
+	if len(hooks) != 1 || hooks[0]["event"] != "reconcile_unmetered" || hooks[0]["drift_usd"] != "4.5" ||
+		hooks[0]["key"] != "prod-backend" || !strings.Contains(hooks[0]["text"], "rotate it") {
+		t.Errorf("webhooks %v, want one reconcile_unmetered of 4.5 on prod-backend", hooks)
+	}
+	mu.Unlock()
 
 	code, body := get(t, gw.AdminURL+"/admin/reconcile?from="+at.Format("2006-01-02"), testutil.AdminToken)
 	if code != http.StatusOK || !strings.Contains(body, `"kind":"unmetered"`) || !strings.Contains(body, `"drift_usd":"4.5"`) {
