@@ -216,6 +216,24 @@ func TestReconcileWithAnthropicsReports(t *testing.T) {
 		if money.Nanos(day.GatewayUSD) != want {
 			t.Errorf("gateway_usd %s, want the workspace budget's charge %s", day.GatewayUSD, want)
 		}
+		// ... and the spend log's records.
+		var logged money.Nanos
+		var records int
+		for _, p := range reps {
+			for _, line := range strings.Split(p.Spend.String(), "\n") {
+				var rec struct {
+					Workspace string `json:"workspace"`
+					TotalUSD  string `json:"total_usd"`
+				}
+				if json.Unmarshal([]byte(line), &rec) == nil && rec.TotalUSD != "" && rec.Workspace == "production" {
+					logged += usd(t, rec.TotalUSD)
+					records++
+				}
+			}
+		}
+		if logged != want || records != 14 {
+			t.Errorf("spend log: %d records, %s USD; want 14 and %s", records, logged, want)
+		}
 		if d := money.Nanos(day.DriftUSD); d > money.PerUSD/100 || d < -money.PerUSD/100 {
 			t.Errorf("drift %s: more than a cent", day.DriftUSD)
 		}
