@@ -87,5 +87,8 @@ func checkConfig(args []string, getenv func(string) string, out io.Writer) error
 	}
 	_, err = fmt.Fprintf(out, "%s is valid: %d workspaces, %d teams, %d services, %d budgets\n",
 		path, len(p.Workspaces), len(p.Teams), len(p.Services), len(p.AllBudgets()))
+	if err == nil {
+		err = reconcileSummary(out, p)
+	}
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -172,4 +173,49 @@ func openLedgerStore(ctx context.Context, cfg config) (reconcileStore, func(), e
 		return nil, nil, fmt.Errorf("reconcile: redis store: %w", err)
 	}
 	return s, func() { _ = s.Close(); _ = rdb.Close() }, nil
+}
+
+// reconcileSummary tells check-config's reader what reconciliation will
+// compare: workspaces and keys without an Anthropic ID are left out.
+func reconcileSummary(out io.Writer, p *policy.Policy) error {
+	if !p.Reconcile.Enabled() {
+		return nil
+	}
+	src := "environment variable " + p.Reconcile.AdminKey.Env
+	if p.Reconcile.AdminKey.File != "" {
+		src = "file " + p.Reconcile.AdminKey.File
+	}
+	var missing []string
+	compared := 0
+	for _, name := range sortedNames(p.Workspaces) {
+		ws := p.Workspaces[name]
+		if ws.AnthropicID == "" {
+			missing = append(missing, "workspace "+name)
+			continue
+		}
+		compared++
+		for _, k := range ws.Keys {
+			if k.AnthropicID == "" {
+				missing = append(missing, "key "+name+"/"+k.Name)
+			}
+		}
+	}
+	if _, err := fmt.Fprintf(out, "reconcile: on (admin key from %s), %d workspaces compared\n", src, compared); err != nil {
+		return err
+	}
+	for _, m := range missing {
+		if _, err := fmt.Fprintf(out, "reconcile: %s has no anthropic_id: its spend cannot be matched\n", m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
