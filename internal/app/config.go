@@ -35,6 +35,7 @@ type config struct {
 	MaxBodyBytes       int64         `env:"CLADE_MAX_BODY_BYTES" envDefault:"33554432"`
 	AdminAPIURL        string        `env:"CLADE_ADMIN_API_URL" envDefault:"https://api.anthropic.com"`
 	ReconcileInterval  time.Duration `env:"CLADE_RECONCILE_INTERVAL" envDefault:"1h"`
+	LedgerRetention    time.Duration `env:"CLADE_LEDGER_RETENTION" envDefault:"9600h"`
 	// GrantWindow has no envDefault: unset means grants with Redis
 	// (defaultGrantWindow) and none with the embedded store.
 	GrantWindow time.Duration `env:"CLADE_GRANT_WINDOW"`
@@ -74,7 +75,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	}
 	for name, d := range map[string]time.Duration{"CLADE_HOLD_TTL": c.HoldTTL, "CLADE_STORE_TIMEOUT": c.StoreTimeout,
 		"CLADE_POLICY_POLL_INTERVAL": c.PolicyPollInterval, "CLADE_BATCH_POLL_INTERVAL": c.BatchPollInterval,
-		"CLADE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "CLADE_RECONCILE_INTERVAL": c.ReconcileInterval} {
+		"CLADE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "CLADE_RECONCILE_INTERVAL": c.ReconcileInterval,
+		"CLADE_LEDGER_RETENTION": c.LedgerRetention} {
 		if d <= 0 {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}

@@ -162,7 +162,8 @@ func storeKind(cfg config) string {
 }
 
 func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, journal *budget.Journal) (store, error) {
-	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log}
+	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
+		LedgerRetention: cfg.LedgerRetention}
 	if cfg.RedisURL == "" {
 		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {
