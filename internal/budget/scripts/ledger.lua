@@ -18,13 +18,19 @@ local function ledger_skip(a)
 end
 
 -- ledger_add adds the lines at ARGV[a], with hour hashes from KEYS[kbase+1].
+-- A request's lines share one hour, so its hash's TTL is checked once.
 local function ledger_add(kbase, a)
+  local checked = {}
   for i = 0, tonumber(ARGV[a]) - 1 do
     local b = a + 1 + 5 * i
     local k = KEYS[kbase + tonumber(ARGV[b])]
     local f = ARGV[b + 1]
     incr(k, f .. '|t', ARGV[b + 2])
     incr(k, f .. '|n', ARGV[b + 3])
-    if redis.call('TTL', k) == -1 then redis.call('EXPIRE', k, ARGV[b + 4]) end
+    if not checked[k] then
+      local ttl = redis.call('TTL', k)
+      if ttl == -1 then redis.call('EXPIRE', k, ARGV[b + 4]) end
+      checked[k] = ttl ~= -2 -- -2: nothing added yet, check again
+    end
   end
 end
