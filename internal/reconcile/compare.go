@@ -72,6 +72,7 @@ func Compare(in Input) (Report, error) {
 	wsByID := map[string]string{}     // Anthropic workspace ID -> name
 	keyByID := map[string][2]string{} // Anthropic key ID -> workspace, key name
 	managed := map[string]bool{}
+	unnamed := map[[2]string]bool{} // workspace, key name: a key without an ID
 	for name, ws := range in.Policy.Workspaces {
 		if ws.AnthropicID == "" {
 			continue
@@ -81,8 +82,19 @@ func Compare(in Input) (Report, error) {
 		for _, k := range ws.Keys {
 			if k.AnthropicID != "" {
 				keyByID[k.AnthropicID] = [2]string{name, k.Name}
+			} else {
+				unnamed[[2]string{name, k.Name}] = true
 			}
 		}
+	}
+	// A gateway key without an anthropic_id cannot be told apart from
+	// other keys of its workspace: its spend and theirs are compared
+	// together, under key "".
+	keyOf := func(ws, key string) string {
+		if unnamed[[2]string{ws, key}] {
+			return ""
+		}
+		return key
 	}
 	canon := func(m string) string {
 		if c, ok := in.Prices.Canonical(m); ok {
@@ -109,7 +121,7 @@ func Compare(in Input) (Report, error) {
 		}
 		day, hour := l.Hour.UTC().Format(dayFormat), l.Hour.UTC().Format("15")
 		gwDay[dayWS{day, l.Workspace}] += l.Nanos
-		t := get(cell{day, l.Workspace, l.Key, canon(l.Model)})
+		t := get(cell{day, l.Workspace, keyOf(l.Workspace, l.Key), canon(l.Model)})
 		t.known = true
 		t.gwUSD += l.Nanos
 		if l.Component != "estimate" {
@@ -130,6 +142,9 @@ func Compare(in Input) (Report, error) {
 			ws, key, known = k[0], k[1], true
 		} else if name, ok := wsByID[u.WorkspaceID]; ok {
 			ws = name
+			if hasUnnamed(unnamed, name) {
+				key = ""
+			}
 		} else {
 			continue // a workspace the gateway does not manage
 		}
@@ -284,6 +299,15 @@ func exceeds(drift, anthropic money.Nanos, rc policy.Reconcile) bool {
 func mulRatio(a, r money.Nanos) money.Nanos {
 	whole, frac := a/money.PerUSD, a%money.PerUSD
 	return whole*r + frac*r/money.PerUSD
+}
+
+func hasUnnamed(unnamed map[[2]string]bool, ws string) bool {
+	for k := range unnamed {
+		if k[0] == ws {
+			return true
+		}
+	}
+	return false
 }
 
 func sameTokens(t *tally) bool {

@@ -104,6 +104,25 @@ func TestCompare(t *testing.T) {
 	}
 }
 
+func TestKeyWithoutIDIsComparedPerWorkspace(t *testing.T) {
+	h := day0.Add(10 * time.Hour)
+	pol := testPolicy()
+	pol.Workspaces["prod"].Keys[0].AnthropicID = ""
+	u := usage(h, 1e6, "standard")
+	u.APIKeyID = "apikey_01Unlisted"
+	console := usage(h, 1e6, "standard")
+	console.APIKeyID = ""
+	rep, err := Compare(Input{Policy: pol, Prices: table(t), From: day0, To: day0, Now: day0.AddDate(0, 0, 2),
+		Ledger: []budget.LedgerLine{line(h, 1e6, 3e9)}, Usage: []adminapi.UsageRow{u, console}, Costs: []adminapi.CostRow{cost(6e9)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The gateway's key matches one of the two; the other is unmetered.
+	if len(rep.Findings) != 1 || rep.Findings[0].Kind != Unmetered || rep.Findings[0].Key != "" || rep.Findings[0].DriftUSD != 3e9 {
+		t.Errorf("findings %+v, want one unmetered 3 USD under key \"\"", rep.Findings)
+	}
+}
+
 func TestOpenDayIsNotFinal(t *testing.T) {
 	h := day0.Add(23 * time.Hour)
 	rep, err := Compare(Input{Policy: testPolicy(), Prices: table(t), From: day0, To: day0, Now: day0.Add(25 * time.Hour),
