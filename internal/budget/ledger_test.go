@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -196,4 +197,39 @@ func TestLedgerGrantStepResentAppliesOnce(t *testing.T) {
 	if _, nan := ledgerSum(t, got); nan != 20 {
 		t.Errorf("ledger after a resent step: %s, want 20", nan)
 	}
+}
+
+func TestLedgerSurvivesTheJournal(t *testing.T) {
+	h := boltHarness(t)
+	s := h.store.(*BoltStore)
+	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	hour := t0.Truncate(time.Hour)
+	svc := bud(ScopeService, "journaled", Daily, 1_000_000, true)
+	r := Reservation{RequestID: "j1", Keys: []string{svc.Key(t0)}, Ledger: lines(hour, "prod", "m", 40)}
+	if err := j.Append(r, 40); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // a replay after a crash between settling and deleting
+		if _, err := j.Replay(context.Background(), s); err != nil {
+			t.Fatal(err)
+		}
+		if err := j.Append(r, 40); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.Replay(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Ledger(context.Background(), hour, hour.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, nan := ledgerSum(t, got); nan != 40 || tok != 110 {
+		t.Errorf("ledger after journaled replays: %d tokens, %s; want 110 and 40 once", tok, nan)
+	}
+	wantLevel(t, s, svc, 40, 0)
 }
