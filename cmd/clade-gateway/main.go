@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -17,7 +18,14 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	err := app.Run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
+	var exit *app.ExitError
+	switch {
+	case errors.As(err, &exit):
+		if exit.Msg != "" {
+			fmt.Fprintln(os.Stderr, "clade-gateway:", exit.Msg)
+		}
+		os.Exit(exit.Code)
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "clade-gateway:", err)
 		os.Exit(1)
 	}

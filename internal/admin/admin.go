@@ -53,6 +53,9 @@ type Options struct {
 	// Adjustments keeps adjustments for the checklist's review; nil keeps
 	// them in the log only.
 	Adjustments AdjustmentRecorder
+	// Routes are more admin endpoints ("GET /admin/reconcile"), behind
+	// the same admin token check.
+	Routes map[string]http.HandlerFunc
 }
 
 type server struct {
@@ -85,6 +88,9 @@ func New(o Options) http.Handler {
 	mux.Handle("POST /admin/reload", s.auth(s.reload))
 	mux.Handle("POST /admin/store/reinit", s.auth(s.reinit))
 	mux.Handle("GET /admin/checklist", s.auth(s.checklistReport))
+	for pattern, h := range o.Routes {
+		mux.Handle(pattern, s.auth(h))
+	}
 	return mux
 }
 

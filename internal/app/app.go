@@ -25,6 +25,9 @@ commands:
   check-config --diff OLD NEW   print what changing the policy from OLD to NEW would do
   checklist [PATH]              check the policy (and, with CLADE_REDIS_URL or CLADE_DATA_DIR, the store)
                                 against the access-control checklist; --format json for CI; exit 1 on any FAIL
+  reconcile [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--format table|json]
+                                compare the gateway's spend with Anthropic's usage and cost
+                                reports; exit 0 within tolerance, 3 on findings, 1 on error
   new-token                     print a fresh service token and its sha256 for the policy
   hash-token                    read a token on stdin, print its sha256
   version, --version            print the version
@@ -51,6 +54,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return checkConfig(args[1:], getenv, stdout)
 	case "checklist":
 		return runChecklist(ctx, args[1:], getenv, stdout)
+	case "reconcile":
+		return reconcileCmd(ctx, args[1:], getenv, stdout)
 	case "new-token":
 		return newToken(stdout)
 	case "hash-token":

@@ -94,6 +94,9 @@ func checkConfig(args []string, getenv func(string) string, out io.Writer) error
 		path, len(p.Workspaces), len(p.Teams), len(p.Services), len(p.AllBudgets())); err != nil {
 		return err
 	}
+	if err := reconcileSummary(out, p); err != nil {
+		return err
+	}
 	if policyOnly {
 		return nil
 	}

@@ -36,6 +36,9 @@ type config struct {
 	MaxBatchBodyBytes  int64         `env:"CLADE_MAX_BATCH_BODY_BYTES" envDefault:"268435456"`
 	BodyReadTimeout    time.Duration `env:"CLADE_BODY_READ_TIMEOUT" envDefault:"60s"`
 	BodyIdleTimeout    time.Duration `env:"CLADE_BODY_IDLE_TIMEOUT" envDefault:"10s"`
+	AdminAPIURL        string        `env:"CLADE_ADMIN_API_URL" envDefault:"https://api.anthropic.com"`
+	ReconcileInterval  time.Duration `env:"CLADE_RECONCILE_INTERVAL" envDefault:"1h"`
+	LedgerRetention    time.Duration `env:"CLADE_LEDGER_RETENTION" envDefault:"9600h"`
 	// GrantWindow has no envDefault: unset means grants with Redis
 	// (defaultGrantWindow) and none with the embedded store.
 	GrantWindow time.Duration `env:"CLADE_GRANT_WINDOW"`
@@ -74,6 +77,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, err
 		}
 	}
+	if _, err := parseHTTPURL("CLADE_ADMIN_API_URL", c.AdminAPIURL); err != nil {
+		return c, err
+	}
 	if c.UpstreamProxy != "" {
 		if c.proxyURL, err = parseHTTPURL("CLADE_UPSTREAM_PROXY", c.UpstreamProxy); err != nil {
 			return c, err
@@ -82,7 +88,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 	for name, d := range map[string]time.Duration{"CLADE_HOLD_TTL": c.HoldTTL, "CLADE_STORE_TIMEOUT": c.StoreTimeout,
 		"CLADE_POLICY_POLL_INTERVAL": c.PolicyPollInterval, "CLADE_BATCH_POLL_INTERVAL": c.BatchPollInterval,
 		"CLADE_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout, "CLADE_BODY_READ_TIMEOUT": c.BodyReadTimeout,
-		"CLADE_BODY_IDLE_TIMEOUT": c.BodyIdleTimeout} {
+		"CLADE_BODY_IDLE_TIMEOUT": c.BodyIdleTimeout, "CLADE_RECONCILE_INTERVAL": c.ReconcileInterval,
+		"CLADE_LEDGER_RETENTION": c.LedgerRetention} {
 		if d <= 0 {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}

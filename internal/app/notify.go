@@ -14,11 +14,12 @@ import (
 )
 
 // startNotifier runs the budget webhook notifier in the background. It
-// does nothing until the policy names webhooks.
+// does nothing until the policy names webhooks. It returns nil if it
+// cannot run.
 // Principals' budgets with alert_at thresholds are watched while this
 // replica has admitted them recently; the shared claim still sends each
 // crossing once across replicas.
-func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, principals func() []budget.Budget, log *zap.Logger, reg prometheus.Registerer) {
+func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, principals func() []budget.Budget, log *zap.Logger, reg prometheus.Registerer) *notify.Notifier {
 	n, err := notify.New(notify.Config{
 		Status:   st,
 		Claims:   st,
@@ -29,7 +30,8 @@ func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, prin
 		notify.WithHTTPClient(&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{Proxy: http.ProxyFromEnvironment}}))
 	if err != nil {
 		log.Error("budget notifications disabled", zap.Error(err))
-		return
+		return nil
 	}
 	go func() { _ = n.Run(ctx) }()
+	return n
 }

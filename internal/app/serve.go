@@ -36,6 +36,8 @@ type store interface {
 	budget.Store
 	batch.Records
 	notify.Claimer
+	// Ledger reads the spend ledger (reconciliation).
+	Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error)
 }
 
 func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -109,9 +111,13 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	evalChecklist := servedChecklist(clOpts, rl.policy, st)
 	reg.MustRegister(checklist.NewCollector(evalChecklist, cfg.StoreTimeout*4))
 
+	bg, bgCancel := context.WithCancel(context.Background())
+	defer bgCancel()
+	notifier := startNotifier(bg, cfg, st, rl, h.PrincipalAlertBudgets, log, reg)
 	adminH := admin.New(admin.Options{
 		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Registerer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
 		Checklist: evalChecklist, Adjustments: trail.AdjustmentLog{Records: st, Now: time.Now},
+		Routes: map[string]http.HandlerFunc{"GET /admin/reconcile": startReconciler(bg, cfg, st, rl, getenv, notifier, log, reg)},
 	})
 	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(log.Named("http"))}
@@ -131,8 +137,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 		zap.String("admin_listen", admLn.Addr().String()), zap.String("upstream", cfg.upstream.Redacted()),
 		zap.String("store", storeKind(cfg)))
 
-	bg, bgCancel := context.WithCancel(context.Background())
-	defer bgCancel()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(api.Serve(apiLn)) })
 	g.Go(func() error { return ignoreClosed(adm.Serve(admLn)) })
@@ -145,7 +149,6 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	go poller.Run(bg)
 	lastUsedDone := make(chan struct{})
 	go func() { lastUsed.Run(bg); close(lastUsedDone) }()
-	startNotifier(bg, cfg, st, rl, h.PrincipalAlertBudgets, log, reg)
 
 	<-gctx.Done()
 	log.Info("shutting down; waiting for in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))
@@ -181,7 +184,8 @@ func storeKind(cfg config) string {
 }
 
 func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, journal *budget.Journal) (store, error) {
-	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log}
+	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
+		LedgerRetention: cfg.LedgerRetention}
 	if cfg.RedisURL == "" {
 		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/ledger"
 	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -170,7 +171,9 @@ func (p *Poller) meterResults(ctx context.Context, key string, rec Record) (int,
 		if err != nil {
 			return n, total, fmt.Errorf("price result %s: %w", res.CustomID, err)
 		}
-		r := budget.Reservation{RequestID: "batch:" + rec.ID + ":" + res.CustomID, Keys: rec.Hold.Keys}
+		r := budget.Reservation{RequestID: "batch:" + rec.ID + ":" + res.CustomID, Keys: rec.Hold.Keys,
+			Ledger: ledger.Lines(ledger.Charge{At: rec.AdmittedAt, Workspace: rec.Workspace, Key: p.keyName(rec),
+				Model: res.Usage.Model, Cost: cost})}
 		if err := p.o.Store.Settle(ctx, r, cost.Total); err != nil {
 			return n, total, fmt.Errorf("charge result %s: %w", res.CustomID, err)
 		}
@@ -202,6 +205,17 @@ func (p *Poller) record(rec Record, id string, res meter.BatchResult, cost prici
 	}
 	p.o.Spend.Add(spend.Record{RequestID: id, Service: rec.Service, Team: team, Workspace: rec.Workspace,
 		Model: model, ModelLabel: label, AdmittedAt: rec.AdmittedAt, Usage: res.Usage, Cost: cost})
+}
+
+// keyName is the name of the workspace key a batch was created with.
+func (p *Poller) keyName(rec Record) string {
+	if rec.Key != "" {
+		return rec.Key
+	}
+	if ws, ok := p.o.Policy().Workspaces[rec.Workspace]; ok && len(ws.Keys) > 0 {
+		return ws.Keys[0].Name
+	}
+	return ""
 }
 
 func (p *Poller) key(rec Record) (string, error) {

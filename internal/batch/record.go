@@ -15,6 +15,7 @@ type Record struct {
 	ID         string    `json:"id"`
 	Service    string    `json:"service"`
 	Workspace  string    `json:"workspace"`
+	Key        string    `json:"key,omitempty"` // the workspace key's name
 	AdmittedAt time.Time `json:"admitted_at"`
 	// Hold is the batch's admission reservation (its estimate at batch
 	// prices). It is released when every result has been metered.

@@ -143,6 +143,9 @@ type Reservation struct {
 	// hold was placed; HasRemaining is false when no budget is enforced.
 	Remaining    money.Nanos `json:"-"`
 	HasRemaining bool        `json:"-"`
+	// Ledger is the settled cost broken down for the spend ledger; set it
+	// before Settle. When present it must add up to the actual cost.
+	Ledger []LedgerLine `json:"ledger,omitempty"`
 	// grant is the grant this request drew on (see Granted), nil for a
 	// hold of its own. Never journaled: a draw is settled in memory.
 	grant *grant

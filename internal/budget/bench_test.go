@@ -63,6 +63,7 @@ func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		r.Ledger = benchLedger() // the ledger rides in the same call
 		if err := s.Settle(ctx, r, 900); err != nil {
 			t.Fatal(err)
 		}
@@ -139,6 +140,16 @@ func BenchmarkBoltReserveSettle(b *testing.B) {
 	benchReserveSettle(b, s)
 }
 
+// benchLedger is a typical response's ledger lines (four components)
+// adding up to the 900 settled.
+func benchLedger() []LedgerLine {
+	h := time.Now().UTC().Truncate(time.Hour)
+	l := func(comp string, tok int64, n money.Nanos) LedgerLine {
+		return LedgerLine{Hour: h, Workspace: "bench", Key: "main", Model: "claude-sonnet-4-6", Component: comp, Tokens: tok, Nanos: n}
+	}
+	return []LedgerLine{l("input", 120, 360), l("output", 30, 450), l("cache_read", 300, 90), l("cache_write_5m", 0, 0)}
+}
+
 func benchReserveSettle(b *testing.B, s Store) {
 	ctx := context.Background()
 	bs := benchBudgets()
@@ -154,6 +165,7 @@ func benchReserveSettle(b *testing.B, s Store) {
 				b.Error(err)
 				return
 			}
+			r.Ledger = benchLedger()
 			if err := s.Settle(ctx, r, 900); err != nil {
 				b.Error(err)
 				return

@@ -252,7 +252,7 @@ func (s *BoltStore) Settle(ctx context.Context, r Reservation, actual money.Nano
 	if err := checkSettle(r, actual); err != nil {
 		return err
 	}
-	if len(r.Keys) == 0 {
+	if len(r.Keys) == 0 && len(r.Ledger) == 0 {
 		s.flight.remove(r.RequestID)
 		return nil
 	}
@@ -276,6 +276,9 @@ func (s *BoltStore) Settle(ctx context.Context, r Reservation, actual money.Nano
 				return err
 			}
 			effects = append(effects, e)
+		}
+		if err := t.addLedger(r.Ledger, s.opts.LedgerRetention); err != nil {
+			return err
 		}
 		if rec == nil {
 			rec = &holdRecord{Keys: keys}

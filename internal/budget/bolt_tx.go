@@ -350,6 +350,8 @@ func (t *boltTx) collect() error {
 			if v := ns.Get(name); len(v) == 8 && getI64(v) <= t.now {
 				err = ns.Delete(name)
 			}
+		case gcLedger:
+			err = t.dropLedgerHour(name)
 		case gcLock:
 			ls := t.tx.Bucket(bktLocks)
 			if v := ls.Get(name); len(v) >= 8 && getI64(v[:8]) <= t.now {

@@ -120,8 +120,9 @@ type grant struct {
 	drawn      map[string]money.Nanos
 	doneEst    money.Nanos // settled requests not yet sent in a step
 	doneActual money.Nanos
-	unsent     *grantStep // sent, outcome unknown: resent as it is
-	running    bool       // a step is in flight
+	doneLedger map[ledgerKey]LedgerLine // their ledger lines, summed
+	unsent     *grantStep               // sent, outcome unknown: resent as it is
+	running    bool                     // a step is in flight
 	ran        chan struct{}
 	lastErr    error // outcome of the last step, for callers that waited on it
 	flushing   bool  // a flush is scheduled

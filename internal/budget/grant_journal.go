@@ -30,24 +30,26 @@ type GrantClose struct {
 	Free       money.Nanos  `json:"free"`
 	DoneEst    money.Nanos  `json:"done_est"`
 	DoneActual money.Nanos  `json:"done_actual"`
+	DoneLedger []LedgerLine `json:"done_ledger,omitempty"`
 	Unsent     *journalStep `json:"unsent,omitempty"`
 }
 
 // journalStep is a grantStep as the journal keeps it. Its lease end is not
 // kept: a resent step renews the lease from the time it is applied.
 type journalStep struct {
-	N       int64       `json:"n"`
-	Held    money.Nanos `json:"held"`
-	Add     money.Nanos `json:"add"`
-	Est     money.Nanos `json:"est"`
-	Actual  money.Nanos `json:"actual"`
-	Release money.Nanos `json:"release"`
+	N       int64        `json:"n"`
+	Held    money.Nanos  `json:"held"`
+	Add     money.Nanos  `json:"add"`
+	Est     money.Nanos  `json:"est"`
+	Actual  money.Nanos  `json:"actual"`
+	Release money.Nanos  `json:"release"`
+	Ledger  []LedgerLine `json:"ledger,omitempty"`
 }
 
 // owes reports whether the grant has anything to send Redis: a step to
 // resend, settlements to charge, or an unused amount to return.
 func (gr *grant) owes() bool {
-	return !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.doneEst > 0 || gr.doneActual > 0)
+	return !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.doneEst > 0 || gr.doneActual > 0 || len(gr.doneLedger) > 0)
 }
 
 // closeRecord returns what gr owes, for the journal.
@@ -58,13 +60,16 @@ func (gr *grant) closeRecord() GrantClose {
 		ID: gr.id, Keys: gr.keys, Ends: gr.ends, Lease: gr.lease.Milliseconds(),
 		Step: gr.step, Held: gr.held, Free: gr.free, DoneEst: gr.doneEst, DoneActual: gr.doneActual,
 	}
+	if len(gr.doneLedger) > 0 {
+		c.DoneLedger = sortedLedger(gr.doneLedger)
+	}
 	for _, b := range gr.budgets {
 		c.Limits = append(c.Limits, int64(b.Limit))
 		c.Enforce = append(c.Enforce, b.Enforce)
 		c.Scopes = append(c.Scopes, b.Scope)
 	}
 	if st := gr.unsent; st != nil {
-		c.Unsent = &journalStep{N: st.n, Held: st.held, Add: st.add, Est: st.est, Actual: st.actual, Release: st.release}
+		c.Unsent = &journalStep{N: st.n, Held: st.held, Add: st.add, Est: st.est, Actual: st.actual, Release: st.release, Ledger: st.ledger}
 	}
 	return c
 }
@@ -82,6 +87,10 @@ func (c GrantClose) grant() (*grant, error) {
 		held:  c.Held, free: c.Free, step: c.Step, doneEst: c.DoneEst, doneActual: c.DoneActual,
 		drawn: map[string]money.Nanos{},
 	}
+	if len(c.DoneLedger) > 0 {
+		gr.doneLedger = map[ledgerKey]LedgerLine{}
+		mergeLedger(gr.doneLedger, c.DoneLedger)
+	}
 	for i := range c.Keys {
 		gr.budgets = append(gr.budgets, Budget{Limit: money.Nanos(c.Limits[i]), Enforce: c.Enforce[i], Scope: c.Scopes[i]})
 	}
@@ -89,7 +98,7 @@ func (c GrantClose) grant() (*grant, error) {
 		if u.N != c.Step+1 {
 			return nil, fmt.Errorf("%w: journaled grant %q resends step %d after step %d", ErrInvalid, c.ID, u.N, c.Step)
 		}
-		gr.unsent = &grantStep{n: u.N, held: u.Held, add: u.Add, est: u.Est, actual: u.Actual, release: u.Release}
+		gr.unsent = &grantStep{n: u.N, held: u.Held, add: u.Add, est: u.Est, actual: u.Actual, release: u.Release, ledger: u.Ledger}
 	}
 	return gr, nil
 }

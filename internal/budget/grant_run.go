@@ -25,7 +25,10 @@ func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOpt
 	st := gr.unsent
 	if st == nil {
 		st = &grantStep{n: gr.step + 1, held: gr.held, est: gr.doneEst, actual: gr.doneActual}
-		gr.doneEst, gr.doneActual = 0, 0
+		if len(gr.doneLedger) > 0 {
+			st.ledger = sortedLedger(gr.doneLedger)
+		}
+		gr.doneEst, gr.doneActual, gr.doneLedger = 0, 0, nil
 		switch {
 		case closing || gr.lost || now.Before(gr.coolUntil) || (need == 0 && now.Sub(gr.lastDraw) >= o.Idle):
 			st.release, gr.free = gr.free, 0
@@ -77,13 +80,13 @@ func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time,
 		more = gr.free > 0
 	}
 	gr.rem, gr.hasRem = tightest(gr.budgets, rep.levels)
-	return more || gr.doneEst > 0 || gr.doneActual > 0
+	return more || gr.doneEst > 0 || gr.doneActual > 0 || len(gr.doneLedger) > 0
 }
 
 // drained reports whether the grant holds nothing and owes nothing.
 func (gr *grant) drained() bool {
 	return !gr.running && gr.unsent == nil && gr.free == 0 && len(gr.drawn) == 0 &&
-		gr.doneEst == 0 && gr.doneActual == 0
+		gr.doneEst == 0 && gr.doneActual == 0 && len(gr.doneLedger) == 0
 }
 
 // errGrantGone reports a grant that can no longer be drawn on (its lease
@@ -197,6 +200,12 @@ func (g *Granted) Settle(ctx context.Context, r Reservation, actual money.Nanos)
 		delete(gr.drawn, r.RequestID)
 		gr.doneEst += est
 		gr.doneActual += actual
+		if len(r.Ledger) > 0 {
+			if gr.doneLedger == nil {
+				gr.doneLedger = map[ledgerKey]LedgerLine{}
+			}
+			mergeLedger(gr.doneLedger, r.Ledger)
+		}
 	}
 	gr.mu.Unlock()
 	g.flight.remove(r.RequestID)
@@ -247,7 +256,7 @@ func (g *Granted) tend() {
 			case gr.broken || gr.running:
 			case gr.unsent != nil, gr.free > 0 && idle, gr.lost && gr.free > 0,
 				gr.held > 0 && gr.exp.Sub(now) < 2*gr.lease/3,
-				gr.doneEst > 0 && !gr.flushing:
+				(gr.doneEst > 0 || len(gr.doneLedger) > 0) && !gr.flushing:
 				due = append(due, gr)
 			}
 			gr.mu.Unlock()

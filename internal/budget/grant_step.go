@@ -15,12 +15,13 @@ import (
 // script applies it at most once.
 type grantStep struct {
 	n       int64
-	held    money.Nanos // the grant's amount before the step
-	add     money.Nanos // growth asked
-	est     money.Nanos // estimates of the requests settled in this step
-	actual  money.Nanos // their actual cost
-	release money.Nanos // unused amount returned
-	exp     time.Time   // lease end asked
+	held    money.Nanos  // the grant's amount before the step
+	add     money.Nanos  // growth asked
+	est     money.Nanos  // estimates of the requests settled in this step
+	actual  money.Nanos  // their actual cost
+	release money.Nanos  // unused amount returned
+	exp     time.Time    // lease end asked
+	ledger  []LedgerLine // ledger lines of the requests settled in this step
 }
 
 func (st *grantStep) dec() money.Nanos { return st.est + st.release }
@@ -42,13 +43,16 @@ func (s *RedisStore) runGrantStep(ctx context.Context, gr *grant, st *grantStep)
 	now := s.opts.Clock()
 	grown, kept := st.held+st.add-st.dec(), st.held-st.dec()
 	keys := s.keys.scriptKeys(gr.id, gr.keys)
-	args := make([]any, 0, 15+4*len(gr.keys))
+	args := make([]any, 0, 17+4*len(gr.keys)+5*len(st.ledger))
 	args = append(args, "", ms(now), gr.id, st.n, int64(st.held), int64(grown), int64(kept), int64(st.add),
 		int64(grown-st.held), int64(kept-st.held), int64(st.actual), int64(st.actual-st.dec()),
 		ms(st.exp), msOf(gr.lease+settledTTL), gr.keysJoin)
 	for i, b := range gr.budgets {
 		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(windowKeyTTL(gr.ends[i], now)), string(b.Scope))
 	}
+	lb := newLedgerBatch(st.ledger)
+	keys, args = lb.args(s.keys, keys, args, now, s.opts.LedgerRetention)
+	args = append(args, len(lb.hours))
 	err = s.withEpoch(ctx, func(epoch string) (*string, error) {
 		args[0] = epoch
 		v, err := s.run(ctx, s.scripts.grant, keys, args...)

@@ -80,7 +80,7 @@ func checkActual(r Reservation, actual money.Nanos) error {
 	if actual < 0 {
 		return fmt.Errorf("%w: negative actual cost %s for %q", ErrInvalid, actual, r.RequestID)
 	}
-	return nil
+	return checkLedger(r, actual)
 }
 
 // checkSettle validates a settlement: checkActual, and windows that are

@@ -19,6 +19,8 @@ package budget
 //	{p}:note:<name>    STRING  a claimed notification, value = expiry (ms)
 //	{p}:lock:<name>    STRING  a lease lock, value = "<owner>|<expiry ms>"
 //	{p}:rec:<kind>     HASH    small durable records, id -> bytes
+//	{p}:led:<hour>     HASH    the spend ledger of one UTC hour
+//	                           ("2026120719"), see ledger.lua
 //
 // <window> is Budget.Key(now), e.g. "service:search:daily:20261127".
 type keyspace struct{ tag string }
@@ -33,6 +35,7 @@ func (k keyspace) adjustOp(op string) string    { return k.tag + ":adj:" + op }
 func (k keyspace) note(name string) string      { return k.tag + ":note:" + name }
 func (k keyspace) lock(name string) string      { return k.tag + ":lock:" + name }
 func (k keyspace) records(kind string) string   { return k.tag + ":rec:" + kind }
+func (k keyspace) ledger(hour string) string    { return k.tag + ":led:" + hour }
 
 // scriptKeys returns KEYS for a script that touches the epoch, optionally
 // one hold record, and a (hash, zset) pair per window key, in that order.

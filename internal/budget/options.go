@@ -61,6 +61,9 @@ type Options struct {
 	// EpochFile, when set, persists the epoch (in CLADE_DATA_DIR) so that a
 	// gateway restarted against an emptied store also refuses to admit.
 	EpochFile string
+	// LedgerRetention is how long the spend ledger keeps an hour. Default
+	// DefaultLedgerRetention (400 days).
+	LedgerRetention time.Duration
 	// Registerer receives the store metrics; nil registers nothing.
 	Registerer prometheus.Registerer
 	// Logger reports epoch changes and best-effort cleanups. Default nop.
@@ -85,6 +88,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
+	}
+	if o.LedgerRetention <= 0 {
+		o.LedgerRetention = DefaultLedgerRetention
 	}
 	return o, nil
 }

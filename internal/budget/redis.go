@@ -286,7 +286,7 @@ func (s *RedisStore) Settle(ctx context.Context, r Reservation, actual money.Nan
 	if err := checkSettle(r, actual); err != nil {
 		return err
 	}
-	if len(r.Keys) == 0 {
+	if len(r.Keys) == 0 && len(r.Ledger) == 0 {
 		s.flight.remove(r.RequestID)
 		return nil
 	}
@@ -303,7 +303,7 @@ func (s *RedisStore) Settle(ctx context.Context, r Reservation, actual money.Nan
 // hold to the windows it was placed on and adopting an epoch another
 // gateway's Reinit wrote.
 func (s *RedisStore) settle(ctx context.Context, r Reservation, actual money.Nanos, mode string) error {
-	item := []settleItem{{id: r.RequestID, windows: r.Keys, actual: actual, mode: mode}}
+	item := []settleItem{{id: r.RequestID, windows: r.Keys, actual: actual, mode: mode, ledger: r.Ledger}}
 	for try := 0; try < 2; try++ {
 		var rep settleReply
 		err := s.withEpoch(ctx, func(epoch string) (*string, error) {

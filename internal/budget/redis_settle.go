@@ -80,7 +80,7 @@ func (b *settleBatcher) many(jobs []*settleJob) {
 	defer cancel()
 	items := make([]settleItem, len(jobs))
 	for i, j := range jobs {
-		items[i] = settleItem{id: j.r.RequestID, windows: j.r.Keys, actual: j.actual, mode: "settle"}
+		items[i] = settleItem{id: j.r.RequestID, windows: j.r.Keys, actual: j.actual, mode: "settle", ledger: j.r.Ledger}
 	}
 	var replies []any
 	var reset *string
@@ -122,6 +122,7 @@ type settleItem struct {
 	windows []string // the window keys to settle on, in the hold's order
 	actual  money.Nanos
 	mode    string // "settle" or "release"
+	ledger  []LedgerLine
 }
 
 // runSettle makes one settle.lua call with the trusted epoch and returns
@@ -130,8 +131,8 @@ func (s *RedisStore) runSettle(ctx context.Context, epoch string, items []settle
 	now := s.opts.Clock()
 	nkeys, nargs := 1, 3
 	for _, it := range items {
-		nkeys += 1 + 2*len(it.windows)
-		nargs += 5 + len(it.windows)
+		nkeys += 1 + 2*len(it.windows) + len(it.ledger)
+		nargs += 7 + len(it.windows) + 5*len(it.ledger)
 	}
 	keys := make([]string, 0, nkeys)
 	keys = append(keys, s.keys.epoch())
@@ -146,6 +147,9 @@ func (s *RedisStore) runSettle(ctx context.Context, epoch string, items []settle
 		for _, w := range it.windows {
 			args = append(args, secsOf(keyOnlyTTL(w, now)))
 		}
+		lb := newLedgerBatch(it.ledger)
+		args = append(args, len(lb.hours))
+		keys, args = lb.args(s.keys, keys, args, now, s.opts.LedgerRetention)
 	}
 	v, err := s.run(ctx, s.scripts.settle, keys, args...)
 	if err != nil {

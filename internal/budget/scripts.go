@@ -33,6 +33,8 @@ var (
 	luaNotify string
 	//go:embed scripts/lock.lua
 	luaLock string
+	//go:embed scripts/ledger.lua
+	luaLedger string
 )
 
 // scripts are per store: a redis.Script caches its digest, and the house
@@ -44,8 +46,8 @@ type scripts struct {
 func newScripts() scripts {
 	return scripts{
 		reserve: redis.NewScript(luaLib + luaReserve),
-		settle:  redis.NewScript(luaLib + luaSettle),
-		grant:   redis.NewScript(luaLib + luaGrant),
+		settle:  redis.NewScript(luaLib + luaLedger + luaSettle),
+		grant:   redis.NewScript(luaLib + luaLedger + luaGrant),
 		extend:  redis.NewScript(luaLib + luaExtend),
 		status:  redis.NewScript(luaLib + luaStatus),
 		adjust:  redis.NewScript(luaLib + luaAdjust),

@@ -101,7 +101,7 @@ func get(t testing.TB, url, bearer string) (int, string) {
 // assertNoLeak fails if a canary secret appears in s.
 func assertNoLeak(t *testing.T, where, s string) {
 	t.Helper()
-	for _, c := range []string{testutil.CanaryKey, testutil.CanaryToken, testutil.OtherToken, testutil.AdminToken} {
+	for _, c := range []string{testutil.CanaryKey, testutil.CanaryToken, testutil.OtherToken, testutil.AdminToken, testutil.CanaryAdminKey} {
 		if strings.Contains(s, c) {
 			t.Errorf("%s contains a canary secret %q...", where, c[:12])
 		}

@@ -16,6 +16,7 @@ type fakeBatch struct {
 	created  time.Time
 	canceled bool
 	seq      int
+	billed   bool // its results are in Answered
 }
 
 type batchReq struct {
@@ -75,6 +76,12 @@ func (s *Server) serveBatches(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			s.resultsGet.Add(1)
+			if !b.billed && !b.canceled {
+				b.billed = true
+				for _, rq := range b.requests {
+					s.answer(b.created, rq.Params.Model, BatchUsage)
+				}
+			}
 			w.Header().Set("Content-Type", "application/binary")
 			for _, rq := range b.requests {
 				line := map[string]any{"custom_id": rq.CustomID, "result": map[string]any{"type": "succeeded", "message": map[string]any{

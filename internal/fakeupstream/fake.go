@@ -91,6 +91,7 @@ type Server struct {
 	files      map[string]*fakeFile
 	fileSeq    int
 	resultsGet atomic.Int64
+	answered   []Answered
 }
 
 // Seen is what the fake recorded of one request.
@@ -221,9 +222,10 @@ func writeErr(w http.ResponseWriter, status int, typ, msg string) {
 	writeJSON(w, status, map[string]any{"type": "error", "error": map[string]any{"type": typ, "message": msg}, "request_id": "req_fake_err"})
 }
 
-func (s *Server) addTruth(u Usage, model string) {
+func (s *Server) addTruth(u Usage, model string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.answer(at, model, u)
 	s.truth["input"] += u.InputTokens
 	s.truth["cache_creation"] += u.CacheCreation
 	s.truth["cache_read"] += u.CacheRead

@@ -14,6 +14,7 @@ import (
 var defaultUsage = Usage{InputTokens: 1200, OutputTokens: 300}
 
 func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		return
@@ -68,7 +69,7 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 	id := fmt.Sprintf("msg_fake_%d", time.Now().UnixNano())
 	if !req.Stream {
 		s.messages.Add(1)
-		s.addTruth(b.Usage, m)
+		s.addTruth(b.Usage, m, received)
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": id, "type": "message", "role": "assistant", "model": m,
 			"content":     []any{map[string]any{"type": "text", "text": strings.Join(b.Text, "")}},
@@ -78,7 +79,7 @@ func (s *Server) serveMessages(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.messages.Add(1)
-	s.stream(w, r, b, id, m, stop)
+	s.stream(w, r, b, id, m, stop, received)
 }
 
 func usageJSON(u Usage, full bool) map[string]any {
@@ -131,7 +132,7 @@ func override(usage, o map[string]any) map[string]any {
 // stream writes a Messages SSE stream: message_start with the input side
 // and a placeholder output count, text deltas, a ping, the cumulative
 // message_delta, message_stop.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model, stop string) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, model, stop string, received time.Time) {
 	w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
@@ -206,7 +207,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, 
 			fl.Flush()
 		}
 	}
-	s.addTruth(b.Usage, model)
+	s.addTruth(b.Usage, model, received)
 }
 
 func ev(name string, v any) string {

@@ -34,6 +34,11 @@ func (n *Notifier) deliver(ctx context.Context, h policy.Webhook, ev event) {
 		log.Error("encode webhook body", zap.Error(err))
 		return
 	}
+	n.send(ctx, h, body, log)
+}
+
+// send posts body to h with deliver's retries.
+func (n *Notifier) send(ctx context.Context, h policy.Webhook, body []byte, log *zap.Logger) {
 	wait := n.cfg.BaseBackoff
 	for attempt := 1; ; attempt++ {
 		retryAfter, err := n.post(ctx, string(h.URL), body)

@@ -65,7 +65,7 @@ func TestBadFixtures(t *testing.T) {
 			":14: workspaces.production.keys[6].file: must not be empty",
 		}},
 		{"bad/merge-key.yaml", []string{
-			":1: defaults: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks, principals)",
+			":1: defaults: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks, principals, reconcile)",
 			":10: services.rec.team: required key is missing",
 			":11: services.rec: merge keys (<<) are not supported: write the keys out",
 		}},
@@ -92,6 +92,16 @@ func TestBadFixtures(t *testing.T) {
 		}},
 		{"bad/unknown-tools.yaml", []string{
 			":1: unknown_tools: must be reject or allow, not \"ignore\"",
+		}},
+		{"bad/reconcile.yaml", []string{
+			":3: workspaces.production.anthropic_id: must be an Anthropic ID starting with wrkspc_ (as the Console shows it), not \"wrkspc-01\"",
+			":6: workspaces.production.keys[1]: anthropic_id apikey_01Ab also used at testdata/bad/reconcile.yaml:5 (workspaces.production.keys[0])",
+			":8: pricing.discount: must be a multiplier on list prices, more than 0 and at most 1 (0.9 for 10% off)",
+			":10: reconcile.admin_key: set exactly one of env and file, not both",
+			":11: reconcile.tolerance_usd: must not be negative",
+			":12: reconcile.tolerance_ratio: must be a fraction between 0 and 1",
+			":13: reconcile.charge_unmetered: must be true or false",
+			":14: reconcile.interval: unknown key (allowed: admin_key, tolerance_usd, tolerance_ratio, charge_unmetered)",
 		}},
 		{"bad/pricing.yaml", []string{
 			":2: pricing.unknown_model: must be reject or charge_max, not \"free\"",
@@ -146,8 +156,8 @@ func TestBadFixtures(t *testing.T) {
 			":11: services.rec.workspace: workspace \"prod\" is not defined",
 		}},
 		{"bad/unknown-key.yaml", []string{
-			":1: timezon: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks, principals)",
-			":5: workspaces.production.keys[0].label: unknown key (allowed: name, env, file, created)",
+			":1: timezon: unknown key (allowed: timezone, on_store_failure, unknown_tools, fit_max_tokens, min_max_tokens, estimate, workspaces, teams, services, admin, pricing, webhooks, principals, reconcile)",
+			":5: workspaces.production.keys[0].label: unknown key (allowed: name, env, file, created, anthropic_id)",
 			":7: teams.search.budget: unknown key (allowed: budgets)",
 			":12: services.rec.budget: unknown key (allowed: team, workspace, tokens, models, budgets, rate_limit, on_store_failure, fit_max_tokens, min_max_tokens, principals)",
 		}},

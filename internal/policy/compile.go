@@ -46,10 +46,10 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 			continue
 		}
 		wsAt[rw.name] = rw.at
-		ws := &Workspace{Name: rw.name, Budgets: budgets(rw.budgets), Environment: rw.env}
+		ws := &Workspace{Name: rw.name, Budgets: budgets(rw.budgets), Environment: rw.env, AnthropicID: rw.anthropicID}
 		for _, rk := range rw.keys {
 			sec, _ := resolveSecret(rk.secret, o, probs)
-			ws.Keys = append(ws.Keys, Key{Name: rk.name, Secret: sec, Created: rk.created, Env: rk.secret.env, File: rk.secret.file})
+			ws.Keys = append(ws.Keys, Key{Name: rk.name, Secret: sec, Created: rk.created, Env: rk.secret.env, File: rk.secret.file, AnthropicID: rk.anthropicID})
 		}
 		p.Workspaces[rw.name] = ws
 	}
@@ -143,6 +143,10 @@ func compile(rp *rawPolicy, o LoadOptions, probs *problems) *Policy {
 		}
 		p.Webhooks = append(p.Webhooks, Webhook{Name: rw.name, URL: u, Format: rw.format})
 	}
+	if rp.reconcile != nil {
+		p.Reconcile = *rp.reconcile
+	}
+	checkReconcileIDs(rp, probs)
 	return p
 }
 

@@ -13,7 +13,7 @@ import (
 
 // platformKeys are the top-level keys of a single policy file or of
 // clade.yaml in folder mode.
-var platformKeys = []string{"timezone", "on_store_failure", "unknown_tools", "fit_max_tokens", "min_max_tokens", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks", "principals"}
+var platformKeys = []string{"timezone", "on_store_failure", "unknown_tools", "fit_max_tokens", "min_max_tokens", "estimate", "workspaces", "teams", "services", "admin", "pricing", "webhooks", "principals", "reconcile"}
 
 // defaultServerToolAllowance is what a request with server tools or file
 // references adds to its admission estimate unless the policy says.
@@ -90,6 +90,9 @@ func (w *walker) parsePlatform(root *yaml.Node, rp *rawPolicy) {
 	if n, p := top.get("principals"); n != nil {
 		rp.principals = w.parsePrincipalSettings(n, p, top.vals["principals"].at.Line)
 	}
+	if n, p := top.get("reconcile"); n != nil {
+		rp.reconcile = w.parseReconcile(n, p, top.vals["reconcile"].at.Line)
+	}
 }
 
 func (w *walker) location(n *yaml.Node, p string) *time.Location {
@@ -139,11 +142,11 @@ func (w *walker) unknownTools(n *yaml.Node, p string) UnknownTools {
 
 func (w *walker) parseWorkspace(e entry) *rawWorkspace {
 	name, nameOK := w.name(e.at, e.path, "workspace")
-	o := w.object(e.val, e.path, e.at.Line, "keys", "teams", "budgets", "environment")
+	o := w.object(e.val, e.path, e.at.Line, "keys", "teams", "budgets", "environment", "anthropic_id")
 	if !nameOK || o == nil {
 		return nil
 	}
-	ws := &rawWorkspace{at: w.at(e.at, e.path), name: name}
+	ws := &rawWorkspace{at: w.at(e.at, e.path), name: name, anthropicID: w.anthropicID(o, workspaceIDRE, "wrkspc_")}
 	n, p := o.require("keys")
 	seen := map[string]pos{}
 	for i, item := range w.seq(n, p) {
@@ -188,11 +191,11 @@ func (w *walker) environment(n *yaml.Node, p string) Environment {
 }
 
 func (w *walker) parseKey(n *yaml.Node, p string) *rawKey {
-	o := w.object(n, p, n.Line, "name", "env", "file", "created")
+	o := w.object(n, p, n.Line, "name", "env", "file", "created", "anthropic_id")
 	if o == nil {
 		return nil
 	}
-	k := &rawKey{at: w.at(n, p)}
+	k := &rawKey{at: w.at(n, p), anthropicID: w.anthropicID(o, apiKeyIDRE, "apikey_")}
 	nn, np := o.require("name")
 	ok := nn != nil
 	if ok {

@@ -10,10 +10,11 @@ import (
 )
 
 func (w *walker) parsePricing(n *yaml.Node, p string, line int, rp *rawPolicy) {
-	o := w.object(n, p, line, "models", "unknown_model")
+	o := w.object(n, p, line, "models", "unknown_model", "discount")
 	if o == nil {
 		return
 	}
+	w.parseDiscount(o, rp)
 	if un, up := o.get("unknown_model"); un != nil {
 		if s, ok := w.str(un, up); ok {
 			switch m := UnknownModel(s); m {

@@ -31,6 +31,7 @@ type rawPolicy struct {
 	pricing        Pricing
 	webhooks       []rawWebhook
 	principals     rawPrincipalSettings
+	reconcile      *Reconcile
 }
 
 type rawWorkspace struct {
@@ -40,6 +41,8 @@ type rawWorkspace struct {
 	teams   []ref
 	budgets []rawBudget
 	env     Environment
+
+	anthropicID string
 }
 
 type rawTeam struct {
@@ -91,6 +94,8 @@ type rawKey struct {
 	name    string
 	secret  secretRef
 	created time.Time
+
+	anthropicID string
 }
 
 type rawWebhook struct {

@@ -76,6 +76,7 @@ type Policy struct {
 	// HashPrincipals is principals.hash_values: principal values are
 	// stored and shown only as keyed hashes.
 	HashPrincipals bool
+	Reconcile      Reconcile
 
 	tokens      map[[sha256.Size]byte]*Service
 	adminTokens map[[sha256.Size]byte]struct{}
@@ -91,6 +92,8 @@ type Workspace struct {
 	Teams []string
 	// Environment is "" when the policy does not say.
 	Environment Environment
+	// AnthropicID is the workspace's ID in the Admin API ("wrkspc_…").
+	AnthropicID string
 }
 
 // Key is one Anthropic API key of a workspace.
@@ -101,6 +104,8 @@ type Key struct {
 	// Env or File says where Secret is read from (a variable name, or a
 	// path resolved against the policy file): names, never the secret.
 	Env, File string
+	// AnthropicID is the key's ID in the Admin API ("apikey_…").
+	AnthropicID string
 }
 
 // Token is one service or admin token, known only by its sha256.
@@ -156,6 +161,9 @@ type RateLimit struct {
 type Pricing struct {
 	Models       map[string]ModelPrice
 	UnknownModel UnknownModel
+	// Discount multiplies every price (a negotiated rate), in billionths:
+	// 0.9 is 900,000,000. Zero means none (1).
+	Discount money.Nanos
 }
 
 // ModelPrice is USD per million tokens, as exact nano-USD per MTok.

@@ -178,7 +178,14 @@ func New(base *Table, overrides policy.Pricing) (*Table, error) {
 	if unknown == "" {
 		unknown = policy.UnknownReject
 	}
-	return build(slices.Collect(maps.Values(byID)), unknown, base.webSearch)
+	models := slices.Collect(maps.Values(byID))
+	if d := overrides.Discount; d < 0 || d > money.PerUSD {
+		return nil, fmt.Errorf("%w: discount %s is not in (0, 1]", ErrInvalidTable, d)
+	}
+	for i, m := range models {
+		models[i] = m.discounted(overrides.Discount)
+	}
+	return build(models, unknown, money.Nanos(scale(uint64(base.webSearch), overrides.Discount)))
 }
 
 // build indexes models by ID and alias.

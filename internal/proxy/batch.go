@@ -127,7 +127,8 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 		out = raw
 	}
 	if c.batchCreate {
-		rec := batch.Record{ID: id, Service: c.svc.Name, Workspace: c.svc.Workspace.Name, AdmittedAt: c.at, Hold: c.res}
+		rec := batch.Record{ID: id, Service: c.svc.Name, Workspace: c.svc.Workspace.Name, Key: c.svc.Workspace.Keys[0].Name,
+			AdmittedAt: c.at, Hold: c.res}
 		if id == "" {
 			err = errors.New("batch object has no id")
 		} else {

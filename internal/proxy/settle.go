@@ -5,6 +5,8 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/ledger"
 	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
@@ -136,6 +138,7 @@ func (h *Handler) finish(c *call, o any) {
 	if c.metered && o != nil {
 		ch = h.chargeFor(c, o)
 		h.record(c, ch)
+		c.res.Ledger = ledgerLines(c, ch)
 	}
 	if !c.forwarded.IsZero() {
 		h.m.upstreamDuration.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(end.Sub(c.forwarded).Seconds())
@@ -217,6 +220,15 @@ func (h *Handler) record(c *call, ch charge) {
 		AdmittedAt: c.at, Usage: ch.usage, Cost: ch.cost, ChargedBy: ch.cause,
 		MaxTokensFitted: c.fitted,
 		Principals:      c.spendPrincipals(),
+	})
+}
+
+// ledgerLines breaks the charge down for the spend ledger, which the
+// settlement writes with the budgets' charge.
+func ledgerLines(c *call, ch charge) []budget.LedgerLine {
+	return ledger.Lines(ledger.Charge{
+		At: c.at, Workspace: c.svc.Workspace.Name, Key: c.svc.Workspace.Keys[0].Name,
+		Model: safePath(firstNonEmpty(ch.usage.Model, c.model)), Cost: ch.cost, Estimated: ch.usage.Model == "",
 	})
 }
 

@@ -23,6 +23,8 @@ const (
 	CanaryToken = "clade_sk_CANARYSERVICETOKEN0123456789abcdef"
 	OtherToken  = "clade_sk_OTHERSERVICETOKEN0123456789abcdefgh"
 	AdminToken  = "clade_admin_CANARYADMIN0123456789"
+	// CanaryAdminKey is an Anthropic Admin API key (reconciliation).
+	CanaryAdminKey = "sk-ant-admin01-CANARYADMINAPIKEY0123456789abcdef"
 )
 
 // SHA256 is the hex digest the policy stores for a token.

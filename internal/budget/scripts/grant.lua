@@ -11,6 +11,7 @@
 -- KEYS[2]          grant record
 -- KEYS[1+2i]       window hash of budget i (i = 1..n)
 -- KEYS[2+2i]       hold zset of budget i
+-- KEYS[3+2n..]     the h ledger hour hashes of this step's lines
 -- ARGV[1]          epoch the caller trusts
 -- ARGV[2]          now, unix ms (the caller's injected clock)
 -- ARGV[3]          grant ID
@@ -29,6 +30,9 @@
 -- ARGV[15]         the n window keys joined by "\n"
 -- ARGV[12+4i..15+4i] budget i: limit, enforce ("1"/"0"), window TTL in s
 --                  ("0" = never expires), scope
+-- ARGV[16+4n..]    the ledger lines of the requests settled in this step
+--                  (see ledger.lua), added when the step is applied
+-- ARGV[#ARGV]      h
 --
 -- Returns {"reset", stored_epoch}, {"seq", applied_step} when the step is
 -- out of order (a bug), or {tag, lease_end, orphans, spent_1, rsv_1, ...,
@@ -47,7 +51,9 @@ if bad then return {'reset', bad} end
 local now, id, step = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local held = ARGV[5]
 local grant = KEYS[2]
-local n = (#KEYS - 2) / 2
+local h = tonumber(ARGV[#ARGV])
+local n = (#KEYS - 2 - h) / 2
+local ledger_at = 16 + 4 * n
 
 local lv, orphans = read_windows(n, now)
 local function levels(tag, exp) return with_levels({tag, exp, orphans}, lv, n) end
@@ -72,6 +78,7 @@ if not live then
   -- those of the requests settled now by their actual cost, and take back
   -- what is returned unused.
   for i = 1, n do incr(KEYS[1 + 2 * i], 'spent', ARGV[12]) end
+  ledger_add(2 + 2 * n, ledger_at)
   redis.call('HSET', grant, 'state', 'lost', 'step', step, 'last', 'lost')
   redis.call('PEXPIRE', grant, ttl)
   return levels('lost', rec[3] or '0')
@@ -97,6 +104,7 @@ for i = 1, n do
   incr(b, 'spent', ARGV[11])
   place_limits(b, z, lv[i], 12 + 4 * i)
 end
+ledger_add(2 + 2 * n, ledger_at)
 redis.call('HSET', grant, 'state', 'live', 'step', step, 'last', tag, 'exp', exp, 'amt', amt, 'keys', ARGV[15])
 redis.call('PEXPIRE', grant, ttl)
 return levels(tag, exp)

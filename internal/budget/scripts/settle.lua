@@ -6,7 +6,8 @@
 --
 -- KEYS[1]        epoch
 -- then per request j, in order: its hold record, then the window hash and
---                hold zset of each of its n_j windows
+--                hold zset of each of its n_j windows, then its h_j ledger
+--                hour hashes
 -- ARGV[1]        epoch the caller trusts
 -- ARGV[2]        TTL of the settled marker, ms
 -- ARGV[3]        m, the number of requests
@@ -18,7 +19,10 @@
 --                (the request was not forwarded on that reservation);
 --                n_j;
 --                n_j TTLs in s, one per window, used if this call creates
---                the window ("0" = never expires)
+--                the window ("0" = never expires);
+--                h_j;
+--                its ledger lines (see ledger.lua), added when the request
+--                is charged (never on "dup" or "keys")
 --
 -- Per window: a hold still in the zset (even one whose lease ended unseen)
 -- is removed and actual is charged; a hold already pruned as an orphan (and
@@ -47,7 +51,7 @@ if bad then return {'reset', bad} end
 
 -- settle_one settles the request whose hold record is KEYS[at], with its n
 -- windows' hash and zset at KEYS[at + 2i - 1] and KEYS[at + 2i].
-local function settle_one(at, n, id, actual, joined, release, ttls)
+local function settle_one(at, n, id, actual, joined, release, ttls, la)
   local hold = KEYS[at]
   local rec = redis.call('HMGET', hold, 'state', 'amt', 'keys')
   local state, est = rec[1], rec[2] or '0'
@@ -82,6 +86,7 @@ local function settle_one(at, n, id, actual, joined, release, ttls)
     out[#out + 1] = v[4] or ''
     out[#out + 1] = v[5] or ''
   end
+  ledger_add(at + 2 * n, la)
   local final = 'settled'
   if release then final = 'released' end
   redis.call('HSET', hold, 'state', final, 'actual', actual)
@@ -95,8 +100,9 @@ for j = 1, tonumber(ARGV[3]) do
   local id, actual, joined, mode, n = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], tonumber(ARGV[a + 4])
   local ttls = {}
   for i = 1, n do ttls[i] = ARGV[a + 4 + i] end
-  out[#out + 1] = settle_one(k, n, id, actual, joined, mode == 'release', ttls)
-  k = k + 1 + 2 * n
-  a = a + 5 + n
+  local h = tonumber(ARGV[a + 5 + n])
+  out[#out + 1] = settle_one(k, n, id, actual, joined, mode == 'release', ttls, a + 6 + n)
+  k = k + 1 + 2 * n + h
+  a = ledger_skip(a + 6 + n)
 end
 return out
