@@ -30,7 +30,7 @@ reconcile:
 	var out bytes.Buffer
 	// The admin key is not needed to validate, nor by replicas that do
 	// not reconcile.
-	if err := Run(context.Background(), []string{"check-config", p}, func(string) string { return "" }, nil, &out, &out); err != nil {
+	if err := Run(context.Background(), []string{"check-config", "--policy-only", p}, func(string) string { return "" }, nil, &out, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{

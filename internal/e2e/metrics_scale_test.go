@@ -283,6 +283,8 @@ var perServiceBound = map[string]int{
 	"clade_gateway_cost_usd_total":         len(scaleModels), // one per model the service uses
 	"clade_gateway_service_tokens_total":   2,                // input, output
 	"clade_gateway_service_requests_total": 3,                // ok, refused, upstream_error
+	"clade_gateway_budget_refusals_total":  4,                // the refusing budget's scope: service, team, workspace, principal
+	"clade_gateway_principals_active":      5,                // one per principal level the service declares
 }
 
 // TestMetricsAtScale: with 2,000 services in 200 teams, each having called

@@ -142,24 +142,24 @@ func TestClaudeCodeDevelopersReachTheirOwnCaps(t *testing.T) {
 	if aliceN < 2 {
 		t.Fatalf("alice was admitted %d requests before her cap", aliceN)
 	}
-	for _, want := range []string{`"type":"billing_error"`, "developer alice@example.com has reached the daily budget of $20 for service claude-code", "resets at 20"} {
+	for _, want := range []string{`"type":"billing_error"`, "developer alice@example.com has ", "the daily budget of $20 for service claude-code", "resets at 20"} {
 		if !strings.Contains(refusal, want) {
 			t.Errorf("refusal lacks %q: %s", want, refusal)
 		}
 	}
 	// Bob shares the token but not Alice's cap.
 	bobN, refusal := untilRefused(t, gw, rec, asDeveloper("bob@example.com", "22222222-2222-4222-8222-222222222222"))
-	if bobN != aliceN || !strings.Contains(refusal, "developer bob@example.com has reached the daily budget") {
+	if bobN != aliceN || !strings.Contains(refusal, "developer bob@example.com has ") || !strings.Contains(refusal, "the daily budget of $20 for service claude-code") {
 		t.Errorf("bob: %d admitted (alice %d), refusal %s", bobN, aliceN, refusal)
 	}
 	// Carol's override is $1: the estimate of one request is more.
 	code, body := replay(t, gw, rec, testutil.CanaryToken, asDeveloper("carol@example.com", "44444444-4444-4444-8444-444444444444"))
-	if code != http.StatusPaymentRequired || !strings.Contains(body, "developer carol@example.com has reached the daily budget of $1 ") {
+	if code != http.StatusPaymentRequired || !strings.Contains(body, "developer carol@example.com has ") || !strings.Contains(body, "the daily budget of $1 for service claude-code") {
 		t.Errorf("carol's override: %d %s", code, body)
 	}
 	// Dave has his own daily cap left, but the service's $40 is nearly spent.
 	_, refusal = untilRefused(t, gw, rec, asDeveloper("dave@example.com", "33333333-3333-4333-8333-333333333333"))
-	if !strings.Contains(refusal, `Service \"claude-code\" has reached its monthly budget`) {
+	if !strings.Contains(refusal, `Service \"claude-code\"`) || !strings.Contains(refusal, `monthly budget \"monthly\" of $40`) {
 		t.Errorf("dave was not refused by the service's cap: %s", refusal)
 	}
 
@@ -202,7 +202,7 @@ func TestClaudeCodeSessionCap(t *testing.T) {
 	rec := loadRecorded(t, "main-extra-metadata.json")
 	first := "aaaaaaaa-0000-4000-8000-000000000001"
 	n, refusal := untilRefused(t, gw, rec, asDeveloper("alice@example.com", first))
-	if n < 1 || !strings.Contains(refusal, "session "+first+" has reached the total budget of $8 for service claude-code") ||
+	if n < 1 || !strings.Contains(refusal, "session "+first+" has ") || !strings.Contains(refusal, "the total budget of $8 for service claude-code") ||
 		!strings.Contains(refusal, "it never resets") {
 		t.Fatalf("first session: %d admitted, refusal %s", n, refusal)
 	}

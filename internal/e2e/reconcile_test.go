@@ -138,11 +138,11 @@ func TestReconcileWithAnthropicsReports(t *testing.T) {
 		c := anthropic.NewClient(option.WithBaseURL(p.URL), option.WithAPIKey(testutil.CanaryToken))
 		for j := range 3 {
 			if _, err := c.Messages.New(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 1024,
-				Messages: userMsg(fmt.Sprintf("json %d %d", i, j))}); err != nil {
+				Messages: userMsg(fmt.Sprintf("json %d %d", i, j)), Tools: webSearchTool}); err != nil {
 				t.Fatal(err)
 			}
 			s := c.Messages.NewStreaming(ctx, anthropic.MessageNewParams{Model: "claude-haiku-4-5", MaxTokens: 1024,
-				Messages: userMsg(fmt.Sprintf("sse %d %d", i, j))})
+				Messages: userMsg(fmt.Sprintf("sse %d %d", i, j)), Tools: webSearchTool})
 			for s.Next() {
 			}
 			if err := s.Err(); err != nil {
@@ -346,3 +346,7 @@ func TestReconcileWithAnthropicsReports(t *testing.T) {
 		assertNoLeak(t, "replica logs", p.Logs.String())
 	}
 }
+
+// webSearchTool declares the web search the fake's answers bill: usage
+// the request could not incur is charged the hold's estimate instead.
+var webSearchTool = []anthropic.ToolUnionParam{{OfWebSearchTool20250305: &anthropic.WebSearchTool20250305Param{MaxUses: anthropic.Int(2)}}}

@@ -161,8 +161,8 @@ func exceeded(ex *budget.ExceededError, br *budgetRefusal, now time.Time) *apiEr
 	}
 	// A principal's budget is named for people: "developer alice@… has
 	// reached the daily budget of $20 for service claude-code".
-	if reached && b.Scope == budget.ScopePrincipal {
-		if m := principalExceeded(ex); m != "" {
+	if b.Scope == budget.ScopePrincipal {
+		if m := principalExceeded(ex, br, left, reached); m != "" {
 			msg = m
 		}
 	}

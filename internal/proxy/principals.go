@@ -11,6 +11,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
+	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
@@ -245,7 +246,7 @@ func sourceField(from string) string {
 // principalExceeded is the refusal message for a principal's budget:
 // `developer alice@example.com has reached the daily budget of $20 for
 // service claude-code (spent $19.9, reserved $0.3); resets at ...`.
-func principalExceeded(ex *budget.ExceededError) string {
+func principalExceeded(ex *budget.ExceededError, br *budgetRefusal, left money.Nanos, reached bool) string {
 	b := ex.Budget
 	service, from, value, ok := policy.SplitPrincipalName(b.Name)
 	if !ok {
@@ -259,8 +260,24 @@ func principalExceeded(ex *budget.ExceededError) string {
 	if !ex.ResetsAt.IsZero() {
 		when = "resets at " + ex.ResetsAt.UTC().Format(time.RFC3339)
 	}
-	return fmt.Sprintf("%s %s has reached the %s budget of $%s for service %s (spent $%s, reserved $%s); %s.",
-		principalNoun(from), value, which, b.Limit, service, ex.Spent, ex.Reserved, when)
+	who := principalNoun(from) + " " + value
+	switch {
+	case reached && br != nil && left > 0:
+		return fmt.Sprintf("%s has reached the %s budget of $%s for service %s (spent $%s, reserved $%s): the $%s left is less than the smallest useful request needs ($%s); %s.",
+			who, which, b.Limit, service, ex.Spent, ex.Reserved, left, br.smallest, when)
+	case reached:
+		return fmt.Sprintf("%s has reached the %s budget of $%s for service %s (spent $%s, reserved $%s); %s.",
+			who, which, b.Limit, service, ex.Spent, ex.Reserved, when)
+	case br == nil:
+		return fmt.Sprintf("%s has $%s left of the %s budget of $%s for service %s (spent $%s, reserved by requests in flight $%s), less than this request needs at worst; %s.",
+			who, left, which, b.Limit, service, ex.Spent, ex.Reserved, when)
+	}
+	fit := "no max_tokens fits"
+	if br.fits > 0 {
+		fit = fmt.Sprintf("max_tokens up to %d would fit", br.fits)
+	}
+	return fmt.Sprintf("%s has $%s left of the %s budget of $%s for service %s (spent $%s, reserved by requests in flight $%s), but this request needs up to $%s (its prompt and max_tokens %d at worst); %s; %s.",
+		who, left, which, b.Limit, service, ex.Spent, ex.Reserved, br.needed, br.maxTokens, fit, when)
 }
 
 // spendPrincipals is what the spend log records of c's principals.
