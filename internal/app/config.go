@@ -10,7 +10,7 @@ import (
 )
 
 // config is the process configuration. Every tunable is an environment
-// variable with a documented default (README "Configuration reference").
+// variable with a documented default (docs/configuration.md).
 type config struct {
 	Listen             string        `env:"CLADE_LISTEN" envDefault:"127.0.0.1:8080"`
 	AdminListen        string        `env:"CLADE_ADMIN_LISTEN" envDefault:"127.0.0.1:9090"`
@@ -53,7 +53,7 @@ type config struct {
 
 // defaultGrantWindow is the admission grant window with Redis when
 // CLADE_GRANT_WINDOW is unset. Grants take the reserve's round trip to Redis
-// off the request path (README "Admission grants"); the embedded store has
+// off the request path (docs/budgets.md, "Admission grants"); the embedded store has
 // no grants, so there the default stays per-request holds.
 const defaultGrantWindow = 100 * time.Millisecond
 

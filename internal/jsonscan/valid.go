@@ -3,7 +3,7 @@
 //
 // Request and response bodies are mostly string bytes, which it skips
 // eight at a time. json.Valid was the largest single cost of admission
-// (bench/README.md), and a body's size is the client's to choose.
+// (docs/perf-history.md), and a body's size is the client's to choose.
 // FuzzValid holds it to json.Valid.
 package jsonscan
 

@@ -152,7 +152,7 @@ func New(o Options) (*Handler, error) {
 		// nothing streamed waits in the gateway. Setting -1 for every
 		// response also flushed the headers of a JSON answer on their own,
 		// from a timer goroutine, before its body: one more write syscall
-		// and goroutine per request for nothing (bench/README.md).
+		// and goroutine per request for nothing (docs/perf-history.md).
 		BufferPool: &bufferPool{},
 	}
 	return h, nil

@@ -13,7 +13,7 @@ import (
 // conversation: one pass validates the body and copies out the members
 // admission reads; the rest (messages, system, and so on) is never decoded.
 // Decoding the whole body was about half of the gateway's own CPU per
-// request in the bench, and json.Valid most of the rest (bench/README.md).
+// request in the bench, and json.Valid most of the rest (docs/perf-history.md).
 // seen reports whether any string in the body, key or value, is one of
 // watch; it is only meaningful when err is nil and the body is an object.
 func decodeMessages(body []byte, r *messageRequest, watch ...string) (seen bool, err error) {

@@ -50,7 +50,7 @@ func WriteTable(w io.Writer, r Report) error {
 	}
 	switch {
 	case r.Failed():
-		_, err := fmt.Fprintln(w, "\nResult: findings beyond tolerance (see README, \"Reconciling with Anthropic's reports\").")
+		_, err := fmt.Fprintln(w, "\nResult: findings beyond tolerance (see docs/reconcile.md).")
 		return err
 	case len(r.Findings) > 0:
 		_, err := fmt.Fprintln(w, "\nResult: within tolerance.")
