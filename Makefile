@@ -34,8 +34,7 @@ run: build ## serve with the sample policy, the embedded store and ANTHROPIC_API
 # with the official Go SDK, reliability, promtool rule tests, the metrics
 # scale test (without -race, see internal/e2e/metrics_scale_test.go), and a
 # short run of every fuzz target.
-test: deps ## every test: unit, real Redis and Redis Cluster, SDK end to end, reliability, alert rules, metrics scale, fuzz
-	$(GO) vet ./...
+test: deps lint ## every test: unit, real Redis and Redis Cluster, SDK end to end, reliability, alert rules, metrics scale, fuzz
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -run 'TestMetricsAtScale' ./internal/e2e/
 	$(MAKE) fuzz FUZZTIME=$(FUZZTIME)
@@ -52,9 +51,10 @@ fuzz: ## a short run of every fuzz target (FUZZTIME)
 reliability: deps ## the reliability suite, verbose
 	$(GO) test -count=1 -v -run 'TestReliability' ./internal/reliability/
 
-lint: ## go vet and gofmt
+lint: ## go vet, gofmt, and go.mod/go.sum tidy
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	@$(GO) mod tidy -diff || (echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1)
 
 bench: deps ## the load benchmark (bench/README.md)
 	$(GO) run ./bench/cmd/clade-bench $(BENCHFLAGS)
