@@ -168,10 +168,11 @@ func (rig *fitRig) lastBody() string {
 	return rig.bodies[len(rig.bodies)-1]
 }
 
-// agentBody is a Sonnet 4.6 request without cache_control: its prompt
-// is bounded at $3/MTok over (bytes + 2,048) tokens, output at $15/MTok.
+// agentBody is a Sonnet 4.6 request without cache_control, served in the
+// global geography (no residency multiplier): its prompt is bounded at
+// $3/MTok over (bytes + 2,048) tokens, output at $15/MTok.
 func agentBody(maxTokens int, extra string) string {
-	return fmt.Sprintf(`{"model":"claude-sonnet-4-6","max_tokens":%d,%s"messages":[{"role":"user","content":"%s"}]}`,
+	return fmt.Sprintf(`{"model":"claude-sonnet-4-6","inference_geo":"global","max_tokens":%d,%s"messages":[{"role":"user","content":"%s"}]}`,
 		maxTokens, extra, strings.Repeat("x", 4000))
 }
 
