@@ -150,10 +150,11 @@ func billContent(r *http.Request, _ string, _ bool) fakeupstream.Behavior {
 func TestUnboundedContentRefusedBelowItsBound(t *testing.T) {
 	f, up := startUpstream(t)
 	f.Behave = billContent
-	// $0.30 is far above what the body's bytes suggest (a few hundred
-	// tokens), and below the context-window bound of Haiku 4.5
-	// (200,000 tokens at the 1h cache-write rate: $0.40).
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.30}")))
+	// $0.15 is far above what the body's bytes suggest (a few hundred
+	// tokens), and below the context-window bound of Haiku 4.5: 200,000
+	// tokens at the input rate, the dearest these bodies can incur as no
+	// cache_control appears ($0.20), in the global geography they name.
+	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.15}")))
 	for _, c := range contentCases {
 		code, body := postRaw(t, gw, contentBody(c.blocks), nil)
 		if code != http.StatusPaymentRequired || !strings.Contains(body, "budget_exceeded") {
