@@ -73,7 +73,8 @@ func TestFitFloorAndThinking(t *testing.T) {
 // fitRig is a handler on the embedded store with fit_max_tokens as given,
 // behind a fake upstream that records the bodies it is sent.
 type fitRig struct {
-	abort  atomic.Bool // the upstream drops the next Messages request unanswered
+	abort  atomic.Bool  // the upstream drops the next Messages request unanswered
+	held   atomic.Int64 // what the budget held when the upstream dropped one
 	h      *Handler
 	f      *fakeupstream.Server
 	store  *budget.BoltStore
@@ -117,6 +118,9 @@ services:
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/messages" {
 			if rig.abort.CompareAndSwap(true, false) {
+				if st, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget}); err == nil {
+					rig.held.Store(int64(st[0].Reserved))
+				}
 				panic(http.ErrAbortHandler)
 			}
 			b, _ := io.ReadAll(r.Body)
@@ -379,26 +383,53 @@ func TestFitNearCapCountsBeforeReserving(t *testing.T) {
 }
 
 // A fitted request whose answer is lost is charged its fitted hold, not
-// the worst case of the max_tokens the client asked for.
+// the worst case of the max_tokens the client asked for: the hold the
+// store placed while the request was upstream, Fixed + fitted × PerToken
+// of the request's split, also when the request names no inference_geo
+// and both parts carry the 1.1x residency multiplier.
 func TestFitChargeByEstimateIsTheFittedHold(t *testing.T) {
-	rig := newFitRig(t, "fit_max_tokens: true")
-	body := agentBody(32000, "")
-	room := promptBound(body) + 5_000*15_000 + 3
-	rig.leave(t, room)
-	before, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+	tbl, err := pricing.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig.abort.Store(true)
-	if w := post(rig.h, body); w.Code != http.StatusBadGateway {
-		t.Fatalf("got %d: %s", w.Code, w.Body)
-	}
-	rig.h.Wait()
-	after, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := after[0].Spent-before[0].Spent, promptBound(body)+5_000*15_000; got != want || after[0].Reserved != 0 {
-		t.Errorf("charged %s (reserved %s), want the fitted hold %s", got, after[0].Reserved, want)
+	for _, tt := range []struct {
+		name string
+		body string
+		us   bool
+	}{
+		{"global", agentBody(32000, ""), false},
+		{"workspace default geography", strings.Replace(agentBody(32000, ""), `"inference_geo":"global",`, "", 1), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rig := newFitRig(t, "fit_max_tokens: true")
+			room := promptBound(tt.body) + 5_000*15_000 + 3
+			split, err := tbl.EstimateSplit(pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(tt.body)),
+				InferenceGeoUS: tt.us, Cache: pricing.CacheNone}, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := split.For(int64(room-split.Fixed) / int64(split.PerToken))
+			if !tt.us && want != promptBound(tt.body)+5_000*15_000 {
+				t.Fatalf("global split %+v: hold %s, want the prompt bound and 5,000 output tokens", split, want)
+			}
+			rig.leave(t, room)
+			before, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rig.abort.Store(true)
+			if w := post(rig.h, tt.body); w.Code != http.StatusBadGateway {
+				t.Fatalf("got %d: %s", w.Code, w.Body)
+			}
+			rig.h.Wait()
+			after, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, held := after[0].Spent-before[0].Spent, money.Nanos(rig.held.Load())
+			if got != want || held != want || after[0].Reserved != 0 {
+				t.Errorf("charged %s (held %s while upstream, reserved after %s), want the fitted hold %s", got, held, after[0].Reserved, want)
+			}
+		})
 	}
 }
