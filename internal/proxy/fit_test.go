@@ -433,3 +433,62 @@ func TestFitChargeByEstimateIsTheFittedHold(t *testing.T) {
 		})
 	}
 }
+
+// fittedCharge sends body to a rig with room for its prompt and 5,000
+// output tokens, the upstream answering as b, and returns what was charged.
+func fittedCharge(t *testing.T, body string, b fakeupstream.Behavior) (*fitRig, money.Nanos) {
+	t.Helper()
+	rig := newFitRig(t, "fit_max_tokens: true")
+	rig.f.Behave = func(*http.Request, string, bool) fakeupstream.Behavior { return b }
+	rig.leave(t, promptBound(body)+5_000*15_000+3)
+	before, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := post(rig.h, body)
+	if w.Code != http.StatusOK || w.Header().Get("clade-max-tokens-fitted") != "5000" {
+		t.Fatalf("got %d, fitted %q: %s", w.Code, w.Header().Get("clade-max-tokens-fitted"), w.Body)
+	}
+	rig.h.Wait()
+	after, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after[0].Reserved != 0 {
+		t.Errorf("reserved %s after settling", after[0].Reserved)
+	}
+	return rig, after[0].Spent - before[0].Spent
+}
+
+// Output above the fitted max_tokens is impossible even though it is below
+// the client's: the API was sent the fitted value. It is charged the
+// fitted hold, never its face value above it.
+func TestFitImpossibleUsageIsJudgedByTheFittedMaxTokens(t *testing.T) {
+	body := agentBody(32000, "")
+	rig, got := fittedCharge(t, body, fakeupstream.Behavior{
+		Usage: fakeupstream.Usage{InputTokens: 1_000, OutputTokens: 9_000}, Impossible: true})
+	if want := promptBound(body) + 5_000*15_000; got != want {
+		t.Errorf("charged %s, want the fitted hold %s (9,000 output tokens would be %s)", got, want, money.Nanos(1_000*3_000+9_000*15_000))
+	}
+	if n := testutil.ToFloat64(rig.h.m.impossible.WithLabelValues(impossibleMaxTokens)); n != 1 {
+		t.Errorf("impossible usage over max_tokens = %v, want 1", n)
+	}
+}
+
+// An interrupted stream of a fitted request is charged its output up to
+// the fitted max_tokens, the most the API could generate, not up to the
+// client's.
+func TestFitInterruptedStreamIsBoundedByTheFittedMaxTokens(t *testing.T) {
+	body := agentBody(32000, `"stream":true,`)
+	text := make([]string, 8)
+	for i := range text {
+		text[i] = strings.Repeat("y", 1_000)
+	}
+	// Events: message_start, content_block_start, ping, 8 text deltas;
+	// the cut comes before content_block_stop, so 8,000 bytes were streamed.
+	_, got := fittedCharge(t, body, fakeupstream.Behavior{
+		Usage: fakeupstream.Usage{InputTokens: 1_000, OutputTokens: 9_000}, Text: text, CutAfterEvents: 11})
+	if want := money.Nanos(1_000*3_000 + 5_000*15_000); got != want {
+		t.Errorf("charged %s, want input and the fitted 5,000 output tokens %s", got, want)
+	}
+}
