@@ -3,6 +3,8 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"path/filepath"
@@ -15,6 +17,9 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/option"
 
 	"github.com/clade-gateway/clade-gateway/internal/app"
+	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/policy"
+	"github.com/clade-gateway/clade-gateway/internal/pricing"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -107,13 +112,15 @@ func TestDemo(t *testing.T) {
 
 	loop := `{"model":"claude-sonnet-4-6","max_tokens":4096,"messages":[{"role":"user","content":"Hello"}]}`
 	var codes []int
+	var refused string
 	for i := 0; i < 40; i++ {
+		// Each request starts after the one before it settled, so the
+		// refusal's figures are those of settled spend.
+		waitFor(t, func() bool { _, r := demoBudget(t, adm, "indexer"); return r == 0 }, func() string { return out.String() })
 		c, body := post("clade_sk_demo_indexer_change_me", loop)
 		codes = append(codes, c)
 		if c == 402 {
-			if !strings.Contains(body, `"type":"billing_error"`) || !strings.Contains(body, `Service \"indexer\" has reached its daily budget`) {
-				t.Errorf("402 body %s", body)
-			}
+			refused = body
 			break
 		}
 		if c != 200 {
@@ -123,9 +130,101 @@ func TestDemo(t *testing.T) {
 	if codes[len(codes)-1] != 402 {
 		t.Fatalf("40 requests never reached the cap: %v", codes)
 	}
+	spent, _ := demoBudget(t, adm, "indexer")
+	checkDemoRefusal(t, refused, loop, spent)
 	if bytes.Contains([]byte(out.String()+logs.String()), []byte(testutil.CanaryKey)) {
 		t.Error("the shell's key appears in the demo's output")
 	}
+}
+
+// checkDemoRefusal checks the loop's 402 against the documented rule: it
+// states what is left of the $2 daily budget, what the request needed at
+// worst (its prompt at the input rate, as it has no cache_control, and
+// 1.1x as it names no inference_geo) and the largest max_tokens that fits;
+// it says "has reached" only when what is left is below the smallest
+// useful request (the prompt and min_max_tokens of output).
+func checkDemoRefusal(t *testing.T, body, loop string, spent money.Nanos) {
+	t.Helper()
+	var r struct {
+		Error struct {
+			Type    string `json:"type"`
+			Message string `json:"message"`
+			Details struct {
+				ErrorCode        string      `json:"error_code"`
+				NeededUSD        json.Number `json:"needed_usd"`
+				RemainingUSD     json.Number `json:"remaining_usd"`
+				MaxTokensThatFit *int64      `json:"max_tokens_that_fit"`
+			} `json:"details"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(body), &r); err != nil {
+		t.Fatalf("402 body %s: %v", body, err)
+	}
+	tbl, err := pricing.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(loop)), MaxTokens: 4096,
+		InferenceGeoUS: true, Cache: pricing.CacheNone}
+	needed, err := tbl.Estimate(req, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	split, err := tbl.EstimateSplit(req, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	left := money.USD(2) - spent
+	smallest, _ := split.For(policy.DefaultMinMaxTokens)
+	fits := max(int64(left-split.Fixed)/int64(split.PerToken), 0)
+	d := r.Error.Details
+	if r.Error.Type != "billing_error" || d.ErrorCode != "budget_exceeded" || left >= needed ||
+		d.NeededUSD.String() != needed.String() || d.RemainingUSD.String() != left.String() || d.MaxTokensThatFit == nil || *d.MaxTokensThatFit != fits {
+		t.Errorf("402 body %s; want needed %s, remaining %s, max_tokens_that_fit %d", body, needed, left, fits)
+	}
+	want := fmt.Sprintf(`Service "indexer" daily budget "daily" of $2 has $%s left (spent $%s, reserved by requests in flight $0), but this request needs up to $%s (its prompt and max_tokens 4096 at worst); max_tokens up to %d would fit;`,
+		left, spent, needed, fits)
+	if left < smallest {
+		want = `Service "indexer" has reached its daily budget "daily" of $2`
+	}
+	if !strings.Contains(r.Error.Message, want) {
+		t.Errorf("402 message %q, want it to contain %q", r.Error.Message, want)
+	}
+}
+
+// demoBudget is what service has spent of its daily budget and what
+// requests in flight hold, from the admin API.
+func demoBudget(t *testing.T, adm, service string) (spent, reserved money.Nanos) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+adm+"/admin/budgets", nil)
+	req.Header.Set("Authorization", "Bearer clade_admin_demo_change_me")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Budgets []struct {
+			Scope, Name, ID string
+			Spent           string `json:"spent_usd"`
+			Reserved        string `json:"reserved_usd"`
+		} `json:"budgets"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range out.Budgets {
+		if b.Scope == "service" && b.Name == service && b.ID == "daily" {
+			s, err1 := money.Parse(b.Spent)
+			r, err2 := money.Parse(b.Reserved)
+			if err1 != nil || err2 != nil {
+				t.Fatalf("budget amounts %q %q", b.Spent, b.Reserved)
+			}
+			return s, r
+		}
+	}
+	t.Fatalf("no daily budget for %s", service)
+	return 0, 0
 }
 
 func waitFor(t *testing.T, cond func() bool, show func() string) {

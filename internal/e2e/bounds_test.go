@@ -150,10 +150,11 @@ func billContent(r *http.Request, _ string, _ bool) fakeupstream.Behavior {
 func TestUnboundedContentRefusedBelowItsBound(t *testing.T) {
 	f, up := startUpstream(t)
 	f.Behave = billContent
-	// $0.30 is far above what the body's bytes suggest (a few hundred
-	// tokens), and below the context-window bound of Haiku 4.5
-	// (200,000 tokens at the 1h cache-write rate: $0.40).
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.30}")))
+	// $0.15 is far above what the body's bytes suggest (a few hundred
+	// tokens), and below the context-window bound of Haiku 4.5: 200,000
+	// tokens at the input rate, the dearest these bodies can incur as no
+	// cache_control appears ($0.20), in the global geography they name.
+	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.15}")))
 	for _, c := range contentCases {
 		code, body := postRaw(t, gw, contentBody(c.blocks), nil)
 		if code != http.StatusPaymentRequired || !strings.Contains(body, "budget_exceeded") {
@@ -245,8 +246,9 @@ func TestFallbackModelsAreInTheHold(t *testing.T) {
 	f, up := startUpstream(t)
 	body := `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"hi"}]`
 	withFallback := body + `,"fallbacks":[{"model":"claude-sonnet-4-6","max_tokens":4000}]}`
-	primary := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(withFallback)), MaxTokens: 1000})
-	fallback := estimate(t, pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(withFallback)), MaxTokens: 4000})
+	// No cache_control: each attempt's prompt is priced at its input rate.
+	primary := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(withFallback)), MaxTokens: 1000, Cache: pricing.CacheNone})
+	fallback := estimate(t, pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(withFallback)), MaxTokens: 4000, Cache: pricing.CacheNone})
 	// The cap fits the primary alone, not primary and fallback.
 	limit := primary + fallback/2
 	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: "+limit.String()+"}")))

@@ -28,6 +28,8 @@ var impossibleCases = []struct {
 	{"web searches without a web search tool", "over_max_uses", fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 10, WebSearch: 1_000_000}}},
 }
 
+// impossibleBody has no cache_control: its hold prices the prompt at the
+// input rate (pricing.CacheNone), in the global geography it names.
 const impossibleBody = `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"hi"}]}`
 
 func TestImpossibleUsageIsChargedTheHold(t *testing.T) {
@@ -41,7 +43,7 @@ func TestImpossibleUsageIsChargedTheHold(t *testing.T) {
 		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 10}}
 	}
 	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
-	est := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(impossibleBody)), MaxTokens: 1000})
+	est := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(impossibleBody)), MaxTokens: 1000, Cache: pricing.CacheNone})
 	n := 0
 	for _, stream := range []bool{false, true} {
 		body := impossibleBody
@@ -57,7 +59,7 @@ func TestImpossibleUsageIsChargedTheHold(t *testing.T) {
 			waitSpend(t, gw, n)
 			var want money.Nanos = est
 			if stream {
-				want = estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(body)), MaxTokens: 1000})
+				want = estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(body)), MaxTokens: 1000, Cache: pricing.CacheNone})
 			}
 			if got := settled(t, gw) - before; got != want {
 				t.Errorf("%s (stream %v): charged %s, want the hold's estimate %s", c.name, stream, got, want)
@@ -103,7 +105,7 @@ func TestInterruptedStreamWithUnseenOutputChargesTheHold(t *testing.T) {
 	}
 	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
 	body := `{"model":"claude-haiku-4-5","max_tokens":1000,"stream":true,"inference_geo":"global","messages":[{"role":"user","content":"hi"}]}`
-	est := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(body)), MaxTokens: 1000})
+	est := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(body)), MaxTokens: 1000, Cache: pricing.CacheNone})
 	for i, c := range []string{"thinking", "redacted", "text"} {
 		before := settled(t, gw)
 		code, _ := postRaw(t, gw, body, map[string]string{"x-test-case": c})
@@ -164,7 +166,9 @@ func TestTierAndResidencyPricedAsBilled(t *testing.T) {
 		t.Fatalf("priority: %d %s", code, resp)
 	}
 	standard := money.Nanos(1000*3_000 + 100*15_000)
-	est := estimate(t, pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(noGeo)), MaxTokens: 1000, InferenceGeoUS: true})
+	// The hold: no cache_control (the input rate), and residency 1.1x as
+	// the request names no inference_geo.
+	est := estimate(t, pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(noGeo)), MaxTokens: 1000, InferenceGeoUS: true, Cache: pricing.CacheNone})
 	if got := settled(t, gw) - before; got != est || got <= standard {
 		t.Errorf("priority: charged %s, want the hold's estimate %s (standard would be %s)", got, est, standard)
 	}
@@ -178,7 +182,7 @@ func TestTierAndResidencyPricedAsBilled(t *testing.T) {
 	if got, want := settled(t, gw)-before, standard*11/10; got != want {
 		t.Errorf("us: charged %s, want %s", got, want)
 	}
-	if est <= estimate(t, pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(noGeo)), MaxTokens: 1000}) {
+	if est <= estimate(t, pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(noGeo)), MaxTokens: 1000, Cache: pricing.CacheNone}) {
 		t.Error("the hold of a request without inference_geo is not above the global one")
 	}
 }

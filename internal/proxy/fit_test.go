@@ -73,7 +73,8 @@ func TestFitFloorAndThinking(t *testing.T) {
 // fitRig is a handler on the embedded store with fit_max_tokens as given,
 // behind a fake upstream that records the bodies it is sent.
 type fitRig struct {
-	abort  atomic.Bool // the upstream drops the next Messages request unanswered
+	abort  atomic.Bool  // the upstream drops the next Messages request unanswered
+	held   atomic.Int64 // what the budget held when the upstream dropped one
 	h      *Handler
 	f      *fakeupstream.Server
 	store  *budget.BoltStore
@@ -117,6 +118,9 @@ services:
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/v1/messages" {
 			if rig.abort.CompareAndSwap(true, false) {
+				if st, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget}); err == nil {
+					rig.held.Store(int64(st[0].Reserved))
+				}
 				panic(http.ErrAbortHandler)
 			}
 			b, _ := io.ReadAll(r.Body)
@@ -168,10 +172,11 @@ func (rig *fitRig) lastBody() string {
 	return rig.bodies[len(rig.bodies)-1]
 }
 
-// agentBody is a Sonnet 4.6 request without cache_control: its prompt
-// is bounded at $3/MTok over (bytes + 2,048) tokens, output at $15/MTok.
+// agentBody is a Sonnet 4.6 request without cache_control, served in the
+// global geography (no residency multiplier): its prompt is bounded at
+// $3/MTok over (bytes + 2,048) tokens, output at $15/MTok.
 func agentBody(maxTokens int, extra string) string {
-	return fmt.Sprintf(`{"model":"claude-sonnet-4-6","max_tokens":%d,%s"messages":[{"role":"user","content":"%s"}]}`,
+	return fmt.Sprintf(`{"model":"claude-sonnet-4-6","inference_geo":"global","max_tokens":%d,%s"messages":[{"role":"user","content":"%s"}]}`,
 		maxTokens, extra, strings.Repeat("x", 4000))
 }
 
@@ -378,26 +383,112 @@ func TestFitNearCapCountsBeforeReserving(t *testing.T) {
 }
 
 // A fitted request whose answer is lost is charged its fitted hold, not
-// the worst case of the max_tokens the client asked for.
+// the worst case of the max_tokens the client asked for: the hold the
+// store placed while the request was upstream, Fixed + fitted × PerToken
+// of the request's split, also when the request names no inference_geo
+// and both parts carry the 1.1x residency multiplier.
 func TestFitChargeByEstimateIsTheFittedHold(t *testing.T) {
+	tbl, err := pricing.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name string
+		body string
+		us   bool
+	}{
+		{"global", agentBody(32000, ""), false},
+		{"workspace default geography", strings.Replace(agentBody(32000, ""), `"inference_geo":"global",`, "", 1), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rig := newFitRig(t, "fit_max_tokens: true")
+			room := promptBound(tt.body) + 5_000*15_000 + 3
+			split, err := tbl.EstimateSplit(pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(tt.body)),
+				InferenceGeoUS: tt.us, Cache: pricing.CacheNone}, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := split.For(int64(room-split.Fixed) / int64(split.PerToken))
+			if !tt.us && want != promptBound(tt.body)+5_000*15_000 {
+				t.Fatalf("global split %+v: hold %s, want the prompt bound and 5,000 output tokens", split, want)
+			}
+			rig.leave(t, room)
+			before, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rig.abort.Store(true)
+			if w := post(rig.h, tt.body); w.Code != http.StatusBadGateway {
+				t.Fatalf("got %d: %s", w.Code, w.Body)
+			}
+			rig.h.Wait()
+			after, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, held := after[0].Spent-before[0].Spent, money.Nanos(rig.held.Load())
+			if got != want || held != want || after[0].Reserved != 0 {
+				t.Errorf("charged %s (held %s while upstream, reserved after %s), want the fitted hold %s", got, held, after[0].Reserved, want)
+			}
+		})
+	}
+}
+
+// fittedCharge sends body to a rig with room for its prompt and 5,000
+// output tokens, the upstream answering as b, and returns what was charged.
+func fittedCharge(t *testing.T, body string, b fakeupstream.Behavior) (*fitRig, money.Nanos) {
+	t.Helper()
 	rig := newFitRig(t, "fit_max_tokens: true")
-	body := agentBody(32000, "")
-	room := promptBound(body) + 5_000*15_000 + 3
-	rig.leave(t, room)
+	rig.f.Behave = func(*http.Request, string, bool) fakeupstream.Behavior { return b }
+	rig.leave(t, promptBound(body)+5_000*15_000+3)
 	before, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig.abort.Store(true)
-	if w := post(rig.h, body); w.Code != http.StatusBadGateway {
-		t.Fatalf("got %d: %s", w.Code, w.Body)
+	w := post(rig.h, body)
+	if w.Code != http.StatusOK || w.Header().Get("clade-max-tokens-fitted") != "5000" {
+		t.Fatalf("got %d, fitted %q: %s", w.Code, w.Header().Get("clade-max-tokens-fitted"), w.Body)
 	}
 	rig.h.Wait()
 	after, err := rig.store.Status(context.Background(), []budget.Budget{rig.budget})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := after[0].Spent-before[0].Spent, promptBound(body)+5_000*15_000; got != want || after[0].Reserved != 0 {
-		t.Errorf("charged %s (reserved %s), want the fitted hold %s", got, after[0].Reserved, want)
+	if after[0].Reserved != 0 {
+		t.Errorf("reserved %s after settling", after[0].Reserved)
+	}
+	return rig, after[0].Spent - before[0].Spent
+}
+
+// Output above the fitted max_tokens is impossible even though it is below
+// the client's: the API was sent the fitted value. It is charged the
+// fitted hold, never its face value above it.
+func TestFitImpossibleUsageIsJudgedByTheFittedMaxTokens(t *testing.T) {
+	body := agentBody(32000, "")
+	rig, got := fittedCharge(t, body, fakeupstream.Behavior{
+		Usage: fakeupstream.Usage{InputTokens: 1_000, OutputTokens: 9_000}, Impossible: true})
+	if want := promptBound(body) + 5_000*15_000; got != want {
+		t.Errorf("charged %s, want the fitted hold %s (9,000 output tokens would be %s)", got, want, money.Nanos(1_000*3_000+9_000*15_000))
+	}
+	if n := testutil.ToFloat64(rig.h.m.impossible.WithLabelValues(impossibleMaxTokens)); n != 1 {
+		t.Errorf("impossible usage over max_tokens = %v, want 1", n)
+	}
+}
+
+// An interrupted stream of a fitted request is charged its output up to
+// the fitted max_tokens, the most the API could generate, not up to the
+// client's.
+func TestFitInterruptedStreamIsBoundedByTheFittedMaxTokens(t *testing.T) {
+	body := agentBody(32000, `"stream":true,`)
+	text := make([]string, 8)
+	for i := range text {
+		text[i] = strings.Repeat("y", 1_000)
+	}
+	// Events: message_start, content_block_start, ping, 8 text deltas;
+	// the cut comes before content_block_stop, so 8,000 bytes were streamed.
+	_, got := fittedCharge(t, body, fakeupstream.Behavior{
+		Usage: fakeupstream.Usage{InputTokens: 1_000, OutputTokens: 9_000}, Text: text, CutAfterEvents: 11})
+	if want := money.Nanos(1_000*3_000 + 5_000*15_000); got != want {
+		t.Errorf("charged %s, want input and the fitted 5,000 output tokens %s", got, want)
 	}
 }

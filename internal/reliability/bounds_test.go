@@ -50,13 +50,15 @@ func upstreamPosts(f *fakeupstream.Server) int {
 	return n
 }
 
+// haikuEstimate is the admission estimate of a Haiku 4.5 body without
+// cache_control: its prompt is priced at the input rate.
 func haikuEstimate(t *testing.T, body string, maxTokens int64) money.Nanos {
 	t.Helper()
 	tb, err := pricing.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := tb.Estimate(pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(body)), MaxTokens: maxTokens}, time.Now())
+	n, err := tb.Estimate(pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(body)), MaxTokens: maxTokens, Cache: pricing.CacheNone}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
