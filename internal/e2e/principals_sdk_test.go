@@ -120,7 +120,9 @@ func TestEndUserCapsWithSDK(t *testing.T) {
 	if _, err := c.Messages.New(context.Background(), asUser("user-4"), option.WithHeader("x-customer-id", "acme")); err != nil {
 		t.Fatal(err)
 	}
-	rows := listPrincipals(t, gw.AdminURL, "support-bot", 100, "")
+	// Settlement runs after each response ends: list once nothing is held,
+	// so that the spend the pages sort by no longer moves.
+	rows := listSettledPrincipals(t, gw.AdminURL, "support-bot")
 	if len(rows.Principals) != 6 {
 		t.Fatalf("listed %d principals, want 6 (5 users, 1 customer): %+v", len(rows.Principals), rows.Principals)
 	}
@@ -253,6 +255,9 @@ type principalPage struct {
 		Value    string `json:"value"`
 		Hashed   bool   `json:"hashed"`
 		SpentUSD string `json:"spent_usd"`
+		Budgets  []struct {
+			ReservedUSD string `json:"reserved_usd"`
+		} `json:"budgets"`
 	} `json:"principals"`
 	NextCursor *string `json:"next_cursor"`
 }
@@ -325,4 +330,27 @@ func (h *hookSink) all() string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return strings.Join(h.bodies, "\n")
+}
+
+// listSettledPrincipals lists a service's principals once none of their
+// budgets holds a reservation (every request has settled).
+func listSettledPrincipals(t *testing.T, adminURL, service string) principalPage {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p := listPrincipals(t, adminURL, service, 100, "")
+		held := false
+		for _, r := range p.Principals {
+			for _, b := range r.Budgets {
+				held = held || b.ReservedUSD != "0"
+			}
+		}
+		if !held {
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("principals of %s still hold reservations after 10s: %+v", service, p.Principals)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
