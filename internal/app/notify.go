@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -19,7 +20,7 @@ import (
 // Principals' budgets with alert_at thresholds are watched while this
 // replica has admitted them recently; the shared claim still sends each
 // crossing once across replicas.
-func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, principals func() []budget.Budget, log *zap.Logger, reg prometheus.Registerer) *notify.Notifier {
+func startNotifier(ctx context.Context, loops *sync.WaitGroup, cfg config, st store, rl *reloader, principals func() []budget.Budget, log *zap.Logger, reg prometheus.Registerer) *notify.Notifier {
 	n, err := notify.New(notify.Config{
 		Status:   st,
 		Claims:   st,
@@ -32,6 +33,6 @@ func startNotifier(ctx context.Context, cfg config, st store, rl *reloader, prin
 		log.Error("budget notifications disabled", zap.Error(err))
 		return nil
 	}
-	go func() { _ = n.Run(ctx) }()
+	loops.Go(func() { _ = n.Run(ctx) })
 	return n
 }

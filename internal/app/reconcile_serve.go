@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,7 +28,7 @@ const reconcileTimeout = 2 * time.Minute
 // has the admin key, and returns the handler of GET /admin/reconcile.
 // Without the key (not configured, or not given to this replica) it does
 // nothing: replicas that do not reconcile never need the key.
-func startReconciler(ctx context.Context, cfg config, st store, rl *reloader, getenv func(string) string,
+func startReconciler(ctx context.Context, loops *sync.WaitGroup, cfg config, st store, rl *reloader, getenv func(string) string,
 	notifier *notify.Notifier, log *zap.Logger, reg prometheus.Registerer) http.HandlerFunc {
 	rs, ok := st.(reconcile.LoopStore)
 	pol := rl.policy()
@@ -59,7 +60,7 @@ func startReconciler(ctx context.Context, cfg config, st store, rl *reloader, ge
 				notifier.Announce(ctx, unmeteredAnnouncement(f))
 			}
 		}})
-	go loop.Run(ctx)
+	loops.Go(func() { loop.Run(ctx) })
 	log.Info("reconciliation on", zap.Duration("interval", cfg.ReconcileInterval))
 	return func(w http.ResponseWriter, r *http.Request) {
 		now := time.Now()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,13 +112,16 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	evalChecklist := servedChecklist(clOpts, rl.policy, st)
 	reg.MustRegister(checklist.NewCollector(evalChecklist, cfg.StoreTimeout*4))
 
+	// Background loops run on bg and are joined in loops, so that shutdown
+	// ends them all before the store and the journal close (deferred above).
 	bg, bgCancel := context.WithCancel(context.Background())
-	defer bgCancel()
-	notifier := startNotifier(bg, cfg, st, rl, h.PrincipalAlertBudgets, log, reg)
+	var loops sync.WaitGroup
+	defer func() { bgCancel(); loops.Wait() }()
+	notifier := startNotifier(bg, &loops, cfg, st, rl, h.PrincipalAlertBudgets, log, reg)
 	adminH := admin.New(admin.Options{
 		Policy: rl.policy, Store: st, Reload: rl.reload, Gatherer: reg, Registerer: reg, Logger: log, Timeout: cfg.StoreTimeout * 4,
 		Checklist: evalChecklist, Adjustments: trail.AdjustmentLog{Records: st, Now: time.Now},
-		Routes: map[string]http.HandlerFunc{"GET /admin/reconcile": startReconciler(bg, cfg, st, rl, getenv, notifier, log, reg)},
+		Routes: map[string]http.HandlerFunc{"GET /admin/reconcile": startReconciler(bg, &loops, cfg, st, rl, getenv, notifier, log, reg)},
 	})
 	api := &http.Server{Addr: cfg.Listen, Handler: h, ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		IdleTimeout: 120 * time.Second, MaxHeaderBytes: 1 << 20, ErrorLog: zap.NewStdLog(log.Named("http"))}
@@ -140,15 +144,14 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(api.Serve(apiLn)) })
 	g.Go(func() error { return ignoreClosed(adm.Serve(admLn)) })
-	go rl.watch(bg, cfg.PolicyPollInterval)
-	go journal.Run(bg, st, cfg.JournalReplay)
+	loops.Go(func() { rl.watch(bg, cfg.PolicyPollInterval) })
+	loops.Go(func() { journal.Run(bg, st, cfg.JournalReplay) })
 	poller := batch.NewPoller(batch.PollerOptions{
 		Tracker: tracker, Store: st, Upstream: cfg.upstream, Transport: upstreamTransport(cfg),
 		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Spend: spendRec, Interval: cfg.BatchPollInterval,
 	})
-	go poller.Run(bg)
-	lastUsedDone := make(chan struct{})
-	go func() { lastUsed.Run(bg); close(lastUsedDone) }()
+	loops.Go(func() { poller.Run(bg) })
+	loops.Go(func() { lastUsed.Run(bg) })
 
 	<-gctx.Done()
 	log.Info("shutting down; waiting for in-flight requests", zap.Duration("grace", cfg.ShutdownGrace))
@@ -160,8 +163,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	h.Wait() // settlements of responses that just ended
 	_ = adm.Close()
+	// Shutdown order: listeners drained, settlements of ended responses
+	// done, then the background loops (the last-use writer flushes its
+	// queue), then, deferred, the store (grants return) and the journal.
 	bgCancel()
-	<-lastUsedDone // its last writes go out before the store closes
+	loops.Wait()
 	if err := g.Wait(); err != nil {
 		return err
 	}
