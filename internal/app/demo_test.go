@@ -84,17 +84,21 @@ func TestDemo(t *testing.T) {
 	},
 		func() string { return out.String() })
 
-	req, _ := http.NewRequest("GET", "http://"+adm+"/admin/budgets", nil)
-	req.Header.Set("Authorization", "Bearer clade_admin_demo_change_me")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if !strings.Contains(string(b), `"name":"recommendation","id":"daily","period":"daily"`) || !strings.Contains(string(b), `"spent_usd":"0.000342"`) {
-		t.Errorf("budgets: %s", b)
-	}
+	// The spend record is written as the response ends and the
+	// settlement follows it: the budgets view shows the spend once it has.
+	var budgets string
+	waitFor(t, func() bool {
+		req, _ := http.NewRequest("GET", "http://"+adm+"/admin/budgets", nil)
+		req.Header.Set("Authorization", "Bearer clade_admin_demo_change_me")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		budgets = string(b)
+		return strings.Contains(budgets, `"name":"recommendation","id":"daily","period":"daily"`) && strings.Contains(budgets, `"spent_usd":"0.000342"`)
+	}, func() string { return "budgets: " + budgets })
 
 	// The official SDK, as Claude Code would connect (Bearer token, stream).
 	client := anthropic.NewClient(option.WithBaseURL("http://"+api), option.WithAuthToken("clade_sk_demo_recommendation_change_me"))
