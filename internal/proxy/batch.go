@@ -40,15 +40,7 @@ func (h *Handler) admitBatch(r *http.Request, c *call) error {
 		}
 		return errPathRefused("method " + r.Method + " is not allowed on /v1/messages/batches")
 	}
-	id, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-	owner, ok, err := h.o.Batches.Owner(r.Context(), id)
-	if err != nil {
-		return fmt.Errorf("proxy: batch owner: %w", err)
-	}
-	if !ok || owner != c.svc.Name {
-		return errNotOwned("batch")
-	}
-	return nil
+	return checkOwner(r.Context(), h.o.Batches.Owner, rest, c.svc.Name, "batch")
 }
 
 func (h *Handler) admitBatchCreate(r *http.Request, c *call) error {

@@ -34,13 +34,20 @@ func (h *Handler) admitFiles(r *http.Request, c *call) error {
 		}
 		return errPathRefused("method " + r.Method + " is not allowed on /v1/files")
 	}
+	return checkOwner(r.Context(), h.o.Files.Owner, rest, c.svc.Name, "file")
+}
+
+// checkOwner refuses a request for an object (the first segment of rest,
+// "/<id>/...") that svc did not create, as not found: the object's
+// existence is another service's business.
+func checkOwner(ctx context.Context, owner func(context.Context, string) (string, bool, error), rest, svc, kind string) error {
 	id, _, _ := strings.Cut(strings.TrimPrefix(rest, "/"), "/")
-	owner, ok, err := h.o.Files.Owner(r.Context(), id)
+	o, ok, err := owner(ctx, id)
 	if err != nil {
-		return fmt.Errorf("proxy: file owner: %w", err)
+		return fmt.Errorf("proxy: %s owner: %w", kind, err)
 	}
-	if !ok || owner != c.svc.Name {
-		return errNotOwned("file")
+	if !ok || o != svc {
+		return errNotOwned(kind)
 	}
 	return nil
 }
