@@ -95,18 +95,6 @@ func (c *call) logFields() []zap.Field {
 	return f
 }
 
-func estimateRequest(s *State, r parsedRequest, promptBytes int64) pricing.Request {
-	// An unknown tool type reaches here only when the policy allows it;
-	// it is priced as a server tool.
-	server := r.ServerTools || len(r.Bounds.UnknownTools) > 0
-	var allowance money.Nanos
-	if server {
-		allowance = s.Policy.Estimate.ServerToolAllowance
-	}
-	return pricing.Request{Model: r.Model, PromptBytes: promptBytes, MaxTokens: r.MaxTokens,
-		// Without inference_geo the workspace's default applies, which
-		// the gateway cannot see: price it as the dearest, "us".
-		InferenceGeoUS: r.GeoUS || r.Bounds.GeoDefault, Fast: r.Fast, ServerTools: server, Allowance: allowance,
-		ContextBound: r.Bounds.Pointer != "", ExtraPromptTokens: r.Bounds.ExtraPromptTokens,
-		Cache: r.Cache}
-}
+type ctxKey struct{}
+
+func callFrom(ctx context.Context) *call { c, _ := ctx.Value(ctxKey{}).(*call); return c }

@@ -80,3 +80,19 @@ func cleanPath(u *url.URL) bool {
 	p := u.Path
 	return p != "" && path.Clean(p) == p
 }
+
+func routeName(r route) string {
+	switch r {
+	case routeMessages:
+		return "messages"
+	case routeCountTokens:
+		return "count_tokens"
+	case routeBatches:
+		return "batches"
+	case routeFree:
+		return "free"
+	case routeFiles:
+		return "files"
+	}
+	return "refused"
+}
