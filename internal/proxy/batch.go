@@ -95,7 +95,7 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 		return nil
 	}
 	if !ok || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, nil) }}
+		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, outcomeUnsettled{}) }}
 		return nil
 	}
 	var raw []byte
@@ -133,7 +133,7 @@ func (h *Handler) batchResponse(resp *http.Response, c *call) error {
 				append(c.logFields(), zap.Error(err))...)
 		}
 	}
-	resp.Body = &tailBody{ReadCloser: io.NopCloser(bytes.NewReader(out)), done: func(error) { h.finish(c, nil) }}
+	resp.Body = &tailBody{ReadCloser: io.NopCloser(bytes.NewReader(out)), done: func(error) { h.finish(c, outcomeUnsettled{}) }}
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	resp.Header.Del("Content-Encoding")

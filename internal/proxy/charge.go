@@ -7,13 +7,27 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 )
 
-// Outcomes of a forwarded request, each charged by its own rule.
+// outcome is how a forwarded request ended, as finish is told it. Each way
+// is its own type with its own charging rule (charged), and the methods are
+// unexported: the set of outcomes is closed to this package, and one
+// without a rule does not compile.
+type outcome interface {
+	// charged is what the request costs by this outcome's rule.
+	charged(h *Handler, c *call) charge
+	// bodyErr is why the response body ended, when not at its end.
+	bodyErr() error
+}
+
 type (
-	outcomeRefused struct{} // upstream answered non-2xx: not billed
-	outcomeJSON    struct {
+	// outcomeUnsettled: nothing is settled when the response ends. The
+	// route spends nothing, or a batch was created, whose hold lives
+	// until its results are metered (internal/batch).
+	outcomeUnsettled struct{}
+	outcomeRefused   struct{} // upstream answered non-2xx: not billed
+	outcomeJSON      struct {
 		usage meter.Usage
 		valid meter.Validity
-		ok    bool
+		ok    bool // the body carried a usage object
 		err   error
 	}
 	outcomeStream struct {
@@ -26,7 +40,7 @@ type (
 	}
 	outcomeFailed struct { // no response headers
 		err  error
-		dial bool
+		dial bool // the connection was never made: nothing reached the API
 	}
 )
 
@@ -48,45 +62,55 @@ type charge struct {
 //     request may have reached the API) the hold's estimate is charged,
 //     because undercounting is the failure a spend cap cannot afford;
 //   - requests the API refused, or that never left the gateway, cost zero.
-func (h *Handler) chargeFor(c *call, o any) charge {
-	switch o := o.(type) {
-	case outcomeRefused:
-		return charge{}
-	case outcomeJSON:
-		if !o.ok {
-			return h.estimateCharge(c, "json_without_usage")
-		}
-		if why := h.impossibleUsage(c, o.usage, o.valid); why != "" {
-			return h.impossibleCharge(c, why, o.usage, o.valid)
-		}
-		return h.price(c, o.usage, "")
-	case outcomeStream:
-		switch {
-		case o.res.Complete():
-			if why := h.impossibleUsage(c, o.res.Usage, o.valid); why != "" {
-				return h.impossibleCharge(c, why, o.res.Usage, o.valid)
-			}
-			return h.price(c, o.res.Usage, "")
-		case o.res.SawStart && o.opaque:
-			// Summarised thinking bills more tokens than it shows, and
-			// redacted thinking shows none: what was streamed does not
-			// bound what was billed.
-			return h.estimateCharge(c, "interrupted_stream_unseen_output")
-		case o.res.SawStart:
-			if why := h.impossibleStart(c, o.res.Usage, o.valid); why != "" {
-				return h.impossibleCharge(c, why, o.res.Usage, o.valid)
-			}
-			return h.price(c, meter.EstimateInterrupted(o.res, c.req.MaxTokens), "interrupted_stream")
-		}
-		return h.estimateCharge(c, "stream_without_start")
-	case outcomeFailed:
-		if o.dial {
-			return charge{}
-		}
-		return h.estimateCharge(c, "upstream_failed")
+func (h *Handler) chargeFor(c *call, o outcome) charge { return o.charged(h, c) }
+
+func (outcomeUnsettled) charged(*Handler, *call) charge { return charge{} }
+
+func (outcomeRefused) charged(*Handler, *call) charge { return charge{} }
+
+func (o outcomeJSON) charged(h *Handler, c *call) charge {
+	if !o.ok {
+		return h.estimateCharge(c, "json_without_usage")
 	}
-	return charge{}
+	if why := h.impossibleUsage(c, o.usage, o.valid); why != "" {
+		return h.impossibleCharge(c, why, o.usage, o.valid)
+	}
+	return h.price(c, o.usage, "")
 }
+
+func (o outcomeStream) charged(h *Handler, c *call) charge {
+	switch {
+	case o.res.Complete():
+		if why := h.impossibleUsage(c, o.res.Usage, o.valid); why != "" {
+			return h.impossibleCharge(c, why, o.res.Usage, o.valid)
+		}
+		return h.price(c, o.res.Usage, "")
+	case o.res.SawStart && o.opaque:
+		// Summarised thinking bills more tokens than it shows, and
+		// redacted thinking shows none: what was streamed does not
+		// bound what was billed.
+		return h.estimateCharge(c, "interrupted_stream_unseen_output")
+	case o.res.SawStart:
+		if why := h.impossibleStart(c, o.res.Usage, o.valid); why != "" {
+			return h.impossibleCharge(c, why, o.res.Usage, o.valid)
+		}
+		return h.price(c, meter.EstimateInterrupted(o.res, c.req.MaxTokens), "interrupted_stream")
+	}
+	return h.estimateCharge(c, "stream_without_start")
+}
+
+func (o outcomeFailed) charged(h *Handler, c *call) charge {
+	if o.dial {
+		return charge{}
+	}
+	return h.estimateCharge(c, "upstream_failed")
+}
+
+func (outcomeUnsettled) bodyErr() error { return nil }
+func (outcomeRefused) bodyErr() error   { return nil }
+func (o outcomeJSON) bodyErr() error    { return o.err }
+func (o outcomeStream) bodyErr() error  { return o.err }
+func (o outcomeFailed) bodyErr() error  { return o.err }
 
 func (h *Handler) price(c *call, u meter.Usage, cause string) charge {
 	if u.Model == "" {
@@ -117,16 +141,4 @@ func (h *Handler) price(c *call, u meter.Usage, cause string) charge {
 func (h *Handler) estimateCharge(c *call, cause string) charge {
 	h.m.estimated.WithLabelValues(cause).Inc()
 	return charge{cost: pricing.Cost{Total: c.estimate}, cause: cause}
-}
-
-func outcomeErr(o any) error {
-	switch o := o.(type) {
-	case outcomeJSON:
-		return o.err
-	case outcomeStream:
-		return o.err
-	case outcomeFailed:
-		return o.err
-	}
-	return nil
 }

@@ -58,7 +58,7 @@ func checkOwner(ctx context.Context, owner func(context.Context, string) (string
 func (h *Handler) filesResponse(resp *http.Response, c *call) error {
 	req := resp.Request
 	path := h.clientPath(req)
-	done := func(error) { h.finish(c, nil) }
+	done := func(error) { h.finish(c, outcomeUnsettled{}) }
 	ok := resp.StatusCode >= 200 && resp.StatusCode <= 299
 	switch {
 	case !ok:

@@ -15,14 +15,16 @@ import (
 const settleTimeout = 10 * time.Second
 
 // finish runs once per forwarded request when its response is over.
-func (h *Handler) finish(c *call, o any) {
+func (h *Handler) finish(c *call, o outcome) {
 	c.finished.Store(true)
 	if c.keepAlive != nil {
 		c.keepAlive.Stop()
 	}
 	end := h.o.Clock()
+	_, unsettled := o.(outcomeUnsettled)
+	owed := c.metered && !unsettled // a hold to settle now
 	var ch charge
-	if c.metered && o != nil {
+	if owed {
 		ch = h.chargeFor(c, o)
 		h.record(c, ch)
 		c.res.Ledger = ledgerLines(c, ch)
@@ -33,7 +35,7 @@ func (h *Handler) finish(c *call, o any) {
 	h.m.overhead.Observe(c.overheadPre.Seconds())
 	h.m.upstreamAnswered(c)
 	switch {
-	case !c.metered || o == nil:
+	case !owed:
 	case c.res.InMemory():
 		// A draw on a grant settles in memory: a goroutine would cost more
 		// (a thread wake-up on a half-idle process) than the settlement.
@@ -59,7 +61,7 @@ func (h *Handler) finish(c *call, o any) {
 				f = append(f, zap.String("charged_by", ch.cause))
 			}
 		}
-		if oe := outcomeErr(o); oe != nil {
+		if oe := o.bodyErr(); oe != nil {
 			f = append(f, logReadErr(oe))
 		}
 		ce.Write(f...)

@@ -31,7 +31,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 		return h.filesResponse(resp, c)
 	}
 	if !c.metered {
-		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, nil) }}
+		resp.Body = &tailBody{ReadCloser: resp.Body, done: func(error) { h.finish(c, outcomeUnsettled{}) }}
 		return nil
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
