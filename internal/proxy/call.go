@@ -15,47 +15,74 @@ import (
 )
 
 // call is everything the gateway knows about one request, from admission
-// to settlement. It travels in the request context.
+// to settlement. ServeHTTP creates it; once the request is admitted it
+// travels in the request context, where the ReverseProxy hooks find it
+// (callFrom). The stages run in this order, one at a time, so the fields
+// need no lock; only the keep-alive timer runs beside them (finished):
+//
+//  1. admit (admit.go), in ServeHTTP before anything is forwarded: the
+//     service, key, route, body and parsed request, and for a metered
+//     route the hold (reserve: at, budgets, estimate, res, metered), whose
+//     keep-alive starts. A refusal ends the request here (reject): no hook
+//     runs and finish never does.
+//  2. rewrite (forward.go), ReverseProxy's Rewrite: the upstream request
+//     (forwarded, inHost, inTLS).
+//  3. modifyResponse (tee.go), ReverseProxy's ModifyResponse, when the
+//     upstream's headers arrive: status, upstreamID, stream, and the body
+//     wrapped in a tailBody that will call finish with the outcome. Or
+//     instead upstreamError (forward.go), ReverseProxy's ErrorHandler,
+//     when no response came, or when modifyResponse returned an error
+//     (which it does only before wrapping the body, so finish runs once):
+//     it answers, calls finish with outcomeFailed, and step 4 is moot.
+//  4. body close: ReverseProxy closes the response body on every path (at
+//     EOF, on a read or write error, when the client is gone, and before
+//     its panic(http.ErrAbortHandler)); tailBody.Close reports once.
+//  5. finish (settle.go), once: stops the keep-alive, charges the outcome
+//     (charge.go), records and settles. Only the settlement reads the call
+//     afterwards.
 type call struct {
-	id         string
-	start      time.Time
-	state      *State
-	svc        *policy.Service
-	service    string // label: service name, or "unknown" before auth
-	key        string // workspace key; only ever written to the upstream x-api-key
-	route      route
-	body       []byte
-	req        parsedRequest
-	model      string
-	modelLabel string
+	// Set by ServeHTTP and admit.
+	id          string
+	start       time.Time
+	state       *State
+	svc         *policy.Service
+	service     string // label: service name, or "unknown" before auth
+	key         string // workspace key; only ever written to the upstream x-api-key
+	route       route
+	body        []byte
+	req         parsedRequest
+	model       string
+	modelLabel  string
+	batchCreate bool // a batch creation: its hold lives until the results are metered
 
 	// principals the request is counted under, and their budgets, which
 	// are reserved after the service's, team's and workspace's.
 	principals       []principalValue
 	principalBudgets []budget.Budget
 
-	at       time.Time // admission time: windows and prices are taken at it
-	budgets  []budget.Budget
-	estimate money.Nanos
-	res      budget.Reservation
-	metered  bool // a settlement is owed (reserved, or journaled in allow mode)
-	split    pricing.Split
-	hasSplit bool
-	fit      budget.Fit // how the hold may be fitted (zero: it may not)
-	fitted   int64      // max_tokens forwarded when lowered to fit, else 0
-	counted  bool       // count_tokens was asked (once per request)
+	// The hold, set by reserve and, under fit_max_tokens, fit.go.
+	at        time.Time // admission time: windows and prices are taken at it
+	budgets   []budget.Budget
+	estimate  money.Nanos
+	res       budget.Reservation
+	metered   bool // a settlement is owed (reserved, or journaled in allow mode)
+	split     pricing.Split
+	hasSplit  bool
+	fit       budget.Fit // how the hold may be fitted (zero: it may not)
+	fitted    int64      // max_tokens forwarded when lowered to fit, else 0
+	counted   bool       // count_tokens was asked (once per request)
+	keepAlive *time.Timer
+	finished  atomic.Bool // set by finish; stops the keep-alive from re-arming
 
+	// Set by the ReverseProxy hooks.
 	forwarded   time.Time
+	overheadPre time.Duration
+	inHost      string // Host the client used (batch results_url default)
+	inTLS       bool
 	headersAt   time.Time
 	status      int
 	upstreamID  string
 	stream      bool
-	keepAlive   *time.Timer
-	finished    atomic.Bool // stops the keep-alive from re-arming
-	batchCreate bool        // a batch creation: its hold lives until the results are metered
-	overheadPre time.Duration
-	inHost      string // Host the client used (batch results_url default)
-	inTLS       bool
 }
 
 // startKeepAlive renews the hold while the response is still running, so
