@@ -2,6 +2,11 @@
 // its token, admits the request against the service's budgets, forwards it
 // to Anthropic with the workspace key, meters the response as it streams
 // back, and settles the actual cost.
+//
+// A request meets the files in this order: handler.go (ServeHTTP),
+// admit.go, forward.go (rewrite), tee.go (modifyResponse, tailBody),
+// settle.go (finish) with charge.go (the charging rules). call.go declares
+// the state they share and the order ReverseProxy runs its hooks in.
 package proxy
 
 import (

@@ -13,7 +13,8 @@ import (
 
 // modifyResponse runs when the upstream's headers arrive: it installs the
 // metering body for responses that spend, and points batch objects back at
-// the gateway.
+// the gateway. It returns an error only before it wraps the body: the
+// error goes to upstreamError, which finishes the call itself.
 func (h *Handler) modifyResponse(resp *http.Response) error {
 	c := callFrom(resp.Request.Context())
 	c.headersAt = h.o.Clock()
