@@ -186,11 +186,26 @@ func NewTransport() *http.Transport {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{id: newRequestID(), start: h.o.Clock(), state: h.o.State(), service: "unknown", modelLabel: "other"}
 	if err := h.admit(w, r, c); err != nil {
+		h.release(c)
 		h.reject(w, c, err)
 		return
 	}
 	ctx := context.WithValue(r.Context(), ctxKey{}, c)
 	h.rp.ServeHTTP(w, r.WithContext(ctx))
+}
+
+// release gives back a hold placed by an admission that then failed:
+// nothing was forwarded, so nothing is owed, and the keep-alive must not
+// renew the hold until its lease.
+func (h *Handler) release(c *call) {
+	if !c.metered {
+		return
+	}
+	c.finished.Store(true)
+	if c.keepAlive != nil {
+		c.keepAlive.Stop()
+	}
+	h.settle(c, 0, nil)
 }
 
 func (h *Handler) reject(w http.ResponseWriter, c *call, err error) {

@@ -24,10 +24,11 @@ func (h *Handler) finish(c *call, o outcome) {
 	_, unsettled := o.(outcomeUnsettled)
 	owed := c.metered && !unsettled // a hold to settle now
 	var ch charge
+	var lines []budget.LedgerLine
 	if owed {
 		ch = h.chargeFor(c, o)
 		h.record(c, ch)
-		c.res.Ledger = ledgerLines(c, ch)
+		lines = ledgerLines(c, ch)
 	}
 	if !c.forwarded.IsZero() {
 		h.m.upstreamDuration.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(end.Sub(c.forwarded).Seconds())
@@ -39,12 +40,12 @@ func (h *Handler) finish(c *call, o outcome) {
 	case c.res.InMemory():
 		// A draw on a grant settles in memory: a goroutine would cost more
 		// (a thread wake-up on a half-idle process) than the settlement.
-		h.settle(c, ch.cost.Total)
+		h.settle(c, ch.cost.Total, lines)
 	default:
 		h.pending.Add(1)
 		go func() {
 			defer h.pending.Done()
-			h.settle(c, ch.cost.Total)
+			h.settle(c, ch.cost.Total, lines)
 		}()
 	}
 	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
@@ -71,14 +72,19 @@ func (h *Handler) finish(c *call, o outcome) {
 // settle replaces the hold with the actual cost. A settlement the store
 // cannot take goes to the journal and is replayed when the store returns;
 // only if the journal fails too is spend lost, and that is logged loudly.
-func (h *Handler) settle(c *call, actual money.Nanos) {
+// The ledger lines go on a copy of the reservation: the keep-alive timer
+// may still be reading c.res (Timer.Stop does not wait for a running
+// callback).
+func (h *Handler) settle(c *call, actual money.Nanos, lines []budget.LedgerLine) {
 	ctx, cancel := settleContext()
 	defer cancel()
-	err := h.o.Budget.Settle(ctx, c.res, actual)
+	res := c.res
+	res.Ledger = lines
+	err := h.o.Budget.Settle(ctx, res, actual)
 	if err == nil {
 		return
 	}
-	if jerr := h.o.Journal.Append(c.res, actual); jerr != nil {
+	if jerr := h.o.Journal.Append(res, actual); jerr != nil {
 		h.m.settleFailures.WithLabelValues("lost").Inc()
 		h.log.Error("settlement lost: store and journal both failed",
 			append(c.logFields(), zap.String("cost_usd", actual.String()), zap.Error(err), zap.NamedError("journal_error", jerr))...)
