@@ -55,7 +55,7 @@ func startRedis(t testing.TB, extra ...string) *redisServer {
 func startRedisOn(t testing.TB, port int) *redisServer {
 	t.Helper()
 	needRedis(t, "redis-server")
-	r, err := testproc.RedisConfig{Port: port, Dir: t.TempDir()}.Start()
+	r, err := testproc.NewRedis(testproc.RedisConfig{Port: port, Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ var sharedRedisAddr = func() func(t testing.TB) string {
 		}
 		if addr == "" {
 			needRedis(t, "redis-server")
-			srv, err := testproc.RedisConfig{}.Start()
+			srv, err := testproc.NewRedis(testproc.RedisConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -46,10 +46,10 @@ func NewCluster(masters int) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
-		n, err := RedisConfig{Dir: dir, Args: []string{
+		n, err := NewRedis(RedisConfig{Dir: dir, Args: []string{
 			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-node-timeout", "2000",
-		}}.Start()
+		}})
 		if err != nil {
 			_ = os.RemoveAll(dir)
 			c.Close()

@@ -45,7 +45,7 @@ type Redis struct {
 // the test: the suite's dependencies are installed by scripts/deps.sh.
 func StartRedis(t testing.TB, args ...string) *Redis {
 	t.Helper()
-	r, err := RedisConfig{Dir: t.TempDir(), Args: args}.Start()
+	r, err := NewRedis(RedisConfig{Dir: t.TempDir(), Args: args})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,9 +53,9 @@ func StartRedis(t testing.TB, args ...string) *Redis {
 	return r
 }
 
-// Start starts the server and waits until it answers. The caller
-// stops it (Kill or Close).
-func (c RedisConfig) Start() (*Redis, error) {
+// NewRedis starts a redis-server as c says and waits until it answers.
+// The caller stops it (Kill or Close).
+func NewRedis(c RedisConfig) (*Redis, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, fmt.Errorf("redis-server not on PATH (scripts/deps.sh installs it): %w", err)

@@ -160,7 +160,7 @@ func TestRedisRestartKeepsAnFsyncedAOF(t *testing.T) {
 
 func TestRedisOnATakenPortFailsWithItsLog(t *testing.T) {
 	r := StartRedis(t)
-	_, err := RedisConfig{Port: r.Port}.Start()
+	_, err := NewRedis(RedisConfig{Port: r.Port})
 	if err == nil {
 		t.Fatal("a second server on a taken port started")
 	}

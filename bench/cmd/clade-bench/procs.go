@@ -162,7 +162,7 @@ func startRedis(dir string) (*proc, *redis.Client, error) {
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	rd, err := testproc.RedisConfig{Dir: rdir}.Start()
+	rd, err := testproc.NewRedis(testproc.RedisConfig{Dir: rdir})
 	if err != nil {
 		return nil, nil, err
 	}
