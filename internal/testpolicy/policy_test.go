@@ -3,7 +3,9 @@ package testpolicy
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,4 +178,18 @@ func TestServiceFindsByName(t *testing.T) {
 		}
 	}()
 	p.Service("nobody")
+}
+
+// TestImportsOnlyTheStandardLibrary: tests of any package may build a
+// policy without linking the gateway.
+func TestImportsOnlyTheStandardLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p != "github.com/clade-gateway/clade-gateway/internal/testpolicy" {
+			t.Errorf("testpolicy depends on %s", p)
+		}
+	}
 }

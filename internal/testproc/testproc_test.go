@@ -247,3 +247,17 @@ func TestWaitTCP(t *testing.T) {
 		t.Error("WaitTCP on a closed port succeeded")
 	}
 }
+
+// TestImportsOnlyTheStandardLibrary keeps the package a leaf: the tests of
+// any package, those the application is built from included, can use it.
+func TestImportsOnlyTheStandardLibrary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", "-f", "{{if not .Standard}}{{.ImportPath}}{{end}}", ".").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		if p != "github.com/clade-gateway/clade-gateway/internal/testproc" {
+			t.Errorf("testproc depends on %s", p)
+		}
+	}
+}
