@@ -19,8 +19,7 @@ func TestMain(m *testing.M) {
 	redis.SetLogger(quietRedisLog{})
 	code := m.Run()
 	for _, s := range sharedServers {
-		s.stop()
-		_ = os.RemoveAll(s.dir)
+		s.Close()
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

@@ -192,9 +192,7 @@ func TestRedisUnreachableAtStartFailsClosedThenWorks(t *testing.T) {
 	if _, err := s.Reserve(context.Background(), hold("r", 1, time.Minute, b)); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("Reserve with Redis down = %v, want ErrUnavailable", err)
 	}
-	srv := &redisServer{t: t, bin: needRedis(t, "redis-server"), dir: t.TempDir(), port: port}
-	srv.start()
-	t.Cleanup(srv.stop)
+	startRedisOn(t, port)
 	// A request that failed is refused for good; the next one gets a new ID.
 	mustReserve(t, s, hold("r2", 1, time.Minute, b))
 }

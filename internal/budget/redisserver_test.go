@@ -3,11 +3,8 @@ package budget
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -15,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/clade-gateway/clade-gateway/internal/testproc"
 )
 
 // needRedis returns the path of a binary, failing the test when it is
@@ -32,98 +31,57 @@ func needRedis(t testing.TB, bin string) string {
 	return p
 }
 
-// freePort returns a loopback port that is free, and whose cluster bus
-// port (+10000) is free too.
-func freePort(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		_ = l.Close()
-		if p+10000 > 65535 {
-			continue
-		}
-		bus, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+10000))
-		if err != nil {
-			continue
-		}
-		_ = bus.Close()
-		return p
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int { return testproc.Port(t) }
 
-// redisServer is one private redis-server process.
+// redisServer is one private redis-server process (testproc.Redis) whose
+// failures fail the test.
 type redisServer struct {
-	t    testing.TB
-	bin  string
-	dir  string
-	port int
-	args []string
-	cmd  *exec.Cmd
+	*testproc.Redis
+	t testing.TB
 }
 
-func (r *redisServer) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
+func (r *redisServer) addr() string { return r.Addr() }
 
 // startRedis starts a redis-server with no persistence on a free port and
-// stops it when the test ends.
+// kills it when the test ends.
 func startRedis(t testing.TB, extra ...string) *redisServer {
 	t.Helper()
-	r := &redisServer{t: t, bin: needRedis(t, "redis-server"), dir: t.TempDir(), port: freePort(t), args: extra}
-	r.start()
-	t.Cleanup(r.stop)
-	return r
+	needRedis(t, "redis-server")
+	return &redisServer{Redis: testproc.StartRedis(t, extra...), t: t}
 }
 
+// startRedisOn is startRedis on a given port.
+func startRedisOn(t testing.TB, port int) *redisServer {
+	t.Helper()
+	needRedis(t, "redis-server")
+	r, err := testproc.NewRedis(testproc.RedisConfig{Port: port, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Kill)
+	return &redisServer{Redis: r, t: t}
+}
+
+// start starts a stopped server again, on the same port and empty.
 func (r *redisServer) start() {
 	r.t.Helper()
-	args := append([]string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log")}, r.args...)
-	r.cmd = exec.Command(r.bin, args...)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	waitPing(r.t, r.addr())
-}
-
-// stop kills the server (SIGKILL: the data is gone, as in a crash).
-func (r *redisServer) stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	_ = r.cmd.Process.Signal(syscall.SIGCONT) // in case a test paused it
-	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
-	r.cmd = nil
-}
-
-func (r *redisServer) signal(sig syscall.Signal) {
-	r.t.Helper()
-	if err := r.cmd.Process.Signal(sig); err != nil {
+	if err := r.Restart(); err != nil {
 		r.t.Fatal(err)
 	}
 }
 
-func waitPing(t testing.TB, addr string) {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis at %s did not answer PING: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond)
+// stop kills the server (SIGKILL: the data is gone, as in a crash).
+func (r *redisServer) stop() { r.Kill() }
+
+func (r *redisServer) signal(sig syscall.Signal) {
+	r.t.Helper()
+	p := r.Process()
+	if p == nil {
+		r.t.Fatalf("signal %v: redis-server on %s is not running", sig, r.addr())
+	}
+	if err := p.Signal(sig); err != nil {
+		r.t.Fatal(err)
 	}
 }
 
@@ -150,22 +108,21 @@ var sharedRedisAddr = func() func(t testing.TB) string {
 			return a
 		}
 		if addr == "" {
-			srv := &redisServer{t: t, bin: needRedis(t, "redis-server"), port: freePort(t)}
-			dir, err := os.MkdirTemp("", "clade-redis-")
+			needRedis(t, "redis-server")
+			srv, err := testproc.NewRedis(testproc.RedisConfig{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv.dir = dir
-			srv.start()
 			sharedServers = append(sharedServers, srv)
-			addr = srv.addr()
+			addr = srv.Addr()
 		}
 		return addr
 	}
 }()
 
-// sharedServers are stopped by TestMain after every test has run.
-var sharedServers []*redisServer
+// sharedServers outlive the test that started them: TestMain closes them
+// after every test has run.
+var sharedServers []*testproc.Redis
 
 var prefixSeq atomic.Int64
 
@@ -177,16 +134,10 @@ func uniquePrefix(t testing.TB) string {
 
 // redisCluster is a private 3-master Redis Cluster on loopback.
 type redisCluster struct {
-	nodes []*redisServer
+	*testproc.Cluster
 }
 
-func (c *redisCluster) addrs() []string {
-	var a []string
-	for _, n := range c.nodes {
-		a = append(a, n.addr())
-	}
-	return a
-}
+func (c *redisCluster) addrs() []string { return c.Addrs() }
 
 var sharedCluster = func() func(t testing.TB) *redisCluster {
 	var c *redisCluster
@@ -199,46 +150,18 @@ var sharedCluster = func() func(t testing.TB) *redisCluster {
 	}
 }()
 
-// startCluster starts three cluster-enabled servers and joins them as
-// masters with no replicas (see reliability.md §3.4); it is stopped by
-// TestMain.
+// startCluster starts three cluster-enabled servers joined as masters
+// with no replicas (see reliability.md §3.4); TestMain stops them.
 func startCluster(t testing.TB) *redisCluster {
 	t.Helper()
-	bin := needRedis(t, "redis-server")
-	cli := needRedis(t, "redis-cli")
-	c := &redisCluster{}
-	for i := 0; i < 3; i++ {
-		dir, err := os.MkdirTemp("", "clade-cluster-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := &redisServer{t: t, bin: bin, dir: dir, port: freePort(t), args: []string{
-			"--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", "2000",
-		}}
-		n.start()
-		sharedServers = append(sharedServers, n)
-		c.nodes = append(c.nodes, n)
+	needRedis(t, "redis-server")
+	needRedis(t, "redis-cli")
+	c, err := testproc.NewCluster(3)
+	if err != nil {
+		t.Fatal(err)
 	}
-	args := append([]string{"--cluster", "create"}, c.addrs()...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for _, a := range c.addrs() {
-		for {
-			out, _ := exec.Command(cli, "-h", "127.0.0.1", "-p", strings.TrimPrefix(a, "127.0.0.1:"), "cluster", "info").Output()
-			if strings.Contains(string(out), "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster node %s never reached cluster_state:ok:\n%s", a, out)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	return c
+	sharedServers = append(sharedServers, c.Nodes...)
+	return &redisCluster{Cluster: c}
 }
 
 func newClusterClient(t testing.TB, c *redisCluster) *redis.ClusterClient {

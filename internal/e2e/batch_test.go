@@ -14,6 +14,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -42,7 +43,7 @@ func TestBatchFlow(t *testing.T) {
 		t.Fatalf("fake batch usage changed to %+v; batchResultCost assumes 1200/300", u)
 	}
 	listen := "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t))
-	e := env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}"))
+	e := env(t, up.URL, basePolicy(testpolicy.Daily("50")))
 	e["CLADE_LISTEN"] = listen
 	e["CLADE_PUBLIC_URL"] = "http://" + listen
 	e["CLADE_BATCH_POLL_INTERVAL"] = "100ms"
@@ -148,7 +149,7 @@ func TestBatchFlow(t *testing.T) {
 // clade_gateway_tokens_total, which finance and the dashboards read.
 func TestBatchSpendIsLoggedAndExported(t *testing.T) {
 	_, up := startUpstream(t)
-	e := env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}"))
+	e := env(t, up.URL, basePolicy(testpolicy.Daily("50")))
 	e["CLADE_BATCH_POLL_INTERVAL"] = "100ms"
 	gw := testutil.StartApp(t, e)
 	client := sdk(gw, testutil.CanaryToken)
@@ -209,7 +210,7 @@ func TestBatchSpendIsLoggedAndExported(t *testing.T) {
 // token to Anthropic and fetch results around the gateway.
 func TestBatchResultsURLDefaultsToRequestHost(t *testing.T) {
 	_, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	client := sdk(gw, testutil.CanaryToken)
 	b, err := client.Messages.Batches.New(context.Background(), batchParams("a"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -32,7 +33,7 @@ func BenchmarkBatchBodyRSS(b *testing.B) {
 	b.Cleanup(up.Close)
 	dir := b.TempDir()
 	p := testutil.StartProcess(b, testutil.BuildBinary(b), map[string]string{
-		"CLADE_CONFIG":       testutil.WritePolicy(b, dir, policyYAML("      - {period: daily, limit_usd: 1000000}")),
+		"CLADE_CONFIG":       testutil.WritePolicy(b, dir, basePolicy(testpolicy.Daily("1000000")).YAML()),
 		"CLADE_UPSTREAM_URL": up.URL,
 		"TEST_WORKSPACE_KEY": testutil.CanaryKey,
 		"CLADE_LOG_LEVEL":    "warn",

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -32,7 +33,7 @@ func sized(n int, batch bool) string {
 func TestBodyLimitSameChunkedOrNot(t *testing.T) {
 	const maxBody, maxBatch = 64 << 10, 192 << 10
 	f, up := startUpstream(t)
-	e := env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}"))
+	e := env(t, up.URL, basePolicy(testpolicy.Daily("50")))
 	e["CLADE_MAX_BODY_BYTES"] = fmt.Sprint(maxBody)
 	e["CLADE_MAX_BATCH_BODY_BYTES"] = fmt.Sprint(maxBatch)
 	gw := testutil.StartApp(t, e)
@@ -79,7 +80,7 @@ func TestBodyLimitSameChunkedOrNot(t *testing.T) {
 // reaches the upstream and nothing is held; the gateway serves on.
 func TestStalledBodyIsCut(t *testing.T) {
 	f, up := startUpstream(t)
-	e := env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}"))
+	e := env(t, up.URL, basePolicy(testpolicy.Daily("50")))
 	e["CLADE_BODY_IDLE_TIMEOUT"] = "300ms"
 	e["CLADE_BODY_READ_TIMEOUT"] = "1s"
 	gw := testutil.StartApp(t, e)

@@ -12,6 +12,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -154,7 +155,7 @@ func TestUnboundedContentRefusedBelowItsBound(t *testing.T) {
 	// tokens), and below the context-window bound of Haiku 4.5: 200,000
 	// tokens at the input rate, the dearest these bodies can incur as no
 	// cache_control appears ($0.20), in the global geography they name.
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.15}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("0.15"))))
 	for _, c := range contentCases {
 		code, body := postRaw(t, gw, contentBody(c.blocks), nil)
 		if code != http.StatusPaymentRequired || !strings.Contains(body, "budget_exceeded") {
@@ -174,7 +175,7 @@ func TestUnboundedContentSpendNeverExceedsTheCap(t *testing.T) {
 	f, up := startUpstream(t)
 	f.Behave = billContent
 	const capUSD = "1.50"
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: "+capUSD+"}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily(capUSD))))
 	limit, _ := money.Parse(capUSD)
 	var admitted, refused int
 	for round := 0; round < 4; round++ {
@@ -202,7 +203,7 @@ func TestUnboundedContentSpendNeverExceedsTheCap(t *testing.T) {
 
 func TestHiddenModels(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	base := `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"hi"}]`
 	refusals := []struct{ name, body, want string }{
 		{"fallback outside the allowlist", base + `,"fallbacks":[{"model":"claude-opus-4-6"}]}`, `model \"claude-opus-4-6\" is not allowed for service`},
@@ -251,7 +252,7 @@ func TestFallbackModelsAreInTheHold(t *testing.T) {
 	fallback := estimate(t, pricing.Request{Model: "claude-sonnet-4-6", PromptBytes: int64(len(withFallback)), MaxTokens: 4000, Cache: pricing.CacheNone})
 	// The cap fits the primary alone, not primary and fallback.
 	limit := primary + fallback/2
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: "+limit.String()+"}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily(limit.String()))))
 	if code, resp := postRaw(t, gw, withFallback, nil); code != http.StatusPaymentRequired {
 		t.Errorf("with a fallback: %d %s, want 402", code, resp)
 	}
@@ -268,7 +269,7 @@ func TestUnknownToolTypes(t *testing.T) {
 		`"tools":[{"type":"web_search_20271231","name":"web_search"}]}`
 	t.Run("reject by default", func(t *testing.T) {
 		f, up := startUpstream(t)
-		gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+		gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 		code, resp := postRaw(t, gw, body, nil)
 		if code != 400 || !strings.Contains(resp, `tool type \"web_search_20271231\" is not known`) {
 			t.Errorf("%d %s, want 400 naming the tool type", code, resp)
@@ -281,14 +282,19 @@ func TestUnknownToolTypes(t *testing.T) {
 		f, up := startUpstream(t)
 		// A cap below the $0.50 default server tool allowance: allowed,
 		// the unknown tool is still refused, by the budget.
-		gw := testutil.StartApp(t, env(t, up.URL, "unknown_tools: allow\n"+policyYAML("      - {period: daily, limit_usd: 0.40}")))
+		allowing := func(limitUSD string) testpolicy.Policy {
+			p := basePolicy(testpolicy.Daily(limitUSD))
+			p.UnknownTools = "allow"
+			return p
+		}
+		gw := testutil.StartApp(t, env(t, up.URL, allowing("0.40")))
 		if code, resp := postRaw(t, gw, body, nil); code != http.StatusPaymentRequired {
 			t.Errorf("under a $0.40 cap: %d %s, want 402", code, resp)
 		}
 		if n := upstreamMessages(f); n != 0 {
 			t.Errorf("%d requests reached the upstream, want 0", n)
 		}
-		gw2 := testutil.StartApp(t, env(t, up.URL, "unknown_tools: allow\n"+policyYAML("      - {period: daily, limit_usd: 5}")))
+		gw2 := testutil.StartApp(t, env(t, up.URL, allowing("5")))
 		if code, resp := postRaw(t, gw2, body, nil); code != 200 {
 			t.Errorf("under a $5 cap: %d %s, want 200", code, resp)
 		}
@@ -297,7 +303,7 @@ func TestUnknownToolTypes(t *testing.T) {
 
 func TestStrictParsingRefusesBeforeAnyHold(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	msgs := `"messages":[{"role":"user","content":"hi"}]`
 	bodies := map[string]string{
 		"duplicate model":        `{"model":"claude-haiku-4-5","model":"claude-opus-4-1","max_tokens":16,` + msgs + `}`,
@@ -349,7 +355,7 @@ func TestServerLoopsHoldTheAllowance(t *testing.T) {
 	body := func(extra string) string {
 		return `{"model":"claude-haiku-4-5","max_tokens":1000,"inference_geo":"global","messages":[{"role":"user","content":"look it up"}],` + extra + `}`
 	}
-	small := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.30}")))
+	small := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("0.30"))))
 	for name, extra := range serverToolCases {
 		if code, resp := postRaw(t, small, body(extra), nil); code != http.StatusPaymentRequired {
 			t.Errorf("%s under a $0.30 cap: %d %s, want 402 (the allowance is in the hold)", name, code, resp)
@@ -360,7 +366,7 @@ func TestServerLoopsHoldTheAllowance(t *testing.T) {
 	}
 	const capUSD = "2"
 	limit, _ := money.Parse(capUSD)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: "+capUSD+"}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily(capUSD))))
 	admitted, searches := 0, 0
 	for round := 0; round < 3; round++ {
 		for name, extra := range serverToolCases {

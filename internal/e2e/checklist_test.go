@@ -17,6 +17,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/app"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
 )
@@ -61,7 +62,7 @@ func adminChecklist(t *testing.T, gw *testutil.App) (checklist.Report, map[strin
 // command reads the same store once the gateway has stopped.
 func TestChecklistServedAndRecordedEmbedded(t *testing.T) {
 	_, up := startUpstream(t)
-	ge := env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 10}"))
+	ge := env(t, up.URL, basePolicy(testpolicy.Daily("10")))
 	gw := testutil.StartApp(t, ge)
 	client := sdk(gw, testutil.CanaryToken)
 	for i := 0; i < 3; i++ {
@@ -140,7 +141,7 @@ func TestChecklistServedAndRecordedEmbedded(t *testing.T) {
 func TestChecklistLastUsedRedis(t *testing.T) {
 	r := testutil.StartRedis(t)
 	_, up := startUpstream(t)
-	e := env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 10}"))
+	e := env(t, up.URL, basePolicy(testpolicy.Daily("10")))
 	e["CLADE_REDIS_URL"] = r.URL()
 	gw := testutil.StartApp(t, e)
 	client := sdk(gw, testutil.OtherToken)

@@ -11,6 +11,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go"
 	"github.com/anthropics/anthropic-sdk-go/option"
 
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -24,7 +25,7 @@ const strayKey = "sk-ant-api03-STRAYKEYFROMSHELLPROFILE0123456789abcdef"
 // neither forwarded nor logged.
 func TestClaudeCodeWithStrayAPIKey(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 
 	// The request as Claude Code sends it (headers read from its traffic).
 	body := `{"model":"claude-haiku-4-5","max_tokens":512,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
@@ -76,7 +77,7 @@ func TestClaudeCodeWithStrayAPIKey(t *testing.T) {
 // retry, and the message names the variable to unset.
 func TestClaudeCodeBothCredentialsWrongStopsAtOnce(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	counter := &attempts{rt: http.DefaultTransport}
 	client := anthropic.NewClient(option.WithBaseURL(gw.URL), option.WithAPIKey(strayKey), option.WithAuthToken("clade_sk_mistyped"),
 		option.WithHTTPClient(&http.Client{Transport: counter}))

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -21,7 +22,7 @@ func foldName(s string) string {
 // upstream must see the gateway's key once and nothing else of them.
 func TestHeaderAndTrailerSmugglingIsStripped(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	body := `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
 	smuggled := map[string]string{
 		"X_Api_Key":                 testutil.OtherToken,

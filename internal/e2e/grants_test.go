@@ -16,6 +16,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -36,7 +37,7 @@ func TestThreeReplicasWithGrantsHoldTheCap(t *testing.T) {
 	est := sonnetEstimate(probeBodyLen(t, params), params.MaxTokens)
 	limit := est*25 + est/2
 	const key = "service/recommendation/total"
-	gws := startReplicas(t, 3, up.URL, policyYAML(fmt.Sprintf("      - {period: total, limit_usd: %s}", limit)),
+	gws := startReplicas(t, 3, up.URL, basePolicy(testpolicy.Total(limit.String())),
 		"CLADE_GRANT_WINDOW", "") // empty is unset: the default
 
 	counter := &countingTransport{rt: http.DefaultTransport.(*http.Transport).Clone()}

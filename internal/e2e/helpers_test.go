@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,46 +11,32 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/option"
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
-// policyYAML is the test policy: one workspace with the canary key, two
-// services with their own tokens, budgets as given.
-func policyYAML(serviceBudgets string) string {
-	return fmt.Sprintf(`
-workspaces:
-  production:
-    keys:
-      - {name: prod-backend, env: TEST_WORKSPACE_KEY, created: 2026-09-01}
-teams:
-  search:
-    budgets:
-      - {period: monthly, limit_usd: 5000, alert_at: [0.5, 0.8]}
-services:
-  recommendation:
-    team: search
-    workspace: production
-    tokens:
-      - sha256: %q
-    models: ["claude-sonnet-*", "claude-haiku-*"]
-    budgets:
-%s
-  indexer:
-    team: search
-    workspace: production
-    tokens:
-      - sha256: %q
-admin:
-  tokens:
-    - sha256: %q
-`, testutil.SHA256(testutil.CanaryToken), serviceBudgets, testutil.SHA256(testutil.OtherToken), testutil.SHA256(testutil.AdminToken))
+// basePolicy is the test policy: one workspace with the canary key, a
+// team, and two services with their own tokens: "recommendation" (Sonnet
+// and Haiku, the budgets given) and "indexer".
+func basePolicy(serviceBudgets ...testpolicy.Budget) testpolicy.Policy {
+	return testpolicy.Policy{
+		Workspaces: []testpolicy.Workspace{{Name: "production",
+			Keys: []testpolicy.Key{{Name: "prod-backend", Env: "TEST_WORKSPACE_KEY", Created: "2026-09-01"}}}},
+		Teams: []testpolicy.Team{{Name: "search", Budgets: []testpolicy.Budget{testpolicy.Monthly("5000", 0.5, 0.8)}}},
+		Services: []testpolicy.Service{
+			{Name: "recommendation", Team: "search", Workspace: "production", Tokens: []string{testutil.CanaryToken},
+				Models: []string{"claude-sonnet-*", "claude-haiku-*"}, Budgets: serviceBudgets},
+			{Name: "indexer", Team: "search", Workspace: "production", Tokens: []string{testutil.OtherToken}},
+		},
+		AdminTokens: []string{testutil.AdminToken},
+	}
 }
 
-// env is a gateway environment against upstream with the test policy.
-func env(t testing.TB, upstream, policy string) map[string]string {
+// env is a gateway environment against upstream with policy p.
+func env(t testing.TB, upstream string, p testpolicy.Policy) map[string]string {
 	dir := t.TempDir()
 	return map[string]string{
-		"CLADE_CONFIG":       testutil.WritePolicy(t, dir, policy),
+		"CLADE_CONFIG":       testutil.WritePolicy(t, dir, p.YAML()),
 		"CLADE_UPSTREAM_URL": upstream,
 		"TEST_WORKSPACE_KEY": testutil.CanaryKey,
 	}

@@ -26,6 +26,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -64,44 +65,34 @@ func scaleService(i int) string { return fmt.Sprintf("svc-%04d", i) }
 // budgets (with alert thresholds) per service, a budget per team. Services
 // refused for their rate limit get a burst of four: their fifth request is
 // over it.
-func scalePolicy() string {
-	var b strings.Builder
-	b.WriteString(`pricing:
-  unknown_model: reject
-workspaces:
-  production:
-    keys:
-      - {name: prod-backend, env: TEST_WORKSPACE_KEY, created: 2026-09-01}
-  staging:
-    keys:
-      - {name: staging-backend, env: TEST_WORKSPACE_KEY, created: 2026-09-01}
-teams:
-`)
-	for t := range scaleTeams {
-		fmt.Fprintf(&b, "  team-%03d:\n    budgets:\n      - {period: monthly, limit_usd: 5000, alert_at: [0.5, 0.8]}\n", t)
+func scalePolicy() testpolicy.Policy {
+	key := func(name string) []testpolicy.Key {
+		return []testpolicy.Key{{Name: name, Env: "TEST_WORKSPACE_KEY", Created: "2026-09-01"}}
 	}
-	b.WriteString("services:\n")
+	p := testpolicy.Policy{
+		UnknownModel: "reject",
+		Workspaces:   []testpolicy.Workspace{{Name: "production", Keys: key("prod-backend")}, {Name: "staging", Keys: key("staging-backend")}},
+	}
+	for t := range scaleTeams {
+		p.Teams = append(p.Teams, testpolicy.Team{Name: fmt.Sprintf("team-%03d", t), Budgets: []testpolicy.Budget{testpolicy.Monthly("5000", 0.5, 0.8)}})
+	}
 	for i := range scaleServices {
 		ws := "production"
 		if i%2 == 1 {
 			ws = "staging"
 		}
-		fmt.Fprintf(&b, `  %s:
-    team: team-%03d
-    workspace: %s
-    tokens:
-      - sha256: %q
-      - sha256: %q
-    models: ["claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5", "claude-mythos-*"]
-    budgets:
-      - {period: daily, limit_usd: 4, alert_at: [0.8]}
-      - {period: monthly, limit_usd: 20, alert_at: [0.5, 0.9]}
-`, scaleService(i), i%scaleTeams, ws, testutil.SHA256(scaleToken(i)), testutil.SHA256(scaleToken(i)+"-next"))
-		if scaleRefusals[i%len(scaleRefusals)] == "rate_limited" {
-			b.WriteString("    rate_limit: {requests_per_second: 0.001, burst: 4}\n")
+		s := testpolicy.Service{
+			Name: scaleService(i), Team: fmt.Sprintf("team-%03d", i%scaleTeams), Workspace: ws,
+			Tokens:  []string{scaleToken(i), scaleToken(i) + "-next"},
+			Models:  []string{"claude-opus-4-6", "claude-sonnet-4-6", "claude-haiku-4-5", "claude-mythos-*"},
+			Budgets: []testpolicy.Budget{testpolicy.Daily("4", 0.8), testpolicy.Monthly("20", 0.5, 0.9)},
 		}
+		if scaleRefusals[i%len(scaleRefusals)] == "rate_limited" {
+			s.RateLimit = &testpolicy.RateLimit{RequestsPerSecond: 0.001, Burst: 4}
+		}
+		p.Services = append(p.Services, s)
 	}
-	return b.String()
+	return p
 }
 
 // startScaleGateway starts a gateway on Redis with the scale policy and

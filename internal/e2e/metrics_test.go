@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -98,7 +99,8 @@ var contractSeries = []string{
 // series the gateway exports.
 func TestMetricsContract(t *testing.T) {
 	_, up := startUpstream(t)
-	policy := "pricing:\n  unknown_model: charge_max\n" + policyYAML("      - {period: daily, limit_usd: 0.30}")
+	policy := basePolicy(testpolicy.Daily("0.30"))
+	policy.UnknownModel = "charge_max"
 	gw := testutil.StartApp(t, env(t, up.URL, policy))
 	client := sdk(gw, testutil.CanaryToken, option.WithMaxRetries(0))
 	ctx := context.Background()
@@ -219,7 +221,8 @@ func TestMetricsStayBoundedUnderHostileInput(t *testing.T) {
 	f.Behave = func(r *http.Request, model string, stream bool) fakeupstream.Behavior {
 		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 10}}
 	}
-	policy := "pricing:\n  unknown_model: charge_max\n" + policyYAML("      - {period: daily, limit_usd: 50}")
+	policy := basePolicy(testpolicy.Daily("50"))
+	policy.UnknownModel = "charge_max"
 	gw := testutil.StartApp(t, env(t, up.URL, policy))
 	send := func(i int) {
 		body := `{"model":"claude-sonnet-x` + strings.Repeat("z", i%7) + string(rune('a'+i%26)) + `","max_tokens":1,"messages":[{"role":"user","content":"hi"}]}`

@@ -18,6 +18,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -189,7 +190,7 @@ func waitLevel(t *testing.T, adminURL, key string, spent money.Nanos) level {
 }
 
 // startReplicas starts n gateway processes sharing one Redis.
-func startReplicas(t *testing.T, n int, upstream, policy string, extra ...string) []*testutil.Process {
+func startReplicas(t *testing.T, n int, upstream string, policy testpolicy.Policy, extra ...string) []*testutil.Process {
 	t.Helper()
 	bin := testutil.BuildBinary(t)
 	rd := testutil.StartRedis(t)
@@ -229,7 +230,7 @@ func TestThreeReplicasHoldTheCap(t *testing.T) {
 	const firstWave = 25
 	limit := est*firstWave + est/2
 	const key = "service/recommendation/total"
-	gws := startReplicas(t, 3, up.URL, policyYAML(fmt.Sprintf("      - {period: total, limit_usd: %s}", limit)))
+	gws := startReplicas(t, 3, up.URL, basePolicy(testpolicy.Total(limit.String())))
 
 	counter := &countingTransport{rt: func() http.RoundTripper {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -457,7 +458,7 @@ func TestReplicasExportIdenticalBudgetGauges(t *testing.T) {
 	}
 	params := anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 300, Messages: userMsg("gauges")}
 	est := sonnetEstimate(probeBodyLen(t, params), params.MaxTokens)
-	gws := startReplicas(t, 2, up.URL, policyYAML("      - {period: daily, limit_usd: 50}"))
+	gws := startReplicas(t, 2, up.URL, basePolicy(testpolicy.Daily("50")))
 
 	g.shut()
 	const perReplica = 3

@@ -14,6 +14,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go"
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -23,7 +24,7 @@ import (
 // nothing of it reaches the upstream.
 func TestFilesAreOwnedByTheUploadingService(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	ctx := context.Background()
 	rec, idx := sdk(gw, testutil.CanaryToken), sdk(gw, testutil.OtherToken)
 
@@ -120,7 +121,7 @@ func TestFilesAreOwnedByTheUploadingService(t *testing.T) {
 // shows the caller's batches only, across pages.
 func TestBatchListShowsOnlyOwnBatches(t *testing.T) {
 	_, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	ctx := context.Background()
 	rec, idx := sdk(gw, testutil.CanaryToken), sdk(gw, testutil.OtherToken)
 	var mine, theirs []string
@@ -166,7 +167,7 @@ func TestOwnershipBehindUpstreamPathPrefix(t *testing.T) {
 	f := fakeupstream.New(testutil.CanaryKey)
 	up := httptest.NewServer(http.StripPrefix("/anthropic", f))
 	t.Cleanup(up.Close)
-	gw := testutil.StartApp(t, env(t, up.URL+"/anthropic", policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL+"/anthropic", basePolicy(testpolicy.Daily("50"))))
 	ctx := context.Background()
 	rec, idx := sdk(gw, testutil.CanaryToken), sdk(gw, testutil.OtherToken)
 	theirs, err := idx.Beta.Files.Upload(ctx, anthropic.BetaFileUploadParams{File: anthropic.File(strings.NewReader("x"), "x.txt", "text/plain")})

@@ -19,6 +19,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -169,10 +170,17 @@ func overshootZero(t *testing.T, where, adminURL string) {
 // TestFitOneAgentSpendsTheCap: one agent, sequential streamed turns, a $20
 // daily cap, fit_max_tokens on, the embedded store: the first 402 comes
 // only once at least 99% of the cap is spent.
+// fitPolicy is the base policy with fit_max_tokens on and a $20 daily cap.
+func fitPolicy() testpolicy.Policy {
+	p := basePolicy(testpolicy.Daily("20"))
+	p.FitMaxTokens = true
+	return p
+}
+
 func TestFitOneAgentSpendsTheCap(t *testing.T) {
 	up := startAgentUpstream(t, 0)
 	limit := money.USD(20)
-	gw := testutil.StartApp(t, env(t, up.srv.URL, "fit_max_tokens: true\n"+policyYAML("      - {period: daily, limit_usd: 20}")))
+	gw := testutil.StartApp(t, env(t, up.srv.URL, fitPolicy()))
 	client := sdk(gw, testutil.CanaryToken)
 	params := agentParams()
 	var spent money.Nanos
@@ -218,7 +226,7 @@ func TestFitEightAgentsTwoReplicas(t *testing.T) {
 	up := startAgentUpstream(t, 8*time.Millisecond)
 	limit := money.USD(20)
 	const key = "service/recommendation/daily"
-	gws := startReplicas(t, 2, up.srv.URL, "fit_max_tokens: true\n"+policyYAML("      - {period: daily, limit_usd: 20}"),
+	gws := startReplicas(t, 2, up.srv.URL, fitPolicy(),
 		"CLADE_GRANT_WINDOW", "") // empty is unset: grants as shipped
 	params := agentParams()
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -45,25 +46,18 @@ func TestNewEndUsersRaceAcrossReplicas(t *testing.T) {
 	est := sonnetEstimate(probeBodyLen(t, params(0)), 300)
 	limit := est*fits + est/2
 	hook := newHookSink(t)
-	policy := fmt.Sprintf(`
-workspaces:
-  production:
-    keys: [{name: prod, env: TEST_WORKSPACE_KEY}]
-teams:
-  support: {}
-webhooks: [{name: ops, url_env: HOOK_URL, format: json}]
-services:
-  support-bot:
-    team: support
-    workspace: production
-    tokens: [{sha256: %q}]
-    budgets: [{period: monthly, limit_usd: 100000}]
-    principals:
-      - from: metadata.user_id
-        budgets: [{period: daily, limit_usd: %s, alert_at: [0.3]}]
-admin:
-  tokens: [{sha256: %q}]
-`, testutil.SHA256(testutil.CanaryToken), limit, testutil.SHA256(testutil.AdminToken))
+	policy := testpolicy.Policy{
+		Workspaces: []testpolicy.Workspace{{Name: "production", Keys: []testpolicy.Key{{Name: "prod", Env: "TEST_WORKSPACE_KEY"}}}},
+		Teams:      []testpolicy.Team{{Name: "support"}},
+		Webhooks:   []testpolicy.Webhook{{Name: "ops", URLEnv: "HOOK_URL", Format: "json"}},
+		Services: []testpolicy.Service{{
+			Name: "support-bot", Team: "support", Workspace: "production",
+			Tokens:     []string{testutil.CanaryToken},
+			Budgets:    []testpolicy.Budget{testpolicy.Monthly("100000")},
+			Principals: []testpolicy.Principal{{From: "metadata.user_id", Budgets: []testpolicy.Budget{testpolicy.Daily(limit.String(), 0.3)}}},
+		}},
+		AdminTokens: []string{testutil.AdminToken},
+	}
 	// 4,000 requests at once on a shared two-core machine queue for
 	// seconds behind each other: a store timeout of 500ms would refuse
 	// some with 503, which says nothing about the caps.

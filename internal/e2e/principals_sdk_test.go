@@ -18,37 +18,28 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/option"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
 // endUserPolicy caps a product's end users by metadata.user_id and its
 // customers by a header, inside the service's own budget.
-func endUserPolicy(userUSD, whenMissing, extra string) string {
-	return fmt.Sprintf(`
-workspaces:
-  production:
-    keys: [{name: prod, env: TEST_WORKSPACE_KEY}]
-teams:
-  support: {}
-%s
-services:
-  support-bot:
-    team: support
-    workspace: production
-    tokens: [{sha256: %q}]
-    budgets: [{period: monthly, limit_usd: 1000}]
-    principals:
-      - from: metadata.user_id
-        budgets: [{period: daily, limit_usd: %s, alert_at: [0.5]}]
-        when_missing: %s
-        overrides:
-          "vip-1": [{period: daily, limit_usd: 5}]
-      - from: header:x-customer-id
-        budgets: [{period: monthly, limit_usd: 100}]
-        when_missing: allow
-admin:
-  tokens: [{sha256: %q}]
-`, extra, testutil.SHA256(testutil.CanaryToken), userUSD, whenMissing, testutil.SHA256(testutil.AdminToken))
+func endUserPolicy(userUSD, whenMissing string) testpolicy.Policy {
+	return testpolicy.Policy{
+		Workspaces: []testpolicy.Workspace{{Name: "production", Keys: []testpolicy.Key{{Name: "prod", Env: "TEST_WORKSPACE_KEY"}}}},
+		Teams:      []testpolicy.Team{{Name: "support"}},
+		Services: []testpolicy.Service{{
+			Name: "support-bot", Team: "support", Workspace: "production",
+			Tokens:  []string{testutil.CanaryToken},
+			Budgets: []testpolicy.Budget{testpolicy.Monthly("1000")},
+			Principals: []testpolicy.Principal{
+				{From: "metadata.user_id", Budgets: []testpolicy.Budget{testpolicy.Daily(userUSD, 0.5)}, WhenMissing: whenMissing,
+					Overrides: []testpolicy.Override{{Value: "vip-1", Budgets: []testpolicy.Budget{testpolicy.Daily("5")}}}},
+				{From: "header:x-customer-id", Budgets: []testpolicy.Budget{testpolicy.Monthly("100")}, WhenMissing: "allow"},
+			},
+		}},
+		AdminTokens: []string{testutil.AdminToken},
+	}
 }
 
 func asUser(id string) anthropic.MessageNewParams {
@@ -81,7 +72,9 @@ func spendUntilRefused(t *testing.T, c anthropic.Client, user string, opts ...op
 func TestEndUserCapsWithSDK(t *testing.T) {
 	_, up := startUpstream(t)
 	hook := newHookSink(t)
-	e := env(t, up.URL, endUserPolicy("0.1", "reject", "webhooks: [{name: ops, url_env: HOOK_URL, format: json}]"))
+	policy := endUserPolicy("0.1", "reject")
+	policy.Webhooks = []testpolicy.Webhook{{Name: "ops", URLEnv: "HOOK_URL", Format: "json"}}
+	e := env(t, up.URL, policy)
 	e["HOOK_URL"] = hook.URL
 	e["CLADE_NOTIFY_INTERVAL"] = "100ms"
 	gw := testutil.StartApp(t, e)
@@ -187,7 +180,9 @@ func spendUntilRefusedN(t *testing.T, c anthropic.Client, user string, max int) 
 
 func TestEndUsersMissingAllowedAndHashed(t *testing.T) {
 	_, up := startUpstream(t)
-	e := env(t, up.URL, endUserPolicy("0.1", "allow", "principals: {hash_values: true, hash_key_env: PRINCIPAL_HASH_KEY}"))
+	policy := endUserPolicy("0.1", "allow")
+	policy.Principals = &testpolicy.PrincipalSettings{HashValues: true, HashKeyEnv: "PRINCIPAL_HASH_KEY"}
+	e := env(t, up.URL, policy)
 	e["PRINCIPAL_HASH_KEY"] = "k3y-for-hashing-principal-values"
 	gw := testutil.StartApp(t, e)
 	c := sdk(gw, testutil.CanaryToken)
@@ -229,11 +224,11 @@ func TestEndUsersMissingAllowedAndHashed(t *testing.T) {
 
 func TestPrincipalBudgetFollowsReload(t *testing.T) {
 	_, up := startUpstream(t)
-	e := env(t, up.URL, endUserPolicy("0.1", "reject", ""))
+	e := env(t, up.URL, endUserPolicy("0.1", "reject"))
 	gw := testutil.StartApp(t, e)
 	c := sdk(gw, testutil.CanaryToken)
 	n, _ := spendUntilRefused(t, c, "user-1")
-	if err := os.WriteFile(e["CLADE_CONFIG"], []byte(endUserPolicy("0.2", "reject", "")), 0o600); err != nil {
+	if err := os.WriteFile(e["CLADE_CONFIG"], []byte(endUserPolicy("0.2", "reject").YAML()), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if status, body := post(t, gw.AdminURL+"/admin/reload", ""); status != http.StatusOK {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -79,29 +79,22 @@ func asDeveloper(dev, session string) func(h http.Header, body string) string {
 
 // claudeCodePolicy is the policy of a team running Claude Code through one
 // service token: caps per developer and per session inside the service's.
-func claudeCodePolicy(serviceUSD, developerUSD, sessionUSD string) string {
-	return fmt.Sprintf(`
-workspaces:
-  development:
-    keys: [{name: dev, env: TEST_WORKSPACE_KEY}]
-teams:
-  platform: {}
-services:
-  claude-code:
-    team: platform
-    workspace: development
-    tokens: [{sha256: %q}]
-    budgets: [{period: monthly, limit_usd: %s}]
-    principals:
-      - from: claude_code.user
-        budgets: [{period: daily, limit_usd: %s}]
-        overrides:
-          "carol@example.com": [{period: daily, limit_usd: 1}]
-      - from: claude_code.session
-        budgets: [{period: total, limit_usd: %s}]
-admin:
-  tokens: [{sha256: %q}]
-`, testutil.SHA256(testutil.CanaryToken), serviceUSD, developerUSD, sessionUSD, testutil.SHA256(testutil.AdminToken))
+func claudeCodePolicy(serviceUSD, developerUSD, sessionUSD string) testpolicy.Policy {
+	return testpolicy.Policy{
+		Workspaces: []testpolicy.Workspace{{Name: "development", Keys: []testpolicy.Key{{Name: "dev", Env: "TEST_WORKSPACE_KEY"}}}},
+		Teams:      []testpolicy.Team{{Name: "platform"}},
+		Services: []testpolicy.Service{{
+			Name: "claude-code", Team: "platform", Workspace: "development",
+			Tokens:  []string{testutil.CanaryToken},
+			Budgets: []testpolicy.Budget{testpolicy.Monthly(serviceUSD)},
+			Principals: []testpolicy.Principal{
+				{From: "claude_code.user", Budgets: []testpolicy.Budget{testpolicy.Daily(developerUSD)},
+					Overrides: []testpolicy.Override{{Value: "carol@example.com", Budgets: []testpolicy.Budget{testpolicy.Daily("1")}}}},
+				{From: "claude_code.session", Budgets: []testpolicy.Budget{testpolicy.Total(sessionUSD)}},
+			},
+		}},
+		AdminTokens: []string{testutil.AdminToken},
+	}
 }
 
 // bigUsage makes every response cost about $2.50 on claude-opus-5-5

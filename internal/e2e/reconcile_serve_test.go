@@ -12,6 +12,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/fakeadmin"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -44,7 +45,9 @@ func TestReconcileInServe(t *testing.T) {
 	}))
 	t.Cleanup(hook.Close)
 
-	e := env(t, up.URL, reconcilePolicy(false)+"webhooks:\n  - {name: finance, url_env: TEST_WEBHOOK_URL, format: json}\n")
+	policy := reconcilePolicy(false)
+	policy.Webhooks = []testpolicy.Webhook{{Name: "finance", URLEnv: "TEST_WEBHOOK_URL", Format: "json"}}
+	e := env(t, up.URL, policy)
 	e["TEST_WEBHOOK_URL"] = hook.URL
 	e["TEST_ADMIN_KEY"] = testutil.CanaryAdminKey
 	e["CLADE_ADMIN_API_URL"] = admSrv.URL

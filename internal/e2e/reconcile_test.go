@@ -23,6 +23,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 	"github.com/clade-gateway/clade-gateway/internal/reconcile"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -33,30 +34,18 @@ const (
 
 // reconcilePolicy is the test policy with Anthropic's IDs, a workspace
 // budget for charged findings, and reconciliation configured.
-func reconcilePolicy(chargeUnmetered bool) string {
-	return fmt.Sprintf(`
-workspaces:
-  production:
-    anthropic_id: %s
-    keys:
-      - {name: prod-backend, env: TEST_WORKSPACE_KEY, anthropic_id: %s}
-    budgets:
-      - {period: monthly, limit_usd: 10000}
-teams:
-  search: {}
-services:
-  recommendation:
-    team: search
-    workspace: production
-    tokens:
-      - sha256: %q
-admin:
-  tokens:
-    - sha256: %q
-reconcile:
-  admin_key: {env: TEST_ADMIN_KEY}
-  charge_unmetered: %t
-`, wsID, keyID, testutil.SHA256(testutil.CanaryToken), testutil.SHA256(testutil.AdminToken), chargeUnmetered)
+func reconcilePolicy(chargeUnmetered bool) testpolicy.Policy {
+	return testpolicy.Policy{
+		Workspaces: []testpolicy.Workspace{{
+			Name: "production", AnthropicID: wsID,
+			Keys:    []testpolicy.Key{{Name: "prod-backend", Env: "TEST_WORKSPACE_KEY", AnthropicID: keyID}},
+			Budgets: []testpolicy.Budget{testpolicy.Monthly("10000")},
+		}},
+		Teams:       []testpolicy.Team{{Name: "search"}},
+		Services:    []testpolicy.Service{{Name: "recommendation", Team: "search", Workspace: "production", Tokens: []string{testutil.CanaryToken}}},
+		AdminTokens: []string{testutil.AdminToken},
+		Reconcile:   &testpolicy.Reconcile{AdminKeyEnv: "TEST_ADMIN_KEY", ChargeUnmetered: chargeUnmetered},
+	}
 }
 
 // everyComponent makes the fake answer with every priced component: JSON

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -22,7 +23,7 @@ type envelope struct {
 
 func TestRefusals(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	good := `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
 	tests := []struct {
 		name       string
@@ -92,7 +93,7 @@ func TestRefusals(t *testing.T) {
 
 func TestHeaderTricksCannotStripTheKey(t *testing.T) {
 	f, up := startUpstream(t)
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	body := `{"model":"claude-sonnet-4-6","max_tokens":16,"messages":[{"role":"user","content":"hi"}]}`
 	req, _ := http.NewRequest("POST", gw.URL+"/v1/messages", strings.NewReader(body))
 	req.Header.Set("x-api-key", testutil.CanaryToken)

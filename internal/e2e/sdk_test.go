@@ -15,6 +15,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/option"
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -30,7 +31,7 @@ func TestSDKThroughGateway(t *testing.T) {
 		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 1200, OutputTokens: 300},
 			EventSpacing: spacing, Text: []string{"Hel", "lo", " there"}}
 	}
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	client := sdk(gw, testutil.CanaryToken)
 	ctx := context.Background()
 
@@ -179,7 +180,7 @@ func TestBudgetRefusalIsOneAttempt(t *testing.T) {
 	_, up := startUpstream(t)
 	// A $0.02 daily cap: the estimate of a 1024-max-token sonnet request
 	// is below it, so the first fits; the cap is then nearly used.
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 0.02}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("0.02"))))
 	counter := &attempts{rt: http.DefaultTransport}
 	client := sdk(gw, testutil.CanaryToken, option.WithHTTPClient(&http.Client{Transport: counter}))
 	ctx := context.Background()

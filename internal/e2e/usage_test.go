@@ -9,6 +9,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -42,7 +43,7 @@ func TestImpossibleUsageIsChargedTheHold(t *testing.T) {
 		}
 		return fakeupstream.Behavior{Usage: fakeupstream.Usage{InputTokens: 10, OutputTokens: 10}}
 	}
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	est := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(impossibleBody)), MaxTokens: 1000, Cache: pricing.CacheNone})
 	n := 0
 	for _, stream := range []bool{false, true} {
@@ -103,7 +104,7 @@ func TestInterruptedStreamWithUnseenOutputChargesTheHold(t *testing.T) {
 		}
 		return b
 	}
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	body := `{"model":"claude-haiku-4-5","max_tokens":1000,"stream":true,"inference_geo":"global","messages":[{"role":"user","content":"hi"}]}`
 	est := estimate(t, pricing.Request{Model: "claude-haiku-4-5", PromptBytes: int64(len(body)), MaxTokens: 1000, Cache: pricing.CacheNone})
 	for i, c := range []string{"thinking", "redacted", "text"} {
@@ -157,7 +158,7 @@ func TestTierAndResidencyPricedAsBilled(t *testing.T) {
 		}
 		return fakeupstream.Behavior{Usage: u}
 	}
-	gw := testutil.StartApp(t, env(t, up.URL, policyYAML("      - {period: daily, limit_usd: 50}")))
+	gw := testutil.StartApp(t, env(t, up.URL, basePolicy(testpolicy.Daily("50"))))
 	noGeo := `{"model":"claude-sonnet-4-6","max_tokens":1000,"messages":[{"role":"user","content":"hi"}]}`
 
 	// Priority tier has no list price: never charged at standard rates.

@@ -22,22 +22,16 @@ import (
 // haikuIn and haikuOut are Claude Haiku 4.5's rates in nano-USD per token.
 const haikuIn, haikuOut = 1_000, 5_000
 
-// withModels restricts the recommendation service to Sonnet and Haiku.
-func withModels(policy, limit string) string {
-	budget := "    budgets:\n      - {period: total, limit_usd: " + limit + "}"
-	return strings.Replace(policy, budget, "    models: [\"claude-sonnet-*\", \"claude-haiku-*\"]\n"+budget, 1)
-}
-
 // boundsGateway starts a gateway on Redis with a total cap of limit USD
-// and the model allowlist; top is prepended to the policy.
-func boundsGateway(t *testing.T, upstream, limit, top string) *testutil.App {
+// and the recommendation service restricted to Sonnet and Haiku;
+// unknownTools is the policy's unknown_tools ("" for the default).
+func boundsGateway(t *testing.T, upstream, limit, unknownTools string) *testutil.App {
 	t.Helper()
 	rd := startRedis(t)
-	p := top + withModels(policyYAML(policySpec{Limit: limit}), limit)
-	env := gatewayEnv(t, upstream, policySpec{Limit: limit}, rd.URL(), map[string]string{
-		"CLADE_CONFIG": testutil.WritePolicy(t, t.TempDir(), p),
-	})
-	return testutil.StartApp(t, env)
+	p := policySpec{Limit: limit}.policy()
+	p.UnknownTools = unknownTools
+	p.Service("recommendation").Models = []string{"claude-sonnet-*", "claude-haiku-*"}
+	return testutil.StartApp(t, policyEnv(t, upstream, p, rd.URL(), nil))
 }
 
 func upstreamPosts(f *fakeupstream.Server) int {
@@ -192,7 +186,7 @@ func TestReliabilityUnknownTools(t *testing.T) {
 	}
 	// allow: the $0.50 server tool allowance is in every hold, so a cap of
 	// $0.40 admits none and a cap of $1.20 admits two at once at most.
-	allow := boundsGateway(t, up.URL, "0.40", "unknown_tools: allow\n")
+	allow := boundsGateway(t, up.URL, "0.40", "allow")
 	capped := 0
 	for _, u := range unknown {
 		if x := send(c, allow.URL, testutil.CanaryToken, fmt.Sprintf(body, u), nil); x.status == http.StatusPaymentRequired {
@@ -202,7 +196,7 @@ func TestReliabilityUnknownTools(t *testing.T) {
 		}
 	}
 	forwarded := upstreamPosts(f)
-	allowed := boundsGateway(t, up.URL, "5", "unknown_tools: allow\n")
+	allowed := boundsGateway(t, up.URL, "5", "allow")
 	for _, u := range unknown {
 		if x := send(c, allowed.URL, testutil.CanaryToken, fmt.Sprintf(body, u), nil); x.status != 200 {
 			t.Errorf("allow, $5 cap, %s: %d %s, want 200", u, x.status, x.body)

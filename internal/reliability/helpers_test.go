@@ -21,6 +21,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -59,11 +60,11 @@ type policySpec struct {
 	RecToken       string // token of "recommendation"; default the canary token
 }
 
-// policyYAML is one workspace whose key is the canary key, a team, and two
+// policy is one workspace whose key is the canary key, a team, and two
 // services: "recommendation" (the canary token, a total budget) and
 // "indexer" (another token, no budget of its own). Budgets are "total" so
 // no window boundary can fall inside a run.
-func policyYAML(p policySpec) string {
+func (p policySpec) policy() testpolicy.Policy {
 	if p.Limit == "" {
 		p.Limit = "1000"
 	}
@@ -73,41 +74,35 @@ func policyYAML(p policySpec) string {
 	if p.RecToken == "" {
 		p.RecToken = testutil.CanaryToken
 	}
-	return fmt.Sprintf(`
-on_store_failure: %s
-workspaces:
-  production:
-    keys:
-      - {name: prod-backend, env: TEST_WORKSPACE_KEY, created: 2026-09-01}
-teams:
-  search:
-    budgets:
-      - {period: total, limit_usd: 100000}
-services:
-  recommendation:
-    team: search
-    workspace: production
-    tokens:
-      - sha256: %q
-    budgets:
-      - {period: total, limit_usd: %s}
-  indexer:
-    team: search
-    workspace: production
-    tokens:
-      - sha256: %q
-admin:
-  tokens:
-    - sha256: %q
-`, p.OnStoreFailure, testutil.SHA256(p.RecToken), p.Limit, testutil.SHA256(testutil.OtherToken), testutil.SHA256(testutil.AdminToken))
+	return testpolicy.Policy{
+		OnStoreFailure: p.OnStoreFailure,
+		Workspaces: []testpolicy.Workspace{{Name: "production",
+			Keys: []testpolicy.Key{{Name: "prod-backend", Env: "TEST_WORKSPACE_KEY", Created: "2026-09-01"}}}},
+		Teams: []testpolicy.Team{{Name: "search", Budgets: []testpolicy.Budget{testpolicy.Total("100000")}}},
+		Services: []testpolicy.Service{
+			{Name: "recommendation", Team: "search", Workspace: "production", Tokens: []string{p.RecToken},
+				Budgets: []testpolicy.Budget{testpolicy.Total(p.Limit)}},
+			{Name: "indexer", Team: "search", Workspace: "production", Tokens: []string{testutil.OtherToken}},
+		},
+		AdminTokens: []string{testutil.AdminToken},
+	}
 }
+
+// policyYAML is the policy of p, as a file holds it.
+func policyYAML(p policySpec) string { return p.policy().YAML() }
 
 // gatewayEnv is the environment of a gateway on upstream with policy p;
 // redisURL "" selects the embedded store. extra overrides anything.
 func gatewayEnv(t *testing.T, upstream string, p policySpec, redisURL string, extra map[string]string) map[string]string {
 	t.Helper()
+	return policyEnv(t, upstream, p.policy(), redisURL, extra)
+}
+
+// policyEnv is gatewayEnv for a policy built by the test.
+func policyEnv(t *testing.T, upstream string, p testpolicy.Policy, redisURL string, extra map[string]string) map[string]string {
+	t.Helper()
 	e := map[string]string{
-		"CLADE_CONFIG":                  testutil.WritePolicy(t, t.TempDir(), policyYAML(p)),
+		"CLADE_CONFIG":                  testutil.WritePolicy(t, t.TempDir(), p.YAML()),
 		"CLADE_UPSTREAM_URL":            upstream,
 		"CLADE_REDIS_URL":               redisURL,
 		"CLADE_JOURNAL_REPLAY_INTERVAL": "200ms",

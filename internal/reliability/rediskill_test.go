@@ -8,6 +8,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
+	"github.com/clade-gateway/clade-gateway/internal/testproc"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
 
@@ -362,7 +363,7 @@ func (a accounting) assert(t *testing.T) {
 func TestReliabilityReserveReplyLost(t *testing.T) {
 	r := newRow(t, "1b. Reserve ran, reply lost, reconnect refused (reject)")
 	rd := startRedis(t)
-	relay := testutil.StartRelay(t, rd.Addr())
+	relay := testproc.StartRelay(t, rd.Addr())
 	f, up := startUpstream(t)
 	// A lease far longer than the test: only a release can free the hold.
 	gw := testutil.StartApp(t, gatewayEnv(t, up.URL, policySpec{}, relay.URL(), map[string]string{"CLADE_HOLD_TTL": "10m"}))

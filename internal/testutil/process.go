@@ -12,9 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/testproc"
 )
 
 // build is the one clade-gateway binary of this test binary's run: tests
@@ -82,10 +83,7 @@ type Process struct {
 	Dir         string // CLADE_DATA_DIR
 	Env         map[string]string
 
-	cmd     *exec.Cmd
-	done    chan struct{}
-	waitErr error
-	mu      sync.Mutex
+	proc *testproc.Process
 }
 
 // StartProcess runs bin with env (CLADE_* settings; the listeners, data dir
@@ -106,29 +104,25 @@ func StartProcess(t testing.TB, bin string, env map[string]string) *Process {
 	for k, v := range env {
 		e[k] = v
 	}
-	p := &Process{Logs: &Buffer{}, Spend: &Buffer{}, Dir: e["CLADE_DATA_DIR"], Env: e, done: make(chan struct{})}
+	p := &Process{Logs: &Buffer{}, Spend: &Buffer{}, Dir: e["CLADE_DATA_DIR"], Env: e}
 	p.URL, p.AdminURL = "http://"+e["CLADE_LISTEN"], "http://"+e["CLADE_ADMIN_LISTEN"]
-	p.cmd = exec.Command(bin)
+	cmd := exec.Command(bin)
 	for k, v := range e {
-		p.cmd.Env = append(p.cmd.Env, k+"="+v)
+		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p.cmd.Stdout, p.cmd.Stderr = p.Spend, p.Logs
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+	cmd.Stdout, cmd.Stderr = p.Spend, p.Logs
+	var err error
+	if p.proc, err = testproc.Start(cmd); err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
 	t.Cleanup(func() { _ = p.Stop() })
 
 	deadline := time.Now().Add(15 * time.Second)
 	client := &http.Client{Timeout: time.Second}
 	for {
 		select {
-		case <-p.done:
-			t.Fatalf("gateway process exited at start: %v\nstderr:\n%s", p.waitErr, p.Logs.String())
+		case <-p.proc.Done():
+			t.Fatalf("gateway process exited at start: %v\nstderr:\n%s", p.proc.Err(), p.Logs.String())
 		default:
 		}
 		resp, err := client.Get(p.AdminURL + "/readyz")
@@ -146,7 +140,7 @@ func StartProcess(t testing.TB, bin string, env map[string]string) *Process {
 }
 
 // Pid is the process id.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.proc.Pid() }
 
 // Stop sends SIGTERM and waits for the process to exit; after the shutdown
 // grace plus five seconds it is killed. It returns the exit error (nil for
@@ -156,38 +150,11 @@ func (p *Process) Stop() error {
 	if err != nil {
 		grace = 30 * time.Second
 	}
-	p.signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace + 5*time.Second):
-		p.signal(syscall.SIGKILL)
-		<-p.done
-		return fmt.Errorf("gateway process did not stop within %v of SIGTERM; killed", grace+5*time.Second)
-	}
-	return p.waitErr
+	return p.proc.Stop(grace + 5*time.Second)
 }
 
 // Kill sends SIGKILL (no shutdown, no settlement) and waits for the exit.
-func (p *Process) Kill() {
-	p.signal(syscall.SIGKILL)
-	<-p.done
-}
+func (p *Process) Kill() { p.proc.Kill() }
 
 // Exited reports whether the process has ended.
-func (p *Process) Exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *Process) signal(s syscall.Signal) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.Exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(s)
-}
+func (p *Process) Exited() bool { return p.proc.Exited() }

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,35 +12,31 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/clade-gateway/clade-gateway/internal/testproc"
 )
 
 // proc is a child process the bench started and stops.
 type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	log    string        // its stderr
-	exited chan struct{} // closed when it has exited
+	name string
+	log  string // its stderr
+	*testproc.Process
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.Pid() }
 
 // stop asks the process to shut down and kills it if it does not in time.
 func (p *proc) stop() {
-	if p == nil || p.cmd.Process == nil {
+	if p == nil {
 		return
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
+	_ = p.Stop(10 * time.Second)
 }
 
 // start runs bin with args and exactly env (plus the Go runtime tunables
 // the bench itself was given, so every child runs alike). Its stdout goes
-// to stdoutPath ("" discards it), its stderr to a log file in dir.
+// to stdoutPath ("" discards it), its stderr to a log file in dir. The
+// children cannot outlive the bench, even if it is killed.
 func start(dir, name, bin string, args []string, env []string, stdoutPath string) (*proc, error) {
 	cmd := exec.Command(bin, args...)
 	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GOMAXPROCS", "GODEBUG"} {
@@ -52,9 +46,7 @@ func start(dir, name, bin string, args []string, env []string, stdoutPath string
 	}
 	cmd.Env = env
 	cmd.Dir = dir
-	// The children must not outlive the bench, even if it is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: name, cmd: cmd, log: filepath.Join(dir, name+".stderr"), exited: make(chan struct{})}
+	p := &proc{name: name, log: filepath.Join(dir, name+".stderr")}
 	errf, err := os.Create(p.log)
 	if err != nil {
 		return nil, err
@@ -67,7 +59,7 @@ func start(dir, name, bin string, args []string, env []string, stdoutPath string
 		}
 		cmd.Stdout = outf
 	}
-	err = cmd.Start()
+	p.Process, err = testproc.Start(cmd)
 	// The child holds its own descriptors now.
 	errf.Close()
 	if f, ok := cmd.Stdout.(*os.File); ok {
@@ -76,7 +68,6 @@ func start(dir, name, bin string, args []string, env []string, stdoutPath string
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	go func() { _ = cmd.Wait(); close(p.exited) }()
 	return p, nil
 }
 
@@ -138,14 +129,7 @@ func moduleRoot() (string, error) {
 }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+func freePort() (int, error) { return testproc.FreePort() }
 
 func loopback(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
 
@@ -161,7 +145,7 @@ func waitHTTP(p *proc, url string, within time.Duration) error {
 			}
 		}
 		select {
-		case <-p.exited:
+		case <-p.Done():
 			return fmt.Errorf("%s exited at start:\n%s", p.name, p.tail())
 		default:
 		}
@@ -174,34 +158,16 @@ func waitHTTP(p *proc, url string, within time.Duration) error {
 
 // startRedis starts a private redis-server: loopback, no persistence.
 func startRedis(dir string) (*proc, *redis.Client, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, nil, fmt.Errorf("redis-server not on PATH (apt-get install -y redis-server): %w", err)
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, nil, err
-	}
 	rdir := filepath.Join(dir, "redis")
 	if err := os.MkdirAll(rdir, 0o700); err != nil {
 		return nil, nil, err
 	}
-	p, err := start(dir, "redis", bin, []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", rdir, "--protected-mode", "no",
-		"--logfile", filepath.Join(rdir, "redis.log")}, nil, "")
+	rd, err := testproc.NewRedis(testproc.RedisConfig{Dir: rdir})
 	if err != nil {
 		return nil, nil, err
 	}
-	c := redis.NewClient(&redis.Options{Addr: loopback(port)})
-	deadline := time.Now().Add(10 * time.Second)
-	for c.Ping(context.Background()).Err() != nil {
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, nil, fmt.Errorf("redis-server does not answer PING")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return p, c, nil
+	p := &proc{name: "redis", log: rd.LogFile(), Process: rd.Process()}
+	return p, redis.NewClient(&redis.Options{Addr: rd.Addr()}), nil
 }
 
 // raiseFileLimit lifts the soft RLIMIT_NOFILE to the hard limit, for the
