@@ -14,64 +14,6 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// failingStatus is a store whose reads fail.
-type failingStatus struct{ Store }
-
-func (failingStatus) Status(context.Context, []Budget) ([]Status, error) {
-	return nil, ErrUnavailable
-}
-
-func TestCollectorExportsStoreLevels(t *testing.T) {
-	clock := newFakeClock(t0)
-	s := boltReplicas(t, 1, clock)[0]
-	svc := bud(ScopeService, "search", Daily, money.USD(10), true)
-	team := bud(ScopeTeam, "core", Monthly, money.USD(50), false)
-	r := mustReserve(t, s, hold("a", money.USD(3), time.Minute, svc, team))
-	mustSettle(t, s, r, money.USD(2))
-	mustReserve(t, s, hold("b", money.USD(1)/2, time.Minute, svc, team))
-
-	budgets := func() []Budget { return []Budget{svc, team, svc} } // svc shared by two services
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(s, budgets, time.Second))
-	const want = `
-# HELP clade_gateway_budget_limit_usd Budget limit in USD.
-# TYPE clade_gateway_budget_limit_usd gauge
-clade_gateway_budget_limit_usd{id="daily",name="search",period="daily",scope="service"} 10
-clade_gateway_budget_limit_usd{id="monthly",name="core",period="monthly",scope="team"} 50
-# HELP clade_gateway_budget_reserved_usd Live holds against the budget's current window, in USD.
-# TYPE clade_gateway_budget_reserved_usd gauge
-clade_gateway_budget_reserved_usd{id="daily",name="search",period="daily",scope="service"} 0.5
-clade_gateway_budget_reserved_usd{id="monthly",name="core",period="monthly",scope="team"} 0.5
-# HELP clade_gateway_budget_scrape_errors_total Scrapes that could not read budget levels from the store.
-# TYPE clade_gateway_budget_scrape_errors_total counter
-clade_gateway_budget_scrape_errors_total 0
-# HELP clade_gateway_budget_spent_usd Spend committed in the budget's current window, in USD.
-# TYPE clade_gateway_budget_spent_usd gauge
-clade_gateway_budget_spent_usd{id="daily",name="search",period="daily",scope="service"} 2
-clade_gateway_budget_spent_usd{id="monthly",name="core",period="monthly",scope="team"} 2
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
-		t.Error(err)
-	}
-
-	// When the store cannot be read, export the limits and an error, not
-	// spend figures that would read as zero.
-	reg = prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(failingStatus{s}, budgets, time.Second))
-	const wantDown = `
-# HELP clade_gateway_budget_limit_usd Budget limit in USD.
-# TYPE clade_gateway_budget_limit_usd gauge
-clade_gateway_budget_limit_usd{id="daily",name="search",period="daily",scope="service"} 10
-clade_gateway_budget_limit_usd{id="monthly",name="core",period="monthly",scope="team"} 50
-# HELP clade_gateway_budget_scrape_errors_total Scrapes that could not read budget levels from the store.
-# TYPE clade_gateway_budget_scrape_errors_total counter
-clade_gateway_budget_scrape_errors_total 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(wantDown)); err != nil {
-		t.Error(err)
-	}
-}
-
 func TestStoreMetrics(t *testing.T) {
 	stores := []struct {
 		name string
