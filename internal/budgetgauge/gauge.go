@@ -144,16 +144,16 @@ func (c *Collector) current() *table {
 }
 
 // Families implements promtable.Table.
-func (c *Collector) Families() ([]*dto.MetricFamily, error) {
+func (c *Collector) Families() ([]promtable.Family, error) {
 	t := c.current()
-	var out []*dto.MetricFamily
-	add := func(mf *dto.MetricFamily) {
-		if mf != nil {
-			out = append(out, mf)
+	var out []promtable.Family
+	add := func(name, help string, typ dto.MetricType, ss []promtable.Series) {
+		if len(ss) > 0 {
+			out = append(out, promtable.Family{Name: name, Help: help, Type: typ, Series: ss})
 		}
 	}
-	add(promtable.Family(limitName, limitHelp, dto.MetricType_GAUGE, t.limits))
-	add(promtable.Family(thresholdName, thresholdHelp, dto.MetricType_GAUGE, t.thresholds))
+	add(limitName, limitHelp, dto.MetricType_GAUGE, t.limits)
+	add(thresholdName, thresholdHelp, dto.MetricType_GAUGE, t.thresholds)
 	if len(t.budgets) > 0 {
 		if st, err := c.status(t.budgets); err != nil {
 			c.errCount.Add(1)
@@ -164,11 +164,11 @@ func (c *Collector) Families() ([]*dto.MetricFamily, error) {
 				spent[i] = promtable.Series{Labels: t.labels[i], Value: s.Spent.Float()}
 				reserved[i] = promtable.Series{Labels: t.labels[i], Value: s.Reserved.Float()}
 			}
-			add(promtable.Family(spentName, spentHelp, dto.MetricType_GAUGE, spent))
-			add(promtable.Family(reservedName, reservedHelp, dto.MetricType_GAUGE, reserved))
+			add(spentName, spentHelp, dto.MetricType_GAUGE, spent)
+			add(reservedName, reservedHelp, dto.MetricType_GAUGE, reserved)
 		}
 	}
-	add(promtable.Family(errorsName, errorsHelp, dto.MetricType_COUNTER, []promtable.Series{{Value: float64(c.errCount.Load())}}))
+	add(errorsName, errorsHelp, dto.MetricType_COUNTER, []promtable.Series{{Value: float64(c.errCount.Load())}})
 	return out, nil
 }
 

@@ -147,26 +147,26 @@ func TestFollowsReloads(t *testing.T) {
 			t.Fatal(err)
 		}
 		var out []string
-		for _, mf := range fs {
-			if mf.GetName() != limitName {
+		for _, f := range fs {
+			if f.Name != limitName {
 				continue
 			}
-			for _, m := range mf.Metric {
-				out = append(out, fmt.Sprintf("%s=%v", labelOf(m, "name"), m.GetGauge().GetValue()))
+			for _, s := range f.Series {
+				out = append(out, fmt.Sprintf("%v", s.Value))
 			}
 		}
 		return out
 	}
-	if got := fmt.Sprint(limits()); got != "[a=1]" {
-		t.Errorf("limits %s, want [a=1]", got)
+	if got := fmt.Sprint(limits()); got != "[1]" {
+		t.Errorf("limits %s, want [1]", got)
 	}
 	cur = &list{[]budget.Budget{bud(budget.ScopeService, "a", budget.Daily, money.USD(3)), bud(budget.ScopeService, "b", budget.Daily, money.USD(2))}}
-	if got := fmt.Sprint(limits()); got != "[a=3 b=2]" {
-		t.Errorf("after a reload: limits %s, want [a=3 b=2]", got)
+	if got := fmt.Sprint(limits()); got != "[3 2]" {
+		t.Errorf("after a reload: limits %s, want [3 2] (a, b)", got)
 	}
 	cur = nil
 	fs, err := c.Families()
-	if err != nil || len(fs) != 1 || fs[0].GetName() != errorsName {
+	if err != nil || len(fs) != 1 || fs[0].Name != errorsName {
 		t.Errorf("without a policy: %v families (%v), want the error counter alone", len(fs), err)
 	}
 }

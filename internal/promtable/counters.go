@@ -40,8 +40,8 @@ type counterRow struct {
 // NewCounters returns an empty counter family labelled by labels; now
 // stamps each series' creation (time.Now when nil).
 func NewCounters(name, help string, labels []string, now func() time.Time) *Counters {
-	if len(labels) > MaxLabels {
-		panic(fmt.Sprintf("promtable: %s: %d labels, at most %d", name, len(labels), MaxLabels))
+	if len(labels) > MaxLabels || !validName(name, true) {
+		panic(fmt.Sprintf("promtable: %s: invalid name or %d labels (at most %d)", name, len(labels), MaxLabels))
 	}
 	if now == nil {
 		now = time.Now
@@ -114,7 +114,7 @@ func (c *Counters) series() []*counterRow {
 }
 
 // Families implements Table.
-func (c *Counters) Families() ([]*dto.MetricFamily, error) {
+func (c *Counters) Families() ([]Family, error) {
 	rows := c.series()
 	if len(rows) == 0 {
 		return nil, nil
@@ -123,7 +123,7 @@ func (c *Counters) Families() ([]*dto.MetricFamily, error) {
 	for i, r := range rows {
 		ss[i] = Series{Labels: r.labels, Value: math.Float64frombits(r.bits.Load()), Created: r.created}
 	}
-	return []*dto.MetricFamily{Family(c.name, c.help, dto.MetricType_COUNTER, ss)}, nil
+	return []Family{{Name: c.name, Help: c.help, Type: dto.MetricType_COUNTER, Series: ss}}, nil
 }
 
 // Describe implements prometheus.Collector.

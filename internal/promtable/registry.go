@@ -31,7 +31,7 @@ import (
 // may keep them while the next scrape runs).
 type Table interface {
 	prometheus.Collector
-	Families() ([]*dto.MetricFamily, error)
+	Families() ([]Family, error)
 }
 
 // Registry is a prometheus.Registry that gathers Tables without collecting
@@ -104,17 +104,9 @@ func (r *Registry) Unregister(c prometheus.Collector) bool {
 // is returned with the rest, as a failing collector's is.
 func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 	mfs, err := r.Registry.Gather()
-	errs := []error{err}
-	r.mu.Lock()
-	tables := slices.Clone(r.tables)
-	r.mu.Unlock()
-	for _, t := range tables {
-		fs, err := t.Families()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		mfs = append(mfs, fs...)
+	tables, errs := r.families()
+	for _, f := range tables {
+		mfs = append(mfs, f.proto())
 	}
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 	for i := 1; i < len(mfs); i++ {
@@ -123,5 +115,5 @@ func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 			return nil, fmt.Errorf("promtable: family %s gathered twice", mfs[i].GetName())
 		}
 	}
-	return mfs, errors.Join(errs...)
+	return mfs, errors.Join(append(errs, err)...)
 }

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
 
 // metrics are the proxy's request series. Every label value comes from a
@@ -21,7 +23,7 @@ import (
 // bounds it.
 type metrics struct {
 	requests         *prometheus.CounterVec
-	serviceRequests  *prometheus.CounterVec
+	serviceRequests  *promtable.Counters
 	rejected         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	ttfb             *prometheus.HistogramVec
@@ -62,15 +64,20 @@ func latencyOpts(name, help string) prometheus.HistogramOpts {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
+	// A promtable Table: thousands of services' series are gathered
+	// without being collected one by one.
+	serviceRequests := promtable.NewCounters("clade_gateway_service_requests_total",
+		"Requests answered per service, by outcome (ok, refused, upstream_error). Bounded by services x 3; team and workspace follow from the service.",
+		[]string{"service", "team", "workspace", "outcome"}, nil)
+	if reg != nil {
+		reg.MustRegister(serviceRequests)
+	}
 	return &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_requests_total",
 			Help: "Requests answered, by model and HTTP status code. Bounded by priced models x status codes; per service: clade_gateway_service_requests_total.",
 		}, []string{"model", "code"}),
-		serviceRequests: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_service_requests_total",
-			Help: "Requests answered per service, by outcome (ok, refused, upstream_error). Bounded by services x 3; team and workspace follow from the service.",
-		}, []string{"service", "team", "workspace", "outcome"}),
+		serviceRequests: serviceRequests,
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_rejected_total",
 			Help: "Requests the gateway refused, by reason. Bounded by the fixed set of reasons; per service: clade_gateway_service_requests_total{outcome=\"refused\"}.",
@@ -127,7 +134,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) answered(c *call, status int, outcome string) {
 	m.requests.WithLabelValues(c.modelLabel, codeLabel(status)).Inc()
 	team, workspace := c.owner()
-	m.serviceRequests.WithLabelValues(c.service, team, workspace, outcome).Inc()
+	m.serviceRequests.Add(1, c.service, team, workspace, outcome)
 }
 
 // refused counts a request the gateway answered itself with an error.
