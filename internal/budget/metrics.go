@@ -26,25 +26,33 @@ func newStoreMetrics(reg prometheus.Registerer, inFlight func() float64) (*store
 	m := &storeMetrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "clade_gateway_store_duration_seconds",
-			Help:    "Time taken by budget store operations, including failures.",
+			Help:    "Time taken by budget store operations, including failures. Bounded by the store operations.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}, []string{"op"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_store_errors_total",
-			Help: "Budget store operations that failed (unreachable, timed out, or lost data); refusals are not errors.",
+			Help: "Budget store operations that failed (unreachable, timed out, or lost data); refusals are not errors. Bounded by the store operations, each exported from the start.",
 		}, []string{"op"}),
 		orphans: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "clade_gateway_orphaned_holds_total",
-			Help: "Holds whose lease ended before settlement and were charged their estimate.",
+			Help: "Holds whose lease ended before settlement and were charged their estimate. No labels.",
 		}),
 		overshoot: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_budget_overshoot_usd_total",
-			Help: "USD by which settlements took an enforced budget's spend plus holds beyond its limit.",
+			Help: "USD by which settlements took an enforced budget's spend plus holds beyond its limit. Bounded by the 4 budget scopes, each exported from the start.",
 		}, []string{"scope"}),
 		inFlight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "clade_gateway_holds_in_flight",
-			Help: "Live holds this replica placed and has not settled.",
+			Help: "Live holds this replica placed and has not settled. No labels.",
 		}, inFlight),
+	}
+	// Series of a known, small label set start at zero, so that rate()
+	// and absence alerts work before the first error or overshoot.
+	for _, op := range storeOps() {
+		m.errors.WithLabelValues(op)
+	}
+	for _, sc := range []Scope{ScopeService, ScopeTeam, ScopeWorkspace, ScopePrincipal} {
+		m.overshoot.WithLabelValues(string(sc))
 	}
 	if reg == nil {
 		return m, nil
@@ -55,6 +63,11 @@ func newStoreMetrics(reg prometheus.Registerer, inFlight func() float64) (*store
 		}
 	}
 	return m, nil
+}
+
+// storeOps are the operations the stores observe (the op label).
+func storeOps() []string {
+	return []string{"adjust", "extend", "grant", "lock", "notify", "owners", "ping", "record", "reinit", "reserve", "settle", "status"}
 }
 
 // observe records one operation. Refusals are outcomes, not errors.
