@@ -56,7 +56,7 @@ func TestHandlerServesAsPromhttp(t *testing.T) {
 	gauge.Set(-1)
 	reg.MustRegister(hist, gauge, prometheus.NewCounter(prometheus.CounterOpts{Name: "e_total", Help: "E."}))
 
-	ours, theirs := Handler(reg, promhttp.HandlerOpts{}), promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	ours, theirs := Handler(reg), promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	for i, hdr := range []map[string]string{
 		{},
 		{"Accept-Encoding": "gzip"},
@@ -93,7 +93,7 @@ func TestHandlerServesAsPromhttp(t *testing.T) {
 func TestHandlerPlainGatherer(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "e_total", Help: "E."}))
-	_, _, _, body := scrapeWith(t, Handler(reg, promhttp.HandlerOpts{}), nil)
+	_, _, _, body := scrapeWith(t, Handler(reg), nil)
 	if body != "# HELP e_total E.\n# TYPE e_total counter\ne_total 0\n" {
 		t.Errorf("body %q", body)
 	}

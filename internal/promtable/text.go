@@ -49,21 +49,21 @@ func writeText(w *bufio.Writer, f Family, buf []byte) []byte {
 	return buf
 }
 
-// Handler serves g's series on /metrics as promhttp.HandlerFor(g, opts)
-// does. When g is a Registry and the scrape asks for the text format
-// (Prometheus without native histograms, curl, most tools), it writes the
-// Tables' families from their prepared label text and compresses with
-// gzip at its fastest level: encoding tens of thousands of series through
-// expfmt and gzip's default level took longer than everything else in a
-// scrape. Other formats, and scrapes that filter by name, are served by
-// promhttp.
-func Handler(g prometheus.Gatherer, opts promhttp.HandlerOpts) http.Handler {
-	std := promhttp.HandlerFor(g, opts)
+// Handler serves g's series on /metrics as promhttp.HandlerFor(g,
+// promhttp.HandlerOpts{}) does. When g is a Registry and the scrape asks
+// for the text format (Prometheus without native histograms, curl, most
+// tools), it writes the Tables' families from their prepared label text
+// and compresses with gzip at its fastest level: encoding tens of
+// thousands of series through expfmt and gzip's default level took longer
+// than everything else in a scrape. Other formats, and scrapes that filter
+// by name, are served by promhttp.
+func Handler(g prometheus.Gatherer) http.Handler {
+	std := promhttp.HandlerFor(g, promhttp.HandlerOpts{})
 	r, ok := g.(*Registry)
 	if !ok {
 		return std
 	}
-	accepted := expfmt.DefaultAcceptedFormats()
+	accepted := expfmt.DefaultAcceptedFormats() // promhttp's, without OpenMetrics
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		format := expfmt.NegotiateAccept(req.Header, accepted...)
 		if format.FormatType() != expfmt.TypeTextPlain || req.URL.Query().Has("name[]") {
