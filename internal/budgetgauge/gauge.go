@@ -6,6 +6,7 @@ package budgetgauge
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -155,15 +156,9 @@ func (c *Collector) Families() ([]promtable.Family, error) {
 	add(limitName, limitHelp, dto.MetricType_GAUGE, t.limits)
 	add(thresholdName, thresholdHelp, dto.MetricType_GAUGE, t.thresholds)
 	if len(t.budgets) > 0 {
-		if st, err := c.status(t.budgets); err != nil {
+		if spent, reserved, err := c.levels(t); err != nil {
 			c.errCount.Add(1)
 		} else {
-			spent := make([]promtable.Series, len(st))
-			reserved := make([]promtable.Series, len(st))
-			for i, s := range st {
-				spent[i] = promtable.Series{Labels: t.labels[i], Value: s.Spent.Float()}
-				reserved[i] = promtable.Series{Labels: t.labels[i], Value: s.Reserved.Float()}
-			}
 			add(spentName, spentHelp, dto.MetricType_GAUGE, spent)
 			add(reservedName, reservedHelp, dto.MetricType_GAUGE, reserved)
 		}
@@ -172,20 +167,29 @@ func (c *Collector) Families() ([]promtable.Family, error) {
 	return out, nil
 }
 
-// status reads every budget's level, or fails whole: gauges from some
-// budgets and not others would read as budgets without spend.
-func (c *Collector) status(bs []budget.Budget) ([]budget.Status, error) {
+// levels reads every budget's spend and live holds, or fails whole:
+// gauges from some budgets and not others would read as budgets without
+// spend.
+func (c *Collector) levels(t *table) (spent, reserved []promtable.Series, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
 	defer cancel()
-	out := make([]budget.Status, 0, len(bs))
-	for chunk := range slices.Chunk(bs, statusChunk) {
+	spent = make([]promtable.Series, 0, len(t.budgets))
+	reserved = make([]promtable.Series, 0, len(t.budgets))
+	for chunk := range slices.Chunk(t.budgets, statusChunk) {
 		st, err := c.store.Status(ctx, chunk)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		out = append(out, st...)
+		if len(st) != len(chunk) {
+			return nil, nil, fmt.Errorf("budgetgauge: the store read %d budgets of %d", len(st), len(chunk))
+		}
+		for _, s := range st {
+			l := t.labels[len(spent)]
+			spent = append(spent, promtable.Series{Labels: l, Value: s.Spent.Float()})
+			reserved = append(reserved, promtable.Series{Labels: l, Value: s.Reserved.Float()})
+		}
 	}
-	return out, nil
+	return spent, reserved, nil
 }
 
 // Describe implements prometheus.Collector.
