@@ -15,12 +15,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
+	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
 
 // Store is the part of the budget store the admin API uses.
@@ -81,7 +81,7 @@ func New(o Options) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promtable.Handler(o.Gatherer))
 	mux.Handle("GET /admin/budgets", s.auth(s.budgets))
 	mux.Handle("POST /admin/budgets/adjust", s.auth(s.adjust))
 	mux.Handle("GET /admin/principals", s.auth(s.principals))

@@ -5,32 +5,30 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/clade-gateway/clade-gateway/internal/budgetgauge"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
 )
 
-// policyCollector exports what the policy itself says, read at scrape time
-// so it follows reloads: key ages (rotation alerts) and alert thresholds
-// (budget alert rules).
-type policyCollector struct {
-	state     func() *proxy.State
-	now       func() time.Time
-	keyAge    *prometheus.Desc
-	threshold *prometheus.Desc
+// keyAgeCollector exports the age of each workspace key, read from the
+// policy at scrape time so it follows reloads (rotation alerts). Budget
+// limits and alert thresholds are the budget gauges' (budgetGauges).
+type keyAgeCollector struct {
+	state  func() *proxy.State
+	now    func() time.Time
+	keyAge *prometheus.Desc
 }
 
-func newPolicyCollector(state func() *proxy.State, now func() time.Time) *policyCollector {
-	return &policyCollector{
+func newKeyAgeCollector(state func() *proxy.State, now func() time.Time) *keyAgeCollector {
+	return &keyAgeCollector{
 		state: state, now: now,
 		keyAge: prometheus.NewDesc("clade_gateway_upstream_key_age_days",
-			"Age in days of each workspace key that has a created date in the policy.", []string{"workspace", "key"}, nil),
-		threshold: prometheus.NewDesc("clade_gateway_budget_alert_threshold",
-			"The lowest alert_at fraction of each budget that has one.", []string{"scope", "name", "id", "period"}, nil),
+			"Age in days of each workspace key that has a created date in the policy. Bounded by the policy's keys.", []string{"workspace", "key"}, nil),
 	}
 }
 
-func (c *policyCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keyAge; ch <- c.threshold }
+func (c *keyAgeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.keyAge }
 
-func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
+func (c *keyAgeCollector) Collect(ch chan<- prometheus.Metric) {
 	s := c.state()
 	if s == nil {
 		return
@@ -44,14 +42,17 @@ func (c *policyCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.keyAge, prometheus.GaugeValue, now.Sub(k.Created).Hours()/24, ws.Name, k.Name)
 		}
 	}
-	for _, b := range s.Policy.AllBudgets() {
-		if len(b.AlertAt) == 0 {
-			continue
+}
+
+// budgetGauges exports the level of every budget of the current policy,
+// read from st at each scrape.
+func budgetGauges(st budgetgauge.Store, state func() *proxy.State, timeout time.Duration) *budgetgauge.Collector {
+	return budgetgauge.New(st, func() budgetgauge.Budgets {
+		// A nil *policy.Policy in the interface would not read as no
+		// policy.
+		if s := state(); s != nil && s.Policy != nil {
+			return s.Policy
 		}
-		low := b.AlertAt[0]
-		for _, a := range b.AlertAt {
-			low = min(low, a)
-		}
-		ch <- prometheus.MustNewConstMetric(c.threshold, prometheus.GaugeValue, low, string(b.Scope), b.Name, b.ID, string(b.Period))
-	}
+		return nil
+	}, timeout)
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
 	"github.com/clade-gateway/clade-gateway/internal/owner"
+	"github.com/clade-gateway/clade-gateway/internal/promtable"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
 	"github.com/clade-gateway/clade-gateway/internal/spend"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
@@ -57,7 +58,10 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	defer closeSpend()
 
-	reg := prometheus.NewRegistry()
+	// Thousands of services and budgets make tens of thousands of series:
+	// the largest families are promtable Tables, which this registry
+	// gathers without collecting them series by series.
+	reg := promtable.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -107,8 +111,8 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	reg.MustRegister(budget.NewCollector(st, func() []budget.Budget { return rl.current().Policy.AllBudgets() }, cfg.StoreTimeout*4))
-	reg.MustRegister(newPolicyCollector(rl.current, time.Now))
+	reg.MustRegister(budgetGauges(st, rl.current, cfg.StoreTimeout*4))
+	reg.MustRegister(newKeyAgeCollector(rl.current, time.Now))
 	evalChecklist := servedChecklist(clOpts, rl.policy, st)
 	reg.MustRegister(checklist.NewCollector(evalChecklist, cfg.StoreTimeout*4))
 

@@ -3,7 +3,11 @@ package budget
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,64 +17,6 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
-
-// failingStatus is a store whose reads fail.
-type failingStatus struct{ Store }
-
-func (failingStatus) Status(context.Context, []Budget) ([]Status, error) {
-	return nil, ErrUnavailable
-}
-
-func TestCollectorExportsStoreLevels(t *testing.T) {
-	clock := newFakeClock(t0)
-	s := boltReplicas(t, 1, clock)[0]
-	svc := bud(ScopeService, "search", Daily, money.USD(10), true)
-	team := bud(ScopeTeam, "core", Monthly, money.USD(50), false)
-	r := mustReserve(t, s, hold("a", money.USD(3), time.Minute, svc, team))
-	mustSettle(t, s, r, money.USD(2))
-	mustReserve(t, s, hold("b", money.USD(1)/2, time.Minute, svc, team))
-
-	budgets := func() []Budget { return []Budget{svc, team, svc} } // svc shared by two services
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(s, budgets, time.Second))
-	const want = `
-# HELP clade_gateway_budget_limit_usd Budget limit in USD.
-# TYPE clade_gateway_budget_limit_usd gauge
-clade_gateway_budget_limit_usd{id="daily",name="search",period="daily",scope="service"} 10
-clade_gateway_budget_limit_usd{id="monthly",name="core",period="monthly",scope="team"} 50
-# HELP clade_gateway_budget_reserved_usd Live holds against the budget's current window, in USD.
-# TYPE clade_gateway_budget_reserved_usd gauge
-clade_gateway_budget_reserved_usd{id="daily",name="search",period="daily",scope="service"} 0.5
-clade_gateway_budget_reserved_usd{id="monthly",name="core",period="monthly",scope="team"} 0.5
-# HELP clade_gateway_budget_scrape_errors_total Scrapes that could not read budget levels from the store.
-# TYPE clade_gateway_budget_scrape_errors_total counter
-clade_gateway_budget_scrape_errors_total 0
-# HELP clade_gateway_budget_spent_usd Spend committed in the budget's current window, in USD.
-# TYPE clade_gateway_budget_spent_usd gauge
-clade_gateway_budget_spent_usd{id="daily",name="search",period="daily",scope="service"} 2
-clade_gateway_budget_spent_usd{id="monthly",name="core",period="monthly",scope="team"} 2
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want)); err != nil {
-		t.Error(err)
-	}
-
-	// When the store cannot be read, export the limits and an error, not
-	// spend figures that would read as zero.
-	reg = prometheus.NewRegistry()
-	reg.MustRegister(NewCollector(failingStatus{s}, budgets, time.Second))
-	const wantDown = `
-# HELP clade_gateway_budget_limit_usd Budget limit in USD.
-# TYPE clade_gateway_budget_limit_usd gauge
-clade_gateway_budget_limit_usd{id="daily",name="search",period="daily",scope="service"} 10
-clade_gateway_budget_limit_usd{id="monthly",name="core",period="monthly",scope="team"} 50
-# HELP clade_gateway_budget_scrape_errors_total Scrapes that could not read budget levels from the store.
-# TYPE clade_gateway_budget_scrape_errors_total counter
-clade_gateway_budget_scrape_errors_total 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(wantDown)); err != nil {
-		t.Error(err)
-	}
-}
 
 func TestStoreMetrics(t *testing.T) {
 	stores := []struct {
@@ -128,10 +74,12 @@ func TestStoreMetrics(t *testing.T) {
 			r = mustReserve(t, s, hold("big", money.USD(2), time.Minute, svc, team, dry))
 			mustSettle(t, s, r, money.USD(12))
 			const want = `
-# HELP clade_gateway_budget_overshoot_usd_total USD by which settlements took an enforced budget's spend plus holds beyond its limit.
+# HELP clade_gateway_budget_overshoot_usd_total USD by which settlements took an enforced budget's spend plus holds beyond its limit. Bounded by the 4 budget scopes, each exported from the start.
 # TYPE clade_gateway_budget_overshoot_usd_total counter
+clade_gateway_budget_overshoot_usd_total{scope="principal"} 0
 clade_gateway_budget_overshoot_usd_total{scope="service"} 3
 clade_gateway_budget_overshoot_usd_total{scope="team"} 3
+clade_gateway_budget_overshoot_usd_total{scope="workspace"} 0
 `
 			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "clade_gateway_budget_overshoot_usd_total"); err != nil {
 				t.Error(err)
@@ -146,8 +94,8 @@ clade_gateway_budget_overshoot_usd_total{scope="team"} 3
 			}
 			// Refusals are not errors.
 			mustExceed(t, s, hold("no", money.USD(1), time.Minute, svc))
-			if n := testutil.CollectAndCount(reg, "clade_gateway_store_errors_total"); n != 0 {
-				t.Errorf("error series after a refusal = %d, want 0", n)
+			if got := gather(t, reg, "clade_gateway_store_errors_total"); got != 0 {
+				t.Errorf("store errors after a refusal = %v, want 0", got)
 			}
 		})
 	}
@@ -164,13 +112,71 @@ func TestStoreErrorsCounted(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Reserve on a closed store = %v, want ErrUnavailable", err)
 	}
-	const want = `
-# HELP clade_gateway_store_errors_total Budget store operations that failed (unreachable, timed out, or lost data); refusals are not errors.
+	var want strings.Builder
+	want.WriteString(`# HELP clade_gateway_store_errors_total Budget store operations that failed (unreachable, timed out, or lost data); refusals are not errors. Bounded by the store operations, each exported from the start.
 # TYPE clade_gateway_store_errors_total counter
-clade_gateway_store_errors_total{op="reserve"} 1
-`
-	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "clade_gateway_store_errors_total"); err != nil {
+`)
+	for _, op := range storeOps() {
+		n := 0
+		if op == "reserve" {
+			n = 1
+		}
+		fmt.Fprintf(&want, "clade_gateway_store_errors_total{op=%q} %d\n", op, n)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want.String()), "clade_gateway_store_errors_total"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestStoreErrorsStartAtZero: before any operation, each store exports an
+// error series for every operation and an overshoot series for every
+// scope, at zero.
+func TestStoreErrorsStartAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), Options{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if n := testutil.CollectAndCount(reg, "clade_gateway_store_errors_total"); n != len(storeOps()) {
+		t.Errorf("%d error series, want one per operation (%d)", n, len(storeOps()))
+	}
+	if n := testutil.CollectAndCount(reg, "clade_gateway_budget_overshoot_usd_total"); n != 4 {
+		t.Errorf("%d overshoot series, want one per scope (4)", n)
+	}
+}
+
+// TestStoreOpsListed: every operation the stores observe is one
+// storeOps lists, so its error series exists from the start.
+func TestStoreOpsListed(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, op := range storeOps() {
+		listed[op] = true
+	}
+	re := regexp.MustCompile(`\.observe\(("[^"]*"|[^,]+),`)
+	found := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+			found++
+			op, err := strconv.Unquote(m[1])
+			if err != nil || !listed[op] {
+				t.Errorf("%s observes op %s, which storeOps does not list", f, m[1])
+			}
+		}
+	}
+	if found == 0 {
+		t.Error("no observe calls found")
 	}
 }
 

@@ -204,15 +204,17 @@ func (e *eval) teamAlerts() Item {
 	if len(e.p.Teams) > 0 && len(e.p.Webhooks) == 0 {
 		f.add(Fail, "no webhook", "no webhook is configured, so no alert_at threshold reaches anyone")
 	}
+	// One pass over the services: the checklist is evaluated at every
+	// scrape, and teams x services is 400,000 steps at 2,000 services.
+	alerted := make(map[*policy.Team]bool, len(e.p.Teams))
+	for _, s := range e.p.Services {
+		if hasAlert(s.Budgets) || (s.Workspace != nil && hasAlert(s.Workspace.Budgets)) {
+			alerted[s.Team] = true
+		}
+	}
 	for _, name := range sortedKeys(e.p.Teams) {
 		t := e.p.Teams[name]
-		alerted := hasAlert(t.Budgets)
-		for _, s := range e.p.Services {
-			if s.Team == t && (hasAlert(s.Budgets) || (s.Workspace != nil && hasAlert(s.Workspace.Budgets))) {
-				alerted = true
-			}
-		}
-		if !alerted {
+		if !alerted[t] && !hasAlert(t.Budgets) {
 			f.add(Fail, "team "+name+" (no alert_at)", "no budget of team %s, its services or their workspaces has alert_at", name)
 		}
 	}

@@ -5,6 +5,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
 
 // metrics are the proxy's request series. Every label value comes from a
@@ -21,7 +23,7 @@ import (
 // bounds it.
 type metrics struct {
 	requests         *prometheus.CounterVec
-	serviceRequests  *prometheus.CounterVec
+	serviceRequests  *promtable.Counters
 	rejected         *prometheus.CounterVec
 	upstreamDuration *prometheus.HistogramVec
 	ttfb             *prometheus.HistogramVec
@@ -62,18 +64,23 @@ func latencyOpts(name, help string) prometheus.HistogramOpts {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	// A promtable Table: thousands of services' series are gathered
+	// without being collected one by one.
+	serviceRequests := promtable.NewCounters("clade_gateway_service_requests_total",
+		"Requests answered per service, by outcome (ok, refused, upstream_error). Bounded by services x 3; team and workspace follow from the service.",
+		[]string{"service", "team", "workspace", "outcome"}, nil)
+	if reg != nil {
+		reg.MustRegister(serviceRequests)
+	}
+	m := &metrics{
 		requests: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_requests_total",
 			Help: "Requests answered, by model and HTTP status code. Bounded by priced models x status codes; per service: clade_gateway_service_requests_total.",
 		}, []string{"model", "code"}),
-		serviceRequests: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_service_requests_total",
-			Help: "Requests answered per service, by outcome (ok, refused, upstream_error). Bounded by services x 3; team and workspace follow from the service.",
-		}, []string{"service", "team", "workspace", "outcome"}),
+		serviceRequests: serviceRequests,
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_rejected_total",
-			Help: "Requests the gateway refused, by reason. Bounded by the fixed set of reasons; per service: clade_gateway_service_requests_total{outcome=\"refused\"}.",
+			Help: "Requests the gateway refused, by reason. Bounded by the fixed set of reasons, each exported from the start; per service: clade_gateway_service_requests_total{outcome=\"refused\"}.",
 		}, []string{"reason"}),
 		upstreamDuration: f.NewHistogramVec(latencyOpts("clade_gateway_upstream_duration_seconds",
 			"Time from forwarding a request to the end of the upstream response body, by model and route. Bounded by priced models x routes."),
@@ -96,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		settleFailures: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_settle_failures_total",
-			Help: "Settlements that could not reach the store: journaled for replay, or lost if the journal failed too. Bounded by result (2 values).",
+			Help: "Settlements that could not reach the store: journaled for replay, or lost if the journal failed too. Bounded by result (2 values, exported from the start).",
 		}, []string{"result"}),
 		estimated: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_estimated_charges_total",
@@ -104,7 +111,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"cause"}),
 		impossible: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_impossible_usage_total",
-			Help: "Responses whose reported usage cannot be what the API billed (invalid or missing counts, more than the context window or max_tokens allow), charged the hold's estimate instead, by reason.",
+			Help: "Responses whose reported usage cannot be what the API billed (invalid or missing counts, more than the context window or max_tokens allow), charged the hold's estimate instead, by reason. Bounded by 5 reasons, exported from the start.",
 		}, []string{"reason"}),
 		fitted: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_max_tokens_fitted_total",
@@ -116,9 +123,25 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"service"}),
 		countTokens: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_count_tokens_calls_total",
-			Help: "count_tokens calls the gateway made to size a prompt exactly near a cap, by result (ok, error, timeout). Bounded by 3 results.",
+			Help: "count_tokens calls the gateway made to size a prompt exactly near a cap, by result (ok, error, timeout). Bounded by 3 results, exported from the start.",
 		}, []string{"result"}),
 	}
+	// Series of a known, small label set start at zero, so that rate()
+	// and absence alerts work before the first event.
+	for _, r := range []string{reasonBudget, reasonRateLimited, reasonStore, reasonUnauthn, reasonModel, reasonUnknownModel,
+		reasonPath, reasonBadRequest, reasonTooLarge, reasonUpstream, reasonUnknownTool, reasonUnbounded} {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, r := range []string{"journaled", "lost"} {
+		m.settleFailures.WithLabelValues(r)
+	}
+	for _, r := range []string{"ok", "error", "timeout"} {
+		m.countTokens.WithLabelValues(r)
+	}
+	for _, r := range []string{impossibleInvalid, impossibleMissing, impossibleContext, impossibleMaxTokens, impossibleSearches} {
+		m.impossible.WithLabelValues(r)
+	}
+	return m
 }
 
 // answered counts one request the gateway has answered, whoever answered
@@ -127,7 +150,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 func (m *metrics) answered(c *call, status int, outcome string) {
 	m.requests.WithLabelValues(c.modelLabel, codeLabel(status)).Inc()
 	team, workspace := c.owner()
-	m.serviceRequests.WithLabelValues(c.service, team, workspace, outcome).Inc()
+	m.serviceRequests.Add(1, c.service, team, workspace, outcome)
 }
 
 // refused counts a request the gateway answered itself with an error.

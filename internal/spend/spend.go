@@ -15,6 +15,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
+	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
 
 // Recorder writes charges to metrics and the spend log.
@@ -25,27 +26,28 @@ import (
 // the policy and the price table bound, not by service. The spend log keeps
 // every component of every response for finance.
 type Recorder struct {
-	cost          *prometheus.CounterVec // service, team, workspace, model
+	cost          *promtable.Counters    // service, team, workspace, model
 	componentCost *prometheus.CounterVec // workspace, model, component
 	tokens        *prometheus.CounterVec // workspace, model, kind
-	serviceTokens *prometheus.CounterVec // service, team, workspace, direction
+	serviceTokens *promtable.Counters    // service, team, workspace, direction
 	log           *zap.Logger
 	// usdKeys are the spend log's per-component keys ("input_usd", ...),
 	// built once instead of per record.
 	usdKeys [pricing.NumComponents]string
 }
 
-// New registers the spend counters on reg and writes records to log.
+// New registers the spend counters on reg and writes records to log. The
+// per-service families are promtable Tables: a promtable.Registry gathers
+// their thousands of series without collecting them one by one.
 func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
 	if log == nil {
 		log = zap.NewNop()
 	}
 	f := promauto.With(reg)
 	r := &Recorder{
-		cost: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_cost_usd_total",
-			Help: "Metered spend in USD, by service and model. Bounded by services x the models each uses; team and workspace follow from the service. By component: clade_gateway_component_cost_usd_total.",
-		}, []string{"service", "team", "workspace", "model"}),
+		cost: promtable.NewCounters("clade_gateway_cost_usd_total",
+			"Metered spend in USD, by service and model. Bounded by services x the models each uses; team and workspace follow from the service. By component: clade_gateway_component_cost_usd_total.",
+			[]string{"service", "team", "workspace", "model"}, nil),
 		componentCost: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_component_cost_usd_total",
 			Help: "Metered spend in USD, by workspace, model and cost component (estimate for charges made by estimate). Bounded by workspaces x priced models x 7 components.",
@@ -54,11 +56,13 @@ func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
 			Name: "clade_gateway_tokens_total",
 			Help: "Metered tokens (web_search counts requests), by workspace, model and kind. Bounded by workspaces x priced models x 6 kinds; per service: clade_gateway_service_tokens_total.",
 		}, []string{"workspace", "model", "kind"}),
-		serviceTokens: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_service_tokens_total",
-			Help: "Metered tokens per service, by direction: input (uncached input, cache writes and cache reads) or output. Bounded by services x 2; team and workspace follow from the service.",
-		}, []string{"service", "team", "workspace", "direction"}),
+		serviceTokens: promtable.NewCounters("clade_gateway_service_tokens_total",
+			"Metered tokens per service, by direction: input (uncached input, cache writes and cache reads) or output. Bounded by services x 2; team and workspace follow from the service.",
+			[]string{"service", "team", "workspace", "direction"}, nil),
 		log: log,
+	}
+	if reg != nil {
+		reg.MustRegister(r.cost, r.serviceTokens)
 	}
 	for i := range pricing.NumComponents {
 		r.usdKeys[i] = pricing.Component(i).String() + "_usd"
@@ -125,13 +129,13 @@ func (r *Recorder) Add(rec Record) {
 	// component series always did, so spend by service reads the same
 	// whichever family a query uses.
 	if spent != 0 {
-		r.cost.WithLabelValues(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel).Add(spent.Float())
+		r.cost.Add(spent.Float(), rec.Service, rec.Team, rec.Workspace, rec.ModelLabel)
 	}
 	if input != 0 {
-		r.serviceTokens.WithLabelValues(rec.Service, rec.Team, rec.Workspace, "input").Add(float64(input))
+		r.serviceTokens.Add(float64(input), rec.Service, rec.Team, rec.Workspace, "input")
 	}
 	if output != 0 {
-		r.serviceTokens.WithLabelValues(rec.Service, rec.Team, rec.Workspace, "output").Add(float64(output))
+		r.serviceTokens.Add(float64(output), rec.Service, rec.Team, rec.Workspace, "output")
 	}
 	if rec.Cost.Total == 0 && rec.ChargedBy == "" && rec.Usage.Model == "" {
 		return // nothing was spent (refused upstream)
