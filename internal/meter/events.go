@@ -1,36 +1,28 @@
 package meter
 
-import (
-	"bytes"
-	"encoding/json"
-
-	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
-)
+import "github.com/clade-gateway/clade-gateway/internal/jsonscan"
 
 // typeOf maps a payload's raw "type" value to the events we act on.
 func typeOf(raw []byte, overflow bool) eventType {
-	if overflow || len(raw) == 0 || raw[0] != '"' {
+	if overflow {
 		return evOther
 	}
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return evOther
-		}
-		raw = append(append([]byte{'"'}, s...), '"')
+	s, _, ok := jsonscan.Text(raw)
+	if !ok {
+		return evOther
 	}
-	switch string(raw) {
-	case `"message_start"`:
+	switch string(s) {
+	case "message_start":
 		return evMessageStart
-	case `"message_delta"`:
+	case "message_delta":
 		return evMessageDelta
-	case `"message_stop"`:
+	case "message_stop":
 		return evMessageStop
-	case `"content_block_delta"`:
+	case "content_block_delta":
 		return evContentBlockDelta
-	case `"content_block_start"`:
+	case "content_block_start":
 		return evContentBlockStart
-	case `"error"`:
+	case "error":
 		return evError
 	}
 	return evOther
@@ -45,14 +37,14 @@ func (p *SSEParser) decode() {
 	switch p.typ {
 	case evMessageStart:
 		var msg []byte
-		members(p.buf, func(key, v []byte) {
+		jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "message" {
 				msg = v
 			}
 		})
 		var id, model text
 		var w wireUsage
-		members(msg, func(key, v []byte) {
+		jsonscan.Fields(msg, func(key, v []byte) {
 			switch string(key) {
 			case "id":
 				id.parse(v)
@@ -77,7 +69,7 @@ func (p *SSEParser) decode() {
 		p.res.SawDelta, p.res.SawStop = false, false
 	case evMessageDelta:
 		var w wireUsage
-		members(p.buf, func(key, v []byte) {
+		jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "usage" {
 				w = parseUsage(v)
 			}
@@ -89,10 +81,10 @@ func (p *SSEParser) decode() {
 		}
 	case evContentBlockStart:
 		var typ text
-		members(p.buf, func(key, v []byte) {
+		jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "content_block" {
 				typ = text{}
-				members(v, func(key, v []byte) {
+				jsonscan.Fields(v, func(key, v []byte) {
 					if string(key) == "type" {
 						typ.parse(v)
 					}
@@ -104,10 +96,10 @@ func (p *SSEParser) decode() {
 		}
 	case evError:
 		var typ text
-		members(p.buf, func(key, v []byte) {
+		jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "error" {
 				typ = text{}
-				members(v, func(key, v []byte) {
+				jsonscan.Fields(v, func(key, v []byte) {
 					if string(key) == "type" {
 						typ.parse(v)
 					}
