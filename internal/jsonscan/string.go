@@ -124,8 +124,8 @@ func Text(quoted []byte) (text []byte, escaped, ok bool) {
 	return []byte(s), escaped, true
 }
 
-// watched returns the index in names of the valid JSON string quoted, or
-// -1 if it is none of them.
+// watched returns the index in names of the valid JSON string quoted, as
+// encoding/json reads it, or -1 if it is none of them.
 func watched(quoted []byte, names []string) int {
 	s := quoted[1 : len(quoted)-1]
 	// An escape is 2 to 6 bytes for one byte of text, so a string longer
@@ -134,13 +134,7 @@ func watched(quoted []byte, names []string) int {
 	if len(s) > 6*maxLen(names) {
 		return -1
 	}
-	if bytes.IndexByte(s, '\\') >= 0 {
-		t, _, ok := Text(quoted)
-		if !ok {
-			return -1
-		}
-		s = t
-	}
+	s, _ = keyText(quoted) // as encoding/json reads it
 	for i, n := range names {
 		if string(s) == n {
 			return i
