@@ -355,7 +355,7 @@ func checkStrictRules(t *testing.T, b []byte, ref *refDoc) {
 				t.Fatalf("%q: Text(%s) = %q, %v; encoding/json reads %q", b, m.rawKey, k, ok, m.key)
 			}
 			for _, f := range pricedFields {
-				if got, want := FormOf(k, esc, f), refForm(m, f); got != want {
+				if got, want := FormOf(string(k), esc, f), refForm(m, f); got != want {
 					t.Fatalf("%q: key %s as field %q: FormOf %d, reference %d", b, m.rawKey, f, got, want)
 				}
 			}

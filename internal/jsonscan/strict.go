@@ -26,13 +26,13 @@ const (
 
 // FormOf says how key (as Walk or Text read it, escaped as they report)
 // relates to field.
-func FormOf(key []byte, escaped bool, field string) KeyForm {
+func FormOf(key string, escaped bool, field string) KeyForm {
 	switch {
-	case string(key) == field && escaped:
+	case key == field && escaped:
 		return KeyEscaped
-	case string(key) == field:
+	case key == field:
 		return KeyExact
-	case strings.EqualFold(string(key), field):
+	case strings.EqualFold(key, field):
 		return KeyCaseVariant
 	}
 	return KeyOther

@@ -1,10 +1,21 @@
-// Package jsonscan validates JSON exactly as encoding/json's json.Valid
-// does, several times faster, and finds member boundaries on the way.
+// Package jsonscan is all the gateway's byte-level JSON: what it prices
+// from request bodies and meters from responses must be what the API and
+// encoding/json read, so it is read in one place, with one string scanner
+// (string.go) and one walker (walk.go).
 //
-// Request and response bodies are mostly string bytes, which it skips
-// eight at a time. json.Valid was the largest single cost of admission
-// (docs/perf-history.md), and a body's size is the client's to choose.
-// FuzzValid holds it to json.Valid.
+//   - Valid and Validator validate exactly as json.Valid does, several
+//     times faster: bodies are mostly string bytes, skipped eight at a
+//     time. json.Valid was the largest single cost of admission
+//     (docs/perf-history.md), and a body's size is the client's to choose.
+//   - Members, Fields, Elements and Walk hand over a document's members and
+//     structure as they validate; Walk refuses a key twice in one object.
+//   - TopLevel captures chosen top-level values of a response as it
+//     streams past, in constant memory.
+//   - Slim, KeyIn, FormOf, PlainCount and PlainString are the slim view of a
+//     request and the spellings a price may be read from.
+//
+// FuzzScan holds every entry point to encoding/json's decoder and to the
+// strictness rules.
 package jsonscan
 
 import "bytes"

@@ -48,7 +48,7 @@ func arrayElements(arr []byte, fn func(val []byte)) bool { return jsonscan.Eleme
 func checkKeys(ms []member, where string, fields ...string) error {
 	for _, m := range ms {
 		for _, f := range fields {
-			switch jsonscan.FormOf([]byte(m.key), m.escaped, f) {
+			switch jsonscan.FormOf(m.key, m.escaped, f) {
 			case jsonscan.KeyEscaped:
 				return errBadRequest(fmt.Sprintf("%s%s: the key must be written without escapes", where, f), nil)
 			case jsonscan.KeyCaseVariant:
