@@ -38,6 +38,7 @@ func FuzzScan(f *testing.F) {
 		checkWalk(t, b, ref)
 		checkTopLevel(t, b, split, ref)
 		checkText(t, b)
+		checkStringModes(t, b, split)
 		checkSlim(t, b, ref)
 		checkStrictRules(t, b, ref)
 	})
@@ -290,6 +291,36 @@ func checkText(t *testing.T, b []byte) {
 	wantOK := len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && json.Unmarshal(b, &want) == nil
 	if ok != wantOK || ok && (string(got) != want || esc != (bytes.IndexByte(b, '\\') >= 0)) {
 		t.Fatalf("%q: Text = %q, %v, %v; encoding/json reads %q, %v", b, got, esc, ok, want, wantOK)
+	}
+}
+
+// checkStringModes: the lenient reading of a string, whole or resumed
+// after any piece, ends it where the strict one does whenever the strict
+// one accepts it.
+func checkStringModes(t *testing.T, b []byte, split uint) {
+	t.Helper()
+	i := 0
+	if len(b) > 0 && b[0] == '"' {
+		i = 1
+	}
+	end, st := scanString(b, i, false)
+	if se, sst := scanString(b, i, true); sst == strClosed && (st != strClosed || end != se) {
+		t.Fatalf("%q: the strict scan ends the string at %d, the lenient one at %d (%d)", b, se, end, st)
+	}
+	k := i + int(split%uint(len(b)-i+1))
+	pe, pst := scanString(b[:k], i, false)
+	if pst != strClosed {
+		next := k
+		if pst == strOpenEsc {
+			next++
+		}
+		if next > len(b) {
+			return // the piece ended in an escape that b ends in too
+		}
+		pe, pst = scanString(b, next, false)
+	}
+	if pe != end || pst != st {
+		t.Fatalf("%q: the lenient scan resumed after %d ends at %d (%d), whole at %d (%d)", b, k, pe, pst, end, st)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -27,23 +28,25 @@ const (
 	highs = 0x8080808080808080
 )
 
-// plainWord reports whether none of the 8 bytes in v ends a run of plain
-// string bytes: no quote, no backslash, no control byte. Each test is the
-// classic has-zero-byte trick; a borrow can only start at a matching byte,
-// so there are no false negatives and no false positives for the word.
-func plainWord(v uint64) bool {
+// specials returns a mask with the high bit set in each of the 8 bytes of
+// v (little-endian) that ends a run of plain string bytes: a quote, a
+// backslash, a control byte. Each test is the classic has-zero-byte trick:
+// a borrow can only start at a matching byte and only runs upward, so the
+// lowest bit set is exactly the first such byte; higher ones may be false.
+func specials(v uint64) uint64 {
 	q := v ^ (ones * '"')
 	s := v ^ (ones * '\\')
 	hit := (q - ones) &^ q
 	hit |= (s - ones) &^ s
 	hit |= (v - ones*0x20) &^ v
-	return hit&highs == 0
+	return hit & highs
 }
+
+func special(c byte) bool { return c == '"' || c == '\\' || c < 0x20 }
 
 // scanString scans the inside of a string from b[i], where i is just past
 // the opening quote or past a whole escape, and returns the index just
-// past the closing quote. Bodies are mostly string bytes, skipped eight at
-// a time.
+// past the closing quote.
 //
 // strict is encoding/json's reading: a control byte, an escape JSON does
 // not have, or b ending inside the string is strBad. Without strict,
@@ -51,30 +54,37 @@ func plainWord(v uint64) bool {
 // when b ends first scanString returns len(b) with strOpen or strOpenEsc,
 // so a caller reading a document in pieces resumes with the next piece
 // (skipping its first byte after strOpenEsc). On valid JSON both find the
-// same end; the lenient reading finds one in invalid JSON too, as a meter
-// that must not lose counts beside a bad byte wants.
+// same end (FuzzScan holds them to it); the lenient reading finds one in
+// invalid JSON too, as a meter that must not lose counts beside a bad byte
+// wants.
+//
+// Bodies are mostly string bytes. The strict scan must look at every
+// byte for control bytes and skips eight at a time; the lenient one only
+// needs the quotes, which bytes.IndexByte finds at memory speed, so
+// metering a long answer costs little.
 func scanString(b []byte, i int, strict bool) (int, strEnd) {
+	if !strict {
+		return scanLenient(b, i)
+	}
 	for {
-		for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
+		// Skip to the next special byte, eight bytes at a time.
+		for i+8 <= len(b) {
+			if m := specials(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+				i += bits.TrailingZeros64(m) >> 3
+				break
+			}
 			i += 8
 		}
-		if i >= len(b) {
-			if strict {
-				return 0, strBad
-			}
-			return len(b), strOpen
+		for i < len(b) && !special(b[i]) {
+			i++
 		}
-		switch c := b[i]; {
-		case c == '"':
+		if i >= len(b) {
+			return 0, strBad
+		}
+		switch b[i] {
+		case '"':
 			return i + 1, strClosed
-		case c == '\\':
-			if !strict {
-				if i+1 >= len(b) {
-					return len(b), strOpenEsc
-				}
-				i += 2
-				continue
-			}
+		case '\\':
 			if i+1 >= len(b) {
 				return 0, strBad
 			}
@@ -89,15 +99,44 @@ func scanString(b []byte, i int, strict bool) (int, strEnd) {
 			default:
 				return 0, strBad
 			}
-		case c < 0x20:
-			if strict {
-				return 0, strBad
-			}
-			i++
-		default:
-			i++
+		default: // a control byte
+			return 0, strBad
 		}
 	}
+}
+
+// scanLenient is scanString without strict: the string ends at the first
+// quote after i preceded by an even run of backslashes (not counting
+// before i), which is where reading escapes forward ends it. One
+// vectorised search for quotes is the whole cost of a string without
+// them.
+func scanLenient(b []byte, i int) (int, strEnd) {
+	from := i
+	for {
+		q := bytes.IndexByte(b[i:], '"')
+		if q < 0 {
+			if backslashRun(b, len(b), from)%2 == 1 {
+				return len(b), strOpenEsc
+			}
+			return len(b), strOpen
+		}
+		q += i
+		if backslashRun(b, q, from)%2 == 0 {
+			return q + 1, strClosed
+		}
+		i = q + 1
+	}
+}
+
+// backslashRun counts the backslashes right before b[at], not looking
+// before b[from]. Runs end at quotes, so a scan counts each byte once.
+func backslashRun(b []byte, at, from int) int {
+	n := 0
+	for at > from && b[at-1] == '\\' {
+		at--
+		n++
+	}
+	return n
 }
 
 // Text returns what encoding/json reads from the quoted JSON string
@@ -117,8 +156,11 @@ func Text(quoted []byte) (text []byte, escaped, ok bool) {
 	if !escaped && utf8.Valid(inner) {
 		return inner, false, true
 	}
+	// A copy, so that quoted does not escape: TopLevel reads keys out of
+	// its own buffer, and a meter that stays on its caller's stack costs
+	// no allocation.
 	var s string
-	if json.Unmarshal(quoted, &s) != nil {
+	if json.Unmarshal(bytes.Clone(quoted), &s) != nil {
 		return nil, escaped, false // cannot happen: the scan above is encoding/json's
 	}
 	return []byte(s), escaped, true

@@ -108,6 +108,10 @@ type contentWalk struct {
 	top    []member // the members of the top-level object
 	frames []frame  // the containers open, the top-level one first
 	child  objInfo  // what the object just closed kept, for its parent
+	// Room for the frames of a Messages body (body, messages, a message,
+	// its content, a block, a tool result's content, a block, a source)
+	// in the one allocation of the walk.
+	stack [8]frame
 }
 
 // frame is one open container.
@@ -115,10 +119,10 @@ type frame struct {
 	obj     bool
 	at      place
 	content bool // inside messages or system
+	escaped bool // the key was written with escapes
+	n       int  // members so far
+	key     []byte
 	info    objInfo
-	n       int    // members so far
-	key     []byte // of the member being walked
-	escaped bool
 }
 
 // Where a value sits in a Messages body, for the block-type check.
@@ -211,17 +215,16 @@ func checkDuplicates(body []byte) (bodyScan, error) {
 	if jsonscan.SkipSpace(body, 0) >= len(body) {
 		return bodyScan{}, errBadRequest("request body is empty", nil)
 	}
-	var stack [16]frame
-	w := contentWalk{frames: stack[:0]}
-	err := jsonscan.Walk(body, &w)
-	var dup *jsonscan.DuplicateKeyError
-	switch {
-	case errors.As(err, &dup):
-		err = duplicateKey(dup.Key)
-	case err != nil:
-		err = errBadRequest("request body is not valid JSON", nil)
+	w := new(contentWalk)
+	w.frames = w.stack[:0]
+	if err := jsonscan.Walk(body, w); err != nil {
+		var dup *jsonscan.DuplicateKeyError
+		if errors.As(err, &dup) {
+			return bodyScan{}, duplicateKey(dup.Key)
+		}
+		return bodyScan{}, errBadRequest("request body is not valid JSON", nil)
 	}
-	return bodyScan{content: w.scan, top: w.top}, err
+	return bodyScan{content: w.scan, top: w.top}, nil
 }
 
 // bodyScan is what the one walk of a body found: what its conversation
