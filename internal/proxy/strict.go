@@ -208,9 +208,9 @@ func duplicateKey(k string) error {
 	return errBadRequest(fmt.Sprintf("duplicate key %s: every key may appear once per object (parsers disagree on which one wins)", strconv.Quote(k)), nil)
 }
 
-// checkDuplicates refuses a body with a duplicated key in any object and
-// returns what its conversation points at and its top-level members. The
-// body must already be valid JSON.
+// checkDuplicates refuses a body with a duplicated key in any object, or
+// that is not valid JSON, and returns what its conversation points at and
+// its top-level members.
 func checkDuplicates(body []byte) (bodyScan, error) {
 	if jsonscan.SkipSpace(body, 0) >= len(body) {
 		return bodyScan{}, errBadRequest("request body is empty", nil)
@@ -238,7 +238,7 @@ type bodyScan struct {
 // parseMessages does each request's params: no duplicated key anywhere
 // ({"requests":[cheap],"requests":[dear]} would be priced by one parser
 // and run by another), and requests and each request's custom_id and
-// params written exactly. body must be valid JSON.
+// params written exactly. A body that is not valid JSON is refused too.
 func checkBatchBody(body []byte) error {
 	bs, err := checkDuplicates(body)
 	if err != nil {

@@ -115,6 +115,8 @@ func TestCheckBatchBody(t *testing.T) {
 		`{"requests":[{"custom_id":"a","params":` + p + `,"Params":` + p + `}]}`:                   `requests[0]."Params": unknown field`,
 		`{"requests":[{"custom_id":"a","params":{"model":"m","model":"n","max_tokens":1}}]}`:       `duplicate key "model"`,
 		`{"requests":[{"custom_id":"a","params":` + p + `},{"custom_id":"b","params":` + p + `}]}`: "",
+		`{"requests":[{"custom_id":"a","params":` + p:                                              "request body is not valid JSON",
+		`{"requests":`: "request body is not valid JSON",
 	} {
 		err := checkBatchBody([]byte(body))
 		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
