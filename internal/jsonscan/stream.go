@@ -1,14 +1,15 @@
 package jsonscan
 
 // TopLevel reads a JSON document in pieces, as it streams past, and hands
-// back the raw bytes of the values of chosen top-level keys. It keeps only a small
-// bounded key buffer and the capture of the value being captured, so a
-// document of any size costs O(1) memory. It tracks nesting depth and
+// back the raw bytes of the values of chosen top-level keys. It keeps only
+// a small bounded key buffer and the capture of the value being captured,
+// so a document of any size costs O(1) memory. It tracks nesting depth and
 // string/escape state itself and never recurses, so hostile nesting cannot
-// exhaust the stack. It finds string ends as the validator does
-// (scanString) but validates nothing: a response with one bad byte still
-// has its usage read, and the values it captures are validated by their
-// readers.
+// exhaust the stack. It finds string ends with the validator's scanner
+// (scanString's lenient reading, which ends every valid string where the
+// strict one does) but validates nothing: a response with one bad byte
+// still has its usage read, and the values it captures are validated by
+// their readers.
 type TopLevel struct {
 	keys   [MaxTopKeys]string // top-level keys whose values are captured
 	limits [MaxTopKeys]int    // per key: the most raw bytes captured
