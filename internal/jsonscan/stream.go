@@ -247,10 +247,8 @@ func (s *TopLevel) beginValue() {
 	}
 	// Rare and hostile, but encoding/json would unescape a key, so do the
 	// same: "us\u0061ge" is the usage key.
-	key, _, ok := Text(s.rawKey[:s.rawKeyN])
-	if !ok {
-		return
-	}
+	// No strict scan: a key that is not valid JSON reads as no name.
+	key, _ := keyText(s.rawKey[:s.rawKeyN])
 	for i, k := range s.keys {
 		if k != "" && string(key) == k {
 			s.slot = i

@@ -3,9 +3,7 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"math/bits"
-	"unicode/utf8"
 )
 
 // This is the one place that knows where a JSON string ends. The
@@ -151,19 +149,8 @@ func Text(quoted []byte) (text []byte, escaped, ok bool) {
 	if end, st := scanString(quoted, 1, true); st != strClosed || end != len(quoted) {
 		return nil, false, false
 	}
-	inner := quoted[1 : len(quoted)-1]
-	escaped = bytes.IndexByte(inner, '\\') >= 0
-	if !escaped && utf8.Valid(inner) {
-		return inner, false, true
-	}
-	// A copy, so that quoted does not escape: TopLevel reads keys out of
-	// its own buffer, and a meter that stays on its caller's stack costs
-	// no allocation.
-	var s string
-	if json.Unmarshal(bytes.Clone(quoted), &s) != nil {
-		return nil, escaped, false // cannot happen: the scan above is encoding/json's
-	}
-	return []byte(s), escaped, true
+	text, escaped = keyText(quoted)
+	return text, escaped, true
 }
 
 // watched returns the index in names of the valid JSON string quoted, as

@@ -92,15 +92,21 @@ func Elements(arr []byte, fn func(val []byte)) bool {
 	}
 }
 
-// keyText is Text for a key the scan has already validated.
+// keyText is Text for a string a scan has already delimited, without
+// scanning it again. A string that is not valid JSON reads as nil.
 func keyText(quoted []byte) (key []byte, escaped bool) {
 	inner := quoted[1 : len(quoted)-1]
 	escaped = bytes.IndexByte(inner, '\\') >= 0
 	if !escaped && utf8.Valid(inner) {
 		return inner, false
 	}
+	// A copy, so that quoted does not escape: TopLevel reads keys out of
+	// its own buffer, and a meter that stays on its caller's stack costs
+	// no allocation.
 	var s string
-	_ = json.Unmarshal(quoted, &s) // valid: cannot fail
+	if json.Unmarshal(bytes.Clone(quoted), &s) != nil {
+		return nil, escaped
+	}
 	return []byte(s), escaped
 }
 

@@ -29,19 +29,19 @@ func typeOf(raw []byte, overflow bool) eventType {
 }
 
 // decode records a usage-bearing event. A payload that is not valid JSON
-// records nothing.
+// records nothing: each case acts only once Fields has validated the whole
+// payload (it is an object, since its type was read from a top-level key).
 func (p *SSEParser) decode() {
-	if !jsonscan.Valid(p.buf) {
-		return
-	}
 	switch p.typ {
 	case evMessageStart:
 		var msg []byte
-		jsonscan.Fields(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "message" {
 				msg = v
 			}
-		})
+		}) {
+			return
+		}
 		var id, model text
 		var w wireUsage
 		jsonscan.Fields(msg, func(key, v []byte) {
@@ -69,11 +69,13 @@ func (p *SSEParser) decode() {
 		p.res.SawDelta, p.res.SawStop = false, false
 	case evMessageDelta:
 		var w wireUsage
-		jsonscan.Fields(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "usage" {
 				w = parseUsage(v)
 			}
-		})
+		}) {
+			return
+		}
 		if w.set {
 			p.res.Usage.apply(&w)
 			p.valid.note(&w)
@@ -81,7 +83,7 @@ func (p *SSEParser) decode() {
 		}
 	case evContentBlockStart:
 		var typ text
-		jsonscan.Fields(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "content_block" {
 				typ = text{}
 				jsonscan.Fields(v, func(key, v []byte) {
@@ -90,13 +92,15 @@ func (p *SSEParser) decode() {
 					}
 				})
 			}
-		})
+		}) {
+			return
+		}
 		if typ.v != "text" && typ.v != "tool_use" {
 			p.opaque = true
 		}
 	case evError:
 		var typ text
-		jsonscan.Fields(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "error" {
 				typ = text{}
 				jsonscan.Fields(v, func(key, v []byte) {
@@ -105,7 +109,9 @@ func (p *SSEParser) decode() {
 					}
 				})
 			}
-		})
+		}) {
+			return
+		}
 		p.res.ErrorType = typ.v
 		if p.res.ErrorType == "" {
 			p.res.ErrorType = "error" // an error without a usable type is still one

@@ -7,8 +7,8 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
-// The usage-bearing payloads are decoded in two steps: jsonscan.Valid checks
-// the whole payload (a malformed one records nothing), then jsonscan.Fields walks
+// The usage-bearing payloads are walked with jsonscan.Fields, which
+// validates the whole payload (a malformed one records nothing) and walks
 // the objects and picks out the few fields we price. Walking by hand
 // instead of unmarshalling into structs costs no reflection and allocates
 // only the strings kept, and it lets each field be lenient on its own: a
@@ -218,10 +218,7 @@ func decodeUsage(raw []byte) (Usage, bool) {
 
 // decodeUsageChecked is decodeUsage that also reports the usage's Validity.
 func decodeUsageChecked(raw []byte) (Usage, Validity, bool) {
-	if !jsonscan.Valid(raw) {
-		return Usage{}, Validity{}, false
-	}
-	w := parseUsage(raw)
+	w := parseUsage(raw) // w.set only when raw is valid JSON and an object
 	if !w.set {
 		return Usage{}, Validity{}, false
 	}
