@@ -106,8 +106,10 @@ func plainString(raw []byte, name string) (string, error) {
 type contentWalk struct {
 	scan   contentScan
 	top    []member // the members of the top-level object
-	frames []frame  // the containers open, the top-level one first
-	child  objInfo  // what the object just closed kept, for its parent
+	topKey []byte   // the key of the top-level member being walked
+	topEsc bool
+	frames []frame // the containers open, the top-level one first
+	child  objInfo // what the object just closed kept, for its parent
 	// Room for the frames of a Messages body (body, messages, a message,
 	// its content, a block, a tool result's content, a block, a source)
 	// in the one allocation of the walk.
@@ -118,11 +120,45 @@ type contentWalk struct {
 type frame struct {
 	obj     bool
 	at      place
-	content bool // inside messages or system
-	escaped bool // the key was written with escapes
-	n       int  // members so far
-	key     []byte
+	content bool    // inside messages or system
+	kind    keyKind // the key of the member being walked
+	n       int     // members so far
 	info    objInfo
+}
+
+// keyKind is a key as far as the content walk reads it: the frames keep
+// this byte, not the key, so that they hold few pointers.
+type keyKind uint8
+
+const (
+	keyOther keyKind = iota
+	keyMessages
+	keySystem
+	keyContent
+	keyType
+	keyMediaType
+	keySource
+	keyFileID
+)
+
+func kindOf(key []byte) keyKind {
+	switch string(key) {
+	case "messages":
+		return keyMessages
+	case "system":
+		return keySystem
+	case "content":
+		return keyContent
+	case "type":
+		return keyType
+	case "media_type":
+		return keyMediaType
+	case "source":
+		return keySource
+	case "file_id":
+		return keyFileID
+	}
+	return keyOther
 }
 
 // Where a value sits in a Messages body, for the block-type check.
@@ -142,12 +178,12 @@ func (w *contentWalk) Open(obj bool) {
 		p := &w.frames[n-1]
 		if p.obj {
 			// The conversation is everything under messages and system.
-			top, k := n == 1, string(p.key)
-			f.content = p.content || (top && (k == "messages" || k == "system"))
+			top, k := n == 1, p.kind
+			f.content = p.content || (top && (k == keyMessages || k == keySystem))
 			switch {
-			case top && k == "messages":
+			case top && k == keyMessages:
 				f.at = placeMessages
-			case top && k == "system", p.at == placeMessage && k == "content":
+			case top && k == keySystem, p.at == placeMessage && k == keyContent:
 				f.at = placeContent
 			}
 		} else {
@@ -165,8 +201,11 @@ func (w *contentWalk) Open(obj bool) {
 
 func (w *contentWalk) Key(key []byte, escaped bool) {
 	f := &w.frames[len(w.frames)-1]
-	f.key, f.escaped = key, escaped
+	f.kind = kindOf(key)
 	f.n++
+	if len(w.frames) == 1 {
+		w.topKey, w.topEsc = key, escaped
+	}
 }
 
 func (w *contentWalk) Value(raw []byte) {
@@ -177,10 +216,20 @@ func (w *contentWalk) Value(raw []byte) {
 		return
 	}
 	if f.content {
-		f.info.member(f.key, raw, child)
+		// objInfo.member reads these keys only.
+		switch f.kind {
+		case keyType:
+			f.info.member([]byte("type"), raw, child)
+		case keyMediaType:
+			f.info.member([]byte("media_type"), raw, child)
+		case keySource:
+			f.info.member([]byte("source"), raw, child)
+		case keyFileID:
+			f.info.member([]byte("file_id"), raw, child)
+		}
 	}
 	if len(w.frames) == 1 {
-		w.top = append(w.top, member{key: string(f.key), escaped: f.escaped, val: raw})
+		w.top = append(w.top, member{key: string(w.topKey), escaped: w.topEsc, val: raw})
 	}
 }
 
