@@ -1,15 +1,25 @@
 package meter
 
-import "github.com/clade-gateway/clade-gateway/internal/jsonscan"
+import (
+	"bytes"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
+)
 
 // typeOf maps a payload's raw "type" value to the events we act on.
 func typeOf(raw []byte, overflow bool) eventType {
-	if overflow {
+	if overflow || len(raw) < 2 || raw[0] != '"' {
 		return evOther
 	}
-	s, _, ok := jsonscan.Text(raw)
-	if !ok {
-		return evOther
+	// Every event has a type, and real ones have no escapes: compare those
+	// in place; a string with escapes is read as encoding/json reads it.
+	s := raw[1 : len(raw)-1]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		t, _, ok := jsonscan.Text(raw)
+		if !ok {
+			return evOther
+		}
+		s = t
 	}
 	switch string(s) {
 	case "message_start":
