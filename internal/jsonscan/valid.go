@@ -1,17 +1,24 @@
-// Package jsonscan validates JSON exactly as encoding/json's json.Valid
-// does, several times faster, and finds member boundaries on the way.
+// Package jsonscan is all the gateway's byte-level JSON: what it prices
+// from request bodies and meters from responses must be what the API and
+// encoding/json read, so it is read in one place, with one string scanner
+// (string.go) and one walker (walk.go).
 //
-// Request and response bodies are mostly string bytes, which it skips
-// eight at a time. json.Valid was the largest single cost of admission
-// (docs/perf-history.md), and a body's size is the client's to choose.
-// FuzzValid holds it to json.Valid.
+//   - Valid and Validator validate exactly as json.Valid does, several
+//     times faster: bodies are mostly string bytes, skipped eight at a
+//     time. json.Valid was the largest single cost of admission
+//     (docs/perf-history.md), and a body's size is the client's to choose.
+//   - Members, Fields, Elements and Walk hand over a document's members and
+//     structure as they validate; Walk refuses a key twice in one object.
+//   - TopLevel captures chosen top-level values of a response as it
+//     streams past, in constant memory.
+//   - Slim, KeyIn, FormOf, PlainCount and PlainString are the slim view of a
+//     request and the spellings a price may be read from.
+//
+// FuzzScan holds every entry point to encoding/json's decoder and to the
+// strictness rules.
 package jsonscan
 
-import (
-	"bytes"
-	"encoding/binary"
-	"encoding/json"
-)
+import "bytes"
 
 // MaxDepth is encoding/json's nesting limit: a body nested deeper is
 // invalid to it, so it must be to us.
@@ -115,42 +122,6 @@ func closer(obj bool) byte {
 	return ']'
 }
 
-// Members validates obj as one JSON document that is an object and calls
-// fn with the raw (quoted) key and raw value of each member, in order. It
-// reports whether obj was valid and an object; fn has then seen every
-// member, and if not, it may have seen some: act on what it collected only
-// when Members returns true.
-func (v *Validator) Members(obj []byte, fn func(key, val []byte)) bool {
-	i := SkipSpace(obj, 0)
-	if i >= len(obj) || obj[i] != '{' {
-		return false
-	}
-	i = SkipSpace(obj, i+1)
-	if i < len(obj) && obj[i] == '}' {
-		return SkipSpace(obj, i+1) == len(obj)
-	}
-	for {
-		kEnd, vStart, ok := v.MemberKey(obj, i)
-		if !ok {
-			return false
-		}
-		vEnd, ok := v.ValueEnd(obj, vStart, 1)
-		if !ok {
-			return false
-		}
-		fn(obj[i:kEnd], obj[vStart:vEnd])
-		i = SkipSpace(obj, vEnd)
-		switch {
-		case i < len(obj) && obj[i] == ',':
-			i = SkipSpace(obj, i+1)
-		case i < len(obj) && obj[i] == '}':
-			return SkipSpace(obj, i+1) == len(obj)
-		default:
-			return false
-		}
-	}
-}
-
 // MemberKey validates `"key" :` at b[i] and returns where the key ends
 // and where the value starts.
 func (v *Validator) MemberKey(b []byte, i int) (keyEnd, value int, ok bool) {
@@ -176,100 +147,21 @@ func SkipSpace(b []byte, i int) int {
 	return i
 }
 
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-)
-
-// plainWord reports whether none of the 8 bytes in v ends a run of plain
-// string bytes: no quote, no backslash, no control byte. Each test is the
-// classic has-zero-byte trick; a borrow can only start at a matching byte,
-// so there are no false negatives and no false positives for the word.
-func plainWord(v uint64) bool {
-	q := v ^ (ones * '"')
-	s := v ^ (ones * '\\')
-	hit := (q - ones) &^ q
-	hit |= (s - ones) &^ s
-	hit |= (v - ones*0x20) &^ v
-	return hit&highs == 0
-}
-
 // stringEnd validates the string that starts at b[i] (a quote) and
 // returns the index just past its closing quote. Like encoding/json it
 // rejects control bytes and bad escapes, and passes other bytes unchecked.
 func (v *Validator) stringEnd(b []byte, i int) (int, bool) {
-	start, escaped := i, false
-	i++
-	for {
-		for i+8 <= len(b) && plainWord(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
-		}
-		if i >= len(b) {
-			return 0, false
-		}
-		switch c := b[i]; {
-		case c == '"':
-			if len(v.Watch) > 0 && (!v.Seen || v.Each) {
-				if hit := watched(b[start:i+1], escaped, v.Watch); hit >= 0 {
-					v.Seen = true
-					v.Hits |= 1 << uint(hit)
-				}
-			}
-			return i + 1, true
-		case c == '\\':
-			escaped = true
-			if i+1 >= len(b) {
-				return 0, false
-			}
-			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				i += 2
-			case 'u':
-				if i+6 > len(b) || !isHex(b[i+2]) || !isHex(b[i+3]) || !isHex(b[i+4]) || !isHex(b[i+5]) {
-					return 0, false
-				}
-				i += 6
-			default:
-				return 0, false
-			}
-		case c < 0x20:
-			return 0, false
-		default:
-			i++
+	end, st := scanString(b, i+1, true)
+	if st != strClosed {
+		return 0, false
+	}
+	if len(v.Watch) > 0 && (!v.Seen || v.Each) {
+		if hit := watched(b[i:end], v.Watch); hit >= 0 {
+			v.Seen = true
+			v.Hits |= 1 << uint(hit)
 		}
 	}
-}
-
-// watched returns the index in names of the valid JSON string quoted, or
-// -1 if it is none of them.
-func watched(quoted []byte, escaped bool, names []string) int {
-	s := quoted[1 : len(quoted)-1]
-	if escaped {
-		// An escape is 2 to 6 bytes for one character: only a string that
-		// short can spell a name. Messages full of escaped code are not.
-		if len(s) > 6*maxLen(names) {
-			return -1
-		}
-		var u string
-		if json.Unmarshal(quoted, &u) != nil {
-			return -1
-		}
-		s = []byte(u)
-	}
-	for i, n := range names {
-		if string(s) == n {
-			return i
-		}
-	}
-	return -1
-}
-
-func maxLen(names []string) int {
-	n := 0
-	for _, s := range names {
-		n = max(n, len(s))
-	}
-	return n
+	return end, true
 }
 
 // numberEnd validates the number that starts at b[i]:
@@ -320,7 +212,3 @@ func literalEnd(b []byte, i int, lit string) (int, bool) {
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-func isHex(c byte) bool {
-	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
-}

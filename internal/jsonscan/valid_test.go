@@ -49,20 +49,6 @@ func TestValidDepthLimitIsEncodingJSONs(t *testing.T) {
 	}
 }
 
-func FuzzValid(f *testing.F) {
-	for _, c := range validCases {
-		f.Add([]byte(c))
-	}
-	f.Add([]byte(`{"model":"claude-\u0073onnet-4-6","max_tokens":1024,"messages":[{"role":"user","content":"a \"q\" \\"}]}`))
-	f.Add([]byte(`{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":15}}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if got, want := Valid(b), json.Valid(b); got != want {
-			t.Fatalf("%q: valid %v, encoding/json %v", b, got, want)
-		}
-		checkMembers(t, b)
-	})
-}
-
 // checkMembers holds Members to encoding/json: it succeeds exactly on a
 // valid object, and then hands over every member, keys and values as
 // written (so duplicates and escapes are the caller's to read).

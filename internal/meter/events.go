@@ -2,57 +2,59 @@ package meter
 
 import (
 	"bytes"
-	"encoding/json"
 
 	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
 // typeOf maps a payload's raw "type" value to the events we act on.
 func typeOf(raw []byte, overflow bool) eventType {
-	if overflow || len(raw) == 0 || raw[0] != '"' {
+	if overflow || len(raw) < 2 || raw[0] != '"' {
 		return evOther
 	}
-	if bytes.IndexByte(raw, '\\') >= 0 {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+	// Every event has a type, and real ones have no escapes: compare those
+	// in place; a string with escapes is read as encoding/json reads it.
+	s := raw[1 : len(raw)-1]
+	if bytes.IndexByte(s, '\\') >= 0 {
+		t, _, ok := jsonscan.Text(raw)
+		if !ok {
 			return evOther
 		}
-		raw = append(append([]byte{'"'}, s...), '"')
+		s = t
 	}
-	switch string(raw) {
-	case `"message_start"`:
+	switch string(s) {
+	case "message_start":
 		return evMessageStart
-	case `"message_delta"`:
+	case "message_delta":
 		return evMessageDelta
-	case `"message_stop"`:
+	case "message_stop":
 		return evMessageStop
-	case `"content_block_delta"`:
+	case "content_block_delta":
 		return evContentBlockDelta
-	case `"content_block_start"`:
+	case "content_block_start":
 		return evContentBlockStart
-	case `"error"`:
+	case "error":
 		return evError
 	}
 	return evOther
 }
 
 // decode records a usage-bearing event. A payload that is not valid JSON
-// records nothing.
+// records nothing: each case acts only once Fields has validated the whole
+// payload (it is an object, since its type was read from a top-level key).
 func (p *SSEParser) decode() {
-	if !jsonscan.Valid(p.buf) {
-		return
-	}
 	switch p.typ {
 	case evMessageStart:
 		var msg []byte
-		members(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "message" {
 				msg = v
 			}
-		})
+		}) {
+			return
+		}
 		var id, model text
 		var w wireUsage
-		members(msg, func(key, v []byte) {
+		jsonscan.Fields(msg, func(key, v []byte) {
 			switch string(key) {
 			case "id":
 				id.parse(v)
@@ -77,11 +79,13 @@ func (p *SSEParser) decode() {
 		p.res.SawDelta, p.res.SawStop = false, false
 	case evMessageDelta:
 		var w wireUsage
-		members(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "usage" {
 				w = parseUsage(v)
 			}
-		})
+		}) {
+			return
+		}
 		if w.set {
 			p.res.Usage.apply(&w)
 			p.valid.note(&w)
@@ -89,31 +93,35 @@ func (p *SSEParser) decode() {
 		}
 	case evContentBlockStart:
 		var typ text
-		members(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "content_block" {
 				typ = text{}
-				members(v, func(key, v []byte) {
+				jsonscan.Fields(v, func(key, v []byte) {
 					if string(key) == "type" {
 						typ.parse(v)
 					}
 				})
 			}
-		})
+		}) {
+			return
+		}
 		if typ.v != "text" && typ.v != "tool_use" {
 			p.opaque = true
 		}
 	case evError:
 		var typ text
-		members(p.buf, func(key, v []byte) {
+		if !jsonscan.Fields(p.buf, func(key, v []byte) {
 			if string(key) == "error" {
 				typ = text{}
-				members(v, func(key, v []byte) {
+				jsonscan.Fields(v, func(key, v []byte) {
 					if string(key) == "type" {
 						typ.parse(v)
 					}
 				})
 			}
-		})
+		}) {
+			return
+		}
 		p.res.ErrorType = typ.v
 		if p.res.ErrorType == "" {
 			p.res.ErrorType = "error" // an error without a usable type is still one

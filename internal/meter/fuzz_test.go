@@ -194,8 +194,9 @@ func firstTopLevelType(data []byte) string {
 	return ""
 }
 
-// FuzzDecodeUsage checks the hand-written object walker against
-// encoding/json: both must find the same fields in any valid document.
+// FuzzDecodeUsage checks decodeUsage against encoding/json: reading a
+// usage object field by field (jsonscan.Fields) must find what decoding
+// it into maps finds, in any valid document.
 func FuzzDecodeUsage(f *testing.F) {
 	for _, file := range fixtures(f, "*.json") {
 		var m map[string]json.RawMessage

@@ -31,7 +31,7 @@ const maxIterations = 256
 // parseIterations reads usage.iterations. invalid names the first field
 // that was not a usable value.
 func parseIterations(raw []byte) (its []Iteration, isArray bool, invalid string) {
-	isArray = elements(raw, func(v []byte) {
+	isArray = jsonscan.Elements(raw, func(v []byte) {
 		if len(its) == maxIterations {
 			if invalid == "" {
 				invalid = "iterations (too many)"
@@ -41,7 +41,7 @@ func parseIterations(raw []byte) (its []Iteration, isArray bool, invalid string)
 		var it Iteration
 		var in, cc, cr, out, e5, e1 count
 		var typ, model text
-		ok := members(v, func(key, v []byte) {
+		ok := jsonscan.Fields(v, func(key, v []byte) {
 			switch string(key) {
 			case "type":
 				typ.parse(v)
@@ -57,7 +57,7 @@ func parseIterations(raw []byte) (its []Iteration, isArray bool, invalid string)
 				out.parse(v)
 			case "cache_creation":
 				e5, e1 = count{}, count{}
-				it.CacheCreationSplit = members(v, func(key, v []byte) {
+				it.CacheCreationSplit = jsonscan.Fields(v, func(key, v []byte) {
 					switch string(key) {
 					case "ephemeral_5m_input_tokens":
 						e5.parse(v)
@@ -86,31 +86,6 @@ func parseIterations(raw []byte) (its []Iteration, isArray bool, invalid string)
 		its = append(its, it)
 	})
 	return its, isArray, invalid
-}
-
-// elements calls fn with each element of a JSON array (valid JSON) and
-// reports whether arr is an array.
-func elements(arr []byte, fn func(v []byte)) bool {
-	i := jsonscan.SkipSpace(arr, 0)
-	if i >= len(arr) || arr[i] != '[' {
-		return false
-	}
-	i++
-	for {
-		i = jsonscan.SkipSpace(arr, i)
-		if i < len(arr) && arr[i] == ',' {
-			i = jsonscan.SkipSpace(arr, i+1)
-		}
-		if i >= len(arr) || arr[i] == ']' {
-			return true
-		}
-		end := valueEnd(arr, i)
-		if end < 0 {
-			return true
-		}
-		fn(arr[i:end])
-		i = end
-	}
 }
 
 func firstNonEmpty(a, b string) string {

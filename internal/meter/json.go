@@ -1,5 +1,7 @@
 package meter
 
+import "github.com/clade-gateway/clade-gateway/internal/jsonscan"
+
 // JSONExtractor meters a non-streaming JSON response (a Message, a
 // count_tokens answer, an error) as it passes. It scans the bytes once,
 // tracking nesting and string state, and keeps only the values of the
@@ -8,7 +10,7 @@ package meter
 // deeper in the document (tool inputs, iterations) are not the response's
 // usage and are ignored. It is not safe for concurrent use.
 type JSONExtractor struct {
-	sc     topScanner
+	sc     jsonscan.TopLevel
 	closed bool
 
 	usage Usage
@@ -30,9 +32,9 @@ const (
 func NewJSONExtractor(limits Limits) *JSONExtractor {
 	l := limits.withDefaults()
 	return &JSONExtractor{
-		sc: newTopScanner(
-			[maxKeys]string{slotUsage: "usage", slotModel: "model", slotID: "id"},
-			[maxKeys]int{l.MaxUsageBytes, maxStringField * 6, maxStringField * 6}, // room for \u escapes
+		sc: jsonscan.NewTopLevel(
+			[jsonscan.MaxTopKeys]string{slotUsage: "usage", slotModel: "model", slotID: "id"},
+			[jsonscan.MaxTopKeys]int{l.MaxUsageBytes, maxStringField * 6, maxStringField * 6}, // room for \u escapes
 		),
 	}
 }
@@ -45,7 +47,7 @@ func (j *JSONExtractor) Write(b []byte) (int, error) {
 	}
 	n := len(b)
 	for len(b) > 0 {
-		m, got := j.sc.feed(b)
+		m, got := j.sc.Feed(b)
 		b = b[m:]
 		if got {
 			j.take()
@@ -57,18 +59,18 @@ func (j *JSONExtractor) Write(b []byte) (int, error) {
 // Close marks the end of the body.
 func (j *JSONExtractor) Close() error {
 	j.closed = true
-	j.sc.capture = nil
+	j.sc.SetBuffer(nil)
 	return nil
 }
 
 // take records a captured top-level value. As in encoding/json, the last
 // occurrence of a duplicated key wins, even when it is unusable.
 func (j *JSONExtractor) take() {
-	raw := j.sc.capture
-	if j.sc.overflow {
+	slot, raw, overflow := j.sc.Captured()
+	if overflow {
 		raw = nil
 	}
-	switch j.sc.slot {
+	switch slot {
 	case slotUsage:
 		j.usage, j.valid, j.found = decodeUsageChecked(raw)
 	case slotModel:

@@ -1,6 +1,10 @@
 package meter
 
-import "bytes"
+import (
+	"bytes"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
+)
 
 // StreamResult is what an SSE stream has reported so far.
 type StreamResult struct {
@@ -53,7 +57,7 @@ type SSEParser struct {
 	// The event being received.
 	dataLines int
 	dataBytes int64
-	sniff     topScanner // finds the payload's top-level "type"
+	sniff     jsonscan.TopLevel // finds the payload's top-level "type"
 	typeBuf   [maxTypeRaw]byte
 	sniffing  bool
 	typ       eventType
@@ -105,10 +109,10 @@ const maxTypeRaw = 64
 func NewSSEParser(limits Limits) *SSEParser {
 	p := &SSEParser{
 		lim:   limits.withDefaults(),
-		sniff: newTopScanner([maxKeys]string{"type"}, [maxKeys]int{maxTypeRaw}),
+		sniff: jsonscan.NewTopLevel([jsonscan.MaxTopKeys]string{"type"}, [jsonscan.MaxTopKeys]int{maxTypeRaw}),
 		nl:    [1]byte{'\n'},
 	}
-	p.sniff.capture = p.typeBuf[:0]
+	p.sniff.SetBuffer(p.typeBuf[:0])
 	p.resetEvent()
 	return p
 }
@@ -260,15 +264,16 @@ func (p *SSEParser) beginValue() {
 func (p *SSEParser) data(b []byte) {
 	p.dataBytes += int64(len(b))
 	for rest := b; p.sniffing && len(rest) > 0; {
-		n, got := p.sniff.feed(rest)
+		n, got := p.sniff.Feed(rest)
 		rest = rest[n:]
 		switch {
 		case got && p.typ == evUnknown:
-			p.typ = typeOf(p.sniff.capture, p.sniff.overflow)
+			_, raw, overflow := p.sniff.Captured()
+			p.typ = typeOf(raw, overflow)
 			// message_stop is not decoded, so check that its payload is
 			// a whole object instead; nothing else needs the scanner.
 			p.sniffing = p.typ == evMessageStop
-		case p.typ == evUnknown && (p.sniff.st == scEnd || p.sniff.st == scBad):
+		case p.typ == evUnknown && p.sniff.Done():
 			p.typ, p.sniffing = evOther, false // an object with no type
 		}
 	}
@@ -302,7 +307,7 @@ func (p *SSEParser) dispatch() {
 		case evContentBlockDelta:
 			p.res.StreamedOutputBytes += p.dataBytes
 		case evMessageStop:
-			if p.sniff.complete() {
+			if p.sniff.Complete() {
 				p.res.SawStop = true
 			}
 		case evMessageStart, evMessageDelta, evError:
@@ -326,7 +331,7 @@ const maxIdleBuf = 16 << 10
 
 func (p *SSEParser) resetEvent() {
 	p.dataLines, p.dataBytes = 0, 0
-	p.sniff.reset()
+	p.sniff.Reset()
 	p.sniffing, p.typ, p.mode = true, evUnknown, bufMaybe
 	if cap(p.buf) > maxIdleBuf {
 		p.buf = nil

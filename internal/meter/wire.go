@@ -1,17 +1,14 @@
 package meter
 
 import (
-	"bytes"
-	"encoding/json"
 	"math"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
-// The usage-bearing payloads are decoded in two steps: jsonscan.Valid checks
-// the whole payload (a malformed one records nothing), then members walks
+// The usage-bearing payloads are walked with jsonscan.Fields, which
+// validates the whole payload (a malformed one records nothing) and walks
 // the objects and picks out the few fields we price. Walking by hand
 // instead of unmarshalling into structs costs no reflection and allocates
 // only the strings kept, and it lets each field be lenient on its own: a
@@ -87,11 +84,11 @@ func (t *text) parse(b []byte) {
 
 // unquote decodes a JSON string literal.
 func unquote(b []byte) (string, bool) {
-	if inner := b[1 : len(b)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
-		return intern(inner), true
+	s, _, ok := jsonscan.Text(b)
+	if !ok {
+		return "", false
 	}
-	var s string // escapes and invalid UTF-8 are rare: let encoding/json do them
-	return s, json.Unmarshal(b, &s) == nil
+	return intern(s), true
 }
 
 // intern returns the tier, geo and speed values every response carries
@@ -147,7 +144,7 @@ type wireUsage struct {
 // object (null included) is "no usage".
 func parseUsage(raw []byte) wireUsage {
 	var w wireUsage
-	w.set = members(raw, func(key, v []byte) {
+	w.set = jsonscan.Fields(raw, func(key, v []byte) {
 		switch string(key) {
 		case "input_tokens":
 			w.input.parse(v)
@@ -159,7 +156,7 @@ func parseUsage(raw []byte) wireUsage {
 			w.output.parse(v)
 		case "cache_creation":
 			w.eph5m, w.eph1h = count{}, count{}
-			w.split = members(v, func(key, v []byte) {
+			w.split = jsonscan.Fields(v, func(key, v []byte) {
 				switch string(key) {
 				case "ephemeral_5m_input_tokens":
 					w.eph5m.parse(v)
@@ -169,14 +166,14 @@ func parseUsage(raw []byte) wireUsage {
 			})
 		case "output_tokens_details":
 			w.thinking = count{}
-			w.thinkingSet = members(v, func(key, v []byte) {
+			w.thinkingSet = jsonscan.Fields(v, func(key, v []byte) {
 				if string(key) == "thinking_tokens" {
 					w.thinking.parse(v)
 				}
 			})
 		case "server_tool_use":
 			w.webSearches, w.webFetches = count{}, count{}
-			w.serverTools = members(v, func(key, v []byte) {
+			w.serverTools = jsonscan.Fields(v, func(key, v []byte) {
 				switch string(key) {
 				case "web_search_requests":
 					w.webSearches.parse(v)
@@ -221,10 +218,7 @@ func decodeUsage(raw []byte) (Usage, bool) {
 
 // decodeUsageChecked is decodeUsage that also reports the usage's Validity.
 func decodeUsageChecked(raw []byte) (Usage, Validity, bool) {
-	if !jsonscan.Valid(raw) {
-		return Usage{}, Validity{}, false
-	}
-	w := parseUsage(raw)
+	w := parseUsage(raw) // w.set only when raw is valid JSON and an object
 	if !w.set {
 		return Usage{}, Validity{}, false
 	}

@@ -1,12 +1,9 @@
 package proxy
 
 import (
-	"bytes"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
@@ -34,55 +31,16 @@ type member struct {
 func objectMembers(obj []byte) ([]member, bool) {
 	var v jsonscan.Validator
 	var out []member
-	var bad bool
 	ok := v.Members(obj, func(key, val []byte) {
-		k, esc, kok := unescapeKey(key)
-		bad = bad || !kok
-		out = append(out, member{key: k, escaped: esc, val: val})
+		k, esc, _ := jsonscan.Text(key) // Members validated it
+		out = append(out, member{key: string(k), escaped: esc, val: val})
 	})
-	return out, ok && !bad
+	return out, ok
 }
 
 // arrayElements calls fn with each element of a valid JSON array and
-// reports whether arr was one.
-func arrayElements(arr []byte, fn func(val []byte)) bool {
-	var v jsonscan.Validator
-	i := jsonscan.SkipSpace(arr, 0)
-	if i >= len(arr) || arr[i] != '[' {
-		return false
-	}
-	i = jsonscan.SkipSpace(arr, i+1)
-	if i < len(arr) && arr[i] == ']' {
-		return true
-	}
-	for i < len(arr) {
-		end, ok := v.ValueEnd(arr, i, 1)
-		if !ok {
-			return false
-		}
-		fn(arr[i:end])
-		i = jsonscan.SkipSpace(arr, end)
-		if i < len(arr) && arr[i] == ',' {
-			i = jsonscan.SkipSpace(arr, i+1)
-			continue
-		}
-		return i < len(arr) && arr[i] == ']'
-	}
-	return false
-}
-
-// unescapeKey decodes a quoted key; esc reports whether it had escapes.
-func unescapeKey(quoted []byte) (key string, esc bool, ok bool) {
-	inner := quoted[1 : len(quoted)-1]
-	if bytes.IndexByte(inner, '\\') < 0 {
-		return string(inner), false, true
-	}
-	var s string
-	if err := json.Unmarshal(quoted, &s); err != nil {
-		return "", true, false
-	}
-	return s, true, true
-}
+// reports whether arr was one (jsonscan.Elements).
+func arrayElements(arr []byte, fn func(val []byte)) bool { return jsonscan.Elements(arr, fn) }
 
 // checkKeys refuses, in an object the gateway prices from, a key that is
 // one of fields written with escapes, or that differs from one only in
@@ -90,10 +48,10 @@ func unescapeKey(quoted []byte) (key string, esc bool, ok bool) {
 func checkKeys(ms []member, where string, fields ...string) error {
 	for _, m := range ms {
 		for _, f := range fields {
-			switch {
-			case m.key == f && m.escaped:
+			switch jsonscan.FormOf(m.key, m.escaped, f) {
+			case jsonscan.KeyEscaped:
 				return errBadRequest(fmt.Sprintf("%s%s: the key must be written without escapes", where, f), nil)
-			case m.key != f && strings.EqualFold(m.key, f):
+			case jsonscan.KeyCaseVariant:
 				return errBadRequest(fmt.Sprintf("%s%q: unknown field (keys are case-sensitive; did you mean %q?)", where, m.key, f), nil)
 			}
 		}
@@ -115,20 +73,13 @@ func find(ms []member, key string) []byte {
 func isNull(raw []byte) bool { return raw == nil || string(raw) == "null" }
 
 // plainCount reads a count the gateway prices from: a JSON integer in
-// plain digits, without sign, fraction or exponent, that fits int64. The
-// API's parser may accept other spellings (1e3, 1000.0, "1000") and read
-// them differently from ours, so they are refused.
+// plain digits (jsonscan.PlainCount). The API's parser may accept other
+// spellings (1e3, 1000.0, "1000") and read them differently from ours, so
+// they are refused.
 func plainCount(raw []byte, name string) (int64, error) {
-	bad := len(raw) == 0 || len(raw) > 18 || (raw[0] == '0' && len(raw) > 1)
-	for _, c := range raw {
-		bad = bad || c < '0' || c > '9'
-	}
-	if bad {
+	n, ok := jsonscan.PlainCount(raw)
+	if !ok {
 		return 0, errBadRequest(fmt.Sprintf("%s: must be a non-negative integer written in plain digits (no sign, fraction, exponent or quotes)", name), nil)
-	}
-	n, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		return 0, errBadRequest(name+": integer out of range", err)
 	}
 	return n, nil
 }
@@ -137,28 +88,77 @@ func plainCount(raw []byte, name string) (int64, error) {
 // refused: encoding/json would read it as U+FFFD and another parser might
 // refuse it or read it otherwise.
 func plainString(raw []byte, name string) (string, error) {
-	if len(raw) < 2 || raw[0] != '"' {
+	s, isString, utf8OK := jsonscan.PlainString(raw)
+	switch {
+	case !isString:
 		return "", errBadRequest(name+": must be a string", nil)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", errBadRequest(name+": must be a string", err)
-	}
-	if !utf8.Valid(raw) || strings.ContainsRune(s, utf8.RuneError) {
+	case !utf8OK:
 		return "", errBadRequest(name+": must be valid UTF-8", nil)
 	}
 	return s, nil
 }
 
-// dupWalker refuses duplicated keys in every object of a valid JSON value
-// after unescaping ("a" and "\u0061" are the same key). It recurses into
-// containers only, so its depth is the document's, which jsonscan bounds.
-// Inside messages and system it also notes the content the body only
-// points at (see contentScan), so the body is walked once for both.
-type dupWalker struct {
-	v    jsonscan.Validator
-	scan contentScan
-	top  []member // the members of the top-level object
+// contentWalk follows a body through jsonscan.Walk, which refuses
+// duplicated keys in every object after unescaping ("a" and "\u0061" are
+// the same key). Inside messages and system it notes the content the body
+// only points at (see contentScan), and it keeps the top-level members,
+// so the body is walked once for all three.
+type contentWalk struct {
+	scan   contentScan
+	top    []member // the members of the top-level object
+	topKey []byte   // the key of the top-level member being walked
+	topEsc bool
+	frames []frame // the containers open, the top-level one first
+	child  objInfo // what the object just closed kept, for its parent
+	// Room for the frames of a Messages body (body, messages, a message,
+	// its content, a block, a tool result's content, a block, a source)
+	// in the one allocation of the walk.
+	stack [8]frame
+}
+
+// frame is one open container.
+type frame struct {
+	obj     bool
+	at      place
+	content bool    // inside messages or system
+	kind    keyKind // the key of the member being walked
+	n       int     // members so far
+	info    objInfo
+}
+
+// keyKind is a key as far as the content walk reads it: the frames keep
+// this byte, not the key, so that they hold few pointers.
+type keyKind uint8
+
+const (
+	keyOther keyKind = iota
+	keyMessages
+	keySystem
+	keyContent
+	keyType
+	keyMediaType
+	keySource
+	keyFileID
+)
+
+func kindOf(key []byte) keyKind {
+	switch string(key) {
+	case "messages":
+		return keyMessages
+	case "system":
+		return keySystem
+	case "content":
+		return keyContent
+	case "type":
+		return keyType
+	case "media_type":
+		return keyMediaType
+	case "source":
+		return keySource
+	case "file_id":
+		return keyFileID
+	}
+	return keyOther
 }
 
 // Where a value sits in a Messages body, for the block-type check.
@@ -172,138 +172,108 @@ const (
 	placeBlock          // one content block
 )
 
-func (w *dupWalker) value(b []byte, i, depth int, content bool, at place) (int, objInfo, error) {
-	switch b[i] {
-	case '{':
-		return w.object(b, i, depth, content, at)
-	case '[':
-		elem := placeOther
-		switch at {
-		case placeMessages:
-			elem = placeMessage
-		case placeContent:
-			elem = placeBlock
-		}
-		i = jsonscan.SkipSpace(b, i+1)
-		if b[i] == ']' {
-			return i + 1, objInfo{}, nil
-		}
-		for {
-			end, _, err := w.value(b, i, depth+1, content, elem)
-			if err != nil {
-				return 0, objInfo{}, err
+func (w *contentWalk) Open(obj bool) {
+	f := frame{obj: obj}
+	if n := len(w.frames); n > 0 {
+		p := &w.frames[n-1]
+		if p.obj {
+			// The conversation is everything under messages and system.
+			top, k := n == 1, p.kind
+			f.content = p.content || (top && (k == keyMessages || k == keySystem))
+			switch {
+			case top && k == keyMessages:
+				f.at = placeMessages
+			case top && k == keySystem, p.at == placeMessage && k == keyContent:
+				f.at = placeContent
 			}
-			i = jsonscan.SkipSpace(b, end)
-			if b[i] == ']' {
-				return i + 1, objInfo{}, nil
+		} else {
+			f.content = p.content
+			switch p.at {
+			case placeMessages:
+				f.at = placeMessage
+			case placeContent:
+				f.at = placeBlock
 			}
-			i = jsonscan.SkipSpace(b, i+1) // ','
 		}
 	}
-	end, ok := w.v.ValueEnd(b, i, depth)
-	if !ok {
-		return 0, objInfo{}, errBadRequest("request body is not valid JSON", nil)
-	}
-	return end, objInfo{}, nil
+	w.frames = append(w.frames, f)
 }
 
-func (w *dupWalker) object(b []byte, i, depth int, content bool, at place) (int, objInfo, error) {
-	var small [16][]byte
-	keys := small[:0]
-	var many map[string]struct{}
-	var info objInfo
-	i = jsonscan.SkipSpace(b, i+1)
-	if b[i] == '}' {
-		return i + 1, info, nil
-	}
-	for {
-		kEnd, vStart, ok := w.v.MemberKey(b, i)
-		if !ok {
-			return 0, info, errBadRequest("request body is not valid JSON", nil)
-		}
-		k := b[i+1 : kEnd-1]
-		if bytes.IndexByte(k, '\\') >= 0 {
-			s, _, ok := unescapeKey(b[i:kEnd])
-			if !ok {
-				return 0, info, errBadRequest("request body is not valid JSON", nil)
-			}
-			k = []byte(s)
-		}
-		switch {
-		case many != nil:
-			if _, dup := many[string(k)]; dup {
-				return 0, info, duplicateKey(k)
-			}
-			many[string(k)] = struct{}{}
-		case len(keys) < len(small):
-			for _, o := range keys {
-				if bytes.Equal(o, k) {
-					return 0, info, duplicateKey(k)
-				}
-			}
-			keys = append(keys, k)
-		default:
-			many = make(map[string]struct{}, 2*len(small))
-			for _, o := range keys {
-				many[string(o)] = struct{}{}
-			}
-			if _, dup := many[string(k)]; dup {
-				return 0, info, duplicateKey(k)
-			}
-			many[string(k)] = struct{}{}
-		}
-		// The conversation is everything under messages and system.
-		childContent := content || (depth == 0 && (string(k) == "messages" || string(k) == "system"))
-		childAt := placeOther
-		switch {
-		case depth == 0 && string(k) == "messages":
-			childAt = placeMessages
-		case depth == 0 && string(k) == "system", at == placeMessage && string(k) == "content":
-			childAt = placeContent
-		}
-		end, child, err := w.value(b, vStart, depth+1, childContent, childAt)
-		if err != nil {
-			return 0, info, err
-		}
-		if content {
-			info.member(k, b[vStart:end], child)
-		}
-		if depth == 0 {
-			w.top = append(w.top, member{key: string(k), escaped: bytes.IndexByte(b[i+1:kEnd-1], '\\') >= 0, val: b[vStart:end]})
-		}
-		i = jsonscan.SkipSpace(b, end)
-		if b[i] == '}' {
-			if content {
-				w.scan.object(info)
-			}
-			if at == placeBlock {
-				w.scan.block(info.typ)
-			}
-			return i + 1, info, nil
-		}
-		i = jsonscan.SkipSpace(b, i+1) // ','
+func (w *contentWalk) Key(key []byte, escaped bool) {
+	f := &w.frames[len(w.frames)-1]
+	f.kind = kindOf(key)
+	f.n++
+	if len(w.frames) == 1 {
+		w.topKey, w.topEsc = key, escaped
 	}
 }
 
-func duplicateKey(k []byte) error {
-	q := string(k)
-	if len(q) > 64 {
-		q = q[:64] + "…"
+func (w *contentWalk) Value(raw []byte) {
+	f := &w.frames[len(w.frames)-1]
+	child := w.child
+	w.child = objInfo{}
+	if !f.obj {
+		return
 	}
-	return errBadRequest(fmt.Sprintf("duplicate key %s: every key may appear once per object (parsers disagree on which one wins)", strconv.Quote(q)), nil)
+	if f.content {
+		// objInfo.member reads these keys only.
+		switch f.kind {
+		case keyType:
+			f.info.member([]byte("type"), raw, child)
+		case keyMediaType:
+			f.info.member([]byte("media_type"), raw, child)
+		case keySource:
+			f.info.member([]byte("source"), raw, child)
+		case keyFileID:
+			f.info.member([]byte("file_id"), raw, child)
+		}
+	}
+	if len(w.frames) == 1 {
+		w.top = append(w.top, member{key: string(w.topKey), escaped: w.topEsc, val: raw})
+	}
 }
 
-// checkDuplicates refuses a body with a duplicated key in any object and
-// returns what its conversation points at and its top-level members. The
-// body must already be valid JSON.
+func (w *contentWalk) Close(obj bool) {
+	f := &w.frames[len(w.frames)-1]
+	w.frames = w.frames[:len(w.frames)-1]
+	w.child = objInfo{}
+	// An empty object is classified as nothing, not as a block of no type.
+	if !obj || f.n == 0 {
+		return
+	}
+	if f.content {
+		w.scan.object(f.info)
+	}
+	if f.at == placeBlock {
+		w.scan.block(f.info.typ)
+	}
+	w.child = f.info
+}
+
+func duplicateKey(k string) error {
+	if len(k) > 64 {
+		k = k[:64] + "…"
+	}
+	return errBadRequest(fmt.Sprintf("duplicate key %s: every key may appear once per object (parsers disagree on which one wins)", strconv.Quote(k)), nil)
+}
+
+// checkDuplicates refuses a body with a duplicated key in any object, or
+// that is not valid JSON, and returns what its conversation points at and
+// its top-level members.
 func checkDuplicates(body []byte) (bodyScan, error) {
-	var w dupWalker
-	i := jsonscan.SkipSpace(body, 0)
-	if i >= len(body) {
+	if jsonscan.SkipSpace(body, 0) >= len(body) {
 		return bodyScan{}, errBadRequest("request body is empty", nil)
 	}
-	_, _, err := w.value(body, i, 0, false, placeOther)
-	return bodyScan{content: w.scan, top: w.top}, err
+	w := new(contentWalk)
+	w.frames = w.stack[:0]
+	if err := jsonscan.Walk(body, w); err != nil {
+		var dup *jsonscan.DuplicateKeyError
+		if errors.As(err, &dup) {
+			return bodyScan{}, duplicateKey(dup.Key)
+		}
+		return bodyScan{}, errBadRequest("request body is not valid JSON", nil)
+	}
+	return bodyScan{content: w.scan, top: w.top}, nil
 }
 
 // bodyScan is what the one walk of a body found: what its conversation
@@ -317,7 +287,7 @@ type bodyScan struct {
 // parseMessages does each request's params: no duplicated key anywhere
 // ({"requests":[cheap],"requests":[dear]} would be priced by one parser
 // and run by another), and requests and each request's custom_id and
-// params written exactly. body must be valid JSON.
+// params written exactly. A body that is not valid JSON is refused too.
 func checkBatchBody(body []byte) error {
 	bs, err := checkDuplicates(body)
 	if err != nil {

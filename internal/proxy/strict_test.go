@@ -16,6 +16,7 @@ func TestParseMessagesRefusesAmbiguousBodies(t *testing.T) {
 		{"case variant alone", `{"Model":"claude-opus-4-1","model":"claude-haiku-4-5","max_tokens":1,` + msgs + `}`, `"Model": unknown field`},
 		{"escaped priced key", `{"model":"claude-haiku-4-5","max\u005ftokens":1,` + msgs + `}`, `max_tokens: the key must be written without escapes`},
 		{"duplicate deep in a tool input", `{"model":"m","max_tokens":1,"messages":[{"role":"assistant","content":[{"type":"tool_use","id":"t","name":"n","input":{"a":1,"a":2}}]}]}`, `duplicate key "a"`},
+		{"duplicate as read: invalid UTF-8 reads as U+FFFD", "{\"model\":\"m\",\"max_tokens\":1," + msgs + ",\"metadata\":{\"a\xff\":1,\"a\xfe\":2}}", "duplicate key \"a\uFFFD\""},
 		{"duplicate among many keys", `{"model":"m","max_tokens":1,` + msgs + `,"metadata":{"k1":1,"k2":1,"k3":1,"k4":1,"k5":1,"k6":1,"k7":1,"k8":1,"k9":1,"k10":1,"k11":1,"k12":1,"k13":1,"k14":1,"k15":1,"k16":1,"k17":1,"k3":2}}`, `duplicate key "k3"`},
 		{"exponent count", `{"model":"m","max_tokens":1e3,` + msgs + `}`, `max_tokens`},
 		{"fractional count", `{"model":"m","max_tokens":100.0,` + msgs + `}`, `max_tokens`},
@@ -114,6 +115,8 @@ func TestCheckBatchBody(t *testing.T) {
 		`{"requests":[{"custom_id":"a","params":` + p + `,"Params":` + p + `}]}`:                   `requests[0]."Params": unknown field`,
 		`{"requests":[{"custom_id":"a","params":{"model":"m","model":"n","max_tokens":1}}]}`:       `duplicate key "model"`,
 		`{"requests":[{"custom_id":"a","params":` + p + `},{"custom_id":"b","params":` + p + `}]}`: "",
+		`{"requests":[{"custom_id":"a","params":` + p:                                              "request body is not valid JSON",
+		`{"requests":`: "request body is not valid JSON",
 	} {
 		err := checkBatchBody([]byte(body))
 		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {

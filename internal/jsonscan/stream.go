@@ -1,22 +1,23 @@
-package meter
+package jsonscan
 
-import "bytes"
-
-// topScanner walks a JSON document incrementally and hands back the raw
-// bytes of the values of chosen top-level keys. It keeps only a small
-// bounded key buffer and the capture of the value being captured, so a
-// document of any size costs O(1) memory. It tracks nesting depth and
+// TopLevel reads a JSON document in pieces, as it streams past, and hands
+// back the raw bytes of the values of chosen top-level keys. It keeps only
+// a small bounded key buffer and the capture of the value being captured,
+// so a document of any size costs O(1) memory. It tracks nesting depth and
 // string/escape state itself and never recurses, so hostile nesting cannot
-// exhaust the stack. It does not validate numbers or literals: values it
-// captures are decoded by encoding/json, which does.
-type topScanner struct {
-	keys   [maxKeys]string // top-level keys whose values are captured
-	limits [maxKeys]int    // per key: the most raw bytes captured
+// exhaust the stack. It finds string ends with the validator's scanner
+// (scanString's lenient reading, which ends every valid string where the
+// strict one does) but validates nothing: a response with one bad byte
+// still has its usage read, and the values it captures are validated by
+// their readers.
+type TopLevel struct {
+	keys   [MaxTopKeys]string // top-level keys whose values are captured
+	limits [MaxTopKeys]int    // per key: the most raw bytes captured
 
 	st    scanState
 	depth int // nesting inside the current top-level value
 
-	rawKey   [maxRawKey]byte
+	rawKey   [maxRawKey + 2]byte // quotes included
 	rawKeyN  int
 	keyLong  bool // the key did not fit rawKey: not one of ours
 	slot     int  // index into keys of the value being read, or -1
@@ -24,11 +25,11 @@ type topScanner struct {
 	overflow bool // the captured value exceeded its limit
 }
 
-// maxKeys is the most keys one scanner captures.
-const maxKeys = 3
+// MaxTopKeys is the most keys one TopLevel captures.
+const MaxTopKeys = 3
 
-// maxRawKey bounds a key as written, escapes included. Our keys are short
-// ASCII words; even fully \u-escaped they fit.
+// maxRawKey bounds a key as written, escapes included. The keys read are
+// short ASCII words; even fully \u-escaped they fit.
 const maxRawKey = 48
 
 type scanState uint8
@@ -52,30 +53,46 @@ const (
 	scBad                        // not a JSON object: nothing more is found
 )
 
-// newTopScanner captures the values of keys, each up to its limit. Arrays,
+// NewTopLevel captures the values of keys, each up to its limit. Arrays,
 // not slices, so that building one allocates nothing.
-func newTopScanner(keys [maxKeys]string, limits [maxKeys]int) topScanner {
-	return topScanner{keys: keys, limits: limits, slot: -1}
+func NewTopLevel(keys [MaxTopKeys]string, limits [MaxTopKeys]int) TopLevel {
+	return TopLevel{keys: keys, limits: limits, slot: -1}
 }
 
-func (s *topScanner) reset() {
+// Reset readies s for the next document, keeping its capture buffer.
+func (s *TopLevel) Reset() {
 	s.st, s.depth, s.slot = scStart, 0, -1
 	s.capture = s.capture[:0]
 }
 
+// SetBuffer makes buf (from its length 0, up to its capacity before
+// growing) where values are captured; nil drops the buffer.
+func (s *TopLevel) SetBuffer(buf []byte) { s.capture = buf }
+
+// Captured is the value Feed last reported: the index into keys of its
+// key, and its raw bytes, or overflow when they exceeded the key's limit
+// (raw is then empty). raw is valid until the next Feed.
+func (s *TopLevel) Captured() (slot int, raw []byte, overflow bool) {
+	return s.slot, s.capture, s.overflow
+}
+
 // inValue reports whether the scanner is inside a top-level value.
-func (s *topScanner) inValue() bool {
+func (s *TopLevel) inValue() bool {
 	return s.st >= scStr && s.st <= scScalar
 }
 
-// complete reports whether a whole top-level object has been read with no
+// Complete reports whether a whole top-level object has been read with no
 // trailing garbage so far.
-func (s *topScanner) complete() bool { return s.st == scEnd }
+func (s *TopLevel) Complete() bool { return s.st == scEnd }
 
-// feed consumes b until a captured value completes (then got is true and
-// s.slot, s.capture and s.overflow describe it) or b runs out. n is the
-// number of bytes consumed; call feed again with b[n:].
-func (s *topScanner) feed(b []byte) (n int, got bool) {
+// Done reports whether nothing more will be captured from this document:
+// its object has ended, or it is not an object.
+func (s *TopLevel) Done() bool { return s.st == scEnd || s.st == scBad }
+
+// Feed consumes b until a captured value completes (then got is true and
+// Captured describes it) or b runs out. n is the number of bytes
+// consumed; call Feed again with b[n:].
+func (s *TopLevel) Feed(b []byte) (n int, got bool) {
 	from := 0 // start of the current value within b, while capturing
 	i := 0
 	for i < len(b) {
@@ -95,6 +112,7 @@ func (s *topScanner) feed(b []byte) (n int, got bool) {
 			case isSpace(c):
 			case c == '"':
 				s.st, s.rawKeyN, s.keyLong = scKey, 0, false
+				s.addKey(b[i : i+1])
 			case c == '}' && s.st == scKeyOrEnd:
 				s.st = scEnd
 			default:
@@ -102,21 +120,17 @@ func (s *topScanner) feed(b []byte) (n int, got bool) {
 			}
 			i++
 		case scKey:
-			j := bytes.IndexAny(b[i:], "\"\\")
-			if j < 0 {
-				s.addKey(b[i:])
-				i = len(b)
+			end, st := scanString(b, i, false)
+			if st == strClosed {
+				s.addKey(b[i:end])
+				s.st, i = scColon, end
 				continue
 			}
-			s.addKey(b[i : i+j])
-			i += j
-			if b[i] == '"' {
-				s.st = scColon
-			} else {
-				s.addKey(b[i : i+1])
+			s.addKey(b[i:])
+			if st == strOpenEsc {
 				s.st = scKeyEsc
 			}
-			i++
+			i = len(b)
 		case scKeyEsc:
 			s.addKey(b[i : i+1])
 			s.st = scKey
@@ -150,15 +164,15 @@ func (s *topScanner) feed(b []byte) (n int, got bool) {
 				s.st = scScalar // the delimiter that ends it is not part of it
 			}
 		case scStr, scNestedStr:
-			end, esc := skipString(b[i:])
-			if end < 0 {
-				if esc {
+			end, st := scanString(b, i, false)
+			if st != strClosed {
+				if st == strOpenEsc {
 					s.st++ // scStrEsc or scNestedEsc
 				}
 				i = len(b)
 				continue
 			}
-			i += end
+			i = end
 			if s.st == scNestedStr {
 				s.st = scNested
 				continue
@@ -216,7 +230,7 @@ func (s *topScanner) feed(b []byte) (n int, got bool) {
 	return len(b), false
 }
 
-func (s *topScanner) addKey(p []byte) {
+func (s *TopLevel) addKey(p []byte) {
 	if s.keyLong || s.rawKeyN+len(p) > len(s.rawKey) {
 		s.keyLong = true
 		return
@@ -225,7 +239,7 @@ func (s *topScanner) addKey(p []byte) {
 }
 
 // beginValue decides whether the value about to start is captured.
-func (s *topScanner) beginValue() {
+func (s *TopLevel) beginValue() {
 	s.slot, s.overflow = -1, false
 	s.capture = s.capture[:0]
 	if s.keyLong {
@@ -233,7 +247,8 @@ func (s *topScanner) beginValue() {
 	}
 	// Rare and hostile, but encoding/json would unescape a key, so do the
 	// same: "us\u0061ge" is the usage key.
-	key := unescapeKey(s.rawKey[:s.rawKeyN])
+	// No strict scan: a key that is not valid JSON reads as no name.
+	key, _ := keyText(s.rawKey[:s.rawKeyN])
 	for i, k := range s.keys {
 		if k != "" && string(key) == k {
 			s.slot = i
@@ -243,7 +258,7 @@ func (s *topScanner) beginValue() {
 }
 
 // endValue closes the current value; it reports whether it was captured.
-func (s *topScanner) endValue(tail []byte) bool {
+func (s *TopLevel) endValue(tail []byte) bool {
 	s.st = scAfterVal
 	if s.slot < 0 {
 		return false
@@ -253,7 +268,7 @@ func (s *topScanner) endValue(tail []byte) bool {
 }
 
 // add appends to the capture, never past the slot's limit.
-func (s *topScanner) add(p []byte) {
+func (s *TopLevel) add(p []byte) {
 	if s.overflow {
 		return
 	}
@@ -267,35 +282,4 @@ func (s *topScanner) add(p []byte) {
 
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r'
-}
-
-// skipString looks for the quote closing a string in b, which starts inside
-// the string and not in the middle of an escape. It returns the index just
-// past that quote, or -1 and whether b ends in the middle of an escape.
-// IndexByte is vectorised, so a 100 MB string is skipped at memory speed;
-// a quote is escaped when an odd run of backslashes precedes it.
-func skipString(b []byte) (end int, esc bool) {
-	off := 0
-	for {
-		q := bytes.IndexByte(b[off:], '"')
-		if q < 0 {
-			return -1, backslashRun(b, len(b), off)%2 == 1
-		}
-		q += off
-		if backslashRun(b, q, off)%2 == 0 {
-			return q + 1, false
-		}
-		off = q + 1
-	}
-}
-
-// backslashRun counts the backslashes right before b[at], not looking
-// before b[from].
-func backslashRun(b []byte, at, from int) int {
-	n := 0
-	for at > from && b[at-1] == '\\' {
-		at--
-		n++
-	}
-	return n
 }
