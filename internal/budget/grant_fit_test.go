@@ -15,8 +15,9 @@ import (
 // TestGrantFitNearTheCap: replicas admitting from grants fit requests on
 // the exact path once their grants cannot grow, and together never hold or
 // spend past the cap.
-func TestGrantFitNearTheCap(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+func TestGrantFitNearTheCap(t *testing.T) { grantBackends(t, grantFitNearTheCap) }
+
+func grantFitNearTheCap(t *testing.T, h grantHarness) {
 	ws := bud(ScopeWorkspace, "prod", Daily, 10_000, true)
 	f := Fit{Fixed: 100, PerUnit: 10, Min: 10, Max: 90} // 1,000 whole, 200 at the floor
 	var fitted, admitted, actual atomic.Int64
