@@ -79,7 +79,8 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 		if err != nil {
 			return err
 		}
-		if rec == nil {
+		fresh := rec == nil
+		if fresh {
 			rec = &grantRecord{}
 		}
 		if rec.Step >= st.n {
@@ -107,7 +108,7 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 			}
 			rep.tag, rep.exp = stateLost, time.UnixMilli(rec.Exp)
 			rec.State, rec.Last = stateLost, stateLost
-			return t.putGrantRecord(gr.id, rec)
+			return t.putGrantRecord(gr.id, rec, fresh)
 		}
 		tag, amt := "ok", grown
 		if st.add != 0 {
@@ -138,7 +139,7 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 		}
 		rep.tag, rep.exp = tag, st.exp
 		rec.State, rec.Last, rec.Exp, rec.Amount = stateLive, tag, exp, amt
-		return t.putGrantRecord(gr.id, rec)
+		return t.putGrantRecord(gr.id, rec, fresh)
 	})
 	if err == nil && seq >= 0 {
 		err = fmt.Errorf("%w: grant step out of order (applied: %d)", ErrInvalid, seq)
@@ -227,13 +228,21 @@ func (t *boltTx) grantRecord(id string) (*grantRecord, error) {
 	return &r, nil
 }
 
-func (t *boltTx) putGrantRecord(id string, r *grantRecord) error {
+// putGrantRecord writes a grant's record, and schedules its deletion when
+// the record is new. Every step moves the deadline; scheduling it each
+// time would leave a GC entry per step for the 8 days a record is kept
+// (dozens a second under load), so the GC entry is moved only when it
+// comes due while the record is still kept (see collect).
+func (t *boltTx) putGrantRecord(id string, r *grantRecord, fresh bool) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
 	if err := t.tx.Bucket(bktGrants).Put([]byte(id), v); err != nil {
 		return err
+	}
+	if !fresh {
+		return nil
 	}
 	return t.scheduleGC(r.Delete, gcGrant, id)
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.etcd.io/bbolt"
 )
 
 // faultySteps makes a store's grant steps fail: lostReply applies the step
@@ -157,5 +159,66 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 			}
 			wantLevel(t, next, svc, 130, 0)
 		})
+	}
+}
+
+// A grant's record is kept as long as Redis keeps it (its lease plus the
+// settled-marker lifetime after its last step) with one GC entry however
+// many steps it takes, and is deleted after that.
+func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
+	clock := newFakeClock(t0)
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), Options{Clock: clock.Now, Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	svc := bud(ScopeService, "gc", Total, 1_000_000, true)
+	a, err := prepareHold(hold("x", 10, time.Minute, svc), clock.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := &grantSpec{id: "grant:gc:1", budgets: a.h.Budgets, keys: a.keys, keysJoin: a.keysJoin, ends: a.ends, lease: time.Minute}
+	ctx := context.Background()
+	for n := int64(1); n <= 50; n++ {
+		st := &grantStep{n: n, held: 100, exp: clock.Now().Add(time.Minute)}
+		if n == 1 {
+			st.held, st.add = 0, 100
+		}
+		if _, err := s.stepGrant(ctx, spec, st); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(time.Second)
+	}
+	gcEntries := func() (grants, entries int) {
+		err := s.db.View(func(tx *bbolt.Tx) error {
+			grants = tx.Bucket(bktGrants).Stats().KeyN
+			return tx.Bucket(bktGC).ForEach(func(k, _ []byte) error {
+				if len(k) > 8 && k[8] == gcGrant {
+					entries++
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return grants, entries
+	}
+	if g, e := gcEntries(); g != 1 || e != 1 {
+		t.Fatalf("after 50 steps: %d grant records, %d GC entries; want 1 and 1", g, e)
+	}
+	if _, err := s.stepGrant(ctx, spec, &grantStep{n: 51, held: 100, release: 100, exp: clock.Now().Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	// The first GC deadline passes while the record is kept: it moves on.
+	clock.Add(settledTTL + 15*time.Second)
+	mustSettle(t, s, mustReserve(t, s, hold("tick1", 1, time.Minute, svc)), 1)
+	if g, e := gcEntries(); g != 1 || e != 1 {
+		t.Fatalf("at the first deadline: %d grant records, %d GC entries; want 1 and 1", g, e)
+	}
+	clock.Add(2 * time.Minute)
+	mustSettle(t, s, mustReserve(t, s, hold("tick2", 1, time.Minute, svc)), 1)
+	if g, e := gcEntries(); g != 0 || e != 0 {
+		t.Fatalf("past the record's keeping time: %d grant records, %d GC entries; want none", g, e)
 	}
 }

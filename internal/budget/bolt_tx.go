@@ -358,8 +358,11 @@ func (t *boltTx) collect() error {
 			gs := t.tx.Bucket(bktGrants)
 			if v := gs.Get(name); v != nil {
 				var r grantRecord
-				if json.Unmarshal(v, &r) != nil || r.Delete <= t.now {
+				switch {
+				case json.Unmarshal(v, &r) != nil || r.Delete <= t.now:
 					err = gs.Delete(name)
+				default: // stepped since: its one GC entry moves on
+					err = t.scheduleGC(r.Delete, gcGrant, string(name))
 				}
 			}
 		case gcLock:
