@@ -182,6 +182,8 @@ type grant struct {
 	lastAmt    money.Nanos    // the last estimate drawn: what a request needs
 	demand     [2]money.Nanos // drawn in the current and the previous Window
 	demandAt   time.Time      // start of the current Window
+	window     time.Duration  // GrantOptions.Window (0 for a journaled grant)
+	took       time.Duration  // how long steps take, recently (see target)
 	failures   int            // steps failed in a row
 	warnedAt   time.Time      // when the last of them was logged
 }
@@ -283,7 +285,7 @@ func (g *Granted) grantFor(a reserveArgs, now time.Time) *grant {
 	gr := &grant{
 		grantSpec: grantSpec{id: grantID(g.owner, g.next.Add(1)), budgets: a.h.Budgets,
 			keys: a.keys, keysJoin: a.keysJoin, ends: a.ends, lease: g.o.Lease},
-		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now,
+		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now, window: g.o.Window,
 	}
 	g.active[a.keysJoin], g.all[gr.id] = gr, gr
 	return gr
@@ -343,14 +345,39 @@ func (gr *grant) noteDemand(now time.Time, amt money.Nanos, window time.Duration
 	gr.demand[0] += amt
 }
 
+// maxSlowScale bounds how many Windows of demand a grant covers while its
+// steps are slow (see target), and so what a crash then charges.
+const maxSlowScale = 8
+
 // target is what the grant should hold free after a growth: a Window of
 // demand, at least minGrant requests of size amt, and no more than a quarter
 // of what the budgets had left at the last step, so replicas near a cap
 // take small slices.
+//
+// A growth is asked for once half the target is drawn, so the other half
+// must last until the step lands. While steps take longer than half a
+// Window (an embedded store's fsyncs on a busy disk: 38 ms at p99 and
+// 200 ms at worst on the bench machine under other load, against well
+// under a millisecond idle), requests would wait for them; the target then
+// covers the demand of two steps' durations instead, up to maxSlowScale
+// Windows.
 func (gr *grant) target(amt money.Nanos) money.Nanos {
 	t := max(gr.demand[0], gr.demand[1], minGrant*amt)
+	if gr.window > 0 && 2*gr.took > gr.window {
+		permille := min(int64(2*gr.took*1000/gr.window), maxSlowScale*1000)
+		t = t/1000*money.Nanos(permille) + t%1000*money.Nanos(permille)/1000
+	}
 	if gr.hasRem {
 		t = min(t, max(gr.rem/4, amt))
 	}
 	return t
+}
+
+// noteTook records how long a step took. A slow step counts at once; the
+// figure then decays by an eighth per step, so a grant shrinks back within
+// a second or two once steps are fast again.
+func (gr *grant) noteTook(d time.Duration) {
+	gr.mu.Lock()
+	defer gr.mu.Unlock()
+	gr.took = max(d, gr.took-gr.took/8)
 }

@@ -80,3 +80,33 @@ func grantFitNearTheCap(t *testing.T, h grantHarness) {
 		t.Errorf("%s left unspent, room for a request at the floor", left)
 	}
 }
+
+// A grant covers the demand of two steps' durations while its steps take
+// longer than half a Window, up to maxSlowScale Windows, and shrinks back
+// once they are fast again.
+func TestGrantTargetCoversSlowSteps(t *testing.T) {
+	gr := &grant{window: 100 * time.Millisecond}
+	gr.demand[0] = 1000
+	if got := gr.target(10); got != 1000 {
+		t.Fatalf("fast steps: target %s, want a Window of demand (1000)", got)
+	}
+	gr.noteTook(150 * time.Millisecond)
+	if got := gr.target(10); got != 3000 {
+		t.Errorf("150 ms steps: target %s, want the demand of 300 ms (3000)", got)
+	}
+	gr.noteTook(10 * time.Second)
+	if got := gr.target(10); got != maxSlowScale*1000 {
+		t.Errorf("10 s steps: target %s, want %d Windows (%d)", got, maxSlowScale, maxSlowScale*1000)
+	}
+	for range 60 {
+		gr.noteTook(time.Millisecond)
+	}
+	if got := gr.target(10); got != 1000 {
+		t.Errorf("after 60 fast steps: target %s, want 1000 again", got)
+	}
+	gr.hasRem, gr.rem = true, 2000
+	gr.noteTook(time.Second)
+	if got := gr.target(10); got != 500 {
+		t.Errorf("near the cap: target %s, want a quarter of what is left (500)", got)
+	}
+}

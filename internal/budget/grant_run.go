@@ -115,7 +115,11 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 			return unavailable(ctx.Err())
 		}
 	}
+	began := time.Now()
 	rep, err := g.s.stepGrant(ctx, &gr.grantSpec, st)
+	if err == nil { // a failed step says nothing of how long one takes
+		gr.noteTook(time.Since(began))
+	}
 	now := g.opts.Clock()
 	more := gr.finish(st, rep, err, now, g.o)
 	warn, failed := gr.noteStep(err, now)
