@@ -189,8 +189,8 @@ type grant struct {
 }
 
 // grantWarnEvery spaces the warnings of a grant whose steps keep failing:
-// the tend loop retries about four times a second, and an outage of Redis
-// should not bury the rest of the log.
+// the tend loop retries about four times a second, and an outage of the
+// store should not bury the rest of the log.
 const grantWarnEvery = 10 * time.Second
 
 // noteStep counts a step's outcome and returns how many steps have failed

@@ -90,7 +90,7 @@ func (gr *grant) drained() bool {
 }
 
 // errGrantGone reports a grant that can no longer be drawn on (its lease
-// ended in Redis, or its state is unknown): the caller takes the exact
+// ended in the store, or its state is unknown): the caller takes the exact
 // path, and the next Reserve starts a new grant.
 var errGrantGone = errors.New("budget: grant gone")
 
