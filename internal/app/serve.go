@@ -26,6 +26,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/notify"
 	"github.com/clade-gateway/clade-gateway/internal/owner"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
+	"github.com/clade-gateway/clade-gateway/internal/reconcile"
 	"github.com/clade-gateway/clade-gateway/internal/spend"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
 )
@@ -271,6 +272,8 @@ var (
 	_ backend = (*budget.BoltStore)(nil)
 	_ backend = granted{}
 	_ backend = closingStore{}
+	// The reconciler asserts for it (startReconciler).
+	_ reconcile.LoopStore = granted{}
 )
 
 // embeddedGrantFlush is how long settlements wait to share a grant step on
