@@ -39,8 +39,8 @@ func TestConfigRejects(t *testing.T) {
 		{"CLADE_HOLD_TTL": "-1s"},
 		{"CLADE_STORE_TIMEOUT": "soon"},
 		{"CLADE_MAX_BODY_BYTES": "0"},
-		{"CLADE_GRANT_WINDOW": "100ms"}, // grants need Redis
 		{"CLADE_GRANT_WINDOW": "-1s", "CLADE_REDIS_URL": "redis://127.0.0.1:6379"},
+		{"CLADE_GRANT_WINDOW": "-1s"},
 	} {
 		if _, err := loadConfig(func(k string) string { return env[k] }); err == nil {
 			t.Errorf("%v accepted", env)
@@ -54,7 +54,8 @@ func TestConfigGrantWindow(t *testing.T) {
 		env  map[string]string
 		want time.Duration
 	}{
-		{map[string]string{}, 0}, // the embedded store has no grants
+		{map[string]string{}, 100 * time.Millisecond}, // the embedded store, with grants
+		{map[string]string{"CLADE_GRANT_WINDOW": "250ms"}, 250 * time.Millisecond},
 		{map[string]string{"CLADE_REDIS_URL": redisURL}, 100 * time.Millisecond},
 		{map[string]string{"CLADE_REDIS_URL": redisURL, "CLADE_GRANT_WINDOW": "250ms"}, 250 * time.Millisecond},
 		{map[string]string{"CLADE_REDIS_URL": redisURL, "CLADE_GRANT_WINDOW": "0"}, 0},

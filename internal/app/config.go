@@ -39,9 +39,7 @@ type config struct {
 	AdminAPIURL        string        `env:"CLADE_ADMIN_API_URL" envDefault:"https://api.anthropic.com"`
 	ReconcileInterval  time.Duration `env:"CLADE_RECONCILE_INTERVAL" envDefault:"1h"`
 	LedgerRetention    time.Duration `env:"CLADE_LEDGER_RETENTION" envDefault:"9600h"`
-	// GrantWindow has no envDefault: unset means grants with Redis
-	// (defaultGrantWindow) and none with the embedded store.
-	GrantWindow time.Duration `env:"CLADE_GRANT_WINDOW"`
+	GrantWindow        time.Duration `env:"CLADE_GRANT_WINDOW" envDefault:"100ms"`
 	// ChecklistAdminTokenLimit: the checklist fails when the policy lists
 	// this many admin tokens or more.
 	ChecklistAdminTokenLimit int `env:"CLADE_CHECKLIST_ADMIN_TOKEN_LIMIT" envDefault:"4"`
@@ -50,12 +48,6 @@ type config struct {
 	publicURL *url.URL
 	proxyURL  *url.URL
 }
-
-// defaultGrantWindow is the admission grant window with Redis when
-// CLADE_GRANT_WINDOW is unset. Grants take the reserve's round trip to Redis
-// off the request path (docs/budgets.md, "Admission grants"); the embedded store has
-// no grants, so there the default stays per-request holds.
-const defaultGrantWindow = 100 * time.Millisecond
 
 func loadConfig(getenv func(string) string) (config, error) {
 	var c config
@@ -94,11 +86,8 @@ func loadConfig(getenv func(string) string) (config, error) {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}
 	}
-	if getenv("CLADE_GRANT_WINDOW") == "" && c.RedisURL != "" {
-		c.GrantWindow = defaultGrantWindow
-	}
-	if c.GrantWindow < 0 || (c.GrantWindow > 0 && c.RedisURL == "") {
-		return c, fmt.Errorf("environment: CLADE_GRANT_WINDOW must be a positive duration with CLADE_REDIS_URL, or 0 (off)")
+	if c.GrantWindow < 0 {
+		return c, fmt.Errorf("environment: CLADE_GRANT_WINDOW must be a positive duration, or 0 (off)")
 	}
 	if c.MaxBodyBytes <= 0 {
 		return c, fmt.Errorf("environment: CLADE_MAX_BODY_BYTES must be positive")

@@ -16,7 +16,9 @@ import (
 // BoltStore keeps budgets in an embedded bbolt file for a gateway that runs
 // as a single replica. It has the Redis store's semantics exactly (the same
 // conformance suite runs against both); every change is one fsync'd bbolt
-// transaction, so admitted spend survives a crash or restart.
+// transaction, shared with the changes committing at the same moment (see
+// committer), so admitted spend survives a crash or restart. Admission
+// grants (Granted) run on it as on Redis.
 type BoltStore struct {
 	db      *bbolt.DB
 	commits *committer
@@ -30,6 +32,7 @@ type BoltStore struct {
 var (
 	_ Store        = (*BoltStore)(nil)
 	_ epochBackend = (*BoltStore)(nil)
+	_ grantBackend = (*BoltStore)(nil)
 )
 
 // OpenBolt opens (or creates) the store file at path.
@@ -43,7 +46,7 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 		return nil, fmt.Errorf("budget: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, name := range [][]byte{bktMeta, bktWindows, bktHolds, bktGC, bktNotes, bktLocks, bktRecords} {
+		for _, name := range [][]byte{bktMeta, bktWindows, bktHolds, bktGC, bktNotes, bktLocks, bktRecords, bktGrants} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}
@@ -70,6 +73,16 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 		_ = db.Close()
 		return nil, err
 	}
+	var orphans int64
+	err = db.Update(func(tx *bbolt.Tx) error {
+		orphans, err = (&boltTx{tx: tx, now: opts.Clock().UnixMilli()}).chargeDeadGrants()
+		return err
+	})
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("budget: charge the grants of the last process on %s: %w", path, err)
+	}
+	s.metrics.orphaned(orphans)
 	return s, nil
 }
 

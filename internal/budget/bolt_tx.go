@@ -26,6 +26,8 @@ import (
 //	notes    name -> claim end (8)
 //	locks    name -> lease end (8) | owner
 //	records  kind -> bucket: id -> bytes
+//	grants   grant ID -> grantRecord (JSON); what a grant holds is a hold
+//	         entry under its ID in each of its windows
 var (
 	bktMeta     = []byte("meta")
 	bktWindows  = []byte("windows")
@@ -352,6 +354,17 @@ func (t *boltTx) collect() error {
 			}
 		case gcLedger:
 			err = t.dropLedgerHour(name)
+		case gcGrant:
+			gs := t.tx.Bucket(bktGrants)
+			if v := gs.Get(name); v != nil {
+				var r grantRecord
+				switch {
+				case json.Unmarshal(v, &r) != nil || r.Delete <= t.now:
+					err = gs.Delete(name)
+				default: // stepped since: its one GC entry moves on
+					err = t.scheduleGC(r.Delete, gcGrant, string(name))
+				}
+			}
 		case gcLock:
 			ls := t.tx.Bucket(bktLocks)
 			if v := ls.Get(name); len(v) >= 8 && getI64(v[:8]) <= t.now {

@@ -59,11 +59,14 @@
 //
 // # Grants
 //
-// Granted (grant.go) wraps the Redis store so that a replica admits from
-// grants, holds it places per budget set ahead of demand, instead of one
-// hold per request: grant.lua is their only script, and a grant is an
-// ordinary hold to every other script (pruned, counted, charged as an
-// orphan when its lease ends).
+// Granted (grant.go) wraps either store, through the grantBackend
+// interface, so that a replica admits from grants, holds it places per
+// budget set ahead of demand, instead of one hold per request. A grant's
+// step is grant.lua on Redis and one bbolt transaction on the embedded
+// store (bolt_grant.go), by the same rules; to everything else a grant is
+// an ordinary hold (pruned, counted, charged as an orphan when its lease
+// ends). The embedded store also charges, when it is opened, the grants a
+// previous process left in the file.
 //
 // # Store loss
 //

@@ -15,8 +15,9 @@ import (
 // TestGrantFitNearTheCap: replicas admitting from grants fit requests on
 // the exact path once their grants cannot grow, and together never hold or
 // spend past the cap.
-func TestGrantFitNearTheCap(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+func TestGrantFitNearTheCap(t *testing.T) { grantBackends(t, grantFitNearTheCap) }
+
+func grantFitNearTheCap(t *testing.T, h grantHarness) {
 	ws := bud(ScopeWorkspace, "prod", Daily, 10_000, true)
 	f := Fit{Fixed: 100, PerUnit: 10, Min: 10, Max: 90} // 1,000 whole, 200 at the floor
 	var fitted, admitted, actual atomic.Int64
@@ -77,5 +78,35 @@ func TestGrantFitNearTheCap(t *testing.T) {
 	// floor of one request per worker can be left.
 	if left := ws.Limit - spent; left >= 200 {
 		t.Errorf("%s left unspent, room for a request at the floor", left)
+	}
+}
+
+// A grant covers the demand of two steps' durations while its steps take
+// longer than half a Window, up to maxSlowScale Windows, and shrinks back
+// once they are fast again.
+func TestGrantTargetCoversSlowSteps(t *testing.T) {
+	gr := &grant{window: 100 * time.Millisecond}
+	gr.demand[0] = 1000
+	if got := gr.target(10); got != 1000 {
+		t.Fatalf("fast steps: target %s, want a Window of demand (1000)", got)
+	}
+	gr.noteTook(150 * time.Millisecond)
+	if got := gr.target(10); got != 3000 {
+		t.Errorf("150 ms steps: target %s, want the demand of 300 ms (3000)", got)
+	}
+	gr.noteTook(10 * time.Second)
+	if got := gr.target(10); got != maxSlowScale*1000 {
+		t.Errorf("10 s steps: target %s, want %d Windows (%d)", got, maxSlowScale, maxSlowScale*1000)
+	}
+	for range 300 {
+		gr.noteTook(time.Millisecond)
+	}
+	if got := gr.target(10); got != 1000 {
+		t.Errorf("after 300 fast steps: target %s, want 1000 again", got)
+	}
+	gr.hasRem, gr.rem = true, 2000
+	gr.noteTook(time.Second)
+	if got := gr.target(10); got != 500 {
+		t.Errorf("near the cap: target %s, want a quarter of what is left (500)", got)
 	}
 }

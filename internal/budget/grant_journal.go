@@ -10,8 +10,8 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// GrantClose is what a grant still owed Redis when its replica shut down
-// while Redis was unreachable: the step whose outcome was unknown, the
+// GrantClose is what a grant still owed the store when its replica shut
+// down while the store was unreachable: the step whose outcome was unknown, the
 // settlements made since, and the unused amount to return. Granted.Close
 // journals it; the journal's replay applies it with CloseGrant, in this
 // process or the next one on the same data dir. Without it the grant would
@@ -46,7 +46,7 @@ type journalStep struct {
 	Ledger  []LedgerLine `json:"ledger,omitempty"`
 }
 
-// owes reports whether the grant has anything to send Redis: a step to
+// owes reports whether the grant has anything to send the store: a step to
 // resend, settlements to charge, or an unused amount to return.
 func (gr *grant) owes() bool {
 	return !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.doneEst > 0 || gr.doneActual > 0 || len(gr.doneLedger) > 0)
@@ -82,9 +82,9 @@ func (c GrantClose) grant() (*grant, error) {
 		return nil, fmt.Errorf("%w: journaled grant %q is malformed", ErrInvalid, c.ID)
 	}
 	gr := &grant{
-		id: c.ID, keys: c.Keys, keysJoin: strings.Join(c.Keys, "\n"), ends: c.Ends,
-		lease: time.Duration(c.Lease) * time.Millisecond,
-		held:  c.Held, free: c.Free, step: c.Step, doneEst: c.DoneEst, doneActual: c.DoneActual,
+		grantSpec: grantSpec{id: c.ID, keys: c.Keys, keysJoin: strings.Join(c.Keys, "\n"), ends: c.Ends,
+			lease: time.Duration(c.Lease) * time.Millisecond},
+		held: c.Held, free: c.Free, step: c.Step, doneEst: c.DoneEst, doneActual: c.DoneActual,
 		drawn: map[string]money.Nanos{},
 	}
 	if len(c.DoneLedger) > 0 {
@@ -106,27 +106,33 @@ func (c GrantClose) grant() (*grant, error) {
 // CloseGrant applies a journaled GrantClose: it resends the step whose
 // outcome was unknown, then charges the settlements made since and returns
 // the unused amount. Replaying it again changes nothing: each step keeps
-// its number, and the script answers a step it applied before with that
+// its number, and the store answers a step it applied before with that
 // first outcome. What requests still had drawn at shutdown stays held
 // until the lease the last step set, then is charged as an orphan, as a
 // hold would be.
 func (s *RedisStore) CloseGrant(ctx context.Context, c GrantClose) error {
+	return closeGrant(ctx, s, c)
+}
+
+// closeGrant is CloseGrant on any grant backend.
+func closeGrant(ctx context.Context, b grantBackend, c GrantClose) error {
 	gr, err := c.grant()
 	if err != nil {
 		return err
 	}
+	clock := b.env().opts.Clock
 	o := GrantOptions{Lease: gr.lease, Idle: time.Second}
 	// An unsent step, then the closing one; a third would be a bug.
 	for try := 0; try < 3; try++ {
 		if !gr.owes() {
 			return nil
 		}
-		now := s.opts.Clock()
+		now := clock()
 		st, _ := gr.begin(now, 0, true, o)
 		if st == nil {
 			return fmt.Errorf("%w: journaled grant %q cannot step", ErrInvalid, c.ID)
 		}
-		rep, err := s.runGrantStep(ctx, gr, st)
+		rep, err := b.stepGrant(ctx, &gr.grantSpec, st)
 		gr.finish(st, rep, err, now, o)
 		if err != nil {
 			return err
@@ -136,5 +142,5 @@ func (s *RedisStore) CloseGrant(ctx context.Context, c GrantClose) error {
 }
 
 // errNoGrantCloser is the journal's answer for a grant entry when the
-// store cannot apply grant steps (the embedded store).
-var errNoGrantCloser = errors.New("budget: this store cannot apply a journaled grant (it needs Redis)")
+// store cannot apply grant steps.
+var errNoGrantCloser = errors.New("budget: this store cannot apply a journaled grant")

@@ -90,7 +90,7 @@ func (gr *grant) drained() bool {
 }
 
 // errGrantGone reports a grant that can no longer be drawn on (its lease
-// ended in Redis, or its state is unknown): the caller takes the exact
+// ended in the store, or its state is unknown): the caller takes the exact
 // path, and the next Reserve starts a new grant.
 var errGrantGone = errors.New("budget: grant gone")
 
@@ -115,7 +115,11 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 			return unavailable(ctx.Err())
 		}
 	}
-	rep, err := g.runGrantStep(ctx, gr, st)
+	began := time.Now()
+	rep, err := g.s.stepGrant(ctx, &gr.grantSpec, st)
+	if err == nil { // a failed step says nothing of how long one takes
+		gr.noteTook(time.Since(began))
+	}
 	now := g.opts.Clock()
 	more := gr.finish(st, rep, err, now, g.o)
 	warn, failed := gr.noteStep(err, now)
@@ -186,7 +190,7 @@ func (g *Granted) flushLater(gr *grant) {
 func (g *Granted) Settle(ctx context.Context, r Reservation, actual money.Nanos) error {
 	gr := r.grant
 	if gr == nil {
-		return g.RedisStore.Settle(ctx, r, actual)
+		return g.s.Settle(ctx, r, actual)
 	}
 	start := time.Now()
 	// A draw settles on its grant's windows, whatever r.Keys says:
@@ -220,7 +224,7 @@ func (g *Granted) Settle(ctx context.Context, r Reservation, actual money.Nanos)
 // the grant's steps renew.
 func (g *Granted) Extend(ctx context.Context, r Reservation, ttl time.Duration) error {
 	if r.grant == nil {
-		return g.RedisStore.Extend(ctx, r, ttl)
+		return g.s.Extend(ctx, r, ttl)
 	}
 	if _, err := leaseFor(r, ttl, g.opts.DefaultTTL); err != nil {
 		return err
@@ -297,11 +301,11 @@ func (g *Granted) Close() error {
 			g.journalClose(gr, err)
 		}
 	}
-	return g.RedisStore.Close()
+	return g.s.Close()
 }
 
 // journalClose hands what gr still owes to the journal, so that its
-// settlements are charged and its unused amount returned once Redis is
+// settlements are charged and its unused amount returned once the store is
 // back, instead of the whole grant being charged when its lease ends.
 func (g *Granted) journalClose(gr *grant, stepErr error) {
 	gr.mu.Lock()
@@ -326,4 +330,24 @@ func (g *Granted) journalClose(gr *grant, stepErr error) {
 		return
 	}
 	log.Warn("budget grant journaled: its settlements are charged and its unused amount returned when the store is back")
+}
+
+// Status implements Store: the store's levels, which count this replica's
+// grants as holds and their settled draws once a step has charged them.
+func (g *Granted) Status(ctx context.Context, budgets []Budget) ([]Status, error) {
+	return g.s.Status(ctx, budgets)
+}
+
+// Adjust implements Store.
+func (g *Granted) Adjust(ctx context.Context, b Budget, delta money.Nanos) error {
+	return g.s.Adjust(ctx, b, delta)
+}
+
+// Ping implements Store.
+func (g *Granted) Ping(ctx context.Context) error { return g.s.Ping(ctx) }
+
+// CloseGrant applies a journaled GrantClose (see the store's CloseGrant),
+// so the journal's replay works with or without grants.
+func (g *Granted) CloseGrant(ctx context.Context, c GrantClose) error {
+	return closeGrant(ctx, g.s, c)
 }

@@ -9,10 +9,10 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// grantStep is one grant.lua call: settle what finished, return what is
-// unused, grow if asked, renew the lease. A step whose outcome is unknown
-// (the call failed) is resent with the same number and amounts, so the
-// script applies it at most once.
+// grantStep is one step of a grant (see grantBackend): settle what
+// finished, return what is unused, grow if asked, renew the lease. A step
+// whose outcome is unknown (the call failed) is resent with the same
+// number and amounts, so the store applies it at most once.
 type grantStep struct {
 	n       int64
 	held    money.Nanos  // the grant's amount before the step
@@ -26,7 +26,7 @@ type grantStep struct {
 
 func (st *grantStep) dec() money.Nanos { return st.est + st.release }
 
-// grantReply is what the script did with a step.
+// grantReply is what the store did with a step.
 type grantReply struct {
 	tag     string // ok, over, lost (a "dup" reply carries the first tag)
 	exp     time.Time
@@ -34,8 +34,13 @@ type grantReply struct {
 	levels  []level // after the step
 }
 
-// runGrantStep sends st for grant gr and returns what the script did.
-func (s *RedisStore) runGrantStep(ctx context.Context, gr *grant, st *grantStep) (rep grantReply, err error) {
+// env implements grantBackend.
+func (s *RedisStore) env() storeEnv {
+	return storeEnv{opts: s.opts, metrics: s.metrics, flight: s.flight, owner: s.owner}
+}
+
+// stepGrant implements grantBackend with one grant.lua call.
+func (s *RedisStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep) (rep grantReply, err error) {
 	start := time.Now()
 	defer func() { s.metrics.observe("grant", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -67,25 +72,33 @@ func (s *RedisStore) runGrantStep(ctx context.Context, gr *grant, st *grantStep)
 		return grantReply{}, fmt.Errorf("budget: grant %s step %d: %w", gr.id, st.n, err)
 	}
 	s.metrics.orphaned(rep.orphans)
-	if rep.tag == "ok" || rep.tag == "over" {
-		// Levels came from before the step: add its changes exactly.
-		drsv := kept - st.held
-		if rep.tag == "ok" {
-			drsv = grown - st.held
-		}
-		effects := make([]settleEffect, 0, len(rep.levels))
-		for i := range rep.levels {
-			l := &rep.levels[i]
-			before := l.spent + l.reserved
-			l.spent += st.actual
-			l.reserved += drsv
-			b := gr.budgets[i]
-			effects = append(effects, settleEffect{before: before, after: l.spent + l.reserved,
-				limit: b.Limit, enforced: b.Enforce, scope: string(b.Scope)})
-		}
-		s.metrics.settled(effects)
-	}
+	s.metrics.settled(stepEffects(gr, st, rep))
 	return rep, nil
+}
+
+// stepEffects is what an applied step did to each window, for the
+// overshoot metric. The reply's levels came from before the step; this
+// adds the step's changes to them exactly, so the grant then reads the
+// levels after it.
+func stepEffects(gr *grantSpec, st *grantStep, rep grantReply) []settleEffect {
+	if rep.tag != "ok" && rep.tag != "over" {
+		return nil
+	}
+	drsv := -st.dec()
+	if rep.tag == "ok" {
+		drsv += st.add
+	}
+	effects := make([]settleEffect, 0, len(rep.levels))
+	for i := range rep.levels {
+		l := &rep.levels[i]
+		before := l.spent + l.reserved
+		l.spent += st.actual
+		l.reserved += drsv
+		b := gr.budgets[i]
+		effects = append(effects, settleEffect{before: before, after: l.spent + l.reserved,
+			limit: b.Limit, enforced: b.Enforce, scope: string(b.Scope)})
+	}
+	return effects
 }
 
 func parseGrantReply(v any, n int) (grantReply, *string, error) {

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -21,14 +20,22 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// grantHarness is a Redis store on a fake clock, and a way to open
-// replicas (Granted stores) on it.
+// grantHarness is a store on a fake clock, and a way to open replicas
+// (Granted stores) on it: Redis, Redis Cluster or the embedded store.
 type grantHarness struct {
-	clock  *fakeClock
-	addr   string // a single server's; "" on a cluster
-	client func(t *testing.T) redis.UniversalClient
-	opts   Options
-	plain  *RedisStore // reads levels; places exact holds
+	clock   *fakeClock
+	addr    string // a single server's; "" on a cluster or the embedded store
+	client  func(t *testing.T) redis.UniversalClient
+	opts    Options
+	plain   ledgerStore                                // reads levels; places exact holds
+	backend func(t *testing.T, o Options) grantBackend // the store of a new replica
+	steps   *atomic.Int64                              // grant steps every replica sent
+}
+
+// grantBackends runs a grant test on Redis and on the embedded store.
+func grantBackends(t *testing.T, run func(t *testing.T, h grantHarness)) {
+	t.Run("redis", func(t *testing.T) { run(t, newGrantHarness(t, sharedRedisAddr(t))) })
+	t.Run("bolt", func(t *testing.T) { run(t, boltGrantHarness(t)) })
 }
 
 func newGrantHarness(t *testing.T, addr string) grantHarness {
@@ -53,16 +60,62 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plain.Close() })
-	return grantHarness{clock: clock, client: client, opts: opts, plain: plain}
+	h := grantHarness{clock: clock, client: client, opts: opts, plain: plain, steps: new(atomic.Int64)}
+	h.backend = func(t *testing.T, o Options) grantBackend {
+		s, err := NewRedis(client(t), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	return h
+}
+
+// boltGrantHarness runs grants on one embedded store file; each replica is
+// another handle on it (see boltReplica) that leaves the file open when
+// its grants close.
+func boltGrantHarness(t *testing.T) grantHarness {
+	clock := newFakeClock(t0)
+	opts := Options{Clock: clock.Now, Timeout: testTimeout}
+	plain, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = plain.Close() })
+	h := grantHarness{clock: clock, opts: opts, plain: plain, steps: new(atomic.Int64)}
+	n := 0
+	h.backend = func(_ *testing.T, o Options) grantBackend {
+		n++
+		r := boltReplica(plain)
+		if o.Logger != nil {
+			r.opts.Logger = o.Logger
+		}
+		r.owner += strconv.Itoa(n)
+		return openBolt{r}
+	}
+	return h
+}
+
+// openBolt is a handle on an embedded store whose Close leaves the file
+// open, for the harness's other handles.
+type openBolt struct{ *BoltStore }
+
+func (openBolt) Close() error { return nil }
+
+// countSteps counts the grant steps sent to a store.
+type countSteps struct {
+	grantBackend
+	n *atomic.Int64
+}
+
+func (c countSteps) stepGrant(ctx context.Context, g *grantSpec, st *grantStep) (grantReply, error) {
+	c.n.Add(1)
+	return c.grantBackend.stepGrant(ctx, g, st)
 }
 
 // replica opens a Granted store; the test closes it (or crashes it).
 func (h grantHarness) replica(t *testing.T) *Granted {
-	s, err := NewRedis(h.client(t), h.opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGranted(s, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond})
+	g, err := NewGranted(countSteps{h.backend(t, h.opts), h.steps}, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,32 +149,14 @@ func levels(t *testing.T, s Store, b Budget) (spent, reserved money.Nanos) {
 	return st[0].Spent, st[0].Reserved
 }
 
-func scriptCalls(t *testing.T, rdb *redis.Client) int64 {
-	t.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var n int64
-	for _, line := range strings.Split(info, "\n") {
-		for _, cmd := range []string{"cmdstat_evalsha:", "cmdstat_eval:"} {
-			if rest, ok := strings.CutPrefix(strings.TrimSpace(line), cmd+"calls="); ok {
-				v, _ := strconv.ParseInt(rest[:strings.IndexByte(rest, ',')], 10, 64)
-				n += v
-			}
-		}
-	}
-	return n
+func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
+	grantBackends(t, grantAdmitsInMemoryAndChargesExactly)
 }
 
-func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
-	srv := startRedis(t)
-	h := newGrantHarness(t, srv.addr())
+func grantAdmitsInMemoryAndChargesExactly(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "search", Daily, 1_000_000, true)
 	team := bud(ScopeTeam, "core", Monthly, 2_000_000, true)
 	g := h.replica(t)
-	rdb := newClient(t, srv.addr())
-	before := scriptCalls(t, rdb)
 
 	const n = 200
 	for i := range n {
@@ -136,10 +171,10 @@ func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
 		mustSettle(t, g, r, 70) // a second settlement of one request changes nothing
 	}
 	eventually(t, "every settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == n*70 })
-	calls := scriptCalls(t, rdb) - before - 1 // the Status above
-	t.Logf("%d requests, %d script calls", n, calls)
+	calls := h.steps.Load()
+	t.Logf("%d requests, %d grant steps", n, calls)
 	if calls > n/4 {
-		t.Errorf("%d requests took %d script calls; grants should need a few", n, calls)
+		t.Errorf("%d requests took %d grant steps; grants should need a few", n, calls)
 	}
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
@@ -154,6 +189,7 @@ func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
 func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
 	t.Run("redis", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, newGrantHarness(t, sharedRedisAddr(t))) })
 	t.Run("cluster", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, clusterGrantHarness(t)) })
+	t.Run("bolt", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, boltGrantHarness(t)) })
 }
 
 func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
@@ -210,7 +246,10 @@ func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
 }
 
 func TestGrantRefusedGrowthTakesTheExactPath(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+	grantBackends(t, grantRefusedGrowthTakesTheExactPath)
+}
+
+func grantRefusedGrowthTakesTheExactPath(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "tiny", Daily, 25, true)
 	g := h.replica(t)
 	defer g.Close()
@@ -229,8 +268,9 @@ func TestGrantRefusedGrowthTakesTheExactPath(t *testing.T) {
 	wantLevel(t, h.plain, svc, 9, 0)
 }
 
-func TestGrantIdleSliceIsReturned(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+func TestGrantIdleSliceIsReturned(t *testing.T) { grantBackends(t, grantIdleSliceIsReturned) }
+
+func grantIdleSliceIsReturned(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "idle", Daily, 1_000_000, true)
 	g := h.replica(t)
 	defer g.Close()
@@ -245,7 +285,10 @@ func TestGrantIdleSliceIsReturned(t *testing.T) {
 }
 
 func TestGrantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+	grantBackends(t, grantOfACrashedReplicaIsChargedAtLeaseEnd)
+}
+
+func grantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "crashy", Daily, 1_000_000, true)
 	a := h.replica(t)
 	for i := range 3 {
@@ -265,7 +308,10 @@ func TestGrantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T) {
 }
 
 func TestGrantLostLeaseIsCorrectedBySettlement(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+	grantBackends(t, grantLostLeaseIsCorrectedBySettlement)
+}
+
+func grantLostLeaseIsCorrectedBySettlement(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "late", Daily, 1_000_000, true)
 	a := h.replica(t)
 	defer a.Close()
@@ -286,8 +332,9 @@ func TestGrantLostLeaseIsCorrectedBySettlement(t *testing.T) {
 	eventually(t, "the orphan charge is corrected", func() bool { s, _ := levels(t, h.plain, svc); return s == 42 })
 }
 
-func TestGrantStepAppliesOnce(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+func TestGrantStepAppliesOnce(t *testing.T) { grantBackends(t, grantStepAppliesOnce) }
+
+func grantStepAppliesOnce(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "retry", Daily, 1_000_000, true)
 	g := h.replica(t)
 	crash(g) // only the steps this test sends
@@ -300,13 +347,13 @@ func TestGrantStepAppliesOnce(t *testing.T) {
 	grow := &grantStep{n: 1, add: 500, exp: h.clock.Now().Add(time.Minute)}
 	settle := &grantStep{n: 2, held: 500, add: 0, est: 30, actual: 20, release: 100, exp: h.clock.Now().Add(time.Minute)}
 	for _, st := range []*grantStep{grow, grow, settle, settle} { // each sent twice, as after a lost reply
-		rep, err := g.runGrantStep(ctx, gr, st)
+		rep, err := g.s.stepGrant(ctx, &gr.grantSpec, st)
 		if err != nil || rep.tag != "ok" {
 			t.Fatalf("step %d: %+v, %v", st.n, rep, err)
 		}
 	}
 	wantLevel(t, h.plain, svc, 20, 370)
-	if _, err := g.runGrantStep(ctx, gr, &grantStep{n: 4, held: 370, exp: h.clock.Now().Add(time.Minute)}); !errors.Is(err, ErrInvalid) {
+	if _, err := g.s.stepGrant(ctx, &gr.grantSpec, &grantStep{n: 4, held: 370, exp: h.clock.Now().Add(time.Minute)}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("a step out of order: %v, want ErrInvalid", err)
 	}
 	wantLevel(t, h.plain, svc, 20, 370)
@@ -342,13 +389,16 @@ func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
 	}
 	wantLevel(t, h.plain, svc, 15, 0)
 	// The refused request never held anything under its own ID.
-	if n, err := newClient(t, srv.addr()).Exists(context.Background(), g.keys.hold("late")).Result(); err != nil || n != 0 {
+	if n, err := newClient(t, srv.addr()).Exists(context.Background(), g.s.(countSteps).grantBackend.(*RedisStore).keys.hold("late")).Result(); err != nil || n != 0 {
 		t.Errorf("hold record of the refused request: %d, %v", n, err)
 	}
 }
 
 func TestGrantPolicyChangeStartsANewGrant(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+	grantBackends(t, grantPolicyChangeStartsANewGrant)
+}
+
+func grantPolicyChangeStartsANewGrant(t *testing.T, h grantHarness) {
 	before := bud(ScopeService, "reload", Daily, 1_000_000, true)
 	after := before
 	after.Limit = 2_000_000 // same window, new limit: the old grant was fit-checked under the old one

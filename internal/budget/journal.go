@@ -42,8 +42,8 @@ type journalEntry struct {
 	Grant *GrantClose `json:"grant,omitempty"`
 }
 
-// grantCloser is a store that can apply a journaled grant's close (the
-// Redis store, with or without grants).
+// grantCloser is a store that can apply a journaled grant's close (either
+// store, with or without grants).
 type grantCloser interface {
 	CloseGrant(ctx context.Context, c GrantClose) error
 }

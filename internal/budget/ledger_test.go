@@ -141,8 +141,9 @@ func TestLedgerRetentionBolt(t *testing.T) {
 	}
 }
 
-func TestLedgerThroughGrants(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+func TestLedgerThroughGrants(t *testing.T) { grantBackends(t, ledgerThroughGrants) }
+
+func ledgerThroughGrants(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "granted", Daily, 1_000_000, true)
 	g := h.replica(t)
 	hour := t0.Truncate(time.Hour)
@@ -171,7 +172,10 @@ func TestLedgerThroughGrants(t *testing.T) {
 }
 
 func TestLedgerGrantStepResentAppliesOnce(t *testing.T) {
-	h := newGrantHarness(t, sharedRedisAddr(t))
+	grantBackends(t, ledgerGrantStepResentAppliesOnce)
+}
+
+func ledgerGrantStepResentAppliesOnce(t *testing.T, h grantHarness) {
 	svc := bud(ScopeService, "retry", Daily, 1_000_000, true)
 	g := h.replica(t)
 	crash(g)
@@ -186,7 +190,7 @@ func TestLedgerGrantStepResentAppliesOnce(t *testing.T) {
 	settle := &grantStep{n: 2, held: 500, est: 30, actual: 20, exp: h.clock.Now().Add(time.Minute),
 		ledger: lines(hour, "prod", "m", 20)}
 	for _, st := range []*grantStep{grow, settle, settle} {
-		if _, err := g.runGrantStep(ctx, gr, st); err != nil {
+		if _, err := g.s.stepGrant(ctx, &gr.grantSpec, st); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -36,6 +36,7 @@ type RedisStore struct {
 var (
 	_ Store        = (*RedisStore)(nil)
 	_ epochBackend = (*RedisStore)(nil)
+	_ grantBackend = (*RedisStore)(nil)
 )
 
 // NewRedis returns a store on rdb. rdb stays the caller's to close.

@@ -53,7 +53,7 @@ func benchProxy(b *testing.B, stream bool) {
 		}}
 		run(b, rp, body, func() {})
 	})
-	for _, kind := range []string{"nop", "bolt", "redis", "grants"} {
+	for _, kind := range []string{"nop", "bolt", "bolt-grants", "redis", "grants"} {
 		b.Run("gateway/"+kind, func(b *testing.B) {
 			h := newGateway(b, up, openStore(b, kind))
 			run(b, h, body, h.Wait)
@@ -288,19 +288,28 @@ func discardLogger() *zap.Logger {
 
 // openStore opens the budget store a sub-benchmark names: "nop" admits
 // everything without storing anything (the proxy's own cost), "bolt" is
-// the embedded store, "redis" a private redis-server, "grants" the same
-// with admission grants (CLADE_GRANT_WINDOW=100ms).
+// the embedded store, "bolt-grants" the same with admission grants (the
+// embedded store as it ships), "redis" a private redis-server, "grants" the
+// same with admission grants (CLADE_GRANT_WINDOW=100ms).
 func openStore(b *testing.B, kind string) proxy.Budgeter {
 	dir := b.TempDir()
 	opts := budget.Options{EpochFile: filepath.Join(dir, "epoch")}
 	switch kind {
-	case "bolt":
+	case "bolt", "bolt-grants":
 		s, err := budget.OpenBolt(filepath.Join(dir, "budgets.db"), opts)
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Cleanup(func() { _ = s.Close() })
-		return s
+		if kind == "bolt" {
+			b.Cleanup(func() { _ = s.Close() })
+			return s
+		}
+		g, err := budget.NewGranted(s, budget.GrantOptions{Window: 100 * time.Millisecond})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = g.Close() })
+		return g
 	case "redis", "grants":
 		addr := os.Getenv("CLADE_TEST_REDIS_ADDR")
 		if addr == "" {

@@ -9,7 +9,9 @@
 //
 // Rows run per-request holds (CLADE_GRANT_WINDOW=0): they test what a
 // fault does to a reserve's round trip. Rows 1g, 2c and 5g run admission
-// grants, the default with Redis.
+// grants, the default, with Redis; rows 2e, 5e and 7e run the embedded
+// store as it ships (with grants) and restart a process on the data dir
+// its predecessor left after a SIGKILL or a SIGTERM.
 //
 // Rows 9a-9d send requests whose bill their body does not bound (content
 // referenced by URL, file id or base64 media; fallback and advisor models;

@@ -509,6 +509,14 @@ func (r *report) targets(w io.Writer) {
 			a := r.get("max", mode, gw)
 			check(a.cpuPerReq() <= 1.5*bare, "%s %s CPU/request %.0f µs = %.2f× bare (≤ 1.5×)", mode, gw, a.cpuPerReq(), a.cpuPerReq()/bare)
 		}
+		// The embedded store has no Redis to share the work with: its own
+		// CPU and throughput must stay near bare's.
+		if slices.Contains(gws, "gw-embedded") {
+			a, b := r.get("max", mode, "gw-embedded"), r.get("max", mode, "bare")
+			check(a.cpuPerReq() <= 1.15*bare, "%s gw-embedded CPU/request %.0f µs = %.2f× bare (≤ 1.15×)", mode, a.cpuPerReq(), a.cpuPerReq()/bare)
+			rate, bareRate := float64(a.ok)/a.wall.Seconds(), float64(b.ok)/b.wall.Seconds()
+			check(rate >= 0.9*bareRate, "%s gw-embedded max %.0f req/s = %.0f%% of bare's %.0f (≥ 90%%)", mode, rate, 100*rate/bareRate, bareRate)
+		}
 		for _, gw := range shared {
 			a := r.get("max", mode, gw)
 			tot := a.cpuPerReq() + a.redisPerReq()
