@@ -48,7 +48,7 @@ func seq(n int) []int {
 // A run of some targets (here bare and gw-grants, no gw-embedded) still
 // gets the targets' verdicts, for the gateways it ran.
 func TestTargetsCheckTheGatewaysThatRan(t *testing.T) {
-	r := newReport(options{rate: 1000})
+	r := newReport(options{rate: 1000}, []phase{{name: "max", closed: true}, {name: "lat", rate: 1000}})
 	for _, mode := range modes {
 		for name, cpu := range map[string]time.Duration{"bare": 200 * time.Millisecond, "gw-grants": 400 * time.Millisecond} {
 			m := r.get("max", mode, name)
