@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"math"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,7 @@ type call struct {
 	overheadPre time.Duration
 	inHost      string // Host the client used (batch results_url default)
 	inTLS       bool
+	w           http.ResponseWriter // the client's
 }
 
 // startKeepAlive renews the hold while the response is still running, so

@@ -184,7 +184,7 @@ type ctxKey struct{}
 func callFrom(ctx context.Context) *call { c, _ := ctx.Value(ctxKey{}).(*call); return c }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{id: newRequestID(), start: h.o.Clock(), state: h.o.State(), service: "unknown", modelLabel: "other"}
+	c := &call{id: newRequestID(), start: h.o.Clock(), state: h.o.State(), service: "unknown", modelLabel: "other", w: w}
 	if err := h.admit(w, r, c); err != nil {
 		h.reject(w, c, err)
 		return
