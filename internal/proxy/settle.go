@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"time"
 
 	"go.uber.org/zap"
@@ -195,8 +196,14 @@ func outcomeErr(o any) error {
 // cannot take goes to the journal and is replayed when the store returns;
 // only if the journal fails too is spend lost, and that is logged loudly.
 func (h *Handler) settle(c *call, actual money.Nanos) {
-	ctx, cancel := settleContext()
-	defer cancel()
+	ctx := context.Background()
+	if !c.res.InMemory() {
+		// A draw settles in memory and never waits: a timeout would only
+		// arm and stop a timer per request.
+		var cancel context.CancelFunc
+		ctx, cancel = settleContext()
+		defer cancel()
+	}
 	err := h.o.Budget.Settle(ctx, c.res, actual)
 	if err == nil {
 		return
