@@ -283,7 +283,11 @@ func (gr *grant) draw(a reserveArgs, now time.Time, o GrantOptions) (r Reservati
 	if gr.hasRem {
 		r.Remaining, r.HasRemaining = max(gr.rem+gr.free, 0), true
 	}
-	low = !gr.running && gr.free < gr.target(amt)/2
+	// Grown ahead of demand once a quarter of the target is left: the step
+	// takes a round trip, a quarter of the target is at least four
+	// requests, and each growth then adds three quarters of a grant, so a
+	// quiet grant steps every twelve requests instead of every eight.
+	low = !gr.running && gr.free < max(gr.target(amt)/4, 2*amt)
 	return r, true, false, low
 }
 
