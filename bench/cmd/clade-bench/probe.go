@@ -80,6 +80,32 @@ func procSched(pid int) (schedStat, error) {
 	return st, nil
 }
 
+// procIO returns the read and write system calls the process has made
+// (/proc/<pid>/io syscr, syscw): sockets and files alike.
+func procIO(pid int) (reads, writes int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			continue
+		}
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes, nil
+}
+
 // procMem returns VmRSS and VmHWM (peak RSS) in bytes.
 func procMem(pid int) (rss, hwm int64, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))

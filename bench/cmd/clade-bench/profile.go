@@ -61,6 +61,10 @@ func (e *env) profileOne(t *target, p phase, mode string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	r0, w0, err := procIO(t.proc.pid())
+	if err != nil {
+		return "", err
+	}
 	f0, err := readFake(e.fakeURL)
 	if err != nil {
 		return "", err
@@ -75,6 +79,10 @@ func (e *env) profileOne(t *target, p phase, mode string) (string, error) {
 		return "", err
 	}
 	sc1, err := procSched(t.proc.pid())
+	if err != nil {
+		return "", err
+	}
+	r1, w1, err := procIO(t.proc.pid())
 	if err != nil {
 		return "", err
 	}
@@ -104,10 +112,10 @@ func (e *env) profileOne(t *target, p phase, mode string) (string, error) {
 		return "", fmt.Errorf("no requests reached the upstream while profiling")
 	}
 	per := func(a, b uint64) float64 { return float64(b-a) / n }
-	return fmt.Sprintf("%-11s %-4s %6.0f requests: CPU %4.0f µs/req, goroutines created %.2f/req, wake-ups %.2f/req, GC cycles %.3f/req, goroutines %d%s",
+	return fmt.Sprintf("%-11s %-4s %6.0f requests: CPU %4.0f µs/req, goroutines created %.2f/req, wake-ups %.2f/req, read/write syscalls %.1f/%.1f per req, GC cycles %.3f/req, goroutines %d%s",
 		t.name, mode, n, float64((sc1.cpu-sc0.cpu).Nanoseconds())/1e3/n,
 		per(rt0["/sched/goroutines-created:goroutines"], rt1["/sched/goroutines-created:goroutines"]),
-		float64(sc1.slices-sc0.slices)/n,
+		float64(sc1.slices-sc0.slices)/n, float64(r1-r0)/n, float64(w1-w0)/n,
 		per(rt0["/gc/cycles/total:gc-cycles"], rt1["/gc/cycles/total:gc-cycles"]),
 		rt1["/sched/goroutines:goroutines"], failed), nil
 }
