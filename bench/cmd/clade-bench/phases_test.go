@@ -72,3 +72,32 @@ func TestTargetsCheckTheGatewaysThatRan(t *testing.T) {
 		t.Errorf("targets name gateways that did not run:\n%s", got)
 	}
 }
+
+// -phases slow is the closed loop at -slow-conc and an open loop per
+// -slow-rates, all with the slow upstream; a typo is refused, not ignored.
+func TestPhaseListSlow(t *testing.T) {
+	o := options{phases: "slow", slowConc: 16, slowRates: "100, 300", slowTTFB: 50 * time.Millisecond}
+	ps, err := o.phaseList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		if !p.slow || p.ttfb != 50*time.Millisecond {
+			t.Errorf("phase %+v is not a slow phase with the 50ms upstream", p)
+		}
+		got = append(got, p.name)
+	}
+	if want := []string{"c16", "r100", "r300"}; !slices.Equal(got, want) {
+		t.Errorf("phases %v, want %v", got, want)
+	}
+	if ps[0].closed != true || ps[0].concJSON != 16 || ps[2].closed || ps[2].rate != 300 {
+		t.Errorf("phases %+v", ps)
+	}
+	for _, bad := range []string{"max,slwo", "", "slow"} {
+		o := options{phases: bad, slowRates: "fast"}
+		if _, err := o.phaseList(); err == nil {
+			t.Errorf("-phases %q -slow-rates fast accepted", bad)
+		}
+	}
+}

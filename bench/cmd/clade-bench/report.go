@@ -318,7 +318,7 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %s RAM, %s/%s, %s; run took %s\n\n", runtime.NumCPU(), cpuModel(), memTotal(),
 		runtime.GOOS, runtime.GOARCH, runtime.Version(), r.elapsed.Round(time.Second))
 
-	if r.has("max") && r.has("lat") {
+	if r.has("max") || r.has("lat") {
 		r.mainTable(w)
 	}
 	if r.hasSlow() {
@@ -436,10 +436,25 @@ func (r *report) mainTable(w io.Writer) {
 			} else {
 				row = append(row, "")
 			}
+			// A phase left out (-phases) leaves its columns blank.
+			if !r.has("lat") {
+				blank(row, 3, 4, 5, 6, 7, 8, 11)
+			}
+			if !r.has("max") {
+				blank(row, 2, 9, 10, 12, 13, 15, 16)
+			}
 			t.add(row...)
 		}
 	}
 	t.write(w)
+}
+
+func blank(row []string, cols ...int) {
+	for _, c := range cols {
+		if c < len(row) {
+			row[c] = ""
+		}
+	}
 }
 
 // slowTable is the realistic-rate table: every slow phase, each gateway
@@ -631,22 +646,29 @@ func (r *report) targets(w io.Writer) {
 		fmt.Fprintf(w, "  %s  %s\n", mark, fmt.Sprintf(format, a...))
 	}
 	r.slowTargets(check)
-	if !r.has("max") || !r.has("lat") {
-		return
-	}
+	hasMax, hasLat := r.has("max"), r.has("lat")
 	for _, mode := range modes {
 		bare := r.get("max", mode, "bare").cpuPerReq()
 		for _, gw := range gws {
+			if !hasMax {
+				break
+			}
 			a := r.get("max", mode, gw)
 			check(a.cpuPerReq() <= 1.5*bare, "%s %s CPU/request %.0f µs = %.2f× bare (≤ 1.5×)", mode, gw, a.cpuPerReq(), a.cpuPerReq()/bare)
 		}
 		for _, gw := range shared {
+			if !hasMax {
+				break
+			}
 			a := r.get("max", mode, gw)
 			tot := a.cpuPerReq() + a.redisPerReq()
 			check(tot <= 2*bare, "%s %s + Redis CPU/request %.0f µs = %.2f× bare (≤ 2×)", mode, gw, tot, tot/bare)
 		}
 		ba := r.get("lat", mode, "bare")
 		for _, gw := range gws {
+			if !hasLat {
+				break
+			}
 			a := r.get("lat", mode, gw)
 			d50 := ms(percentile(a.lat, .5) - percentile(ba.lat, .5))
 			d99 := ms(percentile(a.lat, .99) - percentile(ba.lat, .99))
@@ -660,6 +682,9 @@ func (r *report) targets(w io.Writer) {
 			}
 		}
 		for _, gw := range gws {
+			if !hasMax {
+				break
+			}
 			a := r.get("max", mode, gw)
 			check(a.conns == 0, "%s %s upstream connections opened at fixed concurrency once warm: %d in %d requests (0); at the fixed rate: %d",
 				mode, gw, a.conns, a.ok+a.failed, r.get("lat", mode, gw).conns)
