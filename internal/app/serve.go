@@ -206,9 +206,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 		if cfg.GrantWindow == 0 {
 			return s, nil
 		}
-		o := grantOptions(cfg, journal)
-		o.Flush = embeddedGrantFlush
-		g, err := budget.NewGranted(s, o)
+		g, err := budget.NewGranted(s, grantOptions(cfg, journal))
 		if err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("grants: %w", err)
@@ -279,14 +277,6 @@ var (
 	// The reconciler asserts for it (startReconciler).
 	_ reconcile.LoopStore = granted{}
 )
-
-// embeddedGrantFlush is how long settlements wait to share a grant step on
-// the embedded store. A step there is a bbolt commit, whose two fsyncs cost
-// about 350 µs of CPU on the bench machine where a grant.lua call costs the
-// gateway a few tens: with 1,000 requests/s through one grant, 20 ms (the
-// default, tuned for Redis) made 60 steps a second, 50 ms 36 to 39, of which
-// about 23 are growths.
-const embeddedGrantFlush = 50 * time.Millisecond
 
 // grantOptions are the admission grants of CLADE_GRANT_WINDOW, on either
 // store.

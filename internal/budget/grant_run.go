@@ -165,8 +165,10 @@ func (g *Granted) kick(gr *grant) {
 	}()
 }
 
-// flushLater schedules a step after Flush, so that the settlements of that
-// moment share it.
+// flushLater schedules a step after Flush for the settlements waiting, so
+// none waits longer. A busy grant's growth steps carry its settlements
+// sooner; when one has taken them all, the timer finds nothing owed and
+// sends nothing: steps follow traffic instead of the clock.
 func (g *Granted) flushLater(gr *grant) {
 	gr.mu.Lock()
 	if gr.flushing {
@@ -174,14 +176,17 @@ func (g *Granted) flushLater(gr *grant) {
 		return
 	}
 	gr.flushing = true
-	gr.mu.Unlock()
 	g.bg.Add(1)
-	time.AfterFunc(g.o.Flush, func() {
+	defer gr.mu.Unlock() // the timer is assigned before its func can lock
+	gr.flush = time.AfterFunc(g.o.Flush, func() {
 		defer g.bg.Done()
 		gr.mu.Lock()
 		gr.flushing = false
+		owed := gr.doneEst > 0 || gr.doneActual > 0 || len(gr.doneLedger) > 0
 		gr.mu.Unlock()
-		_ = g.step(context.Background(), gr, 0, false, false)
+		if owed {
+			_ = g.step(context.Background(), gr, 0, false, false)
+		}
 	})
 }
 
@@ -277,6 +282,7 @@ func (g *Granted) tend() {
 // until its lease ends: call it after the server has drained.
 func (g *Granted) Close() error {
 	g.closed.Do(func() { close(g.stop) })
+	g.stopFlushes()
 	g.bg.Wait()
 	g.mu.Lock()
 	grants := make([]*grant, 0, len(g.all))
@@ -302,6 +308,26 @@ func (g *Granted) Close() error {
 		}
 	}
 	return g.s.Close()
+}
+
+// stopFlushes runs the flushes still pending now instead of when their
+// timers fire: Close then waits for their steps, not for up to Flush.
+func (g *Granted) stopFlushes() {
+	g.mu.Lock()
+	var due []*grant
+	for _, gr := range g.all {
+		gr.mu.Lock()
+		if gr.flushing && gr.flush.Stop() {
+			gr.flushing = false
+			due = append(due, gr)
+		}
+		gr.mu.Unlock()
+	}
+	g.mu.Unlock()
+	for _, gr := range due {
+		_ = g.step(context.Background(), gr, 0, false, false)
+		g.bg.Done()
+	}
 }
 
 // journalClose hands what gr still owes to the journal, so that its

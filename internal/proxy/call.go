@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"math"
+	"net/http"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,7 @@ import (
 type call struct {
 	// Set by ServeHTTP and admit.
 	id          string
+	w           http.ResponseWriter // the client's: modifyResponse flushes a JSON answer before finish
 	start       time.Time
 	state       *State
 	svc         *policy.Service

@@ -184,7 +184,7 @@ func NewTransport() *http.Transport {
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{id: newRequestID(), start: h.o.Clock(), state: h.o.State(), service: "unknown", modelLabel: "other"}
+	c := &call{id: newRequestID(), start: h.o.Clock(), state: h.o.State(), service: "unknown", modelLabel: "other", w: w}
 	if err := h.admit(w, r, c); err != nil {
 		h.release(c)
 		h.reject(w, c, err)

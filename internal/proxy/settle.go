@@ -76,8 +76,14 @@ func (h *Handler) finish(c *call, o outcome) {
 // may still be reading c.res (Timer.Stop does not wait for a running
 // callback).
 func (h *Handler) settle(c *call, actual money.Nanos, lines []budget.LedgerLine) {
-	ctx, cancel := settleContext()
-	defer cancel()
+	ctx := context.Background()
+	if !c.res.InMemory() {
+		// A draw settles in memory and never waits: a timeout would only
+		// arm and stop a timer per request.
+		var cancel context.CancelFunc
+		ctx, cancel = settleContext()
+		defer cancel()
+	}
 	res := c.res
 	res.Ledger = lines
 	err := h.o.Budget.Settle(ctx, res, actual)

@@ -56,6 +56,12 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	}
 	x := meter.NewJSONExtractor(meter.DefaultLimits())
 	resp.Body = &tailBody{ReadCloser: resp.Body, tee: x, done: func(err error) {
+		if err == nil {
+			// ReverseProxy leaves a body of known length in the server's
+			// buffer until the handler returns: the client would wait for
+			// the pricing, logging and settling below.
+			_ = http.NewResponseController(c.w).Flush()
+		}
 		u, ok := x.Result()
 		h.finish(c, outcomeJSON{usage: u, valid: x.Validity(), ok: ok, err: err})
 	}}

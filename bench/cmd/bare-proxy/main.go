@@ -51,6 +51,7 @@ func run() error {
 	listen := flag.String("listen", "127.0.0.1:0", "proxy listen address (loopback only)")
 	adminListen := flag.String("admin-listen", "127.0.0.1:0", "metrics listen address (loopback only)")
 	upstream := flag.String("upstream", "", "upstream base URL (loopback only)")
+	pprofListen := flag.String("pprof-listen", "", "serve Go profiles and scheduler counters here (loopback only; the bench's -profile)")
 	keyEnv := flag.String("key-env", "BENCH_WORKSPACE_KEY", "environment variable holding the upstream x-api-key")
 	flag.Parse()
 	up, err := url.Parse(*upstream)
@@ -112,6 +113,11 @@ func run() error {
 		return err
 	}
 	fmt.Printf("listening %s admin %s\n", apiLn.Addr(), admLn.Addr())
+	if *pprofListen != "" {
+		if err := serveProfiles(*pprofListen); err != nil {
+			return err
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -43,6 +43,10 @@ type options struct {
 	streamDeltas  int
 	streamRamp    float64 // new streams per second while opening them
 	deltas        int     // text deltas per response (both phases)
+	phases        string  // comma-separated: max, lat, slow
+	slowConc      int     // closed-loop concurrency of the slow phases
+	slowRates     string  // comma-separated open-loop rates of the slow phases
+	slowTTFB      time.Duration
 	symbols       bool
 	only          string // comma-separated target names; "" is all
 	redisQuery    string // appended to gw-redis's CLADE_REDIS_URL
@@ -51,6 +55,8 @@ type options struct {
 	abEnv         string // extra KEY=VALUE,... for gw-redis-ab only
 	keep          bool
 	out           string
+	profile       string        // directory for profiles; "" takes none
+	profileFor    time.Duration // CPU profile length per target and mode
 }
 
 func main() {
@@ -69,12 +75,18 @@ func main() {
 	flag.IntVar(&o.streamDeltas, "stream-deltas", 8, "text deltas of the held streams")
 	flag.Float64Var(&o.streamRamp, "stream-ramp", 500, "new streams per second while opening the held streams")
 	flag.IntVar(&o.deltas, "deltas", 12, "text deltas per response: 12 is about 90 output tokens of text, 18 SSE events")
+	flag.StringVar(&o.phases, "phases", "max,lat,slow", "phases to run: max (saturation), lat (open loop at -rate), slow (the shape of real model traffic: -slow-conc clients and -slow-rates with a -slow-ttfb upstream)")
+	flag.IntVar(&o.slowConc, "slow-conc", 16, "closed-loop concurrency in the slow phases (0 leaves the closed loop out)")
+	flag.StringVar(&o.slowRates, "slow-rates", "100,300", "open-loop rates in the slow phases, requests/s, comma-separated")
+	flag.DurationVar(&o.slowTTFB, "slow-ttfb", 50*time.Millisecond, "upstream time to first byte in the slow phases")
 	flag.BoolVar(&o.symbols, "symbols", false, "build with symbols (for perf); the default matches `make build` (-s -w)")
 	flag.StringVar(&o.only, "targets", "", "comma-separated subset of direct,bare,gw-embedded,gw-redis,gw-grants (default all)")
 	flag.StringVar(&o.redisQuery, "redis-query", "", "query appended to gw-redis's CLADE_REDIS_URL, for experiments (e.g. pool_size=256)")
 	flag.StringVar(&o.gwEnv, "gw-env", "", "extra environment for both gateways, KEY=VALUE,..., for experiments (e.g. CLADE_STORE_TIMEOUT=2s)")
 	flag.StringVar(&o.abSrc, "ab-src", "", "also build clade-gateway from this checkout and run it with Redis as target gw-redis-ab (before/after in one run)")
 	flag.StringVar(&o.abEnv, "ab-env", "", "extra environment for gw-redis-ab only, KEY=VALUE,... (e.g. CLADE_GRANT_WINDOW=100ms to compare with gw-grants)")
+	flag.StringVar(&o.profile, "profile", "", "after the rounds, profile every proxy at the highest -slow-rates with the -slow-ttfb upstream, JSON and SSE, into this directory (CPU profiles, `go tool pprof -top`, goroutines and wake-ups per request); builds the gateway with -tags benchprofile")
+	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "CPU profile length per proxy and mode")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, spend logs, policy)")
 	flag.StringVar(&o.out, "out", "", "also write the report to this file")
 	flag.Parse()
@@ -91,6 +103,7 @@ type target struct {
 	token     string // the x-api-key clients send
 	proc      *proc  // nil: the upstream itself (direct)
 	metrics   string // Prometheus text endpoint, "" for direct
+	pprof     string // http://127.0.0.1:port of its profiles (-profile), else ""
 	redis     bool   // Redis figures belong to this target
 	prefix    string // its CLADE_REDIS_PREFIX
 	spendLog  string // gateway spend log file
@@ -100,6 +113,7 @@ type target struct {
 
 type env struct {
 	o       options
+	phases  []phase
 	dir     string
 	fake    *proc
 	fakeURL string // fake stats
@@ -116,6 +130,10 @@ func run(o options) error {
 	if o.streams > 0 && nofile < uint64(3*o.streams+1000) {
 		return fmt.Errorf("RLIMIT_NOFILE hard limit %d is too low for %d streams (the gateway holds 2 per stream); raise it or lower -streams", nofile, o.streams)
 	}
+	phases, err := o.phaseList()
+	if err != nil {
+		return err
+	}
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -129,21 +147,26 @@ func run(o options) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	e := &env{o: o, dir: dir}
+	e := &env{o: o, dir: dir, phases: phases}
 	defer e.stopAll()
 
 	began := time.Now()
 	fmt.Fprintln(os.Stderr, "building clade-gateway, fake-upstream, bare-proxy ...")
-	bins, err := buildAll(root, dir, o.symbols, o.abSrc)
+	bins, err := buildAll(root, dir, o.symbols, o.profile != "", o.abSrc)
 	if err != nil {
 		return err
 	}
 	if err := e.startAll(bins); err != nil {
 		return err
 	}
-	r := newReport(o)
+	r := newReport(o, phases)
 	if err := e.measure(r); err != nil {
 		return err
+	}
+	if o.profile != "" {
+		if err := e.profileAll(); err != nil {
+			return err
+		}
 	}
 	if err := e.roundTrips(r); err != nil {
 		return err
@@ -219,8 +242,17 @@ func (e *env) startAll(bins map[string]string) error {
 	e.procs = append(e.procs, rp)
 	e.rdb = rdb
 
-	bare, err := start(e.dir, "bare-proxy", bins["bare-proxy"], []string{
-		"-listen", loopback(ports[2]), "-admin-listen", loopback(ports[3]), "-upstream", fakeAPI}, []string{keyEnv}, "")
+	bareArgs := []string{"-listen", loopback(ports[2]), "-admin-listen", loopback(ports[3]), "-upstream", fakeAPI}
+	barePprof := ""
+	if e.o.profile != "" {
+		pp, err := freePort()
+		if err != nil {
+			return err
+		}
+		bareArgs = append(bareArgs, "-pprof-listen", loopback(pp))
+		barePprof = "http://" + loopback(pp)
+	}
+	bare, err := start(e.dir, "bare-proxy", bins["bare-proxy"], bareArgs, []string{keyEnv}, "")
 	if err != nil {
 		return err
 	}
@@ -237,7 +269,7 @@ func (e *env) startAll(bins map[string]string) error {
 	e.targets = []*target{
 		{name: "direct", base: fakeAPI, token: key},
 		{name: "bare", base: "http://" + loopback(ports[2]), token: token, proc: bare,
-			metrics: "http://" + loopback(ports[3]) + "/metrics"},
+			metrics: "http://" + loopback(ports[3]) + "/metrics", pprof: barePprof},
 	}
 	kinds := []string{"gw-embedded", "gw-redis", "gw-grants"}
 	if e.o.abSrc != "" {
@@ -267,6 +299,14 @@ func (e *env) startAll(bins map[string]string) error {
 			env = append(env, strings.Split(e.o.gwEnv, ",")...)
 		}
 		t := &target{name: kind, base: "http://" + listen, token: token, metrics: "http://" + admin + "/metrics", spendLog: spend}
+		if e.o.profile != "" && kind != "gw-redis-ab" {
+			pp, err := freePort()
+			if err != nil {
+				return err
+			}
+			env = append(env, "CLADE_BENCH_PPROF="+loopback(pp))
+			t.pprof = "http://" + loopback(pp)
+		}
 		bin := bins["clade-gateway"]
 		if kind != "gw-embedded" {
 			u := "redis://" + rdb.Options().Addr + "/0"

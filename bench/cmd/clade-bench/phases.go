@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -12,6 +14,7 @@ import (
 // snapshot is a target's counters at one instant.
 type snapshot struct {
 	cpu      time.Duration
+	sched    schedStat // the same CPU to the nanosecond, and wake-ups
 	alloc    float64
 	redis    redisStats
 	fake     fakeStats
@@ -40,6 +43,9 @@ func (e *env) snap(t *target) (snapshot, error) {
 		if s.cpu, err = procCPU(t.proc.pid()); err != nil {
 			return s, err
 		}
+		if s.sched, err = procSched(t.proc.pid()); err != nil {
+			return s, err
+		}
 	}
 	return s, nil
 }
@@ -48,6 +54,9 @@ func (e *env) snapAfter(t *target) (snapshot, error) {
 	var s snapshot
 	var err error
 	if t.proc != nil {
+		if s.sched, err = procSched(t.proc.pid()); err != nil {
+			return s, err
+		}
 		if s.cpu, err = procCPU(t.proc.pid()); err != nil {
 			return s, err
 		}
@@ -68,31 +77,75 @@ func (e *env) snapAfter(t *target) (snapshot, error) {
 	return s, nil
 }
 
-// phases: "max" is closed-loop at fixed concurrency (throughput, CPU per
-// request); "lat" is open-loop at a fixed rate with a slow upstream
-// (latency).
-var phases = []string{"max", "lat"}
-var modes = []string{"json", "sse"}
-
-func (e *env) shape(phase, mode string) shape {
-	sh := shape{stream: mode == "sse", spacing: e.o.spacing, deltas: e.o.deltas}
-	if phase == "lat" {
-		sh.ttfb, sh.spacing = e.o.ttfb, e.o.latSpacing
-	}
-	return sh
+// phase is one load shape every target is measured under.
+type phase struct {
+	name              string
+	closed            bool // closed loop at fixed concurrency; else open loop at rate
+	concJSON, concSSE int
+	rate              float64
+	ttfb, spacing     time.Duration
+	// slow: a shape of real model traffic (an upstream slow to its first
+	// byte, a rate well below saturation), reported in its own table; the
+	// direct target is left out of it, bare is the reference.
+	slow bool
 }
 
-func (e *env) load(t *target, phase, mode string, d time.Duration) segment {
-	r := newRequester(t, e.shape(phase, mode))
+var modes = []string{"json", "sse"}
+
+// phaseList is the phases -phases selects: "max" is closed-loop at fixed
+// concurrency (throughput, CPU per request); "lat" is open-loop at a fixed
+// rate with a slow upstream (latency); "slow" is a closed loop at
+// -slow-conc and an open loop at each of -slow-rates, all with the
+// -slow-ttfb upstream.
+func (o options) phaseList() ([]phase, error) {
+	var ps []phase
+	for _, name := range strings.Split(o.phases, ",") {
+		switch strings.TrimSpace(name) {
+		case "max":
+			ps = append(ps, phase{name: "max", closed: true, concJSON: o.concJSON, concSSE: o.concSSE, spacing: o.spacing})
+		case "lat":
+			ps = append(ps, phase{name: "lat", rate: o.rate, ttfb: o.ttfb, spacing: o.latSpacing})
+		case "slow":
+			if o.slowConc > 0 {
+				ps = append(ps, phase{name: fmt.Sprintf("c%d", o.slowConc), closed: true, concJSON: o.slowConc, concSSE: o.slowConc,
+					ttfb: o.slowTTFB, spacing: o.latSpacing, slow: true})
+			}
+			for _, f := range strings.Split(o.slowRates, ",") {
+				if f = strings.TrimSpace(f); f == "" {
+					continue
+				}
+				rate, err := strconv.ParseFloat(f, 64)
+				if err != nil || rate <= 0 {
+					return nil, fmt.Errorf("-slow-rates: %q is not a positive rate", f)
+				}
+				ps = append(ps, phase{name: "r" + f, rate: rate, ttfb: o.slowTTFB, spacing: o.latSpacing, slow: true})
+			}
+		case "":
+		default:
+			return nil, fmt.Errorf("-phases: unknown phase %q (max, lat, slow)", name)
+		}
+	}
+	if len(ps) == 0 {
+		return nil, fmt.Errorf("-phases selects no phase")
+	}
+	return ps, nil
+}
+
+func (p phase) shape(mode string, deltas int) shape {
+	return shape{stream: mode == "sse", ttfb: p.ttfb, spacing: p.spacing, deltas: deltas}
+}
+
+func (e *env) load(t *target, p phase, mode string, d time.Duration) segment {
+	r := newRequester(t, p.shape(mode, e.o.deltas))
 	var seg segment
-	if phase == "max" {
-		conc := e.o.concJSON
+	if p.closed {
+		conc := p.concJSON
 		if mode == "sse" {
-			conc = e.o.concSSE
+			conc = p.concSSE
 		}
 		seg = closedLoop(r, conc, d)
 	} else {
-		seg = openLoop(r, e.o.rate, d)
+		seg = openLoop(r, p.rate, d)
 	}
 	t.completed.Add(seg.ok)
 	return seg
@@ -106,7 +159,8 @@ func (e *env) measure(r *report) error {
 	fmt.Fprintln(os.Stderr, "warming up every target ...")
 	for _, t := range e.targets {
 		for _, m := range modes {
-			if seg := e.load(t, "max", m, time.Second); seg.failed > 0 {
+			warm := phase{name: "max", closed: true, concJSON: e.o.concJSON, concSSE: e.o.concSSE, spacing: e.o.spacing}
+			if seg := e.load(t, warm, m, time.Second); seg.failed > 0 {
 				return fmt.Errorf("%s %s warm-up: %d failed: %s", t.name, m, seg.failed, seg.firstErr)
 			}
 		}
@@ -114,10 +168,13 @@ func (e *env) measure(r *report) error {
 	n := len(e.targets)
 	for round := range e.o.rounds {
 		order := roundOrder(n, round)
-		for _, phase := range phases {
+		for _, phase := range e.phases {
 			for _, mode := range modes {
 				for _, i := range order {
 					t := e.targets[i]
+					if phase.slow && t.proc == nil {
+						continue // direct: bare is the reference here
+					}
 					// The gateways' logs and the embedded store's file leave
 					// dirty pages; written back later, they stalled whichever
 					// target ran then.
@@ -134,10 +191,10 @@ func (e *env) measure(r *report) error {
 					if err != nil {
 						return fmt.Errorf("%s: %w", t.name, err)
 					}
-					r.add(phase, mode, t.name, seg, before, after)
+					r.add(phase.name, mode, t.name, seg, before, after)
 					// Per-round p99 shows whether a gap in the pooled p99 is
 					// every round's or one bad moment's.
-					fmt.Fprintf(os.Stderr, "round %d %-3s %-4s %-11s %7.0f req/s  p50 %6.2fms  p99 %6.2fms  failed %d\n", round+1, phase, mode, t.name,
+					fmt.Fprintf(os.Stderr, "round %d %-4s %-4s %-11s %7.0f req/s  p50 %6.2fms  p99 %6.2fms  failed %d\n", round+1, phase.name, mode, t.name,
 						float64(seg.ok)/seg.wall.Seconds(), ms(percentile(seg.lat, 0.5)), ms(percentile(seg.lat, 0.99)), seg.failed)
 				}
 			}
@@ -173,7 +230,7 @@ func (e *env) roundTrips(r *report) error {
 		for _, mode := range modes {
 			var seg segment
 			cmds, err := monitorRoundTrips(e.rdb.Options().Addr, func() {
-				seg = openLoop(newRequester(t, e.shape("lat", mode)), 200, time.Second)
+				seg = openLoop(newRequester(t, phase{ttfb: e.o.ttfb, spacing: e.o.latSpacing}.shape(mode, e.o.deltas)), 200, time.Second)
 			})
 			if err != nil {
 				return fmt.Errorf("round trips: %w", err)

@@ -48,7 +48,7 @@ func seq(n int) []int {
 // A run of some targets (here bare and gw-grants, no gw-embedded) still
 // gets the targets' verdicts, for the gateways it ran.
 func TestTargetsCheckTheGatewaysThatRan(t *testing.T) {
-	r := newReport(options{rate: 1000})
+	r := newReport(options{rate: 1000}, []phase{{name: "max", closed: true}, {name: "lat", rate: 1000}})
 	for _, mode := range modes {
 		for name, cpu := range map[string]time.Duration{"bare": 200 * time.Millisecond, "gw-grants": 400 * time.Millisecond} {
 			m := r.get("max", mode, name)
@@ -70,5 +70,34 @@ func TestTargetsCheckTheGatewaysThatRan(t *testing.T) {
 	}
 	if strings.Contains(got, "gw-embedded") || strings.Contains(got, "gw-redis ") {
 		t.Errorf("targets name gateways that did not run:\n%s", got)
+	}
+}
+
+// -phases slow is the closed loop at -slow-conc and an open loop per
+// -slow-rates, all with the slow upstream; a typo is refused, not ignored.
+func TestPhaseListSlow(t *testing.T) {
+	o := options{phases: "slow", slowConc: 16, slowRates: "100, 300", slowTTFB: 50 * time.Millisecond}
+	ps, err := o.phaseList()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range ps {
+		if !p.slow || p.ttfb != 50*time.Millisecond {
+			t.Errorf("phase %+v is not a slow phase with the 50ms upstream", p)
+		}
+		got = append(got, p.name)
+	}
+	if want := []string{"c16", "r100", "r300"}; !slices.Equal(got, want) {
+		t.Errorf("phases %v, want %v", got, want)
+	}
+	if ps[0].closed != true || ps[0].concJSON != 16 || ps[2].closed || ps[2].rate != 300 {
+		t.Errorf("phases %+v", ps)
+	}
+	for _, bad := range []string{"max,slwo", "", "slow"} {
+		o := options{phases: bad, slowRates: "fast"}
+		if _, err := o.phaseList(); err == nil {
+			t.Errorf("-phases %q -slow-rates fast accepted", bad)
+		}
 	}
 }

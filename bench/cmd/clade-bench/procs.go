@@ -82,10 +82,17 @@ func (p *proc) tail() string {
 
 // buildAll builds the three programs into dir with the flags `make build`
 // uses, so the gateway measured is the one shipped.
-func buildAll(root, dir string, symbols bool, abSrc string) (map[string]string, error) {
+//
+// With profile, the gateway is built with the benchprofile tag: it then
+// serves Go's profiles on the address in CLADE_BENCH_PPROF.
+func buildAll(root, dir string, symbols, profile bool, abSrc string) (map[string]string, error) {
 	ldflags := "-ldflags=-s -w"
 	if symbols {
 		ldflags = "-ldflags="
+	}
+	tags := "-tags="
+	if profile {
+		tags = "-tags=benchprofile"
 	}
 	out := map[string]string{}
 	for name, pkg := range map[string]string{
@@ -94,7 +101,7 @@ func buildAll(root, dir string, symbols bool, abSrc string) (map[string]string, 
 		"bare-proxy":    "./bench/cmd/bare-proxy",
 	} {
 		bin := filepath.Join(dir, name)
-		cmd := exec.Command("go", "build", "-trimpath", ldflags, "-o", bin, pkg)
+		cmd := exec.Command("go", "build", "-trimpath", ldflags, tags, "-o", bin, pkg)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if b, err := cmd.CombinedOutput(); err != nil {

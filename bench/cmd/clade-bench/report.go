@@ -23,12 +23,14 @@ type acc struct {
 	wall       time.Duration
 	lat        []time.Duration
 	cpu        time.Duration
+	sched      schedStat // CPU to the nanosecond, and wake-ups
 	redisCPU   time.Duration
 	redisCmds  map[string]int64
 	alloc      float64
 	conns      int64
 	firstErr   string
 	roundCPU   []float64         // µs per request in each round
+	roundSched []float64         // the same from the scheduler's account
 	roundLat   [][]time.Duration // each round's latency samples
 	overhead   buckets           // the gateway's own pre-forward overhead
 }
@@ -69,6 +71,7 @@ func (rt roundTrip) String() string {
 
 type report struct {
 	o       options
+	phases  []phase
 	accs    map[string]*acc
 	hold    map[string]holdStats
 	rtt     map[string]roundTrip
@@ -76,8 +79,8 @@ type report struct {
 	elapsed time.Duration
 }
 
-func newReport(o options) *report {
-	return &report{o: o, accs: map[string]*acc{}, hold: map[string]holdStats{}, rtt: map[string]roundTrip{}}
+func newReport(o options, phases []phase) *report {
+	return &report{o: o, phases: phases, accs: map[string]*acc{}, hold: map[string]holdStats{}, rtt: map[string]roundTrip{}}
 }
 
 func key(phase, mode, target string) string { return phase + "/" + mode + "/" + target }
@@ -101,8 +104,12 @@ func (r *report) add(phase, mode, target string, seg segment, before, after snap
 	a.roundLat = append(a.roundLat, seg.lat)
 	cpu := after.cpu - before.cpu
 	a.cpu += cpu
+	sched := schedStat{cpu: after.sched.cpu - before.sched.cpu, slices: after.sched.slices - before.sched.slices}
+	a.sched.cpu += sched.cpu
+	a.sched.slices += sched.slices
 	if seg.ok > 0 {
 		a.roundCPU = append(a.roundCPU, float64(cpu.Microseconds())/float64(seg.ok))
+		a.roundSched = append(a.roundSched, float64(sched.cpu.Nanoseconds())/1e3/float64(seg.ok))
 	}
 	a.redisCPU += after.redis.cpu - before.redis.cpu
 	for k, v := range after.redis.cmds {
@@ -129,6 +136,16 @@ func (a *acc) perReq(v float64) float64 {
 }
 
 func (a *acc) cpuPerReq() float64 { return a.perReq(float64(a.cpu.Nanoseconds()) / 1e3) }
+
+func (a *acc) schedPerReq() float64 { return a.perReq(float64(a.sched.cpu.Nanoseconds()) / 1e3) }
+
+func (a *acc) wakeupsPerReq() float64 { return a.perReq(float64(a.sched.slices)) }
+
+// scriptsPerReq is the script calls per request: each a round trip (the
+// gateway sends Redis nothing but scripts on the request path).
+func (a *acc) scriptsPerReq() float64 {
+	return a.perReq(float64(a.redisCmds["evalsha"] + a.redisCmds["eval"] + a.redisCmds["evalsha_ro"] + a.redisCmds["eval_ro"]))
+}
 
 func (a *acc) redisPerReq() float64 { return a.perReq(float64(a.redisCPU.Nanoseconds()) / 1e3) }
 
@@ -296,11 +313,88 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 		w = io.MultiWriter(stdout, f)
 	}
 	o := r.o
-	fmt.Fprintf(w, "clade-bench: %d interleaved rounds, %s per segment; max = closed loop, %d JSON / %d SSE workers, upstream TTFB 0, SSE event spacing %s; "+
-		"lat = open loop %.0f req/s, upstream TTFB %s, SSE event spacing %s; %d text deltas per response\n",
-		o.rounds, o.duration, o.concJSON, o.concSSE, o.spacing, o.rate, o.ttfb, o.latSpacing, o.deltas)
+	fmt.Fprintf(w, "clade-bench: %d interleaved rounds, %s per segment; %s; %d text deltas per response\n",
+		o.rounds, o.duration, r.describePhases(), o.deltas)
 	fmt.Fprintf(w, "machine: %d CPUs (%s), %s RAM, %s/%s, %s; run took %s\n\n", runtime.NumCPU(), cpuModel(), memTotal(),
 		runtime.GOOS, runtime.GOARCH, runtime.Version(), r.elapsed.Round(time.Second))
+
+	if r.has("max") || r.has("lat") {
+		r.mainTable(w)
+	}
+	if r.hasSlow() {
+		fmt.Fprintln(w)
+		r.slowTable(w)
+	}
+	for _, mode := range modes {
+		for _, name := range r.names() {
+			if rt, ok := r.rtt[mode+"/"+name]; ok && r.has("max") {
+				fmt.Fprintf(w, "\n%s %s per request: round trips (MONITOR, %d requests) %s; commands incl. inside Lua (INFO commandstats) %s",
+					mode, name, rt.requests, rt, cmdBreakdown(r.get("max", mode, name)))
+			}
+		}
+	}
+	for _, p := range r.phases {
+		if !p.slow {
+			continue
+		}
+		for _, mode := range modes {
+			for _, name := range r.names() {
+				if a := r.get(p.name, mode, name); len(a.redisCmds) > 0 && a.cmdsPerReq() > 0 {
+					fmt.Fprintf(w, "\n%s %s %s per request: commands incl. inside Lua (INFO commandstats) %s", p.name, mode, name, cmdBreakdown(a))
+				}
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	// Where a latency tail comes from: each proxy's own time from a
+	// request's arrival in its handler to its forwarding (the gateway's
+	// admission included), from its histogram; bare measures the same
+	// window, so a tail both show is the machine's.
+	for _, p := range r.phases {
+		if p.closed {
+			continue
+		}
+		for _, mode := range modes {
+			for _, name := range r.names() {
+				a := r.get(p.name, mode, name)
+				p50, ok := a.overhead.quantile(.5)
+				if !ok {
+					continue
+				}
+				p99, _ := a.overhead.quantile(.99)
+				p999, _ := a.overhead.quantile(.999)
+				fmt.Fprintf(w, "\n%s %s at %.0f req/s (%s): in-proxy time before forwarding p50 ≤ %s, p99 ≤ %s, p99.9 ≤ %s (clade_gateway_overhead_seconds buckets)",
+					mode, name, p.rate, p.name, bound(p50), bound(p99), bound(p999))
+			}
+		}
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w)
+	r.targets(w)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "checks:")
+	keys := slices.Sorted(maps.Keys(r.accs))
+	for _, k := range keys {
+		if a := r.accs[k]; a.failed > 0 {
+			fmt.Fprintf(w, "  FAILED requests in %s: %d (first: %s)\n", k, a.failed, a.firstErr)
+		}
+	}
+	for _, name := range r.names() {
+		h, ok := r.hold[name]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "  %s streams phase: %d open at once (gateway gauge %d), %d completed, %d failed %s\n",
+			name, h.open, h.gauge, h.ok, h.failed, h.firstErr)
+	}
+	for _, s := range r.spend {
+		fmt.Fprintln(w, "  "+s)
+	}
+	return nil
+}
+
+// mainTable is the saturation and 1,000 requests/s table: max and lat.
+func (r *report) mainTable(w io.Writer) {
 
 	t := &table{}
 	t.add("mode", "target", "max req/s", "p50 ms", "p90 ms", "p99 ms", "+p50 vs direct", "+p50 vs bare", "+p99 vs bare",
@@ -342,68 +436,114 @@ func (r *report) print(stdout io.Writer, outPath string) error {
 			} else {
 				row = append(row, "")
 			}
+			// A phase left out (-phases) leaves its columns blank.
+			if !r.has("lat") {
+				blank(row, 3, 4, 5, 6, 7, 8, 11)
+			}
+			if !r.has("max") {
+				blank(row, 2, 9, 10, 12, 13, 15, 16)
+			}
 			t.add(row...)
 		}
 	}
 	t.write(w)
+}
 
-	for _, mode := range modes {
-		for _, name := range r.names() {
-			if rt, ok := r.rtt[mode+"/"+name]; ok {
-				fmt.Fprintf(w, "\n%s %s per request: round trips (MONITOR, %d requests) %s; commands incl. inside Lua (INFO commandstats) %s",
-					mode, name, rt.requests, rt, cmdBreakdown(r.get("max", mode, name)))
-			}
+func blank(row []string, cols ...int) {
+	for _, c := range cols {
+		if c < len(row) {
+			row[c] = ""
 		}
 	}
-	fmt.Fprintln(w)
-	// Where a latency tail comes from: each proxy's own time from a
-	// request's arrival in its handler to its forwarding (the gateway's
-	// admission included), from its histogram; bare measures the same
-	// window, so a tail both show is the machine's.
-	for _, mode := range modes {
-		for _, name := range r.names() {
-			a := r.get("lat", mode, name)
-			p50, ok := a.overhead.quantile(.5)
-			if !ok {
-				continue
-			}
-			p99, _ := a.overhead.quantile(.99)
-			p999, _ := a.overhead.quantile(.999)
-			fmt.Fprintf(w, "\n%s %s at %.0f req/s: in-proxy time before forwarding p50 ≤ %s, p99 ≤ %s, p99.9 ≤ %s (clade_gateway_overhead_seconds buckets)",
-				mode, name, r.o.rate, bound(p50), bound(p99), bound(p999))
-		}
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintln(w)
-	r.targets(w)
-	fmt.Fprintln(w)
-	fmt.Fprintln(w, "checks:")
-	keys := slices.Sorted(maps.Keys(r.accs))
-	for _, k := range keys {
-		if a := r.accs[k]; a.failed > 0 {
-			fmt.Fprintf(w, "  FAILED requests in %s: %d (first: %s)\n", k, a.failed, a.firstErr)
-		}
-	}
-	for _, name := range r.names() {
-		h, ok := r.hold[name]
-		if !ok {
+}
+
+// slowTable is the realistic-rate table: every slow phase, each gateway
+// next to bare in the same run.
+func (r *report) slowTable(w io.Writer) {
+	t := &table{}
+	t.add("phase", "mode", "target", "req/s", "p50 ms", "p99 ms", "+p50 vs bare", "+p99 vs bare", "CPU µs/req", "×bare",
+		"Redis CPU µs/req", "(CPU+Redis) ×bare", "Redis script calls/req", "Redis cmds/req", "wake-ups/req", "alloc KB/req")
+	for _, p := range r.phases {
+		if !p.slow {
 			continue
 		}
-		fmt.Fprintf(w, "  %s streams phase: %d open at once (gateway gauge %d), %d completed, %d failed %s\n",
-			name, h.open, h.gauge, h.ok, h.failed, h.firstErr)
+		for _, mode := range modes {
+			bare := r.get(p.name, mode, "bare")
+			for _, name := range r.names() {
+				if name == "direct" {
+					continue
+				}
+				a := r.get(p.name, mode, name)
+				if a.ok == 0 && a.failed == 0 {
+					continue
+				}
+				p50, p99 := percentile(a.lat, .5), percentile(a.lat, .99)
+				row := []string{p.name, mode, name, f0(float64(a.ok) / a.wall.Seconds()), f2(ms(p50)), f2(ms(p99))}
+				if name == "bare" {
+					row = append(row, "", "")
+				} else {
+					row = append(row, diff(p50, bare.lat, .5)+roundRange(a, bare, .5), diff(p99, bare.lat, .99)+roundRange(a, bare, .99))
+				}
+				ratio := a.schedPerReq() / bare.schedPerReq()
+				row = append(row, f0(a.schedPerReq()), f2(ratio)+spreadOf(a.roundSched, bare.roundSched))
+				if name == "bare" || name == "gw-embedded" {
+					row = append(row, "", "", "", "")
+				} else {
+					row = append(row, f0(a.redisPerReq()), f2((a.schedPerReq()+a.redisPerReq())/bare.schedPerReq()),
+						f2(a.scriptsPerReq()), f2(a.cmdsPerReq()))
+				}
+				row = append(row, f2(a.wakeupsPerReq()), f2(a.perReq(a.alloc)/1024))
+				t.add(row...)
+			}
+		}
 	}
-	for _, s := range r.spend {
-		fmt.Fprintln(w, "  "+s)
+	t.write(w)
+}
+
+func (r *report) has(phase string) bool {
+	for _, p := range r.phases {
+		if p.name == phase {
+			return true
+		}
 	}
-	return nil
+	return false
+}
+
+func (r *report) hasSlow() bool {
+	for _, p := range r.phases {
+		if p.slow {
+			return true
+		}
+	}
+	return false
+}
+
+// describePhases is the report's first line: what each phase was.
+func (r *report) describePhases() string {
+	var parts []string
+	for _, p := range r.phases {
+		sse := ""
+		if p.spacing > 0 {
+			sse = ", SSE event spacing " + p.spacing.String()
+		}
+		if p.closed {
+			parts = append(parts, fmt.Sprintf("%s = closed loop, %d JSON / %d SSE workers, upstream TTFB %s%s", p.name, p.concJSON, p.concSSE, p.ttfb, sse))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s = open loop %.0f req/s, upstream TTFB %s%s", p.name, p.rate, p.ttfb, sse))
+		}
+	}
+	return strings.Join(parts, "; ")
 }
 
 // names are the targets in table order.
 func (r *report) names() []string {
 	var names []string
 	for _, n := range []string{"direct", "bare", "gw-embedded", "gw-redis", "gw-grants", "gw-redis-ab"} {
-		if _, ok := r.accs[key("max", "json", n)]; ok {
-			names = append(names, n)
+		for _, p := range r.phases {
+			if _, ok := r.accs[key(p.name, "json", n)]; ok {
+				names = append(names, n)
+				break
+			}
 		}
 	}
 	return names
@@ -454,13 +594,15 @@ func roundList(a, bare *acc, q float64) string {
 }
 
 // spread is the range of the per-round CPU ratio to the bare proxy.
-func spread(a, bare *acc) string {
-	if len(a.roundCPU) != len(bare.roundCPU) || len(a.roundCPU) < 2 {
+func spread(a, bare *acc) string { return spreadOf(a.roundCPU, bare.roundCPU) }
+
+func spreadOf(a, bare []float64) string {
+	if len(a) != len(bare) || len(a) < 2 {
 		return ""
 	}
 	lo, hi := 1e18, 0.0
-	for i := range a.roundCPU {
-		x := a.roundCPU[i] / bare.roundCPU[i]
+	for i := range a {
+		x := a[i] / bare[i]
 		lo, hi = min(lo, x), max(hi, x)
 	}
 	return fmt.Sprintf(" (%.2f–%.2f)", lo, hi)
@@ -503,9 +645,14 @@ func (r *report) targets(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  %s  %s\n", mark, fmt.Sprintf(format, a...))
 	}
+	r.slowTargets(check)
+	hasMax, hasLat := r.has("max"), r.has("lat")
 	for _, mode := range modes {
 		bare := r.get("max", mode, "bare").cpuPerReq()
 		for _, gw := range gws {
+			if !hasMax {
+				break
+			}
 			a := r.get("max", mode, gw)
 			check(a.cpuPerReq() <= 1.5*bare, "%s %s CPU/request %.0f µs = %.2f× bare (≤ 1.5×)", mode, gw, a.cpuPerReq(), a.cpuPerReq()/bare)
 		}
@@ -518,12 +665,18 @@ func (r *report) targets(w io.Writer) {
 			check(rate >= 0.9*bareRate, "%s gw-embedded max %.0f req/s = %.0f%% of bare's %.0f (≥ 90%%)", mode, rate, 100*rate/bareRate, bareRate)
 		}
 		for _, gw := range shared {
+			if !hasMax {
+				break
+			}
 			a := r.get("max", mode, gw)
 			tot := a.cpuPerReq() + a.redisPerReq()
 			check(tot <= 2*bare, "%s %s + Redis CPU/request %.0f µs = %.2f× bare (≤ 2×)", mode, gw, tot, tot/bare)
 		}
 		ba := r.get("lat", mode, "bare")
 		for _, gw := range gws {
+			if !hasLat {
+				break
+			}
 			a := r.get("lat", mode, gw)
 			d50 := ms(percentile(a.lat, .5) - percentile(ba.lat, .5))
 			d99 := ms(percentile(a.lat, .99) - percentile(ba.lat, .99))
@@ -537,6 +690,9 @@ func (r *report) targets(w io.Writer) {
 			}
 		}
 		for _, gw := range gws {
+			if !hasMax {
+				break
+			}
 			a := r.get("max", mode, gw)
 			check(a.conns == 0, "%s %s upstream connections opened at fixed concurrency once warm: %d in %d requests (0); at the fixed rate: %d",
 				mode, gw, a.conns, a.ok+a.failed, r.get("lat", mode, gw).conns)
@@ -546,6 +702,35 @@ func (r *report) targets(w io.Writer) {
 		if h, ok := r.hold[gw]; ok {
 			check(h.hwm < 1<<30 && h.open >= int64(r.o.streams), "%s %d of %d streams open at once: RSS %s, peak %s (< 1 GiB)",
 				gw, h.open, r.o.streams, mib(h.rss), mib(h.hwm))
+		}
+	}
+}
+
+// slowTargetRate is the rate the realistic-shape targets hold at.
+const slowTargetRate = 300
+
+// slowTargets checks the gateway with Redis as it ships (gw-grants)
+// against bare in each open-loop slow phase at slowTargetRate or more:
+// what a real service's traffic costs, not a saturated machine's.
+func (r *report) slowTargets(check func(bool, string, ...any)) {
+	for _, p := range r.phases {
+		if !p.slow || p.closed || p.rate < slowTargetRate || !slices.Contains(r.names(), "gw-grants") {
+			continue
+		}
+		for _, mode := range modes {
+			a, bare := r.get(p.name, mode, "gw-grants"), r.get(p.name, mode, "bare")
+			if a.ok == 0 || bare.ok == 0 {
+				continue
+			}
+			cpu, b := a.schedPerReq(), bare.schedPerReq()
+			tot := cpu + a.redisPerReq()
+			d50 := ms(percentile(a.lat, .5) - percentile(bare.lat, .5))
+			d99 := ms(percentile(a.lat, .99) - percentile(bare.lat, .99))
+			at := fmt.Sprintf("at %.0f req/s, upstream TTFB %s", p.rate, p.ttfb)
+			check(cpu <= 1.2*b, "%s gw-grants CPU/request %.0f µs = %.2f× bare %s (≤ 1.2×)", mode, cpu, cpu/b, at)
+			check(tot <= 1.35*b, "%s gw-grants + Redis CPU/request %.0f µs = %.2f× bare %s (≤ 1.35×)", mode, tot, tot/b, at)
+			check(d50 < 0.2, "%s gw-grants added p50 over bare %+.2f ms %s (< 0.2 ms)%s", mode, d50, at, roundList(a, bare, .5))
+			check(d99 < 1, "%s gw-grants added p99 over bare %+.2f ms %s (< 1 ms)%s", mode, d99, at, roundList(a, bare, .99))
 		}
 	}
 }
