@@ -154,7 +154,16 @@ func TestSDKThroughGateway(t *testing.T) {
 			t.Errorf("spend record total %v service %v, want %s recommendation", rec["total_usd"], rec["service"], defaultCost)
 		}
 	}
-	code, body := get(t, gw.AdminURL+"/admin/budgets", testutil.AdminToken)
+	// Spend reaches the store with the grant's next step, at most 250 ms
+	// after the request (docs/budgets.md).
+	var code int
+	var body string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		code, body = get(t, gw.AdminURL+"/admin/budgets", testutil.AdminToken)
+		if code == 200 && strings.Contains(body, `"spent_usd":"0.0243"`) || time.Now().After(deadline) {
+			break
+		}
+	}
 	if code != 200 || !strings.Contains(body, `"spent_usd":"0.0243"`) {
 		t.Errorf("admin budgets %d: %s", code, body)
 	}

@@ -86,5 +86,6 @@ func TestJSONAnswerReachesTheClientBeforeTheBookkeeping(t *testing.T) {
 	if !<-gw.opened {
 		t.Error("the client had the answer only after the spend record was written")
 	}
+	srv.Close() // waits for the handler, whose bookkeeping outlived the answer
 	h.Wait()
 }
