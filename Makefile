@@ -8,6 +8,9 @@ BIN       := bin/clade-gateway
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/clade-gateway/clade-gateway/internal/app.Version=$(VERSION)
 FUZZTIME  ?= 100000x
+# The linter make lint runs (.golangci.yml); scripts/deps.sh installs it.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI  := $(shell $(GO) env GOPATH)/bin/golangci-lint
 # The tag deploy/compose/compose.yaml and deploy/kubernetes/base expect.
 IMAGE     ?= clade-gateway
 IMAGE_TAG ?= dev
@@ -42,8 +45,8 @@ test: deps lint ## every test: unit, real Redis and Redis Cluster, SDK end to en
 test-short: ## the Go tests without -race, vet or fuzz
 	$(GO) test -count=1 ./...
 
-deps: ## install redis-server and promtool when missing (as root)
-	@./scripts/deps.sh
+deps: ## install redis-server and promtool (as root) and golangci-lint when missing
+	@GOLANGCI_VERSION=$(GOLANGCI_VERSION) ./scripts/deps.sh
 
 fuzz: ## a short run of every fuzz target (FUZZTIME)
 	FUZZTIME=$(FUZZTIME) ./scripts/fuzz.sh
@@ -51,9 +54,8 @@ fuzz: ## a short run of every fuzz target (FUZZTIME)
 reliability: deps ## the reliability suite, verbose
 	$(GO) test -count=1 -v -run 'TestReliability' ./internal/reliability/
 
-lint: ## go vet, gofmt, and go.mod/go.sum tidy
-	$(GO) vet ./...
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+lint: ## golangci-lint (.golangci.yml: vet, staticcheck, errcheck, gofmt, ...) and go.mod/go.sum tidy
+	$(GOLANGCI) run ./...
 	@$(GO) mod tidy -diff || (echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1)
 
 bench: deps ## the load benchmark (bench/README.md)

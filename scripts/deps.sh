@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Go: redis-server (real Redis for
 # budget tests, also run as a 3-master Cluster) and promtool (alert rule
-# tests). Debian's packages; only when missing.
+# tests), Debian's packages; and golangci-lint (make lint), built by the go
+# command at GOLANGCI_VERSION. Each only when missing.
 set -euo pipefail
+lint_version=${GOLANGCI_VERSION:-v2.15.0}
+lint_bin="$(go env GOPATH)/bin/golangci-lint"
+if ! "$lint_bin" version 2>/dev/null | grep -q "version ${lint_version#v} "; then
+  echo "installing golangci-lint $lint_version"
+  go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$lint_version"
+fi
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)

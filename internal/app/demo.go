@@ -60,13 +60,13 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	}
 	up := &http.Server{Handler: &demoUpstream{fake: fake}, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = up.Serve(upLn) }()
-	defer up.Close()
+	defer func() { _ = up.Close() }()
 
 	dir, err := os.MkdirTemp("", "clade-demo-")
 	if err != nil {
 		return fmt.Errorf("demo: data folder: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }() // a temporary folder; nothing in it is kept
 
 	listen, adminListen := orDefault(getenv("CLADE_LISTEN"), demoDefaultAPI), orDefault(getenv("CLADE_ADMIN_LISTEN"), demoDefaultAdm)
 	for name, addr := range map[string]string{"CLADE_LISTEN": listen, "CLADE_ADMIN_LISTEN": adminListen} {
@@ -109,7 +109,7 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 	if err := waitReady(ctx, "http://"+adminListen+"/readyz", done); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	fmt.Fprint(out, demoBanner(pol, path, listen, adminListen, upLn.Addr().String()))
+	_, _ = fmt.Fprint(out, demoBanner(pol, path, listen, adminListen, upLn.Addr().String()))
 	return <-done
 }
 

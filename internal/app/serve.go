@@ -80,7 +80,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	defer journal.Close()
+	defer func() {
+		if err := journal.Close(); err != nil {
+			log.Error("journal close failed: entries written since its last sync may be lost", zap.Error(err))
+		}
+	}()
 	if err := journal.Register(reg); err != nil {
 		return fmt.Errorf("journal metrics: %w", err)
 	}
@@ -88,7 +92,11 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("store close failed", zap.Error(err))
+		}
+	}()
 
 	rl, err := newReloader(cfg, getenv, log, reg)
 	if err != nil {
@@ -140,7 +148,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	admLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
-		apiLn.Close()
+		_ = apiLn.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
 	}
 	log.Info("clade-gateway serving", zap.String("version", Version), zap.String("listen", apiLn.Addr().String()),

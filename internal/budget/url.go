@@ -2,6 +2,7 @@ package budget
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -153,7 +154,7 @@ func parseMultiURL(rest string, useTLS, sentinel bool) (*redis.UniversalOptions,
 // redactURLError keeps a parse error's message without any URL text, which
 // may include a password.
 func redactURLError(err error) string {
-	if ue, ok := err.(*url.Error); ok {
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
 		return ue.Err.Error()
 	}
 	msg := err.Error()

@@ -200,7 +200,7 @@ func scaleCalls(gw *testutil.App, i int) error {
 	_, err := client.Messages.New(ctx, anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 300, Messages: userMsg("hi")},
 		option.WithHeader("X-Scale-Upstream-Status", fmt.Sprint(status)))
 	if apiErr := (*anthropic.Error)(nil); !errors.As(err, &apiErr) || apiErr.StatusCode != status {
-		return fmt.Errorf("upstream error %d: got %v", status, err)
+		return fmt.Errorf("upstream error %d: got %w", status, err)
 	}
 
 	tok := scaleToken(i)

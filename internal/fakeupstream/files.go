@@ -107,7 +107,7 @@ func writePage(w http.ResponseWriter, r *http.Request, items []pageItem) {
 		}
 		return -1
 	}
-	lo, hi := 0, len(items)
+	var lo, hi int
 	if a := q.Get("after_id"); a != "" {
 		lo = idx(a) + 1
 		hi = min(lo+limit, len(items))

@@ -1,6 +1,7 @@
 package meter
 
 import (
+	"errors"
 	"math"
 	"strconv"
 
@@ -56,8 +57,7 @@ func (c *count) parse(b []byte) {
 }
 
 func isRangeErr(err error) bool {
-	ne, ok := err.(*strconv.NumError)
-	return ok && ne.Err == strconv.ErrRange
+	return errors.Is(err, strconv.ErrRange)
 }
 
 func clampCount(n int64) int64 {

@@ -18,13 +18,13 @@ func reached(spent, limit money.Nanos, th float64) bool {
 	if limit <= 0 || spent <= 0 {
 		return false
 	}
-	thn, err := money.FromFloatExact(th) // th as nano-units of a fraction
-	if err != nil || thn <= 0 {
+	frac, err := money.FromFloatExact(th) // th as nano-units of a fraction
+	if err != nil || frac <= 0 {
 		return false
 	}
-	// spent × 1e9 >= limit × thn, in 128-bit-safe arithmetic.
+	// spent × 1e9 >= limit × frac, in 128-bit-safe arithmetic.
 	lhs := new(big.Int).Mul(big.NewInt(int64(spent)), big.NewInt(int64(money.PerUSD)))
-	rhs := new(big.Int).Mul(big.NewInt(int64(limit)), big.NewInt(int64(thn)))
+	rhs := new(big.Int).Mul(big.NewInt(int64(limit)), big.NewInt(int64(frac)))
 	return lhs.Cmp(rhs) >= 0
 }
 

@@ -98,7 +98,7 @@ func (r *Registry) serveText(w http.ResponseWriter, req *http.Request, format ex
 		h.Set("Content-Encoding", "gzip")
 		gz := gzipWriters.Get().(*gzip.Writer)
 		gz.Reset(w)
-		defer func() { gz.Close(); gzipWriters.Put(gz) }()
+		defer func() { _ = gz.Close(); gzipWriters.Put(gz) }() // an error is the client gone
 		out = gz
 	}
 	bw := bufWriters.Get().(*bufio.Writer)
@@ -119,7 +119,7 @@ func (r *Registry) serveText(w http.ResponseWriter, req *http.Request, format ex
 		buf = writeText(bw, tables[0], buf)
 		tables = tables[1:]
 	}
-	bw.Flush()
+	_ = bw.Flush() // an error is the client gone: nothing left to tell it
 }
 
 // acceptsGzip reports whether an Accept-Encoding header admits gzip.

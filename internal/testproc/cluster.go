@@ -73,7 +73,7 @@ func NewCluster(masters int) (*Cluster, error) {
 			}
 			if time.Now().After(deadline) {
 				c.Close()
-				return nil, fmt.Errorf("cluster node %s never reached cluster_state:ok: %v\n%s", a, err, info)
+				return nil, fmt.Errorf("cluster node %s never reached cluster_state:ok: %w\n%s", a, err, info)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}

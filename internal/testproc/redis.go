@@ -180,7 +180,7 @@ func waitReady(addr string, p *Process, within time.Duration) error {
 			}
 		}
 		if p.Exited() {
-			return fmt.Errorf("exited at start: %v", p.Err())
+			return fmt.Errorf("exited at start: %w", p.Err())
 		}
 		if time.Now().After(deadline) {
 			if err == nil && !strings.Contains(info, want) {

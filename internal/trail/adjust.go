@@ -37,9 +37,16 @@ func (l AdjustmentLog) RecordAdjustment(ctx context.Context, a Adjustment) error
 	if err := l.Records.PutRecord(ctx, kindAdjustments, id, v); err != nil {
 		return fmt.Errorf("trail: record adjustment: %w", err)
 	}
+	l.prune(ctx, now)
+	return nil
+}
+
+// prune drops adjustments past their retention. It is best effort: the
+// adjustment is recorded, and what fails to go now goes with the next one.
+func (l AdjustmentLog) prune(ctx context.Context, now time.Time) {
 	all, err := l.Records.ListRecords(ctx, kindAdjustments)
 	if err != nil {
-		return nil // recorded; pruning waits for the next one
+		return
 	}
 	cutoff := now.Add(-AdjustmentRetention)
 	for old, v := range all {
@@ -48,5 +55,4 @@ func (l AdjustmentLog) RecordAdjustment(ctx context.Context, a Adjustment) error
 			_ = l.Records.DeleteRecord(ctx, kindAdjustments, old)
 		}
 	}
-	return nil
 }

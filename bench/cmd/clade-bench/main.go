@@ -145,7 +145,7 @@ func run(o options) error {
 	if o.keep {
 		fmt.Fprintln(os.Stderr, "keeping", dir)
 	} else {
-		defer os.RemoveAll(dir)
+		defer func() { _ = os.RemoveAll(dir) }() // a temporary folder
 	}
 	e := &env{o: o, dir: dir, phases: phases}
 	defer e.stopAll()

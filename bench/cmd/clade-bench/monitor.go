@@ -23,7 +23,7 @@ func monitorRoundTrips(addr string, fn func()) (map[string]int64, error) {
 	}
 	rd := bufio.NewReaderSize(c, 1<<20)
 	if ok, err := rd.ReadString('\n'); err != nil || !strings.HasPrefix(ok, "+OK") {
-		return nil, fmt.Errorf("MONITOR: %q %v", ok, err)
+		return nil, fmt.Errorf("MONITOR: %q %w", ok, err)
 	}
 	counts := map[string]int64{}
 	done := make(chan struct{})

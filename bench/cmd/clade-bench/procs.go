@@ -157,7 +157,7 @@ func waitHTTP(p *proc, url string, within time.Duration) error {
 		default:
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not ready at %s: %v\n%s", p.name, url, err, p.tail())
+			return fmt.Errorf("%s not ready at %s: %w\n%s", p.name, url, err, p.tail())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
