@@ -44,6 +44,25 @@ type (
 	}
 )
 
+// The causes of a charge by estimate rather than reported usage: the
+// cause label of clade_gateway_estimated_charges_total, each exported at
+// zero from the start (estimateCauses).
+const (
+	causeJSONWithoutUsage = "json_without_usage"
+	causeUnseenOutput     = "interrupted_stream_unseen_output"
+	causeInterrupted      = "interrupted_stream"
+	causeNoStart          = "stream_without_start"
+	causeUpstreamFailed   = "upstream_failed"
+	causeUnpriced         = "unpriced_usage"
+	causeImpossible       = "impossible_usage"
+	causeUnpricedTier     = "unpriced_tier"
+)
+
+func estimateCauses() []string {
+	return []string{causeJSONWithoutUsage, causeUnseenOutput, causeInterrupted, causeNoStart,
+		causeUpstreamFailed, causeUnpriced, causeImpossible, causeUnpricedTier}
+}
+
 // charge is what a request costs and why.
 type charge struct {
 	cost  pricing.Cost
@@ -70,7 +89,7 @@ func (outcomeRefused) charged(*Handler, *call) charge { return charge{} }
 
 func (o outcomeJSON) charged(h *Handler, c *call) charge {
 	if !o.ok {
-		return h.estimateCharge(c, "json_without_usage")
+		return h.estimateCharge(c, causeJSONWithoutUsage)
 	}
 	if why := h.impossibleUsage(c, o.usage, o.valid); why != "" {
 		return h.impossibleCharge(c, why, o.usage, o.valid)
@@ -89,21 +108,21 @@ func (o outcomeStream) charged(h *Handler, c *call) charge {
 		// Summarised thinking bills more tokens than it shows, and
 		// redacted thinking shows none: what was streamed does not
 		// bound what was billed.
-		return h.estimateCharge(c, "interrupted_stream_unseen_output")
+		return h.estimateCharge(c, causeUnseenOutput)
 	case o.res.SawStart:
 		if why := h.impossibleStart(c, o.res.Usage, o.valid); why != "" {
 			return h.impossibleCharge(c, why, o.res.Usage, o.valid)
 		}
-		return h.price(c, meter.EstimateInterrupted(o.res, c.req.MaxTokens), "interrupted_stream")
+		return h.price(c, meter.EstimateInterrupted(o.res, c.req.MaxTokens), causeInterrupted)
 	}
-	return h.estimateCharge(c, "stream_without_start")
+	return h.estimateCharge(c, causeNoStart)
 }
 
 func (o outcomeFailed) charged(h *Handler, c *call) charge {
 	if o.dial {
 		return charge{}
 	}
-	return h.estimateCharge(c, "upstream_failed")
+	return h.estimateCharge(c, causeUpstreamFailed)
 }
 
 func (outcomeUnsettled) bodyErr() error { return nil }
@@ -126,7 +145,7 @@ func (h *Handler) price(c *call, u meter.Usage, cause string) charge {
 	}
 	if err != nil {
 		h.log.Error("cannot price usage; charging the estimate", append(c.logFields(), zap.Error(err))...)
-		return h.estimateCharge(c, "unpriced_usage")
+		return h.estimateCharge(c, causeUnpriced)
 	}
 	if cause != "" {
 		h.m.estimated.WithLabelValues(cause).Inc()

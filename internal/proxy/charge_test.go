@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -378,4 +379,26 @@ func componentUSD(t *testing.T, reg *prometheus.Registry, component string) floa
 		}
 	}
 	return sum
+}
+
+// Every cause of an estimated charge is a series from the start, so an
+// alert on its rate works before the first such charge; and every cause a
+// charging rule names is among them.
+func TestEstimateCausesStartAtZero(t *testing.T) {
+	m := newMetrics(prometheus.NewRegistry())
+	causes := estimateCauses()
+	if n := testutil.CollectAndCount(m.estimated); n != len(causes) {
+		t.Fatalf("estimated charges: %d series at start, want %d", n, len(causes))
+	}
+	for _, c := range causes {
+		if v := testutil.ToFloat64(m.estimated.WithLabelValues(c)); v != 0 {
+			t.Errorf("cause %s starts at %v", c, v)
+		}
+	}
+	rig := newChargeRig(t)
+	for _, o := range []outcome{outcomeJSON{err: errClientGone}, outcomeStream{err: errClientGone}, outcomeFailed{err: errors.New("reset")}} {
+		if ch := rig.h.chargeFor(rig.admitted(t, haikuBody), o); ch.cause == "" || !slices.Contains(causes, ch.cause) {
+			t.Errorf("%T charged by cause %q, not among the exported causes", o, ch.cause)
+		}
+	}
 }

@@ -102,7 +102,7 @@ func (h *Handler) impossibleCharge(c *call, why string, u meter.Usage, v meter.V
 			zap.Int64("input_tokens", u.InputTokens), zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens),
 			zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens), zap.Int64("output_tokens", u.OutputTokens),
 			zap.String("usage_model", safePath(u.Model)), zap.String("estimate_usd", c.estimate.String()))...)
-	ch := h.estimateCharge(c, "impossible_usage")
+	ch := h.estimateCharge(c, causeImpossible)
 	ch.usage = u
 	return ch
 }
@@ -127,12 +127,12 @@ func knownTier(u meter.Usage) bool {
 
 // unknownTierCharge applies knownTier's rule to a priced usage.
 func (h *Handler) unknownTierCharge(c *call, ch charge) charge {
-	h.m.estimated.WithLabelValues("unpriced_tier").Inc()
+	h.m.estimated.WithLabelValues(causeUnpricedTier).Inc()
 	h.log.Warn("usage in a service tier or speed without a price; charging at least the hold's estimate",
 		append(c.logFields(), zap.String("service_tier", safePath(ch.usage.ServiceTier)), zap.String("speed", safePath(ch.usage.Speed)))...)
 	if ch.cost.Total < c.estimate {
 		ch.cost = pricing.Cost{Total: c.estimate, Model: ch.cost.Model}
 	}
-	ch.cause = "unpriced_tier"
+	ch.cause = causeUnpricedTier
 	return ch
 }

@@ -107,7 +107,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		estimated: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_estimated_charges_total",
-			Help: "Responses charged by a documented estimate rather than reported usage, by cause. Bounded by the fixed set of causes.",
+			Help: "Responses charged by a documented estimate rather than reported usage, by cause. Bounded by the fixed set of 8 causes, exported from the start.",
 		}, []string{"cause"}),
 		impossible: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "clade_gateway_impossible_usage_total",
@@ -140,6 +140,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, r := range []string{impossibleInvalid, impossibleMissing, impossibleContext, impossibleMaxTokens, impossibleSearches} {
 		m.impossible.WithLabelValues(r)
+	}
+	for _, r := range estimateCauses() {
+		m.estimated.WithLabelValues(r)
 	}
 	return m
 }
