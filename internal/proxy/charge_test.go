@@ -135,8 +135,10 @@ func TestReportedUsageIsPricedExactly(t *testing.T) {
 			}
 		}
 	}
-	if n := testutil.CollectAndCount(rig.h.m.estimated); n != 0 {
-		t.Errorf("%d estimated-charge series after charges by usage, want none", n)
+	for _, cause := range estimateCauses() {
+		if n := testutil.ToFloat64(rig.h.m.estimated.WithLabelValues(cause)); n != 0 {
+			t.Errorf("%v estimated charges by %s after charges by usage, want none", n, cause)
+		}
 	}
 }
 
