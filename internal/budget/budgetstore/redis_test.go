@@ -283,14 +283,21 @@ func TestClusterKeysShareOneSlot(t *testing.T) {
 	}
 }
 
+// masterOf names the master serving slot, by its node ID.
 func masterOf(t *testing.T, cc *redis.ClusterClient, slot int64) string {
-	slots, err := cc.ClusterSlots(context.Background()).Result()
+	shards, err := cc.ClusterShards(context.Background()).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range slots {
-		if int64(s.Start) <= slot && slot <= int64(s.End) {
-			return s.Nodes[0].Addr
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End {
+				for _, n := range sh.Nodes {
+					if n.Role == "master" {
+						return n.ID
+					}
+				}
+			}
 		}
 	}
 	return ""

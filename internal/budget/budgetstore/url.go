@@ -2,6 +2,7 @@ package budgetstore
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -155,7 +156,8 @@ func parseMultiURL(rest string, useTLS, sentinel bool) (*redis.UniversalOptions,
 // redactURLError keeps a parse error's message without any URL text, which
 // may include a password.
 func redactURLError(err error) string {
-	if ue, ok := err.(*url.Error); ok {
+	var ue *url.Error
+	if errors.As(err, &ue) {
 		return ue.Err.Error()
 	}
 	msg := err.Error()
