@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
@@ -93,7 +94,7 @@ func checklistOptions(cfg config, now func() time.Time) (checklist.Options, erro
 func checklistLive(cfg config, getenv func(string) string) (checklist.Live, func()) {
 	switch {
 	case cfg.RedisURL != "":
-		ro, err := budgetstore.ParseRedisURL(cfg.RedisURL)
+		ro, err := redisurl.Parse(cfg.RedisURL)
 		if err != nil {
 			return unreadable{fmt.Errorf("CLADE_REDIS_URL: %w", err)}, func() {}
 		}

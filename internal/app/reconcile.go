@@ -17,6 +17,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 	"github.com/clade-gateway/clade-gateway/internal/reconcile"
@@ -162,7 +163,7 @@ func openLedgerStore(ctx context.Context, cfg config) (reconcileStore, func(), e
 		}
 		return s, func() { _ = s.Close() }, nil
 	}
-	ro, err := budgetstore.ParseRedisURL(cfg.RedisURL)
+	ro, err := redisurl.Parse(cfg.RedisURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/batch"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
@@ -214,7 +215,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 		}
 		return granted{backend: s, g: g}, nil
 	}
-	ro, err := budgetstore.ParseRedisURL(cfg.RedisURL)
+	ro, err := redisurl.Parse(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltcommit"
 
 	"go.etcd.io/bbolt"
 )
@@ -16,11 +17,11 @@ import (
 // as a single replica. It has the Redis store's semantics exactly (the same
 // conformance suite runs against both); every change is one fsync'd bbolt
 // transaction, shared with the changes committing at the same moment (see
-// committer), so admitted spend survives a crash or restart. Admission
+// boltcommit.Committer), so admitted spend survives a crash or restart. Admission
 // grants (Granted) run on it as on Redis.
 type BoltStore struct {
 	db      *bbolt.DB
-	commits *committer
+	commits *boltcommit.Committer
 	opts    Options
 	epoch   *epochKeeper
 	metrics *storeMetrics
@@ -63,7 +64,7 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	}
 	var owner [12]byte
 	_, _ = rand.Read(owner[:])
-	s := &BoltStore{db: db, commits: newCommitter(db), opts: opts, epoch: ek, flight: newInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
+	s := &BoltStore{db: db, commits: boltcommit.New(db), opts: opts, epoch: ek, flight: newInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
 	if _, err := ek.current(context.Background(), s); err != nil {
 		_ = db.Close()
 		return nil, err
@@ -87,7 +88,7 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 
 // Close closes the file.
 func (s *BoltStore) Close() error {
-	s.commits.wait()
+	s.commits.Wait()
 	return s.db.Close()
 }
 
@@ -141,7 +142,7 @@ func (s *BoltStore) update(ctx context.Context, fn func(t *boltTx) error) error 
 		// Concurrent calls share one transaction and one fsync (a commit
 		// costs milliseconds); fn may run more than once, so it resets
 		// what it reports.
-		err = s.commits.update(func(tx *bbolt.Tx) error {
+		err = s.commits.Update(func(tx *bbolt.Tx) error {
 			reset = nil
 			if stored := string(tx.Bucket(bktMeta).Get(keyEpoch)); stored != e {
 				reset = &stored

@@ -49,7 +49,7 @@ func (s *BoltStore) CloseGrant(ctx context.Context, c GrantClose) error {
 
 // stepGrant implements grantBackend in one write transaction, with
 // grant.lua's rules. The transaction shares its commit (and fsync) with
-// whatever else is committing (see committer); a step is off the request
+// whatever else is committing (see boltcommit.Committer); a step is off the request
 // path unless a request waits for its grant to grow.
 func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep) (rep grantReply, err error) {
 	start := time.Now()

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltcommit"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
@@ -29,7 +30,7 @@ import (
 // settled-marker lifetime (8 days) for that guarantee to hold.
 type Journal struct {
 	db       *bbolt.DB
-	commits  *committer
+	commits  *boltcommit.Committer
 	n        atomic.Int64
 	replayMu sync.Mutex
 }
@@ -62,7 +63,7 @@ func OpenJournal(path string) (*Journal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("budget: open journal %s: %w", path, err)
 	}
-	j := &Journal{db: db, commits: newCommitter(db)}
+	j := &Journal{db: db, commits: boltcommit.New(db)}
 	err = db.Update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bktJournal)
 		if err != nil {
@@ -83,7 +84,7 @@ func OpenJournal(path string) (*Journal, error) {
 
 // Close closes the journal file.
 func (j *Journal) Close() error {
-	j.commits.wait()
+	j.commits.Wait()
 	return j.db.Close()
 }
 
@@ -117,7 +118,7 @@ func (j *Journal) add(e journalEntry) error {
 	if err != nil {
 		return err
 	}
-	err = j.commits.update(func(tx *bbolt.Tx) error {
+	err = j.commits.Update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bktJournal)
 		seq, err := b.NextSequence()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/combine"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
@@ -30,24 +31,25 @@ type settleJob struct {
 // journal's replay) is not slowed.
 type settleBatcher struct {
 	s *RedisStore
-	c combiner[*settleJob]
+	c *combine.Combiner[*settleJob]
 }
 
-func (j *settleJob) finished() bool { return len(j.done) > 0 }
+// Finished implements combine.Job.
+func (j *settleJob) Finished() bool { return len(j.done) > 0 }
 
 func newSettleBatcher(s *RedisStore) *settleBatcher {
 	b := &settleBatcher{s: s}
-	b.c = combiner[*settleJob]{max: maxSettleBatch, send: b.send}
+	b.c = combine.New(maxSettleBatch, b.send)
 	return b
 }
 
 // wait returns once no handed-over sender is running.
-func (b *settleBatcher) wait() { b.c.wait() }
+func (b *settleBatcher) wait() { b.c.Wait() }
 
 // do settles r, in a batch with whatever else is waiting.
 func (b *settleBatcher) do(ctx context.Context, r budget.Reservation, actual money.Nanos) error {
 	j := &settleJob{ctx: ctx, r: r, actual: actual, done: make(chan error, 1)}
-	b.c.add(j)
+	b.c.Add(j)
 	select {
 	case err := <-j.done:
 		return err

@@ -1,4 +1,4 @@
-package budgetstore
+package boltcommit
 
 import (
 	"encoding/binary"
@@ -22,8 +22,8 @@ func TestCommitterGroupsAndIsolatesFailures(t *testing.T) {
 	if err := db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket(bkt); return err }); err != nil {
 		t.Fatal(err)
 	}
-	c := newCommitter(db)
-	defer c.wait()
+	c := New(db)
+	defer c.Wait()
 
 	boom := errors.New("boom")
 	// run starts n concurrent updates at once; update fail returns boom.
@@ -39,7 +39,7 @@ func TestCommitterGroupsAndIsolatesFailures(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				<-start
-				errs[i] = c.update(func(tx *bbolt.Tx) error {
+				errs[i] = c.Update(func(tx *bbolt.Tx) error {
 					mu.Lock()
 					txs[tx.ID()] = true
 					mu.Unlock()

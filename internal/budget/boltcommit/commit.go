@@ -1,18 +1,25 @@
-package budgetstore
+// Package boltcommit groups concurrent bbolt updates into shared commits
+// (see Committer), so that one fsync serves every update that queued
+// during the previous one.
+package boltcommit
 
-import "go.etcd.io/bbolt"
+import (
+	"go.etcd.io/bbolt"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget/combine"
+)
 
 // maxCommitBatch bounds the updates one bbolt transaction carries.
 const maxCommitBatch = 1000
 
-// committer runs bbolt updates for concurrent callers, several per commit:
-// group commit without a delay (see combiner). bbolt's own DB.Batch waits
+// Committer runs bbolt updates for concurrent callers, several per commit:
+// group commit without a delay (see combine.Combiner). bbolt's own DB.Batch waits
 // MaxBatchDelay for company before committing, even when none is coming: a
 // lone reserve on an idle embedded store paid that delay on the request
 // path, on top of the fsync.
-type committer struct {
+type Committer struct {
 	db *bbolt.DB
-	c  combiner[*commitJob]
+	c  *combine.Combiner[*commitJob]
 }
 
 type commitJob struct {
@@ -20,25 +27,27 @@ type commitJob struct {
 	done chan error // buffered: the sender never blocks on it
 }
 
-func (j *commitJob) finished() bool { return len(j.done) > 0 }
+// Finished implements combine.Job.
+func (j *commitJob) Finished() bool { return len(j.done) > 0 }
 
-func newCommitter(db *bbolt.DB) *committer {
-	c := &committer{db: db}
-	c.c = combiner[*commitJob]{max: maxCommitBatch, send: c.commit}
+// New returns a Committer for db.
+func New(db *bbolt.DB) *Committer {
+	c := &Committer{db: db}
+	c.c = combine.New(maxCommitBatch, c.commit)
 	return c
 }
 
-// update runs fn in a write transaction, possibly shared with other
+// Update runs fn in a write transaction, possibly shared with other
 // updates. Like DB.Batch, fn may run more than once (when another update
 // in its transaction fails, each is retried alone), so it must reset
 // whatever it reports on every run.
-func (c *committer) update(fn func(*bbolt.Tx) error) error {
+func (c *Committer) Update(fn func(*bbolt.Tx) error) error {
 	j := &commitJob{fn: fn, done: make(chan error, 1)}
-	c.c.add(j)
+	c.c.Add(j)
 	return <-j.done
 }
 
-func (c *committer) commit(batch []*commitJob) {
+func (c *Committer) commit(batch []*commitJob) {
 	if len(batch) > 1 {
 		err := c.db.Update(func(tx *bbolt.Tx) error {
 			for _, j := range batch {
@@ -62,6 +71,6 @@ func (c *committer) commit(batch []*commitJob) {
 	}
 }
 
-// wait returns once no committer goroutine is running; call it before
+// Wait returns once no Committer goroutine is running; call it before
 // closing the database.
-func (c *committer) wait() { c.c.wait() }
+func (c *Committer) Wait() { c.c.Wait() }

@@ -1,4 +1,4 @@
-package budgetstore
+package redisurl
 
 import (
 	"errors"
@@ -34,7 +34,7 @@ func TestParseRedisURL(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.url, func(t *testing.T) {
-			got, err := ParseRedisURL(tc.url)
+			got, err := Parse(tc.url)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -69,9 +69,9 @@ func TestParseRedisURLRejects(t *testing.T) {
 		"redis-cluster://",                      // no hosts
 		"redis://user:hunter2@host:6379/notadb", // the password must not leak into the error
 	} {
-		_, err := ParseRedisURL(u)
+		_, err := Parse(u)
 		if !errors.Is(err, budget.ErrInvalid) {
-			t.Errorf("ParseRedisURL(%q) = %v, want ErrInvalid", u, err)
+			t.Errorf("Parse(%q) = %v, want ErrInvalid", u, err)
 		}
 		if err != nil && strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("error leaks the password: %v", err)

@@ -1,4 +1,6 @@
-package budgetstore
+// Package redisurl parses the Redis URLs the gateway is configured with:
+// one server, Sentinel or Cluster, with or without TLS.
+package redisurl
 
 import (
 	"crypto/tls"
@@ -13,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ParseRedisURL turns CLADE_REDIS_URL into options for
+// Parse turns CLADE_REDIS_URL into options for
 // redis.NewUniversalClient. Accepted forms:
 //
 //	redis://[user:pass@]host:port[/db][?opts]      one server (rediss:// for TLS);
@@ -26,7 +28,7 @@ import (
 //
 // Every form sets ContextTimeoutEnabled, which NewRedis requires so that the
 // store's timeout bounds each call.
-func ParseRedisURL(raw string) (*redis.UniversalOptions, error) {
+func Parse(raw string) (*redis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return nil, fmt.Errorf("%w: Redis URL has no scheme", budget.ErrInvalid)
