@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/boltcommit"
 
@@ -24,8 +26,8 @@ type BoltStore struct {
 	commits *boltcommit.Committer
 	opts    Options
 	epoch   *epochKeeper
-	metrics *storeMetrics
-	flight  *inFlight
+	metrics *storemetrics.Metrics
+	flight  *storemetrics.InFlight
 	owner   string
 }
 
@@ -64,12 +66,12 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	}
 	var owner [12]byte
 	_, _ = rand.Read(owner[:])
-	s := &BoltStore{db: db, commits: boltcommit.New(db), opts: opts, epoch: ek, flight: newInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
+	s := &BoltStore{db: db, commits: boltcommit.New(db), opts: opts, epoch: ek, flight: storemetrics.NewInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
 	if _, err := ek.current(context.Background(), s); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
-	if s.metrics, err = newStoreMetrics(opts.Registerer, s.flight.count); err != nil {
+	if s.metrics, err = storemetrics.New(opts.Registerer, s.flight.Count); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -82,7 +84,7 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("budget: charge the grants of the last process on %s: %w", path, err)
 	}
-	s.metrics.orphaned(orphans)
+	s.metrics.Orphaned(orphans)
 	return s, nil
 }
 

@@ -53,7 +53,7 @@ func (s *BoltStore) CloseGrant(ctx context.Context, c GrantClose) error {
 // path unless a request waits for its grant to grow.
 func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep) (rep grantReply, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("grant", start, err) }()
+	defer func() { s.metrics.Observe("grant", start, err) }()
 	now := s.opts.Clock()
 	grown, kept := st.held+st.add-st.dec(), st.held-st.dec()
 	var seq int64 = -1
@@ -152,8 +152,8 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 	if rep.tag == "" {
 		return grantReply{}, fmt.Errorf("%w: grant %s step %d: no outcome recorded", budget.ErrInvalid, gr.id, st.n)
 	}
-	s.metrics.orphaned(rep.orphans)
-	s.metrics.settled(stepEffects(gr, st, rep))
+	s.metrics.Orphaned(rep.orphans)
+	s.metrics.Settled(stepEffects(gr, st, rep))
 	return rep, nil
 }
 

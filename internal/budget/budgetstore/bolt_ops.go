@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"go.etcd.io/bbolt"
@@ -16,7 +18,7 @@ import (
 // Reserve implements Store.
 func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reservation, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("reserve", start, err) }()
+	defer func() { s.metrics.Observe("reserve", start, err) }()
 	now := s.opts.Clock()
 	a, err := prepareHold(h, now, s.opts.DefaultTTL)
 	if err != nil {
@@ -97,29 +99,29 @@ func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reserv
 	if err != nil {
 		return budget.Reservation{}, fmt.Errorf("budget: reserve %q: %w", h.RequestID, err)
 	}
-	s.metrics.orphaned(orphans)
+	s.metrics.Orphaned(orphans)
 	switch {
 	case over >= 0:
 		return budget.Reservation{}, a.exceeded(over, levels[0])
 	case dup != "":
 		return budget.Reservation{}, fmt.Errorf("%w: %q (its hold is %s)", budget.ErrDuplicate, h.RequestID, dup)
 	}
-	s.flight.add(h.RequestID, a.expiry)
+	s.flight.Add(h.RequestID, a.expiry)
 	return a.placed(placed, levels), nil
 }
 
 // Settle implements Store.
 func (s *BoltStore) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("settle", start, err) }()
+	defer func() { s.metrics.Observe("settle", start, err) }()
 	if err := checkSettle(r, actual); err != nil {
 		return err
 	}
 	if len(r.Keys) == 0 && len(r.Ledger) == 0 {
-		s.flight.remove(r.RequestID)
+		s.flight.Remove(r.RequestID)
 		return nil
 	}
-	var effects []settleEffect
+	var effects []storemetrics.Effect
 	err = s.update(ctx, func(t *boltTx) error {
 		effects = nil
 		rec, err := t.holdRecord(r.RequestID)
@@ -153,15 +155,15 @@ func (s *BoltStore) Settle(ctx context.Context, r budget.Reservation, actual mon
 	if err != nil {
 		return fmt.Errorf("budget: settle %q: %w", r.RequestID, err)
 	}
-	s.metrics.settled(effects)
-	s.flight.remove(r.RequestID)
+	s.metrics.Settled(effects)
+	s.flight.Remove(r.RequestID)
 	return nil
 }
 
 // Extend implements Store; see RedisStore.Extend.
 func (s *BoltStore) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("extend", start, err) }()
+	defer func() { s.metrics.Observe("extend", start, err) }()
 	if ttl, err = leaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
 		return err
 	}
@@ -208,11 +210,11 @@ func (s *BoltStore) Extend(ctx context.Context, r budget.Reservation, ttl time.D
 	if err != nil {
 		return fmt.Errorf("budget: extend %q: %w", r.RequestID, err)
 	}
-	s.metrics.orphaned(orphans)
+	s.metrics.Orphaned(orphans)
 	if live {
-		s.flight.extend(r.RequestID, exp)
+		s.flight.Extend(r.RequestID, exp)
 	} else {
-		s.flight.remove(r.RequestID)
+		s.flight.Remove(r.RequestID)
 	}
 	return nil
 }
@@ -220,7 +222,7 @@ func (s *BoltStore) Extend(ctx context.Context, r budget.Reservation, ttl time.D
 // Status implements Store.
 func (s *BoltStore) Status(ctx context.Context, budgets []budget.Budget) (st []budget.Status, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("status", start, err) }()
+	defer func() { s.metrics.Observe("status", start, err) }()
 	if len(budgets) == 0 {
 		return nil, nil
 	}
@@ -246,14 +248,14 @@ func (s *BoltStore) Status(ctx context.Context, budgets []budget.Budget) (st []b
 	if err != nil {
 		return nil, fmt.Errorf("budget: status: %w", err)
 	}
-	s.metrics.orphaned(orphans)
+	s.metrics.Orphaned(orphans)
 	return st, nil
 }
 
 // Adjust implements Store.
 func (s *BoltStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nanos) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("adjust", start, err) }()
+	defer func() { s.metrics.Observe("adjust", start, err) }()
 	now := s.opts.Clock()
 	_, end := b.Window(now)
 	err = s.update(ctx, func(t *boltTx) error {
@@ -276,7 +278,7 @@ func (s *BoltStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nan
 // the one this gateway's epoch names (e.g. it was deleted and recreated).
 func (s *BoltStore) Ping(ctx context.Context) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("ping", start, err) }()
+	defer func() { s.metrics.Observe("ping", start, err) }()
 	e, err := s.epoch.current(ctx, s)
 	if err != nil {
 		return err
@@ -291,7 +293,7 @@ func (s *BoltStore) Ping(ctx context.Context) (err error) {
 // Reinit writes a fresh epoch; see RedisStore.Reinit.
 func (s *BoltStore) Reinit(ctx context.Context) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("reinit", start, err) }()
+	defer func() { s.metrics.Observe("reinit", start, err) }()
 	if err := s.epoch.reinit(ctx, s); err != nil {
 		return fmt.Errorf("budget: reinit: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 // within ttl.
 func (s *BoltStore) ClaimNotification(ctx context.Context, key string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("notify", start, err) }()
+	defer func() { s.metrics.Observe("notify", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
 		ok = false
 		b := t.tx.Bucket(bktNotes)
@@ -36,7 +36,7 @@ func (s *BoltStore) ClaimNotification(ctx context.Context, key string, ttl time.
 // until ttl from now; calling it again while holding renews the lease.
 func (s *BoltStore) TryLock(ctx context.Context, name string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("lock", start, err) }()
+	defer func() { s.metrics.Observe("lock", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
 		ok = false
 		b := t.tx.Bucket(bktLocks)
@@ -59,7 +59,7 @@ func (s *BoltStore) TryLock(ctx context.Context, name string, ttl time.Duration)
 // PutRecord stores a small durable record.
 func (s *BoltStore) PutRecord(ctx context.Context, kind, id string, v []byte) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
 		b, err := t.tx.Bucket(bktRecords).CreateBucketIfNotExists([]byte(kind))
 		if err != nil {
@@ -76,7 +76,7 @@ func (s *BoltStore) PutRecord(ctx context.Context, kind, id string, v []byte) (e
 // GetRecord returns a record and whether it exists.
 func (s *BoltStore) GetRecord(ctx context.Context, kind, id string) (v []byte, ok bool, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		if b := tx.Bucket(bktRecords).Bucket([]byte(kind)); b != nil {
 			if got := b.Get([]byte(id)); got != nil {
@@ -94,7 +94,7 @@ func (s *BoltStore) GetRecord(ctx context.Context, kind, id string) (v []byte, o
 // DeleteRecord removes a record; removing a missing one is not an error.
 func (s *BoltStore) DeleteRecord(ctx context.Context, kind, id string) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
 		if b := t.tx.Bucket(bktRecords).Bucket([]byte(kind)); b != nil {
 			return b.Delete([]byte(id))
@@ -110,7 +110,7 @@ func (s *BoltStore) DeleteRecord(ctx context.Context, kind, id string) (err erro
 // ListRecords returns every record of kind by ID.
 func (s *BoltStore) ListRecords(ctx context.Context, kind string) (m map[string][]byte, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	m = make(map[string][]byte)
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bktRecords).Bucket([]byte(kind))

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"go.etcd.io/bbolt"
@@ -242,17 +244,17 @@ func (t *boltTx) moveExpiry(w *bbolt.Bucket, id string, exp int64) error {
 }
 
 // settleWindow applies one settlement to one window, as settle.lua does.
-func (t *boltTx) settleWindow(key, id string, rec *holdRecord, actual money.Nanos) (settleEffect, error) {
+func (t *boltTx) settleWindow(key, id string, rec *holdRecord, actual money.Nanos) (storemetrics.Effect, error) {
 	w := t.tx.Bucket(bktWindows).Bucket([]byte(key))
 	if w == nil && (rec != nil || actual == 0) {
 		// A placed hold's window outlives its record, so only a replay
 		// creates one, and a zero replay has nothing to record.
-		return settleEffect{}, nil
+		return storemetrics.Effect{}, nil
 	}
 	if w == nil {
 		var err error
 		if w, err = t.window(key, deleteAt(time.UnixMilli(t.now), keyOnlyTTL(key, time.UnixMilli(t.now))), false); err != nil {
-			return settleEffect{}, err
+			return storemetrics.Effect{}, err
 		}
 	}
 	before := levelOf(w)
@@ -276,15 +278,15 @@ func (t *boltTx) settleWindow(key, id string, rec *holdRecord, actual money.Nano
 		err = addInt(w, keySpent, int64(actual))
 	}
 	if err != nil {
-		return settleEffect{}, err
+		return storemetrics.Effect{}, err
 	}
 	after := levelOf(w)
-	return settleEffect{
-		before:   before.spent + before.reserved,
-		after:    after.spent + after.reserved,
-		limit:    money.Nanos(readInt(w, keyLimit)),
-		enforced: bytes.Equal(w.Get(keyEnf), []byte{'1'}),
-		scope:    string(w.Get(keyScope)),
+	return storemetrics.Effect{
+		Before:   before.spent + before.reserved,
+		After:    after.spent + after.reserved,
+		Limit:    money.Nanos(readInt(w, keyLimit)),
+		Enforced: bytes.Equal(w.Get(keyEnf), []byte{'1'}),
+		Scope:    string(w.Get(keyScope)),
 	}, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 	_ "time/tzdata" // the rollover cases need a real zone on any machine
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -122,7 +124,7 @@ func boltHarness(t *testing.T) harness {
 func boltReplica(s *BoltStore) *BoltStore {
 	c := *s
 	c.owner = s.owner + "-replica"
-	c.flight = newInFlight(s.opts.Clock)
+	c.flight = storemetrics.NewInFlight(s.opts.Clock)
 	return &c
 }
 

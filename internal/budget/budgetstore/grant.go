@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -72,8 +74,8 @@ type grantBackend interface {
 // storeEnv is what a store shares with the grants running on it.
 type storeEnv struct {
 	opts    Options
-	metrics *storeMetrics
-	flight  *inFlight
+	metrics *storemetrics.Metrics
+	flight  *storemetrics.InFlight
 	owner   string
 }
 
@@ -255,7 +257,7 @@ func (g *Granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservatio
 	now := g.opts.Clock()
 	a, err := prepareHold(h, now, g.opts.DefaultTTL)
 	if err != nil {
-		g.metrics.observe("reserve", start, err)
+		g.metrics.Observe("reserve", start, err)
 		return budget.Reservation{}, err
 	}
 	if len(a.keys) == 0 || h.TTL > g.o.Lease || hasPrincipal(h.Budgets) {
@@ -268,8 +270,8 @@ func (g *Granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservatio
 			if low {
 				g.kick(gr)
 			}
-			g.flight.add(h.RequestID, gr.expiry())
-			g.metrics.observe("reserve", start, nil)
+			g.flight.Add(h.RequestID, gr.expiry())
+			g.metrics.Observe("reserve", start, nil)
 			return r, nil
 		}
 		if !grow {
@@ -280,7 +282,7 @@ func (g *Granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservatio
 				break
 			}
 			// The exact path would wait for the same unreachable store.
-			g.metrics.observe("reserve", start, err)
+			g.metrics.Observe("reserve", start, err)
 			return budget.Reservation{}, fmt.Errorf("budget: reserve %q: %w", h.RequestID, err)
 		}
 		now = g.opts.Clock()

@@ -219,11 +219,11 @@ func (g *Granted) Settle(ctx context.Context, r budget.Reservation, actual money
 		}
 	}
 	gr.mu.Unlock()
-	g.flight.remove(r.RequestID)
+	g.flight.Remove(r.RequestID)
 	if ok {
 		g.flushLater(gr)
 	}
-	g.metrics.observe("settle", start, nil)
+	g.metrics.Observe("settle", start, nil)
 	return nil
 }
 
@@ -237,7 +237,7 @@ func (g *Granted) Extend(ctx context.Context, r budget.Reservation, ttl time.Dur
 	if _, err := leaseFor(r, ttl, g.opts.DefaultTTL); err != nil {
 		return err
 	}
-	g.flight.extend(r.RequestID, gr.expiry())
+	g.flight.Extend(r.RequestID, gr.expiry())
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -44,7 +46,7 @@ func (s *RedisStore) env() storeEnv {
 // stepGrant implements grantBackend with one grant.lua call.
 func (s *RedisStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep) (rep grantReply, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("grant", start, err) }()
+	defer func() { s.metrics.Observe("grant", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	now := s.opts.Clock()
@@ -73,8 +75,8 @@ func (s *RedisStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep
 	if err != nil {
 		return grantReply{}, fmt.Errorf("budget: grant %s step %d: %w", gr.id, st.n, err)
 	}
-	s.metrics.orphaned(rep.orphans)
-	s.metrics.settled(stepEffects(gr, st, rep))
+	s.metrics.Orphaned(rep.orphans)
+	s.metrics.Settled(stepEffects(gr, st, rep))
 	return rep, nil
 }
 
@@ -82,7 +84,7 @@ func (s *RedisStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep
 // overshoot metric. The reply's levels came from before the step; this
 // adds the step's changes to them exactly, so the grant then reads the
 // levels after it.
-func stepEffects(gr *grantSpec, st *grantStep, rep grantReply) []settleEffect {
+func stepEffects(gr *grantSpec, st *grantStep, rep grantReply) []storemetrics.Effect {
 	if rep.tag != "ok" && rep.tag != "over" {
 		return nil
 	}
@@ -90,15 +92,15 @@ func stepEffects(gr *grantSpec, st *grantStep, rep grantReply) []settleEffect {
 	if rep.tag == "ok" {
 		drsv += st.add
 	}
-	effects := make([]settleEffect, 0, len(rep.levels))
+	effects := make([]storemetrics.Effect, 0, len(rep.levels))
 	for i := range rep.levels {
 		l := &rep.levels[i]
 		before := l.spent + l.reserved
 		l.spent += st.actual
 		l.reserved += drsv
 		b := gr.budgets[i]
-		effects = append(effects, settleEffect{before: before, after: l.spent + l.reserved,
-			limit: b.Limit, enforced: b.Enforce, scope: string(b.Scope)})
+		effects = append(effects, storemetrics.Effect{Before: before, After: l.spent + l.reserved,
+			Limit: b.Limit, Enforced: b.Enforce, Scope: string(b.Scope)})
 	}
 	return effects
 }

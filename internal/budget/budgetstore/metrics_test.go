@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,7 +120,7 @@ func TestStoreErrorsCounted(t *testing.T) {
 	want.WriteString(`# HELP clade_gateway_store_errors_total Budget store operations that failed (unreachable, timed out, or lost data); refusals are not errors. Bounded by the store operations, each exported from the start.
 # TYPE clade_gateway_store_errors_total counter
 `)
-	for _, op := range storeOps() {
+	for _, op := range storemetrics.Ops() {
 		n := 0
 		if op == "reserve" {
 			n = 1
@@ -140,8 +142,8 @@ func TestStoreErrorsStartAtZero(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if n := testutil.CollectAndCount(reg, "clade_gateway_store_errors_total"); n != len(storeOps()) {
-		t.Errorf("%d error series, want one per operation (%d)", n, len(storeOps()))
+	if n := testutil.CollectAndCount(reg, "clade_gateway_store_errors_total"); n != len(storemetrics.Ops()) {
+		t.Errorf("%d error series, want one per operation (%d)", n, len(storemetrics.Ops()))
 	}
 	if n := testutil.CollectAndCount(reg, "clade_gateway_budget_overshoot_usd_total"); n != 4 {
 		t.Errorf("%d overshoot series, want one per scope (4)", n)
@@ -149,17 +151,17 @@ func TestStoreErrorsStartAtZero(t *testing.T) {
 }
 
 // TestStoreOpsListed: every operation the stores observe is one
-// storeOps lists, so its error series exists from the start.
+// storemetrics.Ops lists, so its error series exists from the start.
 func TestStoreOpsListed(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	listed := map[string]bool{}
-	for _, op := range storeOps() {
+	for _, op := range storemetrics.Ops() {
 		listed[op] = true
 	}
-	re := regexp.MustCompile(`\.observe\(("[^"]*"|[^,]+),`)
+	re := regexp.MustCompile(`\.Observe\(("[^"]*"|[^,]+),`)
 	found := 0
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
@@ -173,7 +175,7 @@ func TestStoreOpsListed(t *testing.T) {
 			found++
 			op, err := strconv.Unquote(m[1])
 			if err != nil || !listed[op] {
-				t.Errorf("%s observes op %s, which storeOps does not list", f, m[1])
+				t.Errorf("%s observes op %s, which storemetrics.Ops does not list", f, m[1])
 			}
 		}
 	}

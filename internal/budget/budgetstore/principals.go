@@ -59,7 +59,7 @@ func globEscape(s string) string {
 // size: it is for the admin API, never the request path.
 func (s *RedisStore) Owners(ctx context.Context, scope budget.Scope, prefix string) (out []string, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("owners", start, err) }()
+	defer func() { s.metrics.Observe("owners", start, err) }()
 	match := globEscape(s.keys.window(string(scope)+":"+prefix)) + "*"
 	strip := s.keys.window("")
 	seen := map[string]bool{}
@@ -97,7 +97,7 @@ func (s *RedisStore) Owners(ctx context.Context, scope budget.Scope, prefix stri
 // Owners implements the same listing over the bbolt windows bucket.
 func (s *BoltStore) Owners(ctx context.Context, scope budget.Scope, prefix string) (out []string, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("owners", start, err) }()
+	defer func() { s.metrics.Observe("owners", start, err) }()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/redis/go-redis/v9"
@@ -25,8 +27,8 @@ type RedisStore struct {
 	keys    keyspace
 	scripts scripts
 	epoch   *epochKeeper
-	metrics *storeMetrics
-	flight  *inFlight
+	metrics *storemetrics.Metrics
+	flight  *storemetrics.InFlight
 	owner   string         // this instance's lock owner token
 	bg      sync.WaitGroup // releases still running; Close waits for them
 	settles *settleBatcher
@@ -68,7 +70,7 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*RedisStore, error) {
 		keys:    newKeyspace(opts.Prefix),
 		scripts: newScripts(),
 		epoch:   ek,
-		flight:  newInFlight(opts.Clock),
+		flight:  storemetrics.NewInFlight(opts.Clock),
 		owner:   hex.EncodeToString(owner[:]),
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
@@ -82,7 +84,7 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*RedisStore, error) {
 		opts.Logger.Error("Redis may evict budget keys under memory pressure, silently forgetting spend; set maxmemory-policy noeviction",
 			zap.String("maxmemory_policy", p))
 	}
-	if s.metrics, err = newStoreMetrics(opts.Registerer, s.flight.count); err != nil {
+	if s.metrics, err = storemetrics.New(opts.Registerer, s.flight.Count); err != nil {
 		return nil, err
 	}
 	s.settles = newSettleBatcher(s)

@@ -22,7 +22,7 @@ func (s *RedisStore) Reserve(ctx context.Context, h budget.Hold) (budget.Reserva
 	start := time.Now()
 	a, err := prepareHold(h, s.opts.Clock(), s.opts.DefaultTTL)
 	if err != nil {
-		s.metrics.observe("reserve", start, err)
+		s.metrics.Observe("reserve", start, err)
 		return budget.Reservation{}, err
 	}
 	return s.reserve(ctx, a, start)
@@ -31,7 +31,7 @@ func (s *RedisStore) Reserve(ctx context.Context, h budget.Hold) (budget.Reserva
 // reserve places the prepared hold a, one reserve.lua call (none for a
 // hold on no budget), and observes it as begun at start.
 func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time) (r budget.Reservation, err error) {
-	defer func() { s.metrics.observe("reserve", start, err) }()
+	defer func() { s.metrics.Observe("reserve", start, err) }()
 	h, now := a.h, a.now
 	if len(a.keys) == 0 {
 		return budget.Reservation{RequestID: h.RequestID, Amount: h.Amount}, nil
@@ -66,14 +66,14 @@ func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time
 		}
 		return budget.Reservation{}, fmt.Errorf("budget: reserve %q: %w", h.RequestID, err)
 	}
-	s.metrics.orphaned(rep.orphans)
+	s.metrics.Orphaned(rep.orphans)
 	switch rep.tag {
 	case "over":
 		return budget.Reservation{}, a.exceeded(rep.over, rep.levels[0])
 	case "dup":
 		return budget.Reservation{}, fmt.Errorf("%w: %q (its hold is %s)", budget.ErrDuplicate, h.RequestID, rep.state)
 	}
-	s.flight.add(h.RequestID, a.expiry)
+	s.flight.Add(h.RequestID, a.expiry)
 	return a.placed(rep.amount, rep.levels), nil
 }
 
@@ -117,12 +117,12 @@ func (s *RedisStore) release(id string, windows []string) {
 // Settle implements Store.
 func (s *RedisStore) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("settle", start, err) }()
+	defer func() { s.metrics.Observe("settle", start, err) }()
 	if err := checkSettle(r, actual); err != nil {
 		return err
 	}
 	if len(r.Keys) == 0 && len(r.Ledger) == 0 {
-		s.flight.remove(r.RequestID)
+		s.flight.Remove(r.RequestID)
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -130,7 +130,7 @@ func (s *RedisStore) Settle(ctx context.Context, r budget.Reservation, actual mo
 	if err := s.settles.do(ctx, r, actual); err != nil {
 		return fmt.Errorf("budget: settle %q: %w", r.RequestID, err)
 	}
-	s.flight.remove(r.RequestID)
+	s.flight.Remove(r.RequestID)
 	return nil
 }
 
@@ -156,7 +156,7 @@ func (s *RedisStore) settle(ctx context.Context, r budget.Reservation, actual mo
 			item[0].windows = rep.keys
 			continue
 		}
-		s.metrics.settled(rep.effects)
+		s.metrics.Settled(rep.effects)
 		return nil
 	}
 	return fmt.Errorf("%w: hold %q moved between windows twice", budget.ErrUnavailable, r.RequestID)
@@ -166,7 +166,7 @@ func (s *RedisStore) settle(ctx context.Context, r budget.Reservation, actual mo
 // charged as an orphan), was settled, or is unknown does nothing.
 func (s *RedisStore) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("extend", start, err) }()
+	defer func() { s.metrics.Observe("extend", start, err) }()
 	if ttl, err = leaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
 		return err
 	}
@@ -191,15 +191,15 @@ func (s *RedisStore) Extend(ctx context.Context, r budget.Reservation, ttl time.
 		if err != nil {
 			return fmt.Errorf("budget: extend %q: %w", r.RequestID, err)
 		}
-		s.metrics.orphaned(rep.orphans)
+		s.metrics.Orphaned(rep.orphans)
 		switch rep.tag {
 		case "keys":
 			windows = rep.keys
 			continue
 		case "ok":
-			s.flight.extend(r.RequestID, exp)
+			s.flight.Extend(r.RequestID, exp)
 		default:
-			s.flight.remove(r.RequestID)
+			s.flight.Remove(r.RequestID)
 		}
 		return nil
 	}
@@ -209,7 +209,7 @@ func (s *RedisStore) Extend(ctx context.Context, r budget.Reservation, ttl time.
 // Status implements Store.
 func (s *RedisStore) Status(ctx context.Context, budgets []budget.Budget) (st []budget.Status, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("status", start, err) }()
+	defer func() { s.metrics.Observe("status", start, err) }()
 	if len(budgets) == 0 {
 		return nil, nil
 	}
@@ -233,7 +233,7 @@ func (s *RedisStore) Status(ctx context.Context, budgets []budget.Budget) (st []
 	if err != nil {
 		return nil, fmt.Errorf("budget: status: %w", err)
 	}
-	s.metrics.orphaned(rep.orphans)
+	s.metrics.Orphaned(rep.orphans)
 	st = make([]budget.Status, len(budgets))
 	for i, b := range budgets {
 		st[i] = statusOf(b, now, rep.levels[i])
@@ -248,7 +248,7 @@ const adjustMarkerTTL = 24 * time.Hour
 // retries it after a lost reply.
 func (s *RedisStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nanos) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("adjust", start, err) }()
+	defer func() { s.metrics.Observe("adjust", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	now := s.opts.Clock()
@@ -275,7 +275,7 @@ func (s *RedisStore) Adjust(ctx context.Context, b budget.Budget, delta money.Na
 // its data, and with ErrUnavailable when it cannot be reached.
 func (s *RedisStore) Ping(ctx context.Context) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("ping", start, err) }()
+	defer func() { s.metrics.Observe("ping", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	return s.withEpoch(ctx, func(epoch string) (*string, error) {
@@ -292,7 +292,7 @@ func (s *RedisStore) Ping(ctx context.Context) (err error) {
 // deletes nothing. Other gateways adopt the new epoch on their next call.
 func (s *RedisStore) Reinit(ctx context.Context) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("reinit", start, err) }()
+	defer func() { s.metrics.Observe("reinit", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if err := s.epoch.reinit(ctx, s); err != nil {

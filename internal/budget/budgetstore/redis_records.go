@@ -18,7 +18,7 @@ import (
 // budget window"). Expiry follows the injected clock.
 func (s *RedisStore) ClaimNotification(ctx context.Context, key string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("notify", start, err) }()
+	defer func() { s.metrics.Observe("notify", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	now := s.opts.Clock()
@@ -34,7 +34,7 @@ func (s *RedisStore) ClaimNotification(ctx context.Context, key string, ttl time
 // Expiry follows the injected clock.
 func (s *RedisStore) TryLock(ctx context.Context, name string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("lock", start, err) }()
+	defer func() { s.metrics.Observe("lock", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	now := s.opts.Clock()
@@ -48,7 +48,7 @@ func (s *RedisStore) TryLock(ctx context.Context, name string, ttl time.Duration
 // PutRecord stores a small durable record (e.g. a batch being tracked).
 func (s *RedisStore) PutRecord(ctx context.Context, kind, id string, v []byte) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if err := s.rdb.HSet(ctx, s.keys.records(kind), id, v).Err(); err != nil {
@@ -60,7 +60,7 @@ func (s *RedisStore) PutRecord(ctx context.Context, kind, id string, v []byte) (
 // GetRecord returns a record and whether it exists.
 func (s *RedisStore) GetRecord(ctx context.Context, kind, id string) (v []byte, ok bool, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	v, err = s.rdb.HGet(ctx, s.keys.records(kind), id).Bytes()
@@ -76,7 +76,7 @@ func (s *RedisStore) GetRecord(ctx context.Context, kind, id string) (v []byte, 
 // DeleteRecord removes a record; removing a missing one is not an error.
 func (s *RedisStore) DeleteRecord(ctx context.Context, kind, id string) (err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	if err := s.rdb.HDel(ctx, s.keys.records(kind), id).Err(); err != nil {
@@ -88,7 +88,7 @@ func (s *RedisStore) DeleteRecord(ctx context.Context, kind, id string) (err err
 // ListRecords returns every record of kind by ID.
 func (s *RedisStore) ListRecords(ctx context.Context, kind string) (m map[string][]byte, err error) {
 	start := time.Now()
-	defer func() { s.metrics.observe("record", start, err) }()
+	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	all, err := s.rdb.HGetAll(ctx, s.keys.records(kind)).Result()

@@ -23,7 +23,7 @@ type settleJob struct {
 }
 
 // settleBatcher combines concurrent settlements of a store (see
-// combiner): the settlements that arrive while one settle call is in
+// combine.Combiner): the settlements that arrive while one settle call is in
 // flight go together in one settle.lua call, so at a few thousand
 // requests per second the script call's fixed cost (the round trip's
 // syscalls on both sides, Redis's script setup) is shared instead of paid
@@ -116,7 +116,7 @@ func (b *settleBatcher) result(j *settleJob, reply any, reset *string, err error
 	case rep.tag == "keys":
 		return b.s.settle(j.ctx, j.r, j.actual, "settle")
 	}
-	b.s.metrics.settled(rep.effects)
+	b.s.metrics.Settled(rep.effects)
 	return nil
 }
 

@@ -68,7 +68,7 @@ func TestRedisConcurrentSettlesShareCalls(t *testing.T) {
 	wantLevel(t, s, svc, n*7, 0)
 	wantLevel(t, s, team, n*7, 0)
 	wantLevel(t, s, other, 0, 0)
-	if got := s.flight.count(); got != 0 {
+	if got := s.flight.Count(); got != 0 {
 		t.Errorf("%v holds still tracked in flight after every settle", got)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/redis/go-redis/v9"
@@ -174,7 +176,7 @@ func parseReserveReply(v any, n int) (reserveReply, error) {
 type settleReply struct {
 	tag     string   // ok, dup, keys
 	keys    []string // keys: where the hold really is
-	effects []settleEffect
+	effects []storemetrics.Effect
 }
 
 func parseSettleReply(v any, n int, actual money.Nanos) (settleReply, error) {
@@ -211,12 +213,12 @@ func parseSettleReply(v any, n int, actual money.Nanos) (settleReply, error) {
 				return settleReply{}, errReply("settle", v)
 			}
 			before := ns[0] + ns[1]
-			r.effects = append(r.effects, settleEffect{
-				before:   before,
-				after:    before + actual - ns[2],
-				limit:    ns[3],
-				enforced: enf == "1",
-				scope:    scope,
+			r.effects = append(r.effects, storemetrics.Effect{
+				Before:   before,
+				After:    before + actual - ns[2],
+				Limit:    ns[3],
+				Enforced: enf == "1",
+				Scope:    scope,
 			})
 		}
 		return r, nil

@@ -1,4 +1,8 @@
-package budgetstore
+// Package storemetrics is what the budget stores report about themselves:
+// call latency and errors by operation, orphaned holds, overshoot by scope,
+// and this replica's holds in flight. Every series of a known label set is
+// exported at zero from the start.
+package storemetrics
 
 import (
 	"errors"
@@ -13,10 +17,10 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// storeMetrics are what either store reports about itself. Budget levels
+// Metrics are what either store reports about itself. Budget levels
 // (limit, spent, reserved) are exported by internal/budgetgauge, which
 // reads them through Status at scrape time.
-type storeMetrics struct {
+type Metrics struct {
 	duration  *prometheus.HistogramVec
 	errors    *prometheus.CounterVec
 	orphans   prometheus.Counter
@@ -24,8 +28,10 @@ type storeMetrics struct {
 	inFlight  prometheus.GaugeFunc
 }
 
-func newStoreMetrics(reg prometheus.Registerer, inFlight func() float64) (*storeMetrics, error) {
-	m := &storeMetrics{
+// New creates the store metrics, registered with reg unless it is nil;
+// inFlight reads the holds-in-flight gauge.
+func New(reg prometheus.Registerer, inFlight func() float64) (*Metrics, error) {
+	m := &Metrics{
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "clade_gateway_store_duration_seconds",
 			Help:    "Time taken by budget store operations, including failures. Bounded by the store operations.",
@@ -50,7 +56,7 @@ func newStoreMetrics(reg prometheus.Registerer, inFlight func() float64) (*store
 	}
 	// Series of a known, small label set start at zero, so that rate()
 	// and absence alerts work before the first error or overshoot.
-	for _, op := range storeOps() {
+	for _, op := range Ops() {
 		m.errors.WithLabelValues(op)
 	}
 	for _, sc := range []budget.Scope{budget.ScopeService, budget.ScopeTeam, budget.ScopeWorkspace, budget.ScopePrincipal} {
@@ -67,74 +73,79 @@ func newStoreMetrics(reg prometheus.Registerer, inFlight func() float64) (*store
 	return m, nil
 }
 
-// storeOps are the operations the stores observe (the op label).
-func storeOps() []string {
+// Ops are the operations the stores observe (the op label).
+func Ops() []string {
 	return []string{"adjust", "extend", "grant", "lock", "notify", "owners", "ping", "record", "reinit", "reserve", "settle", "status"}
 }
 
-// observe records one operation. Refusals are outcomes, not errors.
-func (m *storeMetrics) observe(op string, start time.Time, err error) {
+// Observe records one operation. Refusals are outcomes, not errors.
+func (m *Metrics) Observe(op string, start time.Time, err error) {
 	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, budget.ErrOverBudget) && !errors.Is(err, budget.ErrInvalid) {
 		m.errors.WithLabelValues(op).Inc()
 	}
 }
 
-func (m *storeMetrics) orphaned(n int64) {
+// Orphaned counts n holds charged at their estimate at their lease end.
+func (m *Metrics) Orphaned(n int64) {
 	if n > 0 {
 		m.orphans.Add(float64(n))
 	}
 }
 
-// settleEffect is what one settlement did to one budget window, in the
+// Effect is what one settlement did to one budget window, in the
 // store's own before/after terms (spent plus live holds).
-type settleEffect struct {
-	before, after money.Nanos
-	limit         money.Nanos
-	enforced      bool
-	scope         string
+type Effect struct {
+	Before, After money.Nanos
+	Limit         money.Nanos
+	Enforced      bool
+	Scope         string
 }
 
-// overshootOf returns how far this settlement pushed the window beyond its
+// Overshoot returns how far this settlement pushed the window beyond its
 // limit: the part of the increase above max(limit, before).
-func (e settleEffect) overshootOf() money.Nanos {
-	if !e.enforced || e.after <= e.limit {
+func (e Effect) Overshoot() money.Nanos {
+	if !e.Enforced || e.After <= e.Limit {
 		return 0
 	}
-	floor := max(e.limit, e.before)
-	if e.after <= floor {
+	floor := max(e.Limit, e.Before)
+	if e.After <= floor {
 		return 0
 	}
-	return e.after - floor
+	return e.After - floor
 }
 
-func (m *storeMetrics) settled(effects []settleEffect) {
+// Settled counts the overshoot of a settlement's effects.
+func (m *Metrics) Settled(effects []Effect) {
 	for _, e := range effects {
-		if o := e.overshootOf(); o > 0 {
-			m.overshoot.WithLabelValues(e.scope).Add(o.Float())
+		if o := e.Overshoot(); o > 0 {
+			m.overshoot.WithLabelValues(e.Scope).Add(o.Float())
 		}
 	}
 }
 
-// inFlight tracks this replica's unsettled holds and their lease ends, so
+// InFlight tracks this replica's unsettled holds and their lease ends, so
 // the gauge drops a hold whose lease ran out even if it is never settled.
-type inFlight struct {
+type InFlight struct {
 	clock func() time.Time
 	mu    sync.Mutex
 	holds map[string]time.Time
 }
 
-func newInFlight(clock func() time.Time) *inFlight {
-	return &inFlight{clock: clock, holds: make(map[string]time.Time)}
+// NewInFlight returns an empty set whose leases end on clock.
+func NewInFlight(clock func() time.Time) *InFlight {
+	return &InFlight{clock: clock, holds: make(map[string]time.Time)}
 }
 
-func (f *inFlight) add(id string, expiry time.Time) {
+// Add tracks hold id until expiry.
+func (f *InFlight) Add(id string, expiry time.Time) {
 	f.mu.Lock()
 	f.holds[id] = expiry
 	f.mu.Unlock()
 }
 
-func (f *inFlight) extend(id string, expiry time.Time) {
+// Extend moves a tracked hold's lease end.
+func (f *InFlight) Extend(id string, expiry time.Time) {
 	f.mu.Lock()
 	if _, ok := f.holds[id]; ok {
 		f.holds[id] = expiry
@@ -142,14 +153,15 @@ func (f *inFlight) extend(id string, expiry time.Time) {
 	f.mu.Unlock()
 }
 
-func (f *inFlight) remove(id string) {
+// Remove forgets a settled hold.
+func (f *InFlight) Remove(id string) {
 	f.mu.Lock()
 	delete(f.holds, id)
 	f.mu.Unlock()
 }
 
-// count forgets expired holds and returns how many remain.
-func (f *inFlight) count() float64 {
+// Count forgets expired holds and returns how many remain.
+func (f *InFlight) Count() float64 {
 	now := f.clock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
