@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/epoch"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -25,16 +26,16 @@ type BoltStore struct {
 	db      *bbolt.DB
 	commits *boltcommit.Committer
 	opts    Options
-	epoch   *epochKeeper
+	epoch   *epoch.Keeper
 	metrics *storemetrics.Metrics
 	flight  *storemetrics.InFlight
 	owner   string
 }
 
 var (
-	_ budget.Store = (*BoltStore)(nil)
-	_ epochBackend = (*BoltStore)(nil)
-	_ grantBackend = (*BoltStore)(nil)
+	_ budget.Store  = (*BoltStore)(nil)
+	_ epoch.Backend = (*boltEpochs)(nil)
+	_ grantBackend  = (*BoltStore)(nil)
 )
 
 // OpenBolt opens (or creates) the store file at path.
@@ -59,7 +60,7 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("budget: init %s: %w", path, err)
 	}
-	ek, err := newEpochKeeper(opts)
+	ek, err := epoch.New(opts.EpochFile, opts.ExpectEpoch, opts.Logger)
 	if err != nil {
 		_ = db.Close()
 		return nil, err
@@ -67,7 +68,7 @@ func OpenBolt(path string, opts Options) (*BoltStore, error) {
 	var owner [12]byte
 	_, _ = rand.Read(owner[:])
 	s := &BoltStore{db: db, commits: boltcommit.New(db), opts: opts, epoch: ek, flight: storemetrics.NewInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
-	if _, err := ek.current(context.Background(), s); err != nil {
+	if _, err := ek.Current(context.Background(), (*boltEpochs)(s)); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -94,15 +95,19 @@ func (s *BoltStore) Close() error {
 	return s.db.Close()
 }
 
-func (s *BoltStore) loadEpoch(context.Context) (e string, err error) {
+// boltEpochs is the store as the epoch keeper reads and writes it.
+type boltEpochs BoltStore
+
+// Load, Create and Store implement epoch.Backend.
+func (s *boltEpochs) Load(context.Context) (e string, err error) {
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		e = string(tx.Bucket(bktMeta).Get(keyEpoch))
 		return nil
 	})
-	return e, s.wrap(err)
+	return e, (*BoltStore)(s).wrap(err)
 }
 
-func (s *BoltStore) createEpoch(_ context.Context, e string) (stored string, err error) {
+func (s *boltEpochs) Create(_ context.Context, e string) (stored string, err error) {
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bktMeta)
 		if v := m.Get(keyEpoch); v != nil {
@@ -112,11 +117,11 @@ func (s *BoltStore) createEpoch(_ context.Context, e string) (stored string, err
 		stored = e
 		return m.Put(keyEpoch, []byte(e))
 	})
-	return stored, s.wrap(err)
+	return stored, (*BoltStore)(s).wrap(err)
 }
 
-func (s *BoltStore) storeEpoch(_ context.Context, e string) error {
-	return s.wrap(s.db.Update(func(tx *bbolt.Tx) error {
+func (s *boltEpochs) Store(_ context.Context, e string) error {
+	return (*BoltStore)(s).wrap(s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bktMeta).Put(keyEpoch, []byte(e))
 	}))
 }
@@ -136,7 +141,7 @@ func (s *BoltStore) update(ctx context.Context, fn func(t *boltTx) error) error 
 		return s.wrap(err)
 	}
 	for try := 0; ; try++ {
-		e, err := s.epoch.current(ctx, s)
+		e, err := s.epoch.Current(ctx, (*boltEpochs)(s))
 		if err != nil {
 			return err
 		}
@@ -158,7 +163,7 @@ func (s *BoltStore) update(ctx context.Context, fn func(t *boltTx) error) error 
 		if reset == nil {
 			return nil
 		}
-		if try == 0 && s.epoch.adopt(*reset) {
+		if try == 0 && s.epoch.Adopt(*reset) {
 			continue
 		}
 		return fmt.Errorf("%w: found epoch %q, trusted %q; an operator must Reinit after checking spend", budget.ErrStoreReset, *reset, e)

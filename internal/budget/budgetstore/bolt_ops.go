@@ -279,12 +279,12 @@ func (s *BoltStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nan
 func (s *BoltStore) Ping(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("ping", start, err) }()
-	e, err := s.epoch.current(ctx, s)
+	e, err := s.epoch.Current(ctx, (*boltEpochs)(s))
 	if err != nil {
 		return err
 	}
-	stored, err := s.loadEpoch(ctx)
-	if err != nil || stored == e || s.epoch.adopt(stored) {
+	stored, err := (*boltEpochs)(s).Load(ctx)
+	if err != nil || stored == e || s.epoch.Adopt(stored) {
 		return err
 	}
 	return fmt.Errorf("%w: found epoch %q, trusted %q; an operator must Reinit after checking spend", budget.ErrStoreReset, stored, e)
@@ -294,7 +294,7 @@ func (s *BoltStore) Ping(ctx context.Context) (err error) {
 func (s *BoltStore) Reinit(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("reinit", start, err) }()
-	if err := s.epoch.reinit(ctx, s); err != nil {
+	if err := s.epoch.Reinit(ctx, (*boltEpochs)(s)); err != nil {
 		return fmt.Errorf("budget: reinit: %w", err)
 	}
 	return nil

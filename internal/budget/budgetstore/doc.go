@@ -1,9 +1,10 @@
 // Package budgetstore implements budget.Store: on Redis (shared by every
 // replica, redis*.go with the Lua scripts in scripts/) and on an embedded
 // bbolt file (one replica, bolt*.go), admission grants over either
-// (grant*.go), the settlement journal (journal.go), the store epoch
-// (epoch.go) and the store metrics (metrics.go). Both stores run one
-// conformance suite and keep the semantics described below.
+// (grant*.go) and the settlement journal (journal.go). The store epoch
+// (package epoch) and the store metrics (package storemetrics) are shared
+// by both stores. Both stores run one conformance suite and keep the
+// semantics described below.
 //
 // # Clock
 //
@@ -77,6 +78,6 @@
 //
 // # Store loss
 //
-// See epoch.go: a store that lost its data fails every call with
+// See package epoch: a store that lost its data fails every call with
 // ErrStoreReset until an operator calls Reinit.
 package budgetstore

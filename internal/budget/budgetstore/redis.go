@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/epoch"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -26,7 +27,7 @@ type RedisStore struct {
 	opts    Options
 	keys    keyspace
 	scripts scripts
-	epoch   *epochKeeper
+	epoch   *epoch.Keeper
 	metrics *storemetrics.Metrics
 	flight  *storemetrics.InFlight
 	owner   string         // this instance's lock owner token
@@ -35,9 +36,9 @@ type RedisStore struct {
 }
 
 var (
-	_ budget.Store = (*RedisStore)(nil)
-	_ epochBackend = (*RedisStore)(nil)
-	_ grantBackend = (*RedisStore)(nil)
+	_ budget.Store  = (*RedisStore)(nil)
+	_ epoch.Backend = (*redisEpochs)(nil)
+	_ grantBackend  = (*RedisStore)(nil)
 )
 
 // NewRedis returns a store on rdb. rdb stays the caller's to close.
@@ -58,7 +59,7 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*RedisStore, error) {
 	if err := checkContextTimeouts(rdb); err != nil {
 		return nil, err
 	}
-	ek, err := newEpochKeeper(opts)
+	ek, err := epoch.New(opts.EpochFile, opts.ExpectEpoch, opts.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -75,7 +76,7 @@ func NewRedis(rdb redis.UniversalClient, opts Options) (*RedisStore, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	defer cancel()
-	if _, err := ek.current(ctx, s); err != nil {
+	if _, err := ek.Current(ctx, (*redisEpochs)(s)); err != nil {
 		if !errors.Is(err, budget.ErrUnavailable) {
 			return nil, err
 		}
@@ -128,8 +129,12 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", budget.ErrUnavailable, err)
 }
 
-// loadEpoch, createEpoch and storeEpoch implement epochBackend.
-func (s *RedisStore) loadEpoch(ctx context.Context) (string, error) {
+// redisEpochs is the store as the epoch keeper reads and writes it: the
+// epoch key, outside any script.
+type redisEpochs RedisStore
+
+// Load, Create and Store implement epoch.Backend.
+func (s *redisEpochs) Load(ctx context.Context) (string, error) {
 	e, err := s.rdb.Get(ctx, s.keys.epoch()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
@@ -137,14 +142,14 @@ func (s *RedisStore) loadEpoch(ctx context.Context) (string, error) {
 	return e, unavailable(err)
 }
 
-func (s *RedisStore) createEpoch(ctx context.Context, e string) (string, error) {
+func (s *redisEpochs) Create(ctx context.Context, e string) (string, error) {
 	if err := s.rdb.SetNX(ctx, s.keys.epoch(), e, 0).Err(); err != nil {
 		return "", unavailable(err)
 	}
-	return s.loadEpoch(ctx)
+	return s.Load(ctx)
 }
 
-func (s *RedisStore) storeEpoch(ctx context.Context, e string) error {
+func (s *redisEpochs) Store(ctx context.Context, e string) error {
 	return unavailable(s.rdb.Set(ctx, s.keys.epoch(), e, 0).Err())
 }
 
@@ -153,7 +158,7 @@ func (s *RedisStore) storeEpoch(ctx context.Context, e string) error {
 // gateway's Reinit wrote.
 func (s *RedisStore) withEpoch(ctx context.Context, op func(epoch string) (reset *string, err error)) error {
 	for try := 0; ; try++ {
-		e, err := s.epoch.current(ctx, s)
+		e, err := s.epoch.Current(ctx, (*redisEpochs)(s))
 		if err != nil {
 			return err
 		}
@@ -161,7 +166,7 @@ func (s *RedisStore) withEpoch(ctx context.Context, op func(epoch string) (reset
 		if err != nil || reset == nil {
 			return err
 		}
-		if try == 0 && s.epoch.adopt(*reset) {
+		if try == 0 && s.epoch.Adopt(*reset) {
 			continue
 		}
 		return fmt.Errorf("%w: found epoch %q, trusted %q; an operator must Reinit after checking spend", budget.ErrStoreReset, *reset, e)

@@ -279,7 +279,7 @@ func (s *RedisStore) Ping(ctx context.Context) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	return s.withEpoch(ctx, func(epoch string) (*string, error) {
-		stored, err := s.loadEpoch(ctx)
+		stored, err := (*redisEpochs)(s).Load(ctx)
 		if err != nil || stored == epoch {
 			return nil, err
 		}
@@ -295,7 +295,7 @@ func (s *RedisStore) Reinit(ctx context.Context) (err error) {
 	defer func() { s.metrics.Observe("reinit", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := s.epoch.reinit(ctx, s); err != nil {
+	if err := s.epoch.Reinit(ctx, (*redisEpochs)(s)); err != nil {
 		return fmt.Errorf("budget: reinit: %w", err)
 	}
 	return nil

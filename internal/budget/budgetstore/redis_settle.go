@@ -88,7 +88,7 @@ func (b *settleBatcher) many(jobs []*settleJob) {
 	}
 	var replies []any
 	var reset *string
-	epoch, err := s.epoch.current(ctx, s)
+	epoch, err := s.epoch.Current(ctx, (*redisEpochs)(s))
 	if err == nil {
 		replies, reset, err = s.runSettle(ctx, epoch, items)
 	}

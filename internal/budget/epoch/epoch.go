@@ -1,4 +1,5 @@
-package budgetstore
+// Package epoch notices a budget store that lost its data. See Keeper.
+package epoch
 
 import (
 	"context"
@@ -18,7 +19,7 @@ import (
 
 // An epoch names one lifetime of a store's data: "<generation>.<random>".
 // The store keeps it next to the budgets, and each gateway remembers the
-// one it saw (in memory, and in Options.EpochFile). Every script compares
+// one it saw (in memory, and in an epoch file). Every script compares
 // the two, so a store that lost its data (Redis restarted without
 // persistence, FLUSHALL, a deleted file) is noticed on the next call
 // instead of silently admitting against counters that restarted at zero.
@@ -30,17 +31,18 @@ import (
 // an equal or lower generation (a restore of an old backup, or a fresh
 // gateway that created an epoch in an emptied store) is never adopted.
 
-// epochBackend is the store-specific part: reading and writing the epoch
+// Backend is the store-specific part: reading and writing the epoch
 // as the store keeps it.
-type epochBackend interface {
-	loadEpoch(ctx context.Context) (string, error)
-	// createEpoch sets e only if the store has no epoch and returns
+type Backend interface {
+	Load(ctx context.Context) (string, error)
+	// Create sets e only if the store has no epoch and returns
 	// whichever epoch the store holds afterwards.
-	createEpoch(ctx context.Context, e string) (string, error)
-	storeEpoch(ctx context.Context, e string) error
+	Create(ctx context.Context, e string) (string, error)
+	Store(ctx context.Context, e string) error
 }
 
-type epochKeeper struct {
+// Keeper is the epoch one store handle trusts.
+type Keeper struct {
 	file   string
 	expect string
 	log    *zap.Logger
@@ -49,8 +51,13 @@ type epochKeeper struct {
 	cur string // the epoch this process trusts; "" until first established
 }
 
-func newEpochKeeper(o Options) (*epochKeeper, error) {
-	k := &epochKeeper{file: o.EpochFile, expect: o.ExpectEpoch, log: o.Logger}
+// New returns a Keeper that expects the epoch expect (any, when empty) and
+// persists the one it trusts in file (nowhere, when empty).
+func New(file, expect string, log *zap.Logger) (*Keeper, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	k := &Keeper{file: file, expect: expect, log: log}
 	if k.file != "" {
 		b, err := os.ReadFile(k.file)
 		switch {
@@ -83,9 +90,9 @@ func epochGen(e string) uint64 {
 	return n
 }
 
-// current returns the trusted epoch, establishing it first if no call has
+// Current returns the trusted epoch, establishing it first if no call has
 // reached the store yet.
-func (k *epochKeeper) current(ctx context.Context, be epochBackend) (string, error) {
+func (k *Keeper) Current(ctx context.Context, be Backend) (string, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.cur != "" {
@@ -94,14 +101,14 @@ func (k *epochKeeper) current(ctx context.Context, be epochBackend) (string, err
 	return k.cur, k.establishLocked(ctx, be)
 }
 
-func (k *epochKeeper) establishLocked(ctx context.Context, be epochBackend) error {
-	stored, err := be.loadEpoch(ctx)
+func (k *Keeper) establishLocked(ctx context.Context, be Backend) error {
+	stored, err := be.Load(ctx)
 	if err != nil {
 		return err
 	}
 	switch {
 	case stored == "" && k.expect == "":
-		if stored, err = be.createEpoch(ctx, newEpoch(1)); err != nil {
+		if stored, err = be.Create(ctx, newEpoch(1)); err != nil {
 			return err
 		}
 		k.cur = stored
@@ -121,10 +128,10 @@ func (k *epochKeeper) establishLocked(ctx context.Context, be epochBackend) erro
 	return k.persistLocked()
 }
 
-// adopt is called when a script found stored instead of the trusted epoch.
+// Adopt is called when a script found stored instead of the trusted epoch.
 // It reports whether stored came from an operator's Reinit (a higher
 // generation), in which case the call may be retried.
-func (k *epochKeeper) adopt(stored string) bool {
+func (k *Keeper) Adopt(stored string) bool {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if stored == "" || epochGen(stored) <= epochGen(k.cur) {
@@ -139,16 +146,18 @@ func (k *epochKeeper) adopt(stored string) bool {
 	return true
 }
 
-func (k *epochKeeper) reinit(ctx context.Context, be epochBackend) error {
+// Reinit writes a new epoch of a higher generation (the operator accepts
+// the store as it is now) and trusts it.
+func (k *Keeper) Reinit(ctx context.Context, be Backend) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	stored, err := be.loadEpoch(ctx)
+	stored, err := be.Load(ctx)
 	if err != nil {
 		return err
 	}
 	gen := max(epochGen(stored), epochGen(k.cur), epochGen(k.expect)) + 1
 	e := newEpoch(gen)
-	if err := be.storeEpoch(ctx, e); err != nil {
+	if err := be.Store(ctx, e); err != nil {
 		return err
 	}
 	k.log.Warn("budget store re-initialised: caps count from what the store holds now",
@@ -158,7 +167,7 @@ func (k *epochKeeper) reinit(ctx context.Context, be epochBackend) error {
 }
 
 // persistLocked writes the trusted epoch to the epoch file atomically.
-func (k *epochKeeper) persistLocked() error {
+func (k *Keeper) persistLocked() error {
 	if k.file == "" {
 		return nil
 	}
