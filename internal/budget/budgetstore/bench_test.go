@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/redis/go-redis/v9"
@@ -39,9 +41,9 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 // benchBudgets is a request's usual three budgets, far from their limits.
 func benchBudgets() []budget.Budget {
 	return []budget.Budget{
-		bud(budget.ScopeService, "bench", budget.Daily, money.USD(1_000_000), true),
-		bud(budget.ScopeTeam, "bench", budget.Monthly, money.USD(1_000_000), true),
-		bud(budget.ScopeWorkspace, "bench", budget.Total, money.USD(1_000_000), false),
+		storetest.Bud(budget.ScopeService, "bench", budget.Daily, money.USD(1_000_000), true),
+		storetest.Bud(budget.ScopeTeam, "bench", budget.Monthly, money.USD(1_000_000), true),
+		storetest.Bud(budget.ScopeWorkspace, "bench", budget.Total, money.USD(1_000_000), false),
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"go.etcd.io/bbolt"
@@ -46,9 +48,9 @@ func (f faultySteps) stepGrant(ctx context.Context, g *grantSpec, st *grantStep)
 // would charge them) when the next process opens it, not a lease later.
 func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "budgets.db")
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	opts := Options{Clock: clock.Now, Timeout: testTimeout}
-	svc := bud(budget.ScopeService, "killed", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "killed", budget.Daily, 1_000_000, true)
 	s, err := OpenBolt(path, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -58,12 +60,12 @@ func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if r := mustReserve(t, g, hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc)); drawOf(r) == nil {
+		if r := storetest.MustReserve(t, g, storetest.Hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc)); drawOf(r) == nil {
 			t.Fatalf("request %d took the exact path", i)
 		}
 	}
-	settled := mustReserve(t, g, hold("settled", 100, time.Minute, svc))
-	mustSettle(t, g, settled, 40)
+	settled := storetest.MustReserve(t, g, storetest.Hold("settled", 100, time.Minute, svc))
+	storetest.MustSettle(t, g, settled, 40)
 	eventually(t, "the settlement is charged", func() bool { s, _ := levels(t, s, svc); return s == 40 })
 	crash(g) // a SIGKILL: nothing returned
 	spent, held := levels(t, s, svc)
@@ -79,13 +81,13 @@ func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	wantLevel(t, next, svc, spent+held, 0)
+	storetest.WantLevel(t, next, svc, spent+held, 0)
 	// A grant the next process starts is its own, and charged exactly.
 	g2, err := NewGranted(next, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustSettle(t, g2, mustReserve(t, g2, hold("after", 100, time.Minute, svc)), 30)
+	storetest.MustSettle(t, g2, storetest.MustReserve(t, g2, storetest.Hold("after", 100, time.Minute, svc)), 30)
 	if err := g2.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +97,7 @@ func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer last.Close()
-	wantLevel(t, last, svc, spent+held+30, 0)
+	storetest.WantLevel(t, last, svc, spent+held+30, 0)
 }
 
 // A process whose grant steps fail at shutdown journals what the grant
@@ -108,9 +110,9 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 		t.Run(map[int32]string{stepsLostReply: "reply lost", stepsUnreachable: "unreachable"}[mode], func(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "budgets.db")
-			clock := newFakeClock(t0)
+			clock := storetest.NewClock(storetest.T0)
 			opts := Options{Clock: clock.Now, Timeout: testTimeout}
-			svc := bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
+			svc := storetest.Bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
 			j, err := OpenJournal(filepath.Join(dir, "journal.db"))
 			if err != nil {
 				t.Fatal(err)
@@ -126,15 +128,15 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustSettle(t, g, mustReserve(t, g, hold("before", 100, time.Minute, svc)), 60)
+			storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("before", 100, time.Minute, svc)), 60)
 			eventually(t, "the first settlement is charged", func() bool { s, _ := levels(t, s, svc); return s == 60 })
 
 			faults.Store(mode)
-			during := mustReserve(t, g, hold("during", 100, time.Minute, svc))
+			during := storetest.MustReserve(t, g, storetest.Hold("during", 100, time.Minute, svc))
 			if drawOf(during) == nil {
 				t.Fatal("a request while steps fail did not draw on the grant")
 			}
-			mustSettle(t, g, during, 70)
+			storetest.MustSettle(t, g, during, 70)
 			_ = g.Close() // closes s
 			if j.Len() != 1 {
 				t.Fatalf("journal holds %d entries after closing with failing steps, want the grant", j.Len())
@@ -155,11 +157,11 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 			if n, err := j.Replay(context.Background(), next); n != 1 || err != nil || j.Len() != 0 {
 				t.Fatalf("replay: %d applied, %v, %d left", n, err, j.Len())
 			}
-			wantLevel(t, next, svc, 130, 0)
+			storetest.WantLevel(t, next, svc, 130, 0)
 			if err := next.CloseGrant(context.Background(), c); err != nil {
 				t.Fatal(err)
 			}
-			wantLevel(t, next, svc, 130, 0)
+			storetest.WantLevel(t, next, svc, 130, 0)
 		})
 	}
 }
@@ -168,14 +170,14 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 // settled-marker lifetime after its last step) with one GC entry however
 // many steps it takes, and is deleted after that.
 func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	s, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	svc := bud(budget.ScopeService, "gc", budget.Total, 1_000_000, true)
-	a, err := prepareHold(hold("x", 10, time.Minute, svc), clock.Now(), time.Minute)
+	svc := storetest.Bud(budget.ScopeService, "gc", budget.Total, 1_000_000, true)
+	a, err := prepareHold(storetest.Hold("x", 10, time.Minute, svc), clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +216,12 @@ func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
 	}
 	// The first GC deadline passes while the record is kept: it moves on.
 	clock.Add(settledTTL + 15*time.Second)
-	mustSettle(t, s, mustReserve(t, s, hold("tick1", 1, time.Minute, svc)), 1)
+	storetest.MustSettle(t, s, storetest.MustReserve(t, s, storetest.Hold("tick1", 1, time.Minute, svc)), 1)
 	if g, e := gcEntries(); g != 1 || e != 1 {
 		t.Fatalf("at the first deadline: %d grant records, %d GC entries; want 1 and 1", g, e)
 	}
 	clock.Add(2 * time.Minute)
-	mustSettle(t, s, mustReserve(t, s, hold("tick2", 1, time.Minute, svc)), 1)
+	storetest.MustSettle(t, s, storetest.MustReserve(t, s, storetest.Hold("tick2", 1, time.Minute, svc)), 1)
 	if g, e := gcEntries(); g != 0 || e != 0 {
 		t.Fatalf("past the record's keeping time: %d grant records, %d GC entries; want none", g, e)
 	}

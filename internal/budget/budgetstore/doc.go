@@ -3,8 +3,8 @@
 // bbolt file (one replica, bolt*.go), admission grants over either
 // (grant*.go) and the settlement journal (journal.go). The store epoch
 // (package epoch) and the store metrics (package storemetrics) are shared
-// by both stores. Both stores run one conformance suite and keep the
-// semantics described below.
+// by both stores. Both stores run the conformance suite of package
+// storetest and keep the semantics described below.
 //
 // # Clock
 //

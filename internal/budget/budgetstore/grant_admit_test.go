@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -20,21 +22,21 @@ func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
 }
 
 func grantAdmitsInMemoryAndChargesExactly(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "search", budget.Daily, 1_000_000, true)
-	team := bud(budget.ScopeTeam, "core", budget.Monthly, 2_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000, true)
+	team := storetest.Bud(budget.ScopeTeam, "core", budget.Monthly, 2_000_000, true)
 	g := h.replica(t)
 
 	const n = 200
 	for i := range n {
-		r := mustReserve(t, g, hold("r"+strconv.Itoa(i), 100, time.Minute, svc, team))
+		r := storetest.MustReserve(t, g, storetest.Hold("r"+strconv.Itoa(i), 100, time.Minute, svc, team))
 		if drawOf(r) == nil {
 			t.Fatalf("request %d took the exact path", i)
 		}
 		if !r.HasRemaining || r.Remaining <= 0 || r.Remaining > 1_000_000 {
 			t.Errorf("request %d: remaining %s", i, r.Remaining)
 		}
-		mustSettle(t, g, r, 70)
-		mustSettle(t, g, r, 70) // a second settlement of one request changes nothing
+		storetest.MustSettle(t, g, r, 70)
+		storetest.MustSettle(t, g, r, 70) // a second settlement of one request changes nothing
 	}
 	eventually(t, "every settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == n*70 })
 	calls := h.steps.Load()
@@ -59,7 +61,7 @@ func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
 }
 
 func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
-	ws := bud(budget.ScopeWorkspace, "prod", budget.Daily, 1000, true)
+	ws := storetest.Bud(budget.ScopeWorkspace, "prod", budget.Daily, 1000, true)
 	var admitted, drawn atomic.Int64
 	var wg sync.WaitGroup
 	replicas := []*Granted{h.replica(t), h.replica(t), h.replica(t)}
@@ -70,7 +72,7 @@ func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
 				defer wg.Done()
 				for i := range 10 {
 					id := strconv.Itoa(ri) + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
-					r, err := g.Reserve(context.Background(), hold(id, 10, time.Minute, ws))
+					r, err := g.Reserve(context.Background(), storetest.Hold(id, 10, time.Minute, ws))
 					if errors.Is(err, budget.ErrOverBudget) {
 						continue
 					}
@@ -116,37 +118,37 @@ func TestGrantRefusedGrowthTakesTheExactPath(t *testing.T) {
 }
 
 func grantRefusedGrowthTakesTheExactPath(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "tiny", budget.Daily, 25, true)
+	svc := storetest.Bud(budget.ScopeService, "tiny", budget.Daily, 25, true)
 	g := h.replica(t)
 	defer g.Close()
 	// A grant of 16 requests (160) does not fit 25: each request then
 	// holds exactly its own amount, as without grants.
-	r1 := mustReserve(t, g, hold("a", 10, time.Minute, svc))
-	r2 := mustReserve(t, g, hold("b", 10, time.Minute, svc))
+	r1 := storetest.MustReserve(t, g, storetest.Hold("a", 10, time.Minute, svc))
+	r2 := storetest.MustReserve(t, g, storetest.Hold("b", 10, time.Minute, svc))
 	if drawOf(r1) != nil || drawOf(r2) != nil {
 		t.Fatalf("near the cap, requests drew on a grant: %v %v", drawOf(r1) != nil, drawOf(r2) != nil)
 	}
-	if ex := mustExceed(t, g, hold("c", 10, time.Minute, svc)); ex.Budget.Name != "tiny" {
+	if ex := storetest.MustExceed(t, g, storetest.Hold("c", 10, time.Minute, svc)); ex.Budget.Name != "tiny" {
 		t.Errorf("exceeded %s", ex.Budget.Label())
 	}
-	mustSettle(t, g, r1, 4)
-	mustSettle(t, g, r2, 5)
-	wantLevel(t, h.plain, svc, 9, 0)
+	storetest.MustSettle(t, g, r1, 4)
+	storetest.MustSettle(t, g, r2, 5)
+	storetest.WantLevel(t, h.plain, svc, 9, 0)
 }
 
 func TestGrantIdleSliceIsReturned(t *testing.T) { grantBackends(t, grantIdleSliceIsReturned) }
 
 func grantIdleSliceIsReturned(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "idle", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "idle", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	defer g.Close()
-	r := mustReserve(t, g, hold("long", 100, time.Minute, svc))
+	r := storetest.MustReserve(t, g, storetest.Hold("long", 100, time.Minute, svc))
 	if _, held := levels(t, h.plain, svc); held <= 100 {
 		t.Fatalf("grant holds %s, want more than the request", held)
 	}
 	h.clock.Add(2 * time.Second) // past Idle: only the request in flight stays held
 	eventually(t, "the unused slice is returned", func() bool { _, held := levels(t, h.plain, svc); return held == 100 })
-	mustSettle(t, g, r, 60)
+	storetest.MustSettle(t, g, r, 60)
 	eventually(t, "the request is charged", func() bool { s, held := levels(t, h.plain, svc); return s == 60 && held == 0 })
 }
 
@@ -155,10 +157,10 @@ func TestGrantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T) {
 }
 
 func grantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "crashy", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "crashy", budget.Daily, 1_000_000, true)
 	a := h.replica(t)
 	for i := range 3 {
-		mustReserve(t, a, hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc))
+		storetest.MustReserve(t, a, storetest.Hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc))
 	}
 	crash(a)
 	_, held := levels(t, h.plain, svc)
@@ -178,10 +180,10 @@ func TestGrantLostLeaseIsCorrectedBySettlement(t *testing.T) {
 }
 
 func grantLostLeaseIsCorrectedBySettlement(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "late", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "late", budget.Daily, 1_000_000, true)
 	a := h.replica(t)
 	defer a.Close()
-	r := mustReserve(t, a, hold("slow", 100, time.Minute, svc))
+	r := storetest.MustReserve(t, a, storetest.Hold("slow", 100, time.Minute, svc))
 	// The replica cannot renew (its background stopped, as if Redis had
 	// been out of reach) and the lease ends: the grant is an orphan.
 	crash(a)
@@ -189,22 +191,22 @@ func grantLostLeaseIsCorrectedBySettlement(t *testing.T, h grantHarness) {
 	if s, _ := levels(t, h.plain, svc); s < 100 {
 		t.Fatalf("orphaned grant charged %s", s)
 	}
-	if _, err := a.Reserve(context.Background(), hold("after", 100, time.Minute, svc)); err != nil {
+	if _, err := a.Reserve(context.Background(), storetest.Hold("after", 100, time.Minute, svc)); err != nil {
 		t.Fatal(err)
 	}
 	// The late settlement replaces the orphan charge: the request's
 	// actual cost stays, the unused slice comes back.
-	mustSettle(t, a, r, 42)
+	storetest.MustSettle(t, a, r, 42)
 	eventually(t, "the orphan charge is corrected", func() bool { s, _ := levels(t, h.plain, svc); return s == 42 })
 }
 
 func TestGrantStepAppliesOnce(t *testing.T) { grantBackends(t, grantStepAppliesOnce) }
 
 func grantStepAppliesOnce(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	crash(g) // only the steps this test sends
-	a, err := prepareHold(hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
+	a, err := prepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,25 +220,25 @@ func grantStepAppliesOnce(t *testing.T, h grantHarness) {
 			t.Fatalf("step %d: %+v, %v", st.n, rep, err)
 		}
 	}
-	wantLevel(t, h.plain, svc, 20, 370)
+	storetest.WantLevel(t, h.plain, svc, 20, 370)
 	if _, err := g.s.stepGrant(ctx, &gr.grantSpec, &grantStep{n: 4, held: 370, exp: h.clock.Now().Add(time.Minute)}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("a step out of order: %v, want ErrInvalid", err)
 	}
-	wantLevel(t, h.plain, svc, 20, 370)
+	storetest.WantLevel(t, h.plain, svc, 20, 370)
 }
 
 func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
 	srv := startRedis(t)
 	h := newGrantHarness(t, srv.addr())
 	h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
-	svc := bud(budget.ScopeService, "paused", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "paused", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	defer g.Close()
-	before := mustReserve(t, g, hold("before", 10, time.Minute, svc))
+	before := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
 	srv.signal(syscall.SIGSTOP)
 	defer srv.signal(syscall.SIGCONT)
 	// Redis cannot answer, but the grant it placed still covers this one.
-	during := mustReserve(t, g, hold("during", 10, time.Minute, svc))
+	during := storetest.MustReserve(t, g, storetest.Hold("during", 10, time.Minute, svc))
 	if drawOf(during) == nil {
 		t.Fatal("a request during the pause did not draw on the grant")
 	}
@@ -244,16 +246,16 @@ func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
 	// would renew the grant cannot reach Redis, and that is the answer:
 	// the per-request path would wait for the same Redis.
 	h.clock.Add(45 * time.Second)
-	if _, err := g.Reserve(context.Background(), hold("late", 10, time.Minute, svc)); !errors.Is(err, budget.ErrUnavailable) {
+	if _, err := g.Reserve(context.Background(), storetest.Hold("late", 10, time.Minute, svc)); !errors.Is(err, budget.ErrUnavailable) {
 		t.Fatalf("reserve with the lease running out and Redis paused: %v, want ErrUnavailable", err)
 	}
 	srv.signal(syscall.SIGCONT)
-	mustSettle(t, g, before, 7)
-	mustSettle(t, g, during, 8)
+	storetest.MustSettle(t, g, before, 7)
+	storetest.MustSettle(t, g, during, 8)
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wantLevel(t, h.plain, svc, 15, 0)
+	storetest.WantLevel(t, h.plain, svc, 15, 0)
 	// The refused request never held anything under its own ID.
 	if n, err := newClient(t, srv.addr()).Exists(context.Background(), g.s.(countSteps).grantBackend.(*RedisStore).keys.hold("late")).Result(); err != nil || n != 0 {
 		t.Errorf("hold record of the refused request: %d, %v", n, err)
@@ -265,23 +267,23 @@ func TestGrantPolicyChangeStartsANewGrant(t *testing.T) {
 }
 
 func grantPolicyChangeStartsANewGrant(t *testing.T, h grantHarness) {
-	before := bud(budget.ScopeService, "reload", budget.Daily, 1_000_000, true)
+	before := storetest.Bud(budget.ScopeService, "reload", budget.Daily, 1_000_000, true)
 	after := before
 	after.Limit = 2_000_000 // same window, new limit: the old grant was fit-checked under the old one
 	g := h.replica(t)
-	r1 := mustReserve(t, g, hold("old", 10, time.Minute, before))
-	r2 := mustReserve(t, g, hold("new", 10, time.Minute, after))
-	r3 := mustReserve(t, g, hold("new2", 10, time.Minute, after))
+	r1 := storetest.MustReserve(t, g, storetest.Hold("old", 10, time.Minute, before))
+	r2 := storetest.MustReserve(t, g, storetest.Hold("new", 10, time.Minute, after))
+	r3 := storetest.MustReserve(t, g, storetest.Hold("new2", 10, time.Minute, after))
 	if drawOf(r1) == nil || drawOf(r2) == nil || drawOf(r1) == drawOf(r2) || drawOf(r2) != drawOf(r3) {
 		t.Fatalf("grants: old %p, new %p, new again %p: want one grant per limit", drawOf(r1), drawOf(r2), drawOf(r3))
 	}
-	mustSettle(t, g, r1, 4)
-	mustSettle(t, g, r2, 5)
-	mustSettle(t, g, r3, 6)
+	storetest.MustSettle(t, g, r1, 4)
+	storetest.MustSettle(t, g, r2, 5)
+	storetest.MustSettle(t, g, r3, 6)
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wantLevel(t, h.plain, after, 15, 0)
+	storetest.WantLevel(t, h.plain, after, 15, 0)
 }
 
 // An outage must not bury the log: the tend loop retries a failing step

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"go.etcd.io/bbolt"
@@ -24,10 +26,10 @@ func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	h.opts.Logger = zap.New(core)
 	h.opts.Timeout = 50 * time.Millisecond
-	svc := bud(budget.ScopeService, "outage", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "outage", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	defer g.Close()
-	r := mustReserve(t, g, hold("before", 10, time.Minute, svc))
+	r := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
 	gr := drawOf(r)
 	srv.signal(syscall.SIGSTOP)
 	defer srv.signal(syscall.SIGCONT)
@@ -56,11 +58,11 @@ func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
 	if n := logs.FilterMessageSnippet("succeed again").Len(); n != 1 {
 		t.Errorf("%d recovery messages, want 1", n)
 	}
-	mustSettle(t, g, r, 7)
+	storetest.MustSettle(t, g, r, 7)
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wantLevel(t, h.plain, svc, 7, 0)
+	storetest.WantLevel(t, h.plain, svc, 7, 0)
 }
 
 // A replica shut down while Redis is unreachable journals what its grant
@@ -74,7 +76,7 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 			srv := startRedis(t)
 			h := newGrantHarness(t, srv.addr())
 			h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
-			svc := bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
+			svc := storetest.Bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
 			j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
 			if err != nil {
 				t.Fatal(err)
@@ -88,16 +90,16 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mustSettle(t, g, mustReserve(t, g, hold("before", 100, time.Minute, svc)), 60)
+			storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("before", 100, time.Minute, svc)), 60)
 			eventually(t, "the first settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == 60 })
 
 			srv.signal(syscall.SIGSTOP)
 			defer srv.signal(syscall.SIGCONT)
-			during := mustReserve(t, g, hold("during", 100, time.Minute, svc))
+			during := storetest.MustReserve(t, g, storetest.Hold("during", 100, time.Minute, svc))
 			if drawOf(during) == nil {
 				t.Fatal("a request during the pause did not draw on the grant")
 			}
-			mustSettle(t, g, during, 70)
+			storetest.MustSettle(t, g, during, 70)
 			_ = g.Close() // closing its Redis client may report the pause
 			if j.Len() != 1 {
 				t.Fatalf("journal holds %d entries after closing with Redis paused, want the grant", j.Len())
@@ -124,11 +126,11 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 			if n, err := j.Replay(context.Background(), next); n != 1 || err != nil || j.Len() != 0 {
 				t.Fatalf("replay: %d applied, %v, %d left", n, err, j.Len())
 			}
-			wantLevel(t, h.plain, svc, 130, 0)
+			storetest.WantLevel(t, h.plain, svc, 130, 0)
 			if err := next.CloseGrant(context.Background(), c); err != nil {
 				t.Fatal(err)
 			}
-			wantLevel(t, h.plain, svc, 130, 0)
+			storetest.WantLevel(t, h.plain, svc, 130, 0)
 		})
 	}
 }

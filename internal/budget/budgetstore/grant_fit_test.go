@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -20,7 +22,7 @@ import (
 func TestGrantFitNearTheCap(t *testing.T) { grantBackends(t, grantFitNearTheCap) }
 
 func grantFitNearTheCap(t *testing.T, h grantHarness) {
-	ws := bud(budget.ScopeWorkspace, "prod", budget.Daily, 10_000, true)
+	ws := storetest.Bud(budget.ScopeWorkspace, "prod", budget.Daily, 10_000, true)
 	f := budget.Fit{Fixed: 100, PerUnit: 10, Min: 10, Max: 90} // 1,000 whole, 200 at the floor
 	var fitted, admitted, actual atomic.Int64
 	var wg sync.WaitGroup
@@ -33,7 +35,7 @@ func grantFitNearTheCap(t *testing.T, h grantHarness) {
 				refusals := 0
 				for i := 0; refusals < 100; i++ {
 					id := strconv.Itoa(ri) + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
-					r, err := g.Reserve(context.Background(), fitHold(id, 1_000, f, ws))
+					r, err := g.Reserve(context.Background(), storetest.FitHold(id, 1_000, f, ws))
 					if errors.Is(err, budget.ErrOverBudget) {
 						refusals++
 						time.Sleep(2 * time.Millisecond)

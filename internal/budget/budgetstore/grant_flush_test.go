@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 )
 
@@ -28,12 +30,12 @@ func TestGrantSettlementsRideOnGrowthSteps(t *testing.T) {
 }
 
 func grantSettlementsRideOnGrowthSteps(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "search", budget.Daily, 1_000_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000_000, true)
 	g := h.replicaFlushing(t, time.Hour)
 
-	first := mustReserve(t, g, hold("r0", 100, time.Minute, svc))
+	first := storetest.MustReserve(t, g, storetest.Hold("r0", 100, time.Minute, svc))
 	before := h.steps.Load()
-	mustSettle(t, g, first, 70)
+	storetest.MustSettle(t, g, first, 70)
 	time.Sleep(300 * time.Millisecond) // a timer or a goroutine per settlement would have run by now
 	if steps := h.steps.Load() - before; steps != 0 {
 		t.Fatalf("a settlement alone made %d grant steps before Flush", steps)
@@ -45,7 +47,7 @@ func grantSettlementsRideOnGrowthSteps(t *testing.T, h grantHarness) {
 	// step charges the settlement.
 	const n = 40
 	for i := 1; i <= n; i++ {
-		mustSettle(t, g, mustReserve(t, g, hold("r"+strconv.Itoa(i), 100, time.Minute, svc)), 70)
+		storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("r"+strconv.Itoa(i), 100, time.Minute, svc)), 70)
 	}
 	eventually(t, "a growth step charges the waiting settlements", func() bool { s, _ := levels(t, h.plain, svc); return s >= 70 })
 	if err := g.Close(); err != nil {
@@ -64,12 +66,12 @@ func TestGrantFlushTimerSkipsWhatAStepCarried(t *testing.T) {
 }
 
 func grantFlushTimerSkipsWhatAStepCarried(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "search", budget.Daily, 1_000_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000_000, true)
 	g := h.replicaFlushing(t, 100*time.Millisecond)
 	defer g.Close()
 
-	r := mustReserve(t, g, hold("r0", 100, time.Minute, svc))
-	mustSettle(t, g, r, 70) // arms the flush timer
+	r := storetest.MustReserve(t, g, storetest.Hold("r0", 100, time.Minute, svc))
+	storetest.MustSettle(t, g, r, 70) // arms the flush timer
 	if err := g.step(context.Background(), drawOf(r), 0, false, true); err != nil {
 		t.Fatal(err)
 	}

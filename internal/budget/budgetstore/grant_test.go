@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/redis/go-redis/v9"
@@ -18,7 +20,7 @@ import (
 // grantHarness is a store on a fake clock, and a way to open replicas
 // (Granted stores) on it: Redis, Redis Cluster or the embedded store.
 type grantHarness struct {
-	clock   *fakeClock
+	clock   *storetest.Clock
 	addr    string // a single server's; "" on a cluster or the embedded store
 	client  func(t *testing.T) redis.UniversalClient
 	opts    Options
@@ -47,7 +49,7 @@ func clusterGrantHarness(t *testing.T) grantHarness {
 }
 
 func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClient) grantHarness {
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	dropPrefix(t, client(t), opts.Prefix)
 	plain, err := NewRedis(client(t), opts)
@@ -70,7 +72,7 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 // another handle on it (see boltReplica) that leaves the file open when
 // its grants close.
 func boltGrantHarness(t *testing.T) grantHarness {
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	opts := Options{Clock: clock.Now, Timeout: testTimeout}
 	plain, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), opts)
 	if err != nil {

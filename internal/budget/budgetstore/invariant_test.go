@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -17,9 +19,9 @@ import (
 
 // replicaSet returns a fresh keyspace and n handles on it, as n gateway
 // replicas would have.
-type replicaSet func(t *testing.T, n int, clock *fakeClock) []budget.Store
+type replicaSet func(t *testing.T, n int, clock *storetest.Clock) []budget.Store
 
-func redisReplicas(t *testing.T, n int, clock *fakeClock) []budget.Store {
+func redisReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	addr := sharedRedisAddr(t)
 	dropPrefix(t, newClient(t, addr), opts.Prefix)
@@ -35,7 +37,7 @@ func redisReplicas(t *testing.T, n int, clock *fakeClock) []budget.Store {
 	return out
 }
 
-func clusterReplicas(t *testing.T, n int, clock *fakeClock) []budget.Store {
+func clusterReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
 	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	c := sharedCluster(t)
 	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
@@ -51,7 +53,7 @@ func clusterReplicas(t *testing.T, n int, clock *fakeClock) []budget.Store {
 	return out
 }
 
-func boltReplicas(t *testing.T, n int, clock *fakeClock) []budget.Store {
+func boltReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
 	s, err := OpenBolt(t.TempDir()+"/b.db", Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
@@ -87,11 +89,11 @@ func TestInvariantExactCapUnderConcurrency(t *testing.T) {
 	)
 	for _, rs := range replicaSets {
 		t.Run(rs.name, func(t *testing.T) {
-			clock := newFakeClock(t0)
+			clock := storetest.NewClock(storetest.T0)
 			replicas := rs.mk(t, 3, clock)
-			svc := bud(budget.ScopeService, "hot", budget.Daily, capUnits*unit, true)
-			team := bud(budget.ScopeTeam, "t", budget.Monthly, 10*capUnits*unit, true)
-			dry := bud(budget.ScopeWorkspace, "w", budget.Total, unit, false)
+			svc := storetest.Bud(budget.ScopeService, "hot", budget.Daily, capUnits*unit, true)
+			team := storetest.Bud(budget.ScopeTeam, "t", budget.Monthly, 10*capUnits*unit, true)
+			dry := storetest.Bud(budget.ScopeWorkspace, "w", budget.Total, unit, false)
 			var admitted, refused atomic.Int64
 			var wg sync.WaitGroup
 			ctx := context.Background()
@@ -102,7 +104,7 @@ func TestInvariantExactCapUnderConcurrency(t *testing.T) {
 					s := replicas[g%len(replicas)]
 					for i := 0; i < perG; i++ {
 						id := fmt.Sprintf("g%d-%d", g, i)
-						r, err := s.Reserve(ctx, hold(id, unit, time.Hour, svc, team, dry))
+						r, err := s.Reserve(ctx, storetest.Hold(id, unit, time.Hour, svc, team, dry))
 						if errors.Is(err, budget.ErrOverBudget) {
 							refused.Add(1)
 							continue
@@ -139,9 +141,9 @@ func TestInvariantExactCapUnderConcurrency(t *testing.T) {
 			if admitted.Load() != capUnits || admitted.Load()+refused.Load() != goroutines*perG {
 				t.Errorf("admitted %d refused %d, want %d admitted of %d", admitted.Load(), refused.Load(), capUnits, goroutines*perG)
 			}
-			wantLevel(t, replicas[0], svc, capUnits*unit, 0)
-			wantLevel(t, replicas[1], team, capUnits*unit, 0)
-			wantLevel(t, replicas[2], dry, capUnits*unit, 0) // dry run counted all, refused none
+			storetest.WantLevel(t, replicas[0], svc, capUnits*unit, 0)
+			storetest.WantLevel(t, replicas[1], team, capUnits*unit, 0)
+			storetest.WantLevel(t, replicas[2], dry, capUnits*unit, 0) // dry run counted all, refused none
 			t.Logf("%s: admitted %d, refused %d, final spend %s of cap %s",
 				rs.name, admitted.Load(), refused.Load(), capUnits*unit, svc.Limit)
 		})
@@ -166,10 +168,10 @@ func TestInvariantRandomInterleavings(t *testing.T) {
 func runInterleaving(t *testing.T, mk replicaSet, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	ctx := context.Background()
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	replicas := mk(t, 3, clock)
-	b := bud(budget.ScopeService, "rnd", budget.Monthly, 1000, true)
-	other := bud(budget.ScopeTeam, "rnd", budget.Total, 5000, true)
+	b := storetest.Bud(budget.ScopeService, "rnd", budget.Monthly, 1000, true)
+	other := storetest.Bud(budget.ScopeTeam, "rnd", budget.Total, 5000, true)
 	var (
 		open    []budget.Reservation
 		actuals = map[string]money.Nanos{}
@@ -190,7 +192,7 @@ func runInterleaving(t *testing.T, mk replicaSet, seed uint64) {
 		case op < 4:
 			est := money.Nanos(1 + rng.IntN(80))
 			id := fmt.Sprintf("s%d-%d", seed, step)
-			r, err := s.Reserve(ctx, hold(id, est, time.Duration(1+rng.IntN(60))*time.Second, b, other))
+			r, err := s.Reserve(ctx, storetest.Hold(id, est, time.Duration(1+rng.IntN(60))*time.Second, b, other))
 			if err == nil {
 				open = append(open, r)
 				check(step)
@@ -232,6 +234,6 @@ func runInterleaving(t *testing.T, mk replicaSet, seed uint64) {
 			t.Fatal(err)
 		}
 	}
-	wantLevel(t, replicas[0], b, want, 0)
-	wantLevel(t, replicas[1], other, want, 0)
+	storetest.WantLevel(t, replicas[0], b, want, 0)
+	storetest.WantLevel(t, replicas[1], other, want, 0)
 }

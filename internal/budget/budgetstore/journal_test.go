@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,10 +31,10 @@ func TestJournalReplaysOnceAcrossRestart(t *testing.T) {
 	for _, rs := range replicaSets {
 		t.Run(rs.name, func(t *testing.T) {
 			ctx := context.Background()
-			clock := newFakeClock(t0)
+			clock := storetest.NewClock(storetest.T0)
 			s := rs.mk(t, 1, clock)[0]
-			svc := bud(budget.ScopeService, "j", budget.Daily, 100, true)
-			team := bud(budget.ScopeTeam, "j", budget.Monthly, 100, true)
+			svc := storetest.Bud(budget.ScopeService, "j", budget.Daily, 100, true)
+			team := storetest.Bud(budget.ScopeTeam, "j", budget.Monthly, 100, true)
 			path := filepath.Join(t.TempDir(), "journal.db")
 
 			j, err := OpenJournal(path)
@@ -42,8 +44,8 @@ func TestJournalReplaysOnceAcrossRestart(t *testing.T) {
 			// A reserved request whose settlement could not reach the store,
 			// one forwarded with no reservation (on_store_failure=allow), and
 			// one with no budgets at all.
-			held := mustReserve(t, s, hold("held", 9, time.Hour, svc, team))
-			allowed := budget.Reservation{RequestID: "allowed", Keys: []string{svc.Key(t0), team.Key(t0)}}
+			held := storetest.MustReserve(t, s, storetest.Hold("held", 9, time.Hour, svc, team))
+			allowed := budget.Reservation{RequestID: "allowed", Keys: []string{svc.Key(storetest.T0), team.Key(storetest.T0)}}
 			for _, e := range []struct {
 				r budget.Reservation
 				a money.Nanos
@@ -71,8 +73,8 @@ func TestJournalReplaysOnceAcrossRestart(t *testing.T) {
 			if err != nil || n != 3 || j.Len() != 0 {
 				t.Fatalf("replay = %d, %v, len %d; want 3, nil, 0", n, err, j.Len())
 			}
-			wantLevel(t, s, svc, 10, 0)
-			wantLevel(t, s, team, 10, 0)
+			storetest.WantLevel(t, s, svc, 10, 0)
+			storetest.WantLevel(t, s, team, 10, 0)
 
 			// Replaying again, or an entry appended twice (a crash between
 			// settling and deleting), changes nothing.
@@ -85,14 +87,14 @@ func TestJournalReplaysOnceAcrossRestart(t *testing.T) {
 			if n, err := j.Replay(ctx, s); err != nil || n != 1 {
 				t.Errorf("replay of a duplicate = %d, %v", n, err)
 			}
-			wantLevel(t, s, svc, 10, 0)
-			wantLevel(t, s, team, 10, 0)
+			storetest.WantLevel(t, s, svc, 10, 0)
+			storetest.WantLevel(t, s, team, 10, 0)
 		})
 	}
 }
 
 func TestJournalSetsAsideInvalidEntries(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	s := boltReplicas(t, 1, clock)[0]
 	j, err := OpenJournal(filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
@@ -118,11 +120,11 @@ func TestJournalSetsAsideInvalidEntries(t *testing.T) {
 	if err != nil || n != 1 || j.Len() != 0 {
 		t.Errorf("replay = %d, %v, len %d; want 1 applied, the invalid one set aside", n, err, j.Len())
 	}
-	wantLevel(t, s, bud(budget.ScopeService, "j", budget.Daily, 10, true), 2, 0)
+	storetest.WantLevel(t, s, storetest.Bud(budget.ScopeService, "j", budget.Daily, 10, true), 2, 0)
 }
 
 func TestJournalRunReplaysInBackground(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	s := boltReplicas(t, 1, clock)[0]
 	j, err := OpenJournal(filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
@@ -133,8 +135,8 @@ func TestJournalRunReplaysInBackground(t *testing.T) {
 	if err := j.Register(reg); err != nil {
 		t.Fatal(err)
 	}
-	b := bud(budget.ScopeService, "bg", budget.Daily, 10, true)
-	if err := j.Append(budget.Reservation{RequestID: "a", Keys: []string{b.Key(t0)}}, 5); err != nil {
+	b := storetest.Bud(budget.ScopeService, "bg", budget.Daily, 10, true)
+	if err := j.Append(budget.Reservation{RequestID: "a", Keys: []string{b.Key(storetest.T0)}}, 5); err != nil {
 		t.Fatal(err)
 	}
 	const want = `
@@ -157,7 +159,7 @@ clade_gateway_journal_entries 1
 	if j.Len() != 0 {
 		t.Fatalf("Run left %d entries", j.Len())
 	}
-	wantLevel(t, s, b, 5, 0)
+	storetest.WantLevel(t, s, b, 5, 0)
 }
 
 func seqKey(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }

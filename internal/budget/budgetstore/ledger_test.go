@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/google/go-cmp/cmp"
@@ -43,24 +45,24 @@ func TestLedgerRedis(t *testing.T)   { runLedger(t, redisHarness) }
 func TestLedgerCluster(t *testing.T) { runLedger(t, clusterHarness) }
 func TestLedgerBolt(t *testing.T)    { runLedger(t, boltHarness) }
 
-func runLedger(t *testing.T, newH newHarness) {
+func runLedger(t *testing.T, newH storetest.NewHarness) {
 	ctx := context.Background()
-	svc := bud(budget.ScopeService, "search", budget.Daily, 1_000_000, true)
-	h0 := t0.Truncate(time.Hour)
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000, true)
+	h0 := storetest.T0.Truncate(time.Hour)
 
 	t.Run("ChargedOnceWithTheBudgets", func(t *testing.T) {
 		h := newH(t)
-		s := h.store.(ledgerStore)
-		r := mustReserve(t, s, hold("a", 500, time.Minute, svc))
+		s := h.Store.(ledgerStore)
+		r := storetest.MustReserve(t, s, storetest.Hold("a", 500, time.Minute, svc))
 		r.Ledger = lines(h0, "prod", "claude-sonnet-4-6", 300)
-		mustSettle(t, s, r, 300)
-		mustSettle(t, s, r, 300) // a repeated settlement changes nothing
+		storetest.MustSettle(t, s, r, 300)
+		storetest.MustSettle(t, s, r, 300) // a repeated settlement changes nothing
 		// A second replica settles the same request (a journaled replay).
-		mustSettle(t, h.replica(t), r, 300)
+		storetest.MustSettle(t, h.Replica(t), r, 300)
 		// No budgets at all: the ledger still gets the spend.
-		mustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: lines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
-		mustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: lines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
-		wantLevel(t, s, svc, 300, 0)
+		storetest.MustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: lines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
+		storetest.MustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: lines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
+		storetest.WantLevel(t, s, svc, 300, 0)
 		got, err := s.Ledger(ctx, h0.Add(-time.Hour), h0.Add(3*time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -73,17 +75,17 @@ func runLedger(t *testing.T, newH newHarness) {
 
 	t.Run("MustAddUpToTheActualCost", func(t *testing.T) {
 		h := newH(t)
-		r := mustReserve(t, h.store, hold("b", 500, time.Minute, svc))
+		r := storetest.MustReserve(t, h.Store, storetest.Hold("b", 500, time.Minute, svc))
 		r.Ledger = lines(h0, "prod", "m", 300)
-		if err := h.store.Settle(ctx, r, 301); !errors.Is(err, budget.ErrInvalid) {
+		if err := h.Store.Settle(ctx, r, 301); !errors.Is(err, budget.ErrInvalid) {
 			t.Fatalf("settle with a ledger of 300 and a cost of 301: %v, want ErrInvalid", err)
 		}
-		wantLevel(t, h.store, svc, 0, 500)
+		storetest.WantLevel(t, h.Store, svc, 0, 500)
 	})
 
 	t.Run("ConcurrentSettlementsSumExactly", func(t *testing.T) {
 		h := newH(t)
-		s := h.store.(ledgerStore)
+		s := h.Store.(ledgerStore)
 		const n = 64
 		var wg sync.WaitGroup
 		for i := range n {
@@ -92,12 +94,12 @@ func runLedger(t *testing.T, newH newHarness) {
 				defer wg.Done()
 				st := s
 				if i%2 == 1 {
-					st = h.replica(t).(ledgerStore)
+					st = h.Replica(t).(ledgerStore)
 				}
-				r := mustReserve(t, st, hold("c"+strconv.Itoa(i), 500, time.Minute, svc))
+				r := storetest.MustReserve(t, st, storetest.Hold("c"+strconv.Itoa(i), 500, time.Minute, svc))
 				r.Ledger = lines(h0.Add(time.Duration(i%3)*time.Hour), "prod", "claude-opus-4-7", 70+money.Nanos(i))
-				mustSettle(t, st, r, 70+money.Nanos(i))
-				mustSettle(t, st, r, 70+money.Nanos(i))
+				storetest.MustSettle(t, st, r, 70+money.Nanos(i))
+				storetest.MustSettle(t, st, r, 70+money.Nanos(i))
 			}()
 		}
 		wg.Wait()
@@ -115,14 +117,14 @@ func runLedger(t *testing.T, newH newHarness) {
 
 func TestLedgerRetentionRedis(t *testing.T) {
 	h := redisHarness(t)
-	s := h.store.(*RedisStore)
-	hour := t0.Truncate(time.Hour)
-	mustSettle(t, s, budget.Reservation{RequestID: "r", Ledger: lines(hour, "w", "m", 9)}, 9)
+	s := h.Store.(*RedisStore)
+	hour := storetest.T0.Truncate(time.Hour)
+	storetest.MustSettle(t, s, budget.Reservation{RequestID: "r", Ledger: lines(hour, "w", "m", 9)}, 9)
 	ttl, err := s.rdb.TTL(context.Background(), s.keys.ledger(hour.Format(ledgerHourFormat))).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := hour.Add(budget.DefaultLedgerRetention).Sub(t0)
+	want := hour.Add(budget.DefaultLedgerRetention).Sub(storetest.T0)
 	if ttl <= want-time.Minute || ttl > want {
 		t.Errorf("ledger hour TTL %s, want about %s (400 days from its hour)", ttl, want)
 	}
@@ -130,13 +132,13 @@ func TestLedgerRetentionRedis(t *testing.T) {
 
 func TestLedgerRetentionBolt(t *testing.T) {
 	h := boltHarness(t)
-	s := h.store.(*BoltStore)
-	hour := t0.Truncate(time.Hour)
-	mustSettle(t, s, budget.Reservation{RequestID: "old", Ledger: lines(hour, "w", "m", 9)}, 9)
-	h.clock.Add(budget.DefaultLedgerRetention + time.Hour)
+	s := h.Store.(*BoltStore)
+	hour := storetest.T0.Truncate(time.Hour)
+	storetest.MustSettle(t, s, budget.Reservation{RequestID: "old", Ledger: lines(hour, "w", "m", 9)}, 9)
+	h.Clock.Add(budget.DefaultLedgerRetention + time.Hour)
 	// The embedded store collects garbage while it reserves.
-	svc := bud(budget.ScopeService, "gc", budget.Daily, 1_000_000, true)
-	mustSettle(t, s, mustReserve(t, s, hold("new", 5, time.Minute, svc)), 5)
+	svc := storetest.Bud(budget.ScopeService, "gc", budget.Daily, 1_000_000, true)
+	storetest.MustSettle(t, s, storetest.MustReserve(t, s, storetest.Hold("new", 5, time.Minute, svc)), 5)
 	got, err := s.Ledger(context.Background(), hour, hour.Add(time.Hour))
 	if err != nil || len(got) != 0 {
 		t.Errorf("ledger of an hour past retention: %v, %v; want it gone", got, err)
@@ -146,23 +148,23 @@ func TestLedgerRetentionBolt(t *testing.T) {
 func TestLedgerThroughGrants(t *testing.T) { grantBackends(t, ledgerThroughGrants) }
 
 func ledgerThroughGrants(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "granted", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "granted", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
-	hour := t0.Truncate(time.Hour)
+	hour := storetest.T0.Truncate(time.Hour)
 	const n = 100
 	for i := range n {
-		r := mustReserve(t, g, hold("g"+strconv.Itoa(i), 100, time.Minute, svc))
+		r := storetest.MustReserve(t, g, storetest.Hold("g"+strconv.Itoa(i), 100, time.Minute, svc))
 		if drawOf(r) == nil {
 			t.Fatalf("request %d took the exact path", i)
 		}
 		r.Ledger = lines(hour.Add(time.Duration(i%2)*time.Hour), "prod", "claude-sonnet-4-6", 70)
-		mustSettle(t, g, r, 70)
-		mustSettle(t, g, r, 70)
+		storetest.MustSettle(t, g, r, 70)
+		storetest.MustSettle(t, g, r, 70)
 	}
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wantLevel(t, h.plain, svc, n*70, 0)
+	storetest.WantLevel(t, h.plain, svc, n*70, 0)
 	got, err := h.plain.Ledger(context.Background(), hour, hour.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
@@ -178,16 +180,16 @@ func TestLedgerGrantStepResentAppliesOnce(t *testing.T) {
 }
 
 func ledgerGrantStepResentAppliesOnce(t *testing.T, h grantHarness) {
-	svc := bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
+	svc := storetest.Bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	crash(g)
-	a, err := prepareHold(hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
+	a, err := prepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	gr := g.grantFor(a, h.clock.Now())
 	ctx := context.Background()
-	hour := t0.Truncate(time.Hour)
+	hour := storetest.T0.Truncate(time.Hour)
 	grow := &grantStep{n: 1, add: 500, exp: h.clock.Now().Add(time.Minute)}
 	settle := &grantStep{n: 2, held: 500, est: 30, actual: 20, exp: h.clock.Now().Add(time.Minute),
 		ledger: lines(hour, "prod", "m", 20)}
@@ -207,15 +209,15 @@ func ledgerGrantStepResentAppliesOnce(t *testing.T, h grantHarness) {
 
 func TestLedgerSurvivesTheJournal(t *testing.T) {
 	h := boltHarness(t)
-	s := h.store.(*BoltStore)
+	s := h.Store.(*BoltStore)
 	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer j.Close()
-	hour := t0.Truncate(time.Hour)
-	svc := bud(budget.ScopeService, "journaled", budget.Daily, 1_000_000, true)
-	r := budget.Reservation{RequestID: "j1", Keys: []string{svc.Key(t0)}, Ledger: lines(hour, "prod", "m", 40)}
+	hour := storetest.T0.Truncate(time.Hour)
+	svc := storetest.Bud(budget.ScopeService, "journaled", budget.Daily, 1_000_000, true)
+	r := budget.Reservation{RequestID: "j1", Keys: []string{svc.Key(storetest.T0)}, Ledger: lines(hour, "prod", "m", 40)}
 	if err := j.Append(r, 40); err != nil {
 		t.Fatal(err)
 	}
@@ -237,5 +239,5 @@ func TestLedgerSurvivesTheJournal(t *testing.T) {
 	if tok, nan := ledgerSum(t, got); nan != 40 || tok != 110 {
 		t.Errorf("ledger after journaled replays: %d tokens, %s; want 110 and 40 once", tok, nan)
 	}
-	wantLevel(t, s, svc, 40, 0)
+	storetest.WantLevel(t, s, svc, 40, 0)
 }

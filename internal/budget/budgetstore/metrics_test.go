@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -49,15 +51,15 @@ func TestStoreMetrics(t *testing.T) {
 	}
 	for _, st := range stores {
 		t.Run(st.name, func(t *testing.T) {
-			clock := newFakeClock(t0)
+			clock := storetest.NewClock(storetest.T0)
 			reg := prometheus.NewRegistry()
 			s := st.open(t, Options{Clock: clock.Now, Registerer: reg, Timeout: testTimeout})
-			svc := bud(budget.ScopeService, "m", budget.Daily, money.USD(10), true)
-			team := bud(budget.ScopeTeam, "m", budget.Monthly, money.USD(10), true)
-			dry := bud(budget.ScopeWorkspace, "m", budget.Total, money.USD(1), false)
+			svc := storetest.Bud(budget.ScopeService, "m", budget.Daily, money.USD(10), true)
+			team := storetest.Bud(budget.ScopeTeam, "m", budget.Monthly, money.USD(10), true)
+			dry := storetest.Bud(budget.ScopeWorkspace, "m", budget.Total, money.USD(1), false)
 
 			// An orphan held on two budgets is counted once.
-			r := mustReserve(t, s, hold("orphan", money.USD(1), time.Minute, svc, team))
+			r := storetest.MustReserve(t, s, storetest.Hold("orphan", money.USD(1), time.Minute, svc, team))
 			if got := gather(t, reg, "clade_gateway_holds_in_flight"); got != 1 {
 				t.Errorf("holds in flight = %v, want 1", got)
 			}
@@ -65,18 +67,18 @@ func TestStoreMetrics(t *testing.T) {
 			if got := gather(t, reg, "clade_gateway_holds_in_flight"); got != 0 {
 				t.Errorf("holds in flight after the lease = %v, want 0", got)
 			}
-			wantLevel(t, s, svc, money.USD(1), 0)
-			wantLevel(t, s, team, money.USD(1), 0)
+			storetest.WantLevel(t, s, svc, money.USD(1), 0)
+			storetest.WantLevel(t, s, team, money.USD(1), 0)
 			if got := gather(t, reg, "clade_gateway_orphaned_holds_total"); got != 1 {
 				t.Errorf("orphans = %v, want 1", got)
 			}
-			mustSettle(t, s, r, money.USD(1))
+			storetest.MustSettle(t, s, r, money.USD(1))
 
 			// Actual above estimate: spend+holds go from 3 to 13 against a
 			// limit of 10, an overshoot of 3 on each enforced budget and
 			// none on the dry run.
-			r = mustReserve(t, s, hold("big", money.USD(2), time.Minute, svc, team, dry))
-			mustSettle(t, s, r, money.USD(12))
+			r = storetest.MustReserve(t, s, storetest.Hold("big", money.USD(2), time.Minute, svc, team, dry))
+			storetest.MustSettle(t, s, r, money.USD(12))
 			const want = `
 # HELP clade_gateway_budget_overshoot_usd_total USD by which settlements took an enforced budget's spend plus holds beyond its limit. Bounded by the 4 budget scopes, each exported from the start.
 # TYPE clade_gateway_budget_overshoot_usd_total counter
@@ -89,7 +91,7 @@ clade_gateway_budget_overshoot_usd_total{scope="workspace"} 0
 				t.Error(err)
 			}
 			// A second settlement adds nothing.
-			mustSettle(t, s, r, money.USD(12))
+			storetest.MustSettle(t, s, r, money.USD(12))
 			if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "clade_gateway_budget_overshoot_usd_total"); err != nil {
 				t.Error(err)
 			}
@@ -97,7 +99,7 @@ clade_gateway_budget_overshoot_usd_total{scope="workspace"} 0
 				t.Errorf("duration series = %d, want one per op used", n)
 			}
 			// Refusals are not errors.
-			mustExceed(t, s, hold("no", money.USD(1), time.Minute, svc))
+			storetest.MustExceed(t, s, storetest.Hold("no", money.USD(1), time.Minute, svc))
 			if got := gather(t, reg, "clade_gateway_store_errors_total"); got != 0 {
 				t.Errorf("store errors after a refusal = %v, want 0", got)
 			}
@@ -112,7 +114,7 @@ func TestStoreErrorsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = s.Close()
-	_, err = s.Reserve(context.Background(), hold("x", 1, time.Minute, bud(budget.ScopeService, "e", budget.Daily, 10, true)))
+	_, err = s.Reserve(context.Background(), storetest.Hold("x", 1, time.Minute, storetest.Bud(budget.ScopeService, "e", budget.Daily, 10, true)))
 	if !errors.Is(err, budget.ErrUnavailable) {
 		t.Fatalf("Reserve on a closed store = %v, want ErrUnavailable", err)
 	}

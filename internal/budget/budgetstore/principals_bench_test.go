@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/redis/go-redis/v9"
@@ -33,7 +35,7 @@ func BenchmarkPrincipalMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	service := bud(budget.ScopeService, "claude-code", budget.Monthly, money.USD(1_000_000), true)
+	service := storetest.Bud(budget.ScopeService, "claude-code", budget.Monthly, money.USD(1_000_000), true)
 	// Prime the service's window and Redis's own structures.
 	r, err := s.Reserve(ctx, budget.Hold{RequestID: "prime", Budgets: []budget.Budget{service}, Amount: money.USD(1), TTL: time.Minute})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -28,15 +30,15 @@ func principalBudget(name string, p budget.Period, limit money.Nanos) budget.Bud
 // Owners then lists each principal once, values with colons included, and
 // only those of the service asked for.
 func TestPrincipalsFirstSight(t *testing.T) {
-	for name, mk := range map[string]newHarness{"redis": redisHarness, "bolt": boltHarness} {
+	for name, mk := range map[string]storetest.NewHarness{"redis": redisHarness, "bolt": boltHarness} {
 		t.Run(name, func(t *testing.T) {
 			h := mk(t)
-			s, ok := h.store.(ownerStore)
+			s, ok := h.Store.(ownerStore)
 			if !ok {
-				t.Fatalf("%T has no Owners", h.store)
+				t.Fatalf("%T has no Owners", h.Store)
 			}
 			ctx := context.Background()
-			svc := bud(budget.ScopeService, "svc", budget.Monthly, money.USD(1000), true)
+			svc := storetest.Bud(budget.ScopeService, "svc", budget.Monthly, money.USD(1000), true)
 			user := "svc/metadata.user_id/urn:user:42"
 			var wg sync.WaitGroup
 			var mu sync.Mutex
@@ -45,7 +47,7 @@ func TestPrincipalsFirstSight(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					_, err := s.Reserve(ctx, hold(fmt.Sprintf("r%d", i), money.USD(1), time.Minute, svc,
+					_, err := s.Reserve(ctx, storetest.Hold(fmt.Sprintf("r%d", i), money.USD(1), time.Minute, svc,
 						principalBudget(user, budget.Daily, money.USD(3)), principalBudget(user, budget.Monthly, money.USD(100))))
 					if err == nil {
 						mu.Lock()
@@ -58,7 +60,7 @@ func TestPrincipalsFirstSight(t *testing.T) {
 			if admitted != 3 {
 				t.Fatalf("%d of 40 concurrent first requests admitted, the cap allows 3", admitted)
 			}
-			mustReserve(t, s, hold("other", money.USD(1), time.Minute, bud(budget.ScopeService, "svc2", budget.Monthly, money.USD(1000), true),
+			storetest.MustReserve(t, s, storetest.Hold("other", money.USD(1), time.Minute, storetest.Bud(budget.ScopeService, "svc2", budget.Monthly, money.USD(1000), true),
 				principalBudget("svc2/metadata.user_id/u", budget.Daily, money.USD(3))))
 			got, err := s.Owners(ctx, budget.ScopePrincipal, "svc/")
 			if err != nil {
@@ -81,11 +83,11 @@ func TestPrincipalWindowTTL(t *testing.T) {
 	if got := budgetWindowTTL(principalBudget("s/f/v", budget.Total, 1), time.Time{}, now); got != principalTotalKeep-10*time.Hour {
 		t.Errorf("principal total window TTL %v, want %v from the start of the day", got, principalTotalKeep)
 	}
-	svc := bud(budget.ScopeService, "s", budget.Daily, 1, true)
+	svc := storetest.Bud(budget.ScopeService, "s", budget.Daily, 1, true)
 	if got := budgetWindowTTL(svc, end, now); got != windowKeyTTL(end, now) {
 		t.Errorf("a service window's TTL changed: %v", got)
 	}
-	if got := budgetWindowTTL(bud(budget.ScopeService, "s", budget.Total, 1, true), time.Time{}, now); got != 0 {
+	if got := budgetWindowTTL(storetest.Bud(budget.ScopeService, "s", budget.Total, 1, true), time.Time{}, now); got != 0 {
 		t.Errorf("a service total window now expires: %v", got)
 	}
 }
@@ -93,14 +95,14 @@ func TestPrincipalWindowTTL(t *testing.T) {
 // TestPrincipalWindowExpiresInRedis: the TTL reaches Redis.
 func TestPrincipalWindowExpiresInRedis(t *testing.T) {
 	h := redisHarness(t)
-	s := h.store.(*RedisStore)
+	s := h.Store.(*RedisStore)
 	b := principalBudget("svc/claude_code.session/abc", budget.Total, money.USD(10))
-	mustReserve(t, s, hold("r1", money.USD(1), time.Minute, b))
-	ttl, err := s.rdb.TTL(context.Background(), s.keys.window(b.Key(t0))).Result()
+	storetest.MustReserve(t, s, storetest.Hold("r1", money.USD(1), time.Minute, b))
+	ttl, err := s.rdb.TTL(context.Background(), s.keys.window(b.Key(storetest.T0))).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := budgetWindowTTL(b, time.Time{}, t0)
+	want := budgetWindowTTL(b, time.Time{}, storetest.T0)
 	if ttl <= 0 || ttl > want || ttl < want-time.Minute {
 		t.Fatalf("the session's total window expires in %v, want about %v", ttl, want)
 	}

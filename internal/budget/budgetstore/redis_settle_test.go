@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -21,24 +23,24 @@ func TestRedisConcurrentSettlesShareCalls(t *testing.T) {
 	c := newClient(t, srv.addr())
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	s, err := NewRedis(c, Options{Clock: newFakeClock(t0).Now, Timeout: 5 * time.Second})
+	s, err := NewRedis(c, Options{Clock: storetest.NewClock(storetest.T0).Now, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	svc := bud(budget.ScopeService, "svc", budget.Daily, money.USD(1000), true)
-	team := bud(budget.ScopeTeam, "team", budget.Monthly, money.USD(1000), true)
-	other := bud(budget.ScopeService, "other", budget.Daily, money.USD(1000), true)
+	svc := storetest.Bud(budget.ScopeService, "svc", budget.Daily, money.USD(1000), true)
+	team := storetest.Bud(budget.ScopeTeam, "team", budget.Monthly, money.USD(1000), true)
+	other := storetest.Bud(budget.ScopeService, "other", budget.Daily, money.USD(1000), true)
 
 	const n = 200
 	rs := make([]budget.Reservation, n)
 	for i := range rs {
-		rs[i] = mustReserve(t, s, hold(fmt.Sprintf("req-%d", i), 10, time.Minute, svc, team))
+		rs[i] = storetest.MustReserve(t, s, storetest.Hold(fmt.Sprintf("req-%d", i), 10, time.Minute, svc, team))
 	}
 	// Request 0 is settled twice at once; request 1's caller names the
 	// wrong windows (as after a policy change moved its budgets).
 	jobs := append([]budget.Reservation{rs[0]}, rs...)
-	jobs[2].Keys = []string{other.Key(t0)}
+	jobs[2].Keys = []string{other.Key(storetest.T0)}
 
 	before := rt.n.Load()
 	var wg sync.WaitGroup
@@ -65,9 +67,9 @@ func TestRedisConcurrentSettlesShareCalls(t *testing.T) {
 		t.Errorf("%d concurrent settlements took %d calls: none were combined", len(jobs), calls)
 	}
 	t.Logf("%d concurrent settlements in %d calls", len(jobs), calls)
-	wantLevel(t, s, svc, n*7, 0)
-	wantLevel(t, s, team, n*7, 0)
-	wantLevel(t, s, other, 0, 0)
+	storetest.WantLevel(t, s, svc, n*7, 0)
+	storetest.WantLevel(t, s, team, n*7, 0)
+	storetest.WantLevel(t, s, other, 0, 0)
 	if got := s.flight.Count(); got != 0 {
 		t.Errorf("%v holds still tracked in flight after every settle", got)
 	}

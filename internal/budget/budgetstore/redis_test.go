@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/redis/go-redis/v9"
@@ -34,7 +36,7 @@ func newPrivateStore(t *testing.T, opts Options) (*RedisStore, *redisServer) {
 // everyOp runs each store operation once and returns their errors by name.
 func everyOp(s *RedisStore, r budget.Reservation, b budget.Budget) map[string]error {
 	ctx := context.Background()
-	_, reserveErr := s.Reserve(ctx, hold("probe", 1, time.Minute, b))
+	_, reserveErr := s.Reserve(ctx, storetest.Hold("probe", 1, time.Minute, b))
 	_, statusErr := s.Status(ctx, []budget.Budget{b})
 	return map[string]error{
 		"reserve": reserveErr,
@@ -48,12 +50,12 @@ func everyOp(s *RedisStore, r budget.Reservation, b budget.Budget) map[string]er
 
 func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 	const timeout = 200 * time.Millisecond
-	clock := newFakeClock(t0)
-	b := bud(budget.ScopeService, "s", budget.Daily, 100, true)
+	clock := storetest.NewClock(storetest.T0)
+	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 100, true)
 	for _, mode := range []string{"killed", "paused"} {
 		t.Run(mode, func(t *testing.T) {
 			s, srv := newPrivateStore(t, Options{Clock: clock.Now, Timeout: timeout})
-			r := mustReserve(t, s, hold("before", 5, time.Minute, b))
+			r := storetest.MustReserve(t, s, storetest.Hold("before", 5, time.Minute, b))
 			if mode == "killed" {
 				srv.stop()
 			} else {
@@ -68,7 +70,7 @@ func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 			// The bound itself, measured once per call; generous because
 			// the machine is shared, but far below go-redis's 3s default.
 			start := time.Now()
-			_, err := s.Reserve(context.Background(), hold("timed", 1, time.Minute, b))
+			_, err := s.Reserve(context.Background(), storetest.Hold("timed", 1, time.Minute, b))
 			if took := time.Since(start); !errors.Is(err, budget.ErrUnavailable) || took > 4*timeout {
 				t.Errorf("Reserve took %v (timeout %v), err %v", took, timeout, err)
 			}
@@ -77,13 +79,13 @@ func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 }
 
 func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	epochFile := filepath.Join(t.TempDir(), "epoch")
 	opts := Options{Clock: clock.Now, EpochFile: epochFile, Prefix: "gw", Timeout: testTimeout}
 	s, srv := newPrivateStore(t, opts)
-	b := bud(budget.ScopeService, "s", budget.Daily, 10, true)
-	r := mustReserve(t, s, hold("r", 4, time.Minute, b))
-	mustSettle(t, s, r, 4)
+	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 10, true)
+	r := storetest.MustReserve(t, s, storetest.Hold("r", 4, time.Minute, b))
+	storetest.MustSettle(t, s, r, 4)
 	saved, err := os.ReadFile(epochFile)
 	if err != nil || !strings.HasPrefix(string(saved), "1.") {
 		t.Fatalf("epoch file = %q, %v", saved, err)
@@ -113,18 +115,18 @@ func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 			t.Errorf("Ping after Reinit: %v", err)
 		}
 	}
-	wantLevel(t, s2, b, 0, 0) // counted from zero again, as documented
-	mustReserve(t, s2, hold("after", 10, time.Minute, b))
+	storetest.WantLevel(t, s2, b, 0, 0) // counted from zero again, as documented
+	storetest.MustReserve(t, s2, storetest.Hold("after", 10, time.Minute, b))
 	if saved2, _ := os.ReadFile(epochFile); !strings.HasPrefix(string(saved2), "2.") {
 		t.Errorf("epoch file after Reinit = %q, want generation 2", saved2)
 	}
 }
 
 func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	s, srv := newPrivateStore(t, Options{Clock: clock.Now, Timeout: testTimeout})
-	b := bud(budget.ScopeTeam, "t", budget.Monthly, 10, true)
-	r := mustReserve(t, s, hold("r", 4, time.Minute, b))
+	b := storetest.Bud(budget.ScopeTeam, "t", budget.Monthly, 10, true)
+	r := storetest.MustReserve(t, s, storetest.Hold("r", 4, time.Minute, b))
 	admin := newClient(t, srv.addr())
 	if err := admin.FlushAll(context.Background()).Err(); err != nil {
 		t.Fatal(err)
@@ -156,7 +158,7 @@ func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 	if err := fresh.Ping(context.Background()); err != nil {
 		t.Errorf("other gateway after Reinit: %v", err)
 	}
-	mustReserve(t, fresh, hold("r2", 10, time.Minute, b))
+	storetest.MustReserve(t, fresh, storetest.Hold("r2", 10, time.Minute, b))
 }
 
 func TestRedisExpectEpoch(t *testing.T) {
@@ -190,56 +192,56 @@ func TestRedisUnreachableAtStartFailsClosedThenWorks(t *testing.T) {
 		t.Fatalf("NewRedis with Redis down: %v", err)
 	}
 	defer s.Close()
-	b := bud(budget.ScopeService, "s", budget.Daily, 10, true)
-	if _, err := s.Reserve(context.Background(), hold("r", 1, time.Minute, b)); !errors.Is(err, budget.ErrUnavailable) {
+	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 10, true)
+	if _, err := s.Reserve(context.Background(), storetest.Hold("r", 1, time.Minute, b)); !errors.Is(err, budget.ErrUnavailable) {
 		t.Errorf("Reserve with Redis down = %v, want ErrUnavailable", err)
 	}
 	startRedisOn(t, port)
 	// A request that failed is refused for good; the next one gets a new ID.
-	mustReserve(t, s, hold("r2", 1, time.Minute, b))
+	storetest.MustReserve(t, s, storetest.Hold("r2", 1, time.Minute, b))
 }
 
 // TestRedisReleaseOfLostReserve covers what release leaves behind, in each
 // order it can race with the lost reserve and with a later settlement.
 func TestRedisReleaseOfLostReserve(t *testing.T) {
 	h := redisHarness(t)
-	s := h.store.(*RedisStore)
+	s := h.Store.(*RedisStore)
 	ctx := context.Background()
-	b := bud(budget.ScopeService, "rel", budget.Daily, 10, true)
+	b := storetest.Bud(budget.ScopeService, "rel", budget.Daily, 10, true)
 	release := func(id string) {
 		s.bg.Add(1)
-		s.release(id, []string{b.Key(t0)})
+		s.release(id, []string{b.Key(storetest.T0)})
 	}
 
 	// The reserve ran but its reply was lost: the hold is freed at once.
-	mustReserve(t, s, hold("placed", 6, time.Minute, b))
+	storetest.MustReserve(t, s, storetest.Hold("placed", 6, time.Minute, b))
 	release("placed")
-	wantLevel(t, s, b, 0, 0)
+	storetest.WantLevel(t, s, b, 0, 0)
 
 	// The release ran first: the late reserve places nothing.
 	release("late")
-	if _, err := s.Reserve(ctx, hold("late", 6, time.Minute, b)); !errors.Is(err, budget.ErrDuplicate) {
+	if _, err := s.Reserve(ctx, storetest.Hold("late", 6, time.Minute, b)); !errors.Is(err, budget.ErrDuplicate) {
 		t.Errorf("late reserve after release = %v, want ErrDuplicate", err)
 	}
-	wantLevel(t, s, b, 0, 0)
+	storetest.WantLevel(t, s, b, 0, 0)
 
 	// on_store_failure=allow forwarded both anyway and journaled their
 	// usage: each is charged once, in full.
 	for _, id := range []string{"placed", "late"} {
-		r := budget.Reservation{RequestID: id, Keys: []string{b.Key(t0)}}
-		mustSettle(t, s, r, 2)
-		mustSettle(t, s, r, 2)
+		r := budget.Reservation{RequestID: id, Keys: []string{b.Key(storetest.T0)}}
+		storetest.MustSettle(t, s, r, 2)
+		storetest.MustSettle(t, s, r, 2)
 	}
-	wantLevel(t, s, b, 4, 0)
+	storetest.WantLevel(t, s, b, 4, 0)
 	release("placed") // a release after settlement changes nothing
-	wantLevel(t, s, b, 4, 0)
+	storetest.WantLevel(t, s, b, 4, 0)
 
 	// A hold already charged as an orphan is refunded by its release.
-	mustReserve(t, s, hold("orphan", 3, time.Minute, b))
-	h.clock.Add(2 * time.Minute)
-	wantLevel(t, s, b, 7, 0)
+	storetest.MustReserve(t, s, storetest.Hold("orphan", 3, time.Minute, b))
+	h.Clock.Add(2 * time.Minute)
+	storetest.WantLevel(t, s, b, 7, 0)
 	release("orphan")
-	wantLevel(t, s, b, 4, 0)
+	storetest.WantLevel(t, s, b, 4, 0)
 }
 
 func TestNewRedisRequiresContextTimeouts(t *testing.T) {
@@ -258,8 +260,8 @@ func TestClusterKeysShareOneSlot(t *testing.T) {
 	cc := newClusterClient(t, c)
 	ctx := context.Background()
 	ks := newKeyspace("clade")
-	b := bud(budget.ScopeService, "search", budget.Daily, 1, true)
-	keys := append(ks.scriptKeys("req-1", []string{b.Key(t0)}),
+	b := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1, true)
+	keys := append(ks.scriptKeys("req-1", []string{b.Key(storetest.T0)}),
 		ks.adjustOp("x"), ks.note("n"), ks.lock("l"), ks.records("batch"))
 	want, err := cc.ClusterKeySlot(ctx, keys[0]).Result()
 	if err != nil {
@@ -327,11 +329,11 @@ func TestNewRedisWarnsAboutEviction(t *testing.T) {
 // deletes an empty zset, TTL and all). A total budget's keys never expire.
 func TestRedisWindowKeysExpire(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	s, srv := newPrivateStore(t, Options{Clock: clock.Now})
 	c := newClient(t, srv.addr())
-	daily := bud(budget.ScopeService, "d", budget.Daily, 100, true)
-	total := bud(budget.ScopeTeam, "t", budget.Total, 100, true)
+	daily := storetest.Bud(budget.ScopeService, "d", budget.Daily, 100, true)
+	total := storetest.Bud(budget.ScopeTeam, "t", budget.Total, 100, true)
 
 	ttls := func() map[string]time.Duration {
 		t.Helper()
@@ -369,14 +371,14 @@ func TestRedisWindowKeysExpire(t *testing.T) {
 		}
 	}
 
-	r1 := mustReserve(t, s, hold("first", 5, time.Minute, daily, total))
+	r1 := storetest.MustReserve(t, s, storetest.Hold("first", 5, time.Minute, daily, total))
 	check("after the first hold", 4)
-	mustSettle(t, s, r1, 3)
+	storetest.MustSettle(t, s, r1, 3)
 	check("after the settle emptied the zsets", 2)
-	mustReserve(t, s, hold("second", 5, time.Minute, daily, total))
+	storetest.MustReserve(t, s, storetest.Hold("second", 5, time.Minute, daily, total))
 	check("after a hold recreated the zsets", 4)
-	wantLevel(t, s, daily, 3, 5)
-	wantLevel(t, s, total, 3, 5)
+	storetest.WantLevel(t, s, daily, 3, 5)
+	storetest.WantLevel(t, s, total, 3, 5)
 }
 
 // A hold's zset member carries its amount after the request ID, and a
@@ -384,22 +386,22 @@ func TestRedisWindowKeysExpire(t *testing.T) {
 // client's): settle, extend and the orphan prune must still find it.
 func TestRedisRequestIDWithSeparator(t *testing.T) {
 	ctx := context.Background()
-	clock := newFakeClock(t0)
+	clock := storetest.NewClock(storetest.T0)
 	s, _ := newPrivateStore(t, Options{Clock: clock.Now})
-	b := bud(budget.ScopeService, "s", budget.Daily, 1000, true)
+	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 1000, true)
 
-	live := mustReserve(t, s, hold("batch:msgbatch_1:a|7|1", 10, time.Minute, b))
+	live := storetest.MustReserve(t, s, storetest.Hold("batch:msgbatch_1:a|7|1", 10, time.Minute, b))
 	if err := s.Extend(ctx, live, 5*time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	orphan := mustReserve(t, s, hold("batch:msgbatch_1:b|0|", 20, time.Minute, b))
-	wantLevel(t, s, b, 0, 30)
+	orphan := storetest.MustReserve(t, s, storetest.Hold("batch:msgbatch_1:b|0|", 20, time.Minute, b))
+	storetest.WantLevel(t, s, b, 0, 30)
 	// Past the orphan's lease but within the extended one: the next
 	// reserve prunes the orphan at its estimate and keeps the live hold.
 	clock.Add(2 * time.Minute)
-	mustReserve(t, s, hold("after", 1, time.Minute, b))
-	wantLevel(t, s, b, 20, 11)
-	mustSettle(t, s, live, 4)
-	mustSettle(t, s, orphan, 15) // corrects the orphan charge 20 -> 15
-	wantLevel(t, s, b, 19, 1)
+	storetest.MustReserve(t, s, storetest.Hold("after", 1, time.Minute, b))
+	storetest.WantLevel(t, s, b, 20, 11)
+	storetest.MustSettle(t, s, live, 4)
+	storetest.MustSettle(t, s, orphan, 15) // corrects the orphan charge 20 -> 15
+	storetest.WantLevel(t, s, b, 19, 1)
 }

@@ -1,4 +1,4 @@
-package budgetstore
+package storetest
 
 import (
 	"context"
@@ -15,26 +15,26 @@ import (
 )
 
 // runRecordsConformance covers adjustments, exactness, notifications, records, locks and invalid calls.
-func runRecordsConformance(t *testing.T, newH newHarness) {
+func runRecordsConformance(t *testing.T, newH NewHarness) {
 	ctx := context.Background()
-	svc := bud(budget.ScopeService, "search", budget.Daily, 10, true)
-	team := bud(budget.ScopeTeam, "core", budget.Monthly, 5, true)
+	svc := Bud(budget.ScopeService, "search", budget.Daily, 10, true)
+	team := Bud(budget.ScopeTeam, "core", budget.Monthly, 5, true)
 
 	t.Run("AdjustAndStatus", func(t *testing.T) {
 		h := newH(t)
-		s := h.store
+		s := h.Store
 		if err := s.Adjust(ctx, svc, 4); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Adjust(ctx, svc, -1); err != nil {
 			t.Fatal(err)
 		}
-		r := mustReserve(t, s, hold("a", 2, time.Minute, svc))
+		r := MustReserve(t, s, Hold("a", 2, time.Minute, svc))
 		st, err := s.Status(ctx, []budget.Budget{svc, team})
 		if err != nil {
 			t.Fatal(err)
 		}
-		start, end := svc.Window(t0)
+		start, end := svc.Window(T0)
 		if st[0].Spent != 3 || st[0].Reserved != 2 || st[0].Remaining() != 5 ||
 			!st[0].WindowStart.Equal(start) || !st[0].ResetsAt.Equal(end) || st[0].Budget.Name != "search" {
 			t.Errorf("status = %+v", st[0])
@@ -47,37 +47,37 @@ func runRecordsConformance(t *testing.T, newH newHarness) {
 		if err := s.Adjust(ctx, svc, -5); err != nil {
 			t.Fatal(err)
 		}
-		wantLevel(t, s, svc, -2, 2)
-		mustExceed(t, s, hold("b", 11, time.Minute, svc))
-		mustReserve(t, s, hold("c", 10, time.Minute, svc))
-		mustSettle(t, s, r, 2)
-		wantLevel(t, s, svc, 0, 10)
+		WantLevel(t, s, svc, -2, 2)
+		_ = MustExceed(t, s, Hold("b", 11, time.Minute, svc))
+		MustReserve(t, s, Hold("c", 10, time.Minute, svc))
+		MustSettle(t, s, r, 2)
+		WantLevel(t, s, svc, 0, 10)
 	})
 
 	t.Run("ExactBeyondFloatPrecision", func(t *testing.T) {
 		// 2^53 nano-USD is about 9 million USD; above it a float64 cannot
 		// tell limit from limit+1.
-		big := bud(budget.ScopeWorkspace, "huge", budget.Total, 20_000_000*money.PerUSD+1, true)
+		big := Bud(budget.ScopeWorkspace, "huge", budget.Total, 20_000_000*money.PerUSD+1, true)
 		h := newH(t)
-		if err := h.store.Adjust(ctx, big, big.Limit-10); err != nil {
+		if err := h.Store.Adjust(ctx, big, big.Limit-10); err != nil {
 			t.Fatal(err)
 		}
-		mustExceed(t, h.store, hold("a", 11, time.Minute, big))
-		r := mustReserve(t, h.store, hold("b", 10, time.Minute, big))
+		_ = MustExceed(t, h.Store, Hold("a", 11, time.Minute, big))
+		r := MustReserve(t, h.Store, Hold("b", 10, time.Minute, big))
 		if r.Remaining != 0 {
 			t.Errorf("remaining = %s, want 0", r.Remaining)
 		}
-		mustExceed(t, h.store, hold("c", 1, time.Minute, big))
-		mustSettle(t, h.store, r, 9)
-		wantLevel(t, h.store, big, big.Limit-1, 0)
-		mustReserve(t, h.store, hold("d", 1, time.Minute, big))
+		_ = MustExceed(t, h.Store, Hold("c", 1, time.Minute, big))
+		MustSettle(t, h.Store, r, 9)
+		WantLevel(t, h.Store, big, big.Limit-1, 0)
+		MustReserve(t, h.Store, Hold("d", 1, time.Minute, big))
 	})
 
 	t.Run("ClaimNotificationOnce", func(t *testing.T) {
 		h := newH(t)
-		a, b := h.store, h.replica(t)
+		a, b := h.Store, h.Replica(t)
 		got := []bool{}
-		for _, s := range []conformStore{a, b, a} {
+		for _, s := range []Store{a, b, a} {
 			ok, err := s.ClaimNotification(ctx, "alert:service:search:daily:20261127:0.8", time.Hour)
 			if err != nil {
 				t.Fatal(err)
@@ -87,7 +87,7 @@ func runRecordsConformance(t *testing.T, newH newHarness) {
 		if d := cmp.Diff([]bool{true, false, false}, got); d != "" {
 			t.Errorf("claims (-want +got):\n%s", d)
 		}
-		h.clock.Add(time.Hour)
+		h.Clock.Add(time.Hour)
 		if ok, err := b.ClaimNotification(ctx, "alert:service:search:daily:20261127:0.8", time.Hour); err != nil || !ok {
 			t.Errorf("claim after expiry = %v, %v, want true", ok, err)
 		}
@@ -95,7 +95,7 @@ func runRecordsConformance(t *testing.T, newH newHarness) {
 
 	t.Run("RecordsAndLocks", func(t *testing.T) {
 		h := newH(t)
-		a, b := h.store, h.replica(t)
+		a, b := h.Store, h.Replica(t)
 		if err := a.PutRecord(ctx, "batch", "msgbatch_1", []byte(`{"service":"search"}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +126,7 @@ func runRecordsConformance(t *testing.T, newH newHarness) {
 			t.Errorf("ListRecords(none) = %v, %v", all, err)
 		}
 
-		lock := func(s conformStore) bool {
+		lock := func(s Store) bool {
 			ok, err := s.TryLock(ctx, "batch-poller", time.Minute)
 			if err != nil {
 				t.Fatal(err)
@@ -134,9 +134,9 @@ func runRecordsConformance(t *testing.T, newH newHarness) {
 			return ok
 		}
 		got := []bool{lock(a), lock(b), lock(a)} // the holder renews
-		h.clock.Add(59 * time.Second)
+		h.Clock.Add(59 * time.Second)
 		got = append(got, lock(b))
-		h.clock.Add(61 * time.Second) // past a's renewed lease
+		h.Clock.Add(61 * time.Second) // past a's renewed lease
 		got = append(got, lock(b), lock(a))
 		if d := cmp.Diff([]bool{true, false, true, false, true, false}, got); d != "" {
 			t.Errorf("locks (-want +got):\n%s", d)
@@ -144,14 +144,14 @@ func runRecordsConformance(t *testing.T, newH newHarness) {
 	})
 
 	t.Run("InvalidCalls", func(t *testing.T) {
-		s := newH(t).store
+		s := newH(t).Store
 		cases := []struct {
 			name string
 			err  error
 		}{
-			{"no request ID", func() error { _, err := s.Reserve(ctx, hold("", 1, time.Minute, svc)); return err }()},
-			{"negative amount", func() error { _, err := s.Reserve(ctx, hold("n", -1, time.Minute, svc)); return err }()},
-			{"budget twice", func() error { _, err := s.Reserve(ctx, hold("n", 1, time.Minute, svc, svc)); return err }()},
+			{"no request ID", func() error { _, err := s.Reserve(ctx, Hold("", 1, time.Minute, svc)); return err }()},
+			{"negative amount", func() error { _, err := s.Reserve(ctx, Hold("n", -1, time.Minute, svc)); return err }()},
+			{"budget twice", func() error { _, err := s.Reserve(ctx, Hold("n", 1, time.Minute, svc, svc)); return err }()},
 			{"negative actual", s.Settle(ctx, budget.Reservation{RequestID: "x", Keys: []string{"k"}}, -1)},
 			{"settle without ID", s.Settle(ctx, budget.Reservation{Keys: []string{"k"}}, 1)},
 		}
@@ -160,6 +160,6 @@ func runRecordsConformance(t *testing.T, newH newHarness) {
 				t.Errorf("%s: err = %v, want ErrInvalid", tc.name, tc.err)
 			}
 		}
-		wantLevel(t, s, svc, 0, 0)
+		WantLevel(t, s, svc, 0, 0)
 	})
 }
