@@ -12,7 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
@@ -93,15 +94,15 @@ func checklistOptions(cfg config, now func() time.Time) (checklist.Options, erro
 func checklistLive(cfg config, getenv func(string) string) (checklist.Live, func()) {
 	switch {
 	case cfg.RedisURL != "":
-		ro, err := budget.ParseRedisURL(cfg.RedisURL)
+		ro, err := redisurl.Parse(cfg.RedisURL)
 		if err != nil {
 			return unreadable{fmt.Errorf("CLADE_REDIS_URL: %w", err)}, func() {}
 		}
 		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = cfg.StoreTimeout, cfg.StoreTimeout, cfg.StoreTimeout
 		rdb := redis.NewUniversalClient(ro)
-		return trail.Reader{Records: budget.NewRedisRecordReader(rdb, cfg.RedisPrefix, cfg.StoreTimeout*4)}, func() { _ = rdb.Close() }
+		return trail.Reader{Records: budgetstore.NewRedisRecordReader(rdb, cfg.RedisPrefix, cfg.StoreTimeout*4)}, func() { _ = rdb.Close() }
 	case getenv("CLADE_DATA_DIR") != "":
-		r, err := budget.OpenBoltRecordReader(filepath.Join(cfg.DataDir, "budgets.db"))
+		r, err := budgetstore.OpenBoltRecordReader(filepath.Join(cfg.DataDir, "budgets.db"))
 		if err != nil {
 			return unreadable{err}, func() {}
 		}

@@ -16,7 +16,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
-	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 	"github.com/clade-gateway/clade-gateway/internal/reconcile"
@@ -154,20 +155,20 @@ func adminReports(cfg config, pol *policy.Policy, getenv func(string) string) (*
 // by a running gateway: then its admin endpoint GET /admin/reconcile is
 // the way.
 func openLedgerStore(ctx context.Context, cfg config) (reconcileStore, func(), error) {
-	opts := budget.Options{Timeout: 10 * cfg.StoreTimeout, Prefix: cfg.RedisPrefix}
+	opts := budgetstore.Options{Timeout: 10 * cfg.StoreTimeout, Prefix: cfg.RedisPrefix}
 	if cfg.RedisURL == "" {
-		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
+		s, err := budgetstore.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("reconcile: embedded store (a running gateway holds it: use its GET /admin/reconcile): %w", err)
 		}
 		return s, func() { _ = s.Close() }, nil
 	}
-	ro, err := budget.ParseRedisURL(cfg.RedisURL)
+	ro, err := redisurl.Parse(cfg.RedisURL)
 	if err != nil {
 		return nil, nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
 	}
 	rdb := redis.NewUniversalClient(ro)
-	s, err := budget.NewRedis(rdb, opts)
+	s, err := budgetstore.NewRedis(rdb, opts)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, nil, fmt.Errorf("reconcile: redis store: %w", err)

@@ -21,6 +21,8 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/admin"
 	"github.com/clade-gateway/clade-gateway/internal/batch"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
@@ -76,7 +78,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	defer release()
 	// The journal is opened first and closed last: closing the store
 	// journals what its grants could not return.
-	journal, err := budget.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
+	journal, err := budgetstore.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -203,25 +205,25 @@ func storeKind(cfg config) string {
 	return "redis"
 }
 
-func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, journal *budget.Journal) (store, error) {
-	opts := budget.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
+func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, journal *budgetstore.Journal) (store, error) {
+	opts := budgetstore.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
 		LedgerRetention: cfg.LedgerRetention}
 	if cfg.RedisURL == "" {
-		s, err := budget.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
+		s, err := budgetstore.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
 		if cfg.GrantWindow == 0 {
 			return s, nil
 		}
-		g, err := budget.NewGranted(s, grantOptions(cfg, journal))
+		g, err := budgetstore.NewGranted(s, grantOptions(cfg, journal))
 		if err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("grants: %w", err)
 		}
 		return granted{backend: s, g: g}, nil
 	}
-	ro, err := budget.ParseRedisURL(cfg.RedisURL)
+	ro, err := redisurl.Parse(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
 	}
@@ -249,7 +251,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	// back empty; it is Redis's alone, not the embedded store's.
 	opts.EpochFile = filepath.Join(cfg.DataDir, "redis-epoch")
 	rdb := redis.NewUniversalClient(ro)
-	s, err := budget.NewRedis(rdb, opts)
+	s, err := budgetstore.NewRedis(rdb, opts)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("redis store: %w", err)
@@ -257,7 +259,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	if cfg.GrantWindow == 0 {
 		return closingStore{backend: s, rdb: rdb}, nil
 	}
-	g, err := budget.NewGranted(s, grantOptions(cfg, journal))
+	g, err := budgetstore.NewGranted(s, grantOptions(cfg, journal))
 	if err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("grants: %w", err)
@@ -273,13 +275,13 @@ type backend interface {
 	Reinit(ctx context.Context) error
 	// CloseGrant lets the journal's replay, which asserts for it, apply
 	// grants an earlier process journaled, with or without grants now.
-	CloseGrant(ctx context.Context, c budget.GrantClose) error
+	CloseGrant(ctx context.Context, c budgetstore.GrantClose) error
 	TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error)
 }
 
 var (
-	_ backend = (*budget.RedisStore)(nil)
-	_ backend = (*budget.BoltStore)(nil)
+	_ backend = (*budgetstore.RedisStore)(nil)
+	_ backend = (*budgetstore.BoltStore)(nil)
 	_ backend = granted{}
 	_ backend = closingStore{}
 	// The reconciler asserts for it (startReconciler).
@@ -288,15 +290,15 @@ var (
 
 // grantOptions are the admission grants of CLADE_GRANT_WINDOW, on either
 // store.
-func grantOptions(cfg config, journal *budget.Journal) budget.GrantOptions {
-	return budget.GrantOptions{Window: cfg.GrantWindow, Lease: cfg.HoldTTL, Journal: journal}
+func grantOptions(cfg config, journal *budgetstore.Journal) budgetstore.GrantOptions {
+	return budgetstore.GrantOptions{Window: cfg.GrantWindow, Lease: cfg.HoldTTL, Journal: journal}
 }
 
 // granted is a store admitting through grants: admission, settlement,
 // journaled grants and Close are the grants', everything else the store's.
 type granted struct {
 	backend
-	g *budget.Granted
+	g *budgetstore.Granted
 }
 
 func (s granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error) {
@@ -311,7 +313,7 @@ func (s granted) Settle(ctx context.Context, r budget.Reservation, actual money.
 	return s.g.Settle(ctx, r, actual)
 }
 
-func (s granted) CloseGrant(ctx context.Context, c budget.GrantClose) error {
+func (s granted) CloseGrant(ctx context.Context, c budgetstore.GrantClose) error {
 	return s.g.CloseGrant(ctx, c)
 }
 

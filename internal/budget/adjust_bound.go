@@ -14,16 +14,3 @@ const MaxWindowSpend = 1_000_000_000 * money.PerUSD
 // ErrAdjustRange reports an adjustment that would take a window's spend
 // beyond ±MaxWindowSpend. Nothing is applied.
 var ErrAdjustRange = errors.New("budget: the adjustment would take the window's spend beyond ±$1,000,000,000")
-
-// adjustInRange reports whether cur+delta stays within ±MaxWindowSpend,
-// without computing a sum that could itself overflow.
-func adjustInRange(cur, delta int64) bool {
-	const m = int64(MaxWindowSpend)
-	if delta > 2*m || delta < -2*m {
-		return false
-	}
-	if delta >= 0 {
-		return cur <= m-delta
-	}
-	return cur >= -m-delta
-}

@@ -1,14 +1,3 @@
-// Package budget decides whether a request may spend, and charges it.
-//
-// A request reserves an upper-bound estimate (a hold) against every budget
-// that applies to it in one atomic step, then settles: the hold is replaced
-// by the actual cost. Holds are leases that expire, so a dead replica cannot
-// pin budget forever; an expired hold is charged at its estimate and counted
-// as orphaned, and a late settlement corrects that charge to the actual cost.
-// Committed spend only ever grows by real (or conservatively estimated) cost.
-//
-// Two stores share these semantics and one conformance suite: Redis (shared
-// by every replica) and an embedded bbolt file (one replica).
 package budget
 
 import (
@@ -89,12 +78,12 @@ func (b Budget) Window(t time.Time) (start, end time.Time) {
 // restarts and carries no secrets: "service:recommendation:daily:20261127".
 func (b Budget) Key(t time.Time) string {
 	start, _ := b.Window(t)
-	return b.windowKey(start)
+	return b.WindowKey(start)
 }
 
-// windowKey is Key for the window that starts at start, built in one
-// allocation: every request names several.
-func (b Budget) windowKey(start time.Time) string {
+// WindowKey is Key for the window that starts at start (as Window
+// returns it), built in one allocation: every request names several.
+func (b Budget) WindowKey(start time.Time) string {
 	var k strings.Builder
 	k.Grow(len(b.Scope) + len(b.Name) + len(b.ID) + 11)
 	k.WriteString(string(b.Scope))
@@ -146,14 +135,22 @@ type Reservation struct {
 	// Ledger is the settled cost broken down for the spend ledger; set it
 	// before Settle. When present it must add up to the actual cost.
 	Ledger []LedgerLine `json:"ledger,omitempty"`
-	// grant is the grant this request drew on (see Granted), nil for a
-	// hold of its own. Never journaled: a draw is settled in memory.
-	grant *grant
+	// Draw is the admission grant this request drew on, set by the store
+	// that admitted it from a grant; nil for a hold of its own. Never
+	// journaled: a draw is settled in memory by that store.
+	Draw Draw `json:"-"`
+}
+
+// Draw is a grant a reservation drew on. Only the store that set it can
+// settle it; to everyone else it says only that settlement stays in memory.
+type Draw interface {
+	// SettlesInMemory is a marker: a Draw settles without a store call.
+	SettlesInMemory()
 }
 
 // InMemory reports whether settling r touches only memory (a draw on a
 // grant): callers may settle it inline instead of in the background.
-func (r Reservation) InMemory() bool { return r.grant != nil }
+func (r Reservation) InMemory() bool { return r.Draw != nil }
 
 // Status is one budget's current window as the store sees it.
 type Status struct {
@@ -175,6 +172,15 @@ func (s Status) Remaining() money.Nanos {
 
 // Sentinel errors. Match them with errors.Is.
 var (
+	// ErrDuplicate reports a Reserve with a request ID whose hold was already
+	// settled or has expired: request IDs must be unique per request, and
+	// placing a second hold under a settled ID could never be settled.
+	ErrDuplicate = errors.New("budget: request ID already used")
+
+	// ErrInvalid reports a call or option the store cannot act on, such as a
+	// hold without a request ID. It is a caller bug, never a store failure.
+	ErrInvalid = errors.New("budget: invalid argument")
+
 	// ErrOverBudget is wrapped by *ExceededError.
 	ErrOverBudget = errors.New("budget: over budget")
 	// ErrUnavailable wraps every failure to reach or use the store.

@@ -1,75 +1,18 @@
-// # Clock
+// Package budget decides whether a request may spend, and charges it.
 //
-// Windows, lease ends and lock expiry follow Options.Clock, which the Go
-// code reads and passes to each Lua script as an argument; scripts never
-// call Redis TIME. Tests can therefore drive time, and replicas' clock skew
-// (milliseconds under NTP) only moves a lease end or a window boundary by
-// that much. Redis key TTLs are only garbage collection, computed as
-// durations on the same clock.
+// A request reserves an upper-bound estimate (a hold) against every budget
+// that applies to it in one atomic step, then settles: the hold is replaced
+// by the actual cost. Holds are leases that expire, so a dead replica cannot
+// pin budget forever; an expired hold is charged at its estimate and counted
+// as orphaned, and a late settlement corrects that charge to the actual cost.
+// Committed spend only ever grows by real (or conservatively estimated) cost.
 //
-// # Holds, orphans and settlement
+// Two stores share these semantics and one conformance suite: Redis (shared
+// by every replica) and an embedded bbolt file (one replica).
 //
-// A hold sits in every window it reserved against: in the window's zset
-// (scored by lease end) and as a field of the window's hash, whose "rsv"
-// field sums live holds. Whenever a script reads a window it first charges
-// the window's expired holds into "spent" at their estimate (they become
-// orphans), so spent + rsv is always what admission compares with the
-// limit, and a dead replica's holds stop pinning budget when their lease
-// ends. Settle is idempotent per request ID through the hold record, which
-// after settlement is the settled marker, kept 8 days: within them a late
-// settlement of an orphan corrects the charge to the actual cost exactly;
-// after them it counts as an unknown hold and is charged in full.
-//
-// Amounts are int64 nano-USD. Lua numbers are doubles, so scripts never add
-// amounts themselves: HINCRBY does the arithmetic and comparisons split
-// values at 1e9, which keeps caps exact up to int64 range.
-//
-// # Fitted holds
-//
-// A Hold with a Fit that does not fit at its Amount is placed, in the same
-// script call or bbolt transaction, at Fit.Fixed + k × Fit.PerUnit for the
-// largest k the tightest enforced budget's room takes (see fit.go). The
-// script works the room out in doubles from the halves split at 1e9 (exact
-// below 2^53 nano-USD, which Fit.validate keeps every fitted amount under)
-// and checks the amount it picked with the exact comparison before placing
-// it, so a fitted hold never passes a limit either. Under grants the exact
-// path fits: a grant that cannot grow sends requests there.
-//
-// # Redis layout and capacity
-//
-// Every key carries one hash tag, "{" + Options.Prefix + "}" (see
-// keys.go), so each script's keys share one Cluster slot and no call can
-// fail with CROSSSLOT. The price is that all budget traffic of one prefix
-// lands on one shard: Cluster adds availability, not budget throughput. A
-// reserve or a settle is one script call (one round trip) of a few dozen
-// O(1) or O(log n) commands per budget; a shard runs roughly tens of
-// thousands of such calls per second (measured: 39µs of Redis CPU per call
-// with three budgets, about 25,000 calls or 12,000 requests per second),
-// which bounds the fleet's admitted requests per second per prefix. Deployments that need more can split
-// prefixes (e.g. per workspace) so that their budgets never share a hold.
-//
-// Redis 6.2 or later is required (ZADD GT, HSET with several fields), with
-// maxmemory-policy noeviction: any other policy may silently drop window
-// keys, which would undercount spend (NewRedis logs an error if it sees
-// one). Persistence (AOF) is strongly advised; without it a restart is a
-// data loss that the epoch turns into ErrStoreReset. On Sentinel or
-// Cluster, a failover can lose the last writes acknowledged by the old
-// primary (replication is asynchronous), so spend can move back by what
-// those writes held; that loss is not detected.
-//
-// # Grants
-//
-// Granted (grant.go) wraps either store, through the grantBackend
-// interface, so that a replica admits from grants, holds it places per
-// budget set ahead of demand, instead of one hold per request. A grant's
-// step is grant.lua on Redis and one bbolt transaction on the embedded
-// store (bolt_grant.go), by the same rules; to everything else a grant is
-// an ordinary hold (pruned, counted, charged as an orphan when its lease
-// ends). The embedded store also charges, when it is opened, the grants a
-// previous process left in the file.
-//
-// # Store loss
-//
-// See epoch.go: a store that lost its data fails every call with
-// ErrStoreReset until an operator calls Reinit.
+// This package is the model only: budgets and their windows, holds,
+// reservations, fits, ledger lines, errors and the Store contract. It
+// depends on the standard library and money alone, so the policy, pricing
+// and notification code that names a budget links no store client. The
+// stores are in package budgetstore.
 package budget

@@ -15,7 +15,7 @@ import (
 //
 // For a Messages request the units are output tokens: Fixed is the
 // prompt's worst case and PerUnit one output token's, and the number of
-// units is the max_tokens the request is forwarded with.
+// Units is the max_tokens the request is forwarded with.
 type Fit struct {
 	Fixed   money.Nanos
 	PerUnit money.Nanos // zero: the hold is placed at Amount or refused
@@ -27,12 +27,12 @@ type Fit struct {
 // are doubles: 2^53 nano-USD is about 9 million USD per request.
 const maxFitAmount = 1 << 53
 
-// active reports whether f asks for fitting.
-func (f Fit) active() bool { return f.PerUnit > 0 }
+// Active reports whether f asks for fitting.
+func (f Fit) Active() bool { return f.PerUnit > 0 }
 
-// validate checks f against the hold's amount.
-func (f Fit) validate(amount money.Nanos) error {
-	if !f.active() {
+// Validate checks f against the hold's amount.
+func (f Fit) Validate(amount money.Nanos) error {
+	if !f.Active() {
 		return nil
 	}
 	if f.Fixed < 0 || f.Min < 1 || f.Max < f.Min || amount >= maxFitAmount ||
@@ -42,39 +42,24 @@ func (f Fit) validate(amount money.Nanos) error {
 	return nil
 }
 
-// units returns the largest number of units, at most Max, whose amount
+// Units returns the largest number of units, at most Max, whose amount
 // fits room, and false if that is under Min.
-func (f Fit) units(room money.Nanos) (int64, bool) {
-	if !f.active() || room < f.Fixed {
+func (f Fit) Units(room money.Nanos) (int64, bool) {
+	if !f.Active() || room < f.Fixed {
 		return 0, false
 	}
 	k := min(int64(room-f.Fixed)/int64(f.PerUnit), f.Max)
 	return k, k >= f.Min
 }
 
-// amount is the hold for k units.
-func (f Fit) amount(k int64) money.Nanos { return f.Fixed + money.Nanos(k)*f.PerUnit }
+// Amount is the hold for k units.
+func (f Fit) Amount(k int64) money.Nanos { return f.Fixed + money.Nanos(k)*f.PerUnit }
 
-// unitsOf returns the units a placed amount stands for: 0 if it is the
+// UnitsOf returns the units a placed amount stands for: 0 if it is the
 // hold's own amount.
-func (f Fit) unitsOf(placed, amount money.Nanos) int64 {
-	if !f.active() || placed == amount {
+func (f Fit) UnitsOf(placed, amount money.Nanos) int64 {
+	if !f.Active() || placed == amount {
 		return 0
 	}
 	return int64(placed-f.Fixed) / int64(f.PerUnit)
-}
-
-// room returns what the tightest enforced budget has left at levels and
-// its index; ok is false when no budget is enforced.
-func room(budgets []Budget, levels []level) (left money.Nanos, at int, ok bool) {
-	at = -1
-	for i, b := range budgets {
-		if !b.Enforce {
-			continue
-		}
-		if l := b.Limit - levels[i].spent - levels[i].reserved; !ok || l < left {
-			left, at, ok = l, i, true
-		}
-	}
-	return left, at, ok
 }

@@ -16,6 +16,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
 
@@ -74,12 +75,12 @@ var _ promtable.Table = (*Collector)(nil)
 
 // New returns a collector of the budgets that budgets returns (nil while
 // there is no policy), reading their levels from s within timeout
-// (budget.DefaultTimeout when not positive). When the store cannot be read
+// (budgetstore.DefaultTimeout when not positive). When the store cannot be read
 // it exports the limits and thresholds and counts a scrape error, rather
 // than levels that would read as zero spend.
 func New(s Store, budgets func() Budgets, timeout time.Duration) *Collector {
 	if timeout <= 0 {
-		timeout = budget.DefaultTimeout
+		timeout = budgetstore.DefaultTimeout
 	}
 	labels := schema.Names()
 	return &Collector{store: s, budgets: budgets, timeout: timeout, descs: map[string]*prometheus.Desc{

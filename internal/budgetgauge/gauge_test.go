@@ -13,6 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
@@ -28,9 +29,9 @@ func bud(scope budget.Scope, name string, p budget.Period, limit money.Nanos, al
 	return budget.Budget{Scope: scope, Name: name, ID: string(p), Period: p, Limit: limit, Enforce: true, AlertAt: alertAt}
 }
 
-func openStore(t *testing.T) *budget.BoltStore {
+func openStore(t *testing.T) *budgetstore.BoltStore {
 	t.Helper()
-	s, err := budget.OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), budget.Options{})
+	s, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), budgetstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

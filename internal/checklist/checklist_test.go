@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -88,7 +88,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	r := testutil.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
-	rs, err := budget.NewRedis(rdb, budget.Options{Timeout: 2 * time.Second, Clock: func() time.Time { return now }})
+	rs, err := budgetstore.NewRedis(rdb, budgetstore.Options{Timeout: 2 * time.Second, Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	}
 
 	path := filepath.Join(t.TempDir(), "budgets.db")
-	bs, err := budget.OpenBolt(path, budget.Options{Clock: func() time.Time { return now }})
+	bs, err := budgetstore.OpenBolt(path, budgetstore.Options{Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,13 +106,13 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	if err := bs.Close(); err != nil {
 		t.Fatal(err)
 	}
-	br, err := budget.OpenBoltRecordReader(path)
+	br, err := budgetstore.OpenBoltRecordReader(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = br.Close() })
 	return map[string]checklist.Live{
-		"redis":    trail.Reader{Records: budget.NewRedisRecordReader(rdb, "", time.Second)},
+		"redis":    trail.Reader{Records: budgetstore.NewRedisRecordReader(rdb, "", time.Second)},
 		"embedded": trail.Reader{Records: br},
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/app"
-	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -108,7 +108,7 @@ func TestChecklistServedAndRecordedEmbedded(t *testing.T) {
 	if err := gw.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := budget.OpenBoltRecordReader(filepath.Join(gw.Dir, "budgets.db"))
+	r, err := budgetstore.OpenBoltRecordReader(filepath.Join(gw.Dir, "budgets.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestChecklistLastUsedRedis(t *testing.T) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ContextTimeoutEnabled: true})
 	defer rdb.Close()
-	reader := trail.Reader{Records: budget.NewRedisRecordReader(rdb, "", time.Second)}
+	reader := trail.Reader{Records: budgetstore.NewRedisRecordReader(rdb, "", time.Second)}
 	want := sha256.Sum256([]byte(testutil.OtherToken))
 	// The write is asynchronous: wait for it (not a timing assertion).
 	deadline := time.Now().Add(10 * time.Second)

@@ -5,11 +5,11 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 )
 
 func TestFilesRecordOwnerForget(t *testing.T) {
-	st, err := budget.OpenBolt(filepath.Join(t.TempDir(), "b.db"), budget.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), budgetstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

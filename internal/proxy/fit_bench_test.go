@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
@@ -104,7 +105,7 @@ func BenchmarkFitNearCap(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cu := &countingUpstream{replay: up, tokens: 1_200}
-			st, err := budget.OpenBolt(filepath.Join(b.TempDir(), "b.db"), budget.Options{})
+			st, err := budgetstore.OpenBolt(filepath.Join(b.TempDir(), "b.db"), budgetstore.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

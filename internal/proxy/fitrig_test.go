@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -31,7 +32,7 @@ type fitRig struct {
 	held   atomic.Int64 // what the budget held when the upstream dropped one
 	h      *Handler
 	f      *fakeupstream.Server
-	store  *budget.BoltStore
+	store  *budgetstore.BoltStore
 	reg    *prometheus.Registry
 	budget budget.Budget
 	mu     sync.Mutex
@@ -61,7 +62,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := budget.OpenBolt(filepath.Join(dir, "b.db"), budget.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), budgetstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

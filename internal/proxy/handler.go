@@ -28,8 +28,8 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
 
-// Budgeter reserves and settles spend; *budget.RedisStore and
-// *budget.BoltStore implement it.
+// Budgeter reserves and settles spend; *budgetstore.RedisStore and
+// *budgetstore.BoltStore implement it.
 type Budgeter interface {
 	Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error)
 	Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) error

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -266,7 +267,7 @@ func newGatewayPolicy(b *testing.B, up http.RoundTripper, st proxy.Budgeter, pol
 		b.Fatal(err)
 	}
 	state := proxy.NewState(p, tbl, nil)
-	j, err := budget.OpenJournal(filepath.Join(dir, "journal.db"))
+	j, err := budgetstore.OpenJournal(filepath.Join(dir, "journal.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -293,10 +294,10 @@ func discardLogger() *zap.Logger {
 // same with admission grants (CLADE_GRANT_WINDOW=100ms).
 func openStore(b *testing.B, kind string) proxy.Budgeter {
 	dir := b.TempDir()
-	opts := budget.Options{EpochFile: filepath.Join(dir, "epoch")}
+	opts := budgetstore.Options{EpochFile: filepath.Join(dir, "epoch")}
 	switch kind {
 	case "bolt", "bolt-grants":
-		s, err := budget.OpenBolt(filepath.Join(dir, "budgets.db"), opts)
+		s, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -304,7 +305,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 			b.Cleanup(func() { _ = s.Close() })
 			return s
 		}
-		g, err := budget.NewGranted(s, budget.GrantOptions{Window: 100 * time.Millisecond})
+		g, err := budgetstore.NewGranted(s, budgetstore.GrantOptions{Window: 100 * time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -319,7 +320,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 			addr = testutil.StartRedis(b).Addr()
 		}
 		opts.Prefix = "bench" + strings.ReplaceAll(b.Name(), "/", "-")
-		s, err := budget.NewRedis(redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, Protocol: 2, PoolSize: 256}), opts)
+		s, err := budgetstore.NewRedis(redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, Protocol: 2, PoolSize: 256}), opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -327,7 +328,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 			b.Cleanup(func() { _ = s.Close() })
 			return s
 		}
-		g, err := budget.NewGranted(s, budget.GrantOptions{Window: 100 * time.Millisecond})
+		g, err := budgetstore.NewGranted(s, budgetstore.GrantOptions{Window: 100 * time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
@@ -105,7 +105,7 @@ func newPrincipalGateway(b *testing.B, up http.RoundTripper, st proxy.Budgeter) 
 		b.Fatal(err)
 	}
 	state := proxy.NewState(p, tbl, nil)
-	j, err := budget.OpenJournal(filepath.Join(dir, "journal.db"))
+	j, err := budgetstore.OpenJournal(filepath.Join(dir, "journal.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

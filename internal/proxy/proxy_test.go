@@ -20,6 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -343,7 +344,7 @@ func TestGzipCapableClientIsMeteredExactly(t *testing.T) {
 // stream, the budget shows the estimate still reserved and nothing
 // orphan-charged.
 func TestLongStreamKeepsItsHold(t *testing.T) {
-	st, err := budget.OpenBolt(filepath.Join(t.TempDir(), "b.db"), budget.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), budgetstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

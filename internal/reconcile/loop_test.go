@@ -11,6 +11,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
@@ -87,13 +88,13 @@ func TestLoopRunsOnOneReplica(t *testing.T) {
 	type replica struct {
 		loop *Loop
 		reg  *prometheus.Registry
-		st   *budget.RedisStore
+		st   *budgetstore.RedisStore
 	}
 	var reps []replica
 	for range 2 {
 		c := redis.NewClient(&redis.Options{Addr: rd.Addr(), ContextTimeoutEnabled: true})
 		t.Cleanup(func() { _ = c.Close() })
-		st, err := budget.NewRedis(c, budget.Options{Prefix: "loop"})
+		st, err := budgetstore.NewRedis(c, budgetstore.Options{Prefix: "loop"})
 		if err != nil {
 			t.Fatal(err)
 		}

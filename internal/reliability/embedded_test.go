@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -203,7 +204,7 @@ func TestReliabilityEmbeddedRestartReplaysTheJournal(t *testing.T) {
 
 	// What the next process will find in the store: spend with the killed
 	// process's grant charged (opening the file charges it).
-	st, err := budget.OpenBolt(filepath.Join(a.Dir, "budgets.db"), budget.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(a.Dir, "budgets.db"), budgetstore.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +223,7 @@ func TestReliabilityEmbeddedRestartReplaysTheJournal(t *testing.T) {
 	}
 
 	const journaled = 5
-	j, err := budget.OpenJournal(filepath.Join(a.Dir, "journal.db"))
+	j, err := budgetstore.OpenJournal(filepath.Join(a.Dir, "journal.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

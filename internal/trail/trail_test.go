@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
 )
@@ -58,13 +58,13 @@ func client(t *testing.T, r *testutil.Redis) *redis.Client {
 
 func stores(t *testing.T) []store {
 	r := testutil.StartRedis(t)
-	rs, err := budget.NewRedis(client(t, r), budget.Options{Timeout: 2 * time.Second})
+	rs, err := budgetstore.NewRedis(client(t, r), budgetstore.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rs.Close() })
 	path := filepath.Join(t.TempDir(), "budgets.db")
-	bs, err := budget.OpenBolt(path, budget.Options{Timeout: 2 * time.Second})
+	bs, err := budgetstore.OpenBolt(path, budgetstore.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func stores(t *testing.T) []store {
 	})
 	return []store{
 		{name: "redis", rec: rs, reader: func(t *testing.T) trail.Lister {
-			return budget.NewRedisRecordReader(client(t, r), "", 2*time.Second)
+			return budgetstore.NewRedisRecordReader(client(t, r), "", 2*time.Second)
 		}},
 		{name: "embedded", rec: bs, reader: func(t *testing.T) trail.Lister {
 			if reader != nil {
@@ -85,14 +85,14 @@ func stores(t *testing.T) []store {
 			}
 			// The file is locked while the store is open, as it is
 			// while a gateway runs.
-			if _, err := budget.OpenBoltRecordReader(path); err == nil {
+			if _, err := budgetstore.OpenBoltRecordReader(path); err == nil {
 				t.Fatal("read-only reader opened a file an open store holds")
 			}
 			if err := bs.Close(); err != nil {
 				t.Fatal(err)
 			}
 			boltOpen = false
-			rd, err := budget.OpenBoltRecordReader(path)
+			rd, err := budgetstore.OpenBoltRecordReader(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -165,7 +165,7 @@ func TestLastUsedWritesOncePerTokenPerHour(t *testing.T) {
 // A failed write forgets the hour, so the token's next request retries.
 func TestLastUsedRetriesAfterFailedWrite(t *testing.T) {
 	r := testutil.StartRedis(t)
-	rs, err := budget.NewRedis(client(t, r), budget.Options{Timeout: 300 * time.Millisecond})
+	rs, err := budgetstore.NewRedis(client(t, r), budgetstore.Options{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestLastUsedRetriesAfterFailedWrite(t *testing.T) {
 	cancel()
 	<-done
 
-	used, since, err := trail.Reader{Records: budget.NewRedisRecordReader(client(t, r), "", time.Second)}.LastUsed(context.Background())
+	used, since, err := trail.Reader{Records: budgetstore.NewRedisRecordReader(client(t, r), "", time.Second)}.LastUsed(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

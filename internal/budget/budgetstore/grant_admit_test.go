@@ -1,0 +1,291 @@
+package budgetstore
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+func TestGrantAdmitsInMemoryAndChargesExactly(t *testing.T) {
+	grantBackends(t, grantAdmitsInMemoryAndChargesExactly)
+}
+
+func grantAdmitsInMemoryAndChargesExactly(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000, true)
+	team := storetest.Bud(budget.ScopeTeam, "core", budget.Monthly, 2_000_000, true)
+	g := h.replica(t)
+
+	const n = 200
+	for i := range n {
+		r := storetest.MustReserve(t, g, storetest.Hold("r"+strconv.Itoa(i), 100, time.Minute, svc, team))
+		if drawOf(r) == nil {
+			t.Fatalf("request %d took the exact path", i)
+		}
+		if !r.HasRemaining || r.Remaining <= 0 || r.Remaining > 1_000_000 {
+			t.Errorf("request %d: remaining %s", i, r.Remaining)
+		}
+		storetest.MustSettle(t, g, r, 70)
+		storetest.MustSettle(t, g, r, 70) // a second settlement of one request changes nothing
+	}
+	eventually(t, "every settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == n*70 })
+	calls := h.steps.Load()
+	t.Logf("%d requests, %d grant steps", n, calls)
+	if calls > n/4 {
+		t.Errorf("%d requests took %d grant steps; grants should need a few", n, calls)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []budget.Budget{svc, team} {
+		if s, r := levels(t, h.plain, b); s != n*70 || r != 0 {
+			t.Errorf("%s after close: spent %s reserved %s, want %d and 0", b.Label(), s, r, n*70)
+		}
+	}
+}
+
+func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
+	t.Run("redis", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, newGrantHarness(t, sharedRedisAddr(t))) })
+	t.Run("cluster", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, clusterGrantHarness(t)) })
+	t.Run("bolt", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, boltGrantHarness(t)) })
+}
+
+func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
+	ws := storetest.Bud(budget.ScopeWorkspace, "prod", budget.Daily, 1000, true)
+	var admitted, drawn atomic.Int64
+	var wg sync.WaitGroup
+	replicas := []*Granted{h.replica(t), h.replica(t), h.replica(t)}
+	for ri, g := range replicas {
+		for w := range 50 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 10 {
+					id := strconv.Itoa(ri) + "-" + strconv.Itoa(w) + "-" + strconv.Itoa(i)
+					r, err := g.Reserve(context.Background(), storetest.Hold(id, 10, time.Minute, ws))
+					if errors.Is(err, budget.ErrOverBudget) {
+						continue
+					}
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					admitted.Add(1)
+					if drawOf(r) != nil {
+						drawn.Add(1)
+					}
+					if err := g.Settle(context.Background(), r, 10); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	for _, g := range replicas {
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := admitted.Load()
+	t.Logf("admitted %d of 100", n)
+	spent, reserved := levels(t, h.plain, ws)
+	if n*10 > 1000 || spent != money.Nanos(n*10) || reserved != 0 {
+		t.Errorf("admitted %d (cap 100), spent %s reserved %s: want spent = 10 × admitted ≤ 1000, 0 reserved", n, spent, reserved)
+	}
+	// Slices other replicas held when the cap came near are the only
+	// budget left unused; the exact path admits the rest.
+	if n < 80 {
+		t.Errorf("admitted %d of 100: too much of the cap stayed in unused slices", n)
+	}
+	if drawn.Load() == 0 {
+		t.Error("no request drew on a grant: the race ran on the exact path alone")
+	}
+}
+
+func TestGrantRefusedGrowthTakesTheExactPath(t *testing.T) {
+	grantBackends(t, grantRefusedGrowthTakesTheExactPath)
+}
+
+func grantRefusedGrowthTakesTheExactPath(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "tiny", budget.Daily, 25, true)
+	g := h.replica(t)
+	defer g.Close()
+	// A grant of 16 requests (160) does not fit 25: each request then
+	// holds exactly its own amount, as without grants.
+	r1 := storetest.MustReserve(t, g, storetest.Hold("a", 10, time.Minute, svc))
+	r2 := storetest.MustReserve(t, g, storetest.Hold("b", 10, time.Minute, svc))
+	if drawOf(r1) != nil || drawOf(r2) != nil {
+		t.Fatalf("near the cap, requests drew on a grant: %v %v", drawOf(r1) != nil, drawOf(r2) != nil)
+	}
+	if ex := storetest.MustExceed(t, g, storetest.Hold("c", 10, time.Minute, svc)); ex.Budget.Name != "tiny" {
+		t.Errorf("exceeded %s", ex.Budget.Label())
+	}
+	storetest.MustSettle(t, g, r1, 4)
+	storetest.MustSettle(t, g, r2, 5)
+	storetest.WantLevel(t, h.plain, svc, 9, 0)
+}
+
+func TestGrantIdleSliceIsReturned(t *testing.T) { grantBackends(t, grantIdleSliceIsReturned) }
+
+func grantIdleSliceIsReturned(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "idle", budget.Daily, 1_000_000, true)
+	g := h.replica(t)
+	defer g.Close()
+	r := storetest.MustReserve(t, g, storetest.Hold("long", 100, time.Minute, svc))
+	if _, held := levels(t, h.plain, svc); held <= 100 {
+		t.Fatalf("grant holds %s, want more than the request", held)
+	}
+	h.clock.Add(2 * time.Second) // past Idle: only the request in flight stays held
+	eventually(t, "the unused slice is returned", func() bool { _, held := levels(t, h.plain, svc); return held == 100 })
+	storetest.MustSettle(t, g, r, 60)
+	eventually(t, "the request is charged", func() bool { s, held := levels(t, h.plain, svc); return s == 60 && held == 0 })
+}
+
+func TestGrantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T) {
+	grantBackends(t, grantOfACrashedReplicaIsChargedAtLeaseEnd)
+}
+
+func grantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "crashy", budget.Daily, 1_000_000, true)
+	a := h.replica(t)
+	for i := range 3 {
+		storetest.MustReserve(t, a, storetest.Hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc))
+	}
+	crash(a)
+	_, held := levels(t, h.plain, svc)
+	if held < 300 {
+		t.Fatalf("grant holds %s, want at least the 3 requests in flight", held)
+	}
+	h.clock.Add(time.Minute + time.Second)
+	// Nobody will settle: the whole grant is charged, its unused slice
+	// included (the price of admitting without a round trip).
+	if s, r := levels(t, h.plain, svc); s != held || r != 0 {
+		t.Errorf("after the lease: spent %s reserved %s, want spent %s (the grant) and 0", s, r, held)
+	}
+}
+
+func TestGrantLostLeaseIsCorrectedBySettlement(t *testing.T) {
+	grantBackends(t, grantLostLeaseIsCorrectedBySettlement)
+}
+
+func grantLostLeaseIsCorrectedBySettlement(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "late", budget.Daily, 1_000_000, true)
+	a := h.replica(t)
+	defer a.Close()
+	r := storetest.MustReserve(t, a, storetest.Hold("slow", 100, time.Minute, svc))
+	// The replica cannot renew (its background stopped, as if Redis had
+	// been out of reach) and the lease ends: the grant is an orphan.
+	crash(a)
+	h.clock.Add(time.Minute + time.Second)
+	if s, _ := levels(t, h.plain, svc); s < 100 {
+		t.Fatalf("orphaned grant charged %s", s)
+	}
+	if _, err := a.Reserve(context.Background(), storetest.Hold("after", 100, time.Minute, svc)); err != nil {
+		t.Fatal(err)
+	}
+	// The late settlement replaces the orphan charge: the request's
+	// actual cost stays, the unused slice comes back.
+	storetest.MustSettle(t, a, r, 42)
+	eventually(t, "the orphan charge is corrected", func() bool { s, _ := levels(t, h.plain, svc); return s == 42 })
+}
+
+func TestGrantStepAppliesOnce(t *testing.T) { grantBackends(t, grantStepAppliesOnce) }
+
+func grantStepAppliesOnce(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
+	g := h.replica(t)
+	crash(g) // only the steps this test sends
+	a, err := prepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr := g.grantFor(a, h.clock.Now())
+	ctx := context.Background()
+	grow := &grantStep{n: 1, add: 500, exp: h.clock.Now().Add(time.Minute)}
+	settle := &grantStep{n: 2, held: 500, add: 0, est: 30, actual: 20, release: 100, exp: h.clock.Now().Add(time.Minute)}
+	for _, st := range []*grantStep{grow, grow, settle, settle} { // each sent twice, as after a lost reply
+		rep, err := g.s.stepGrant(ctx, &gr.grantSpec, st)
+		if err != nil || rep.tag != "ok" {
+			t.Fatalf("step %d: %+v, %v", st.n, rep, err)
+		}
+	}
+	storetest.WantLevel(t, h.plain, svc, 20, 370)
+	if _, err := g.s.stepGrant(ctx, &gr.grantSpec, &grantStep{n: 4, held: 370, exp: h.clock.Now().Add(time.Minute)}); !errors.Is(err, budget.ErrInvalid) {
+		t.Errorf("a step out of order: %v, want ErrInvalid", err)
+	}
+	storetest.WantLevel(t, h.plain, svc, 20, 370)
+}
+
+func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
+	srv := startRedis(t)
+	h := newGrantHarness(t, srv.addr())
+	h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
+	svc := storetest.Bud(budget.ScopeService, "paused", budget.Daily, 1_000_000, true)
+	g := h.replica(t)
+	defer g.Close()
+	before := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
+	srv.signal(syscall.SIGSTOP)
+	defer srv.signal(syscall.SIGCONT)
+	// Redis cannot answer, but the grant it placed still covers this one.
+	during := storetest.MustReserve(t, g, storetest.Hold("during", 10, time.Minute, svc))
+	if drawOf(during) == nil {
+		t.Fatal("a request during the pause did not draw on the grant")
+	}
+	// With less than a third of the lease left, draws stop; the step that
+	// would renew the grant cannot reach Redis, and that is the answer:
+	// the per-request path would wait for the same Redis.
+	h.clock.Add(45 * time.Second)
+	if _, err := g.Reserve(context.Background(), storetest.Hold("late", 10, time.Minute, svc)); !errors.Is(err, budget.ErrUnavailable) {
+		t.Fatalf("reserve with the lease running out and Redis paused: %v, want ErrUnavailable", err)
+	}
+	srv.signal(syscall.SIGCONT)
+	storetest.MustSettle(t, g, before, 7)
+	storetest.MustSettle(t, g, during, 8)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WantLevel(t, h.plain, svc, 15, 0)
+	// The refused request never held anything under its own ID.
+	if n, err := newClient(t, srv.addr()).Exists(context.Background(), g.s.(countSteps).grantBackend.(*RedisStore).keys.hold("late")).Result(); err != nil || n != 0 {
+		t.Errorf("hold record of the refused request: %d, %v", n, err)
+	}
+}
+
+func TestGrantPolicyChangeStartsANewGrant(t *testing.T) {
+	grantBackends(t, grantPolicyChangeStartsANewGrant)
+}
+
+func grantPolicyChangeStartsANewGrant(t *testing.T, h grantHarness) {
+	before := storetest.Bud(budget.ScopeService, "reload", budget.Daily, 1_000_000, true)
+	after := before
+	after.Limit = 2_000_000 // same window, new limit: the old grant was fit-checked under the old one
+	g := h.replica(t)
+	r1 := storetest.MustReserve(t, g, storetest.Hold("old", 10, time.Minute, before))
+	r2 := storetest.MustReserve(t, g, storetest.Hold("new", 10, time.Minute, after))
+	r3 := storetest.MustReserve(t, g, storetest.Hold("new2", 10, time.Minute, after))
+	if drawOf(r1) == nil || drawOf(r2) == nil || drawOf(r1) == drawOf(r2) || drawOf(r2) != drawOf(r3) {
+		t.Fatalf("grants: old %p, new %p, new again %p: want one grant per limit", drawOf(r1), drawOf(r2), drawOf(r3))
+	}
+	storetest.MustSettle(t, g, r1, 4)
+	storetest.MustSettle(t, g, r2, 5)
+	storetest.MustSettle(t, g, r3, 6)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WantLevel(t, h.plain, after, 15, 0)
+}
+
+// An outage must not bury the log: the tend loop retries a failing step
+// about four times a second, but a grant warns once when its steps start
+// failing, then once per grantWarnEvery, and says when they succeed again.

@@ -1,0 +1,162 @@
+package budgetstore
+
+import (
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+
+	"go.etcd.io/bbolt"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
+	srv := startRedis(t)
+	h := newGrantHarness(t, srv.addr())
+	core, logs := observer.New(zap.InfoLevel)
+	h.opts.Logger = zap.New(core)
+	h.opts.Timeout = 50 * time.Millisecond
+	svc := storetest.Bud(budget.ScopeService, "outage", budget.Daily, 1_000_000, true)
+	g := h.replica(t)
+	defer g.Close()
+	r := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
+	gr := drawOf(r)
+	srv.signal(syscall.SIGSTOP)
+	defer srv.signal(syscall.SIGCONT)
+	ctx := context.Background()
+	for range 12 { // 12 s of the fake clock, a step each second
+		if err := g.step(ctx, gr, 0, false, true); err == nil {
+			t.Fatal("a step succeeded with Redis paused")
+		}
+		h.clock.Add(time.Second)
+	}
+	failing := logs.FilterMessageSnippet("grant step failed").All()
+	if len(failing) != 2 {
+		t.Fatalf("%d warnings over 12 s of failing steps, want 2 (at the start and 10 s later)", len(failing))
+	}
+	if n := failing[1].ContextMap()["failed_in_a_row"].(int64); n < 11 {
+		t.Errorf("second warning counts %d failed steps, want at least 11", n)
+	}
+	srv.signal(syscall.SIGCONT)
+	h.opts.Timeout = testTimeout
+	deadline := time.Now().Add(testTimeout)
+	for g.step(ctx, gr, 0, false, true) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("steps still fail after Redis resumed")
+		}
+	}
+	if n := logs.FilterMessageSnippet("succeed again").Len(); n != 1 {
+		t.Errorf("%d recovery messages, want 1", n)
+	}
+	storetest.MustSettle(t, g, r, 7)
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	storetest.WantLevel(t, h.plain, svc, 7, 0)
+}
+
+// A replica shut down while Redis is unreachable journals what its grant
+// owes; replaying the journal, from another process, charges the
+// settlements made during the outage and returns the rest, exactly, even
+// when the grant's lease ended meanwhile, and replaying it twice changes
+// nothing.
+func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
+	for _, leaseEnded := range []bool{false, true} {
+		t.Run("lease ended "+strconv.FormatBool(leaseEnded), func(t *testing.T) {
+			srv := startRedis(t)
+			h := newGrantHarness(t, srv.addr())
+			h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
+			svc := storetest.Bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
+			j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer j.Close()
+			s, err := NewRedis(newClient(t, h.addr), h.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g, err := NewGranted(s, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond, Journal: j})
+			if err != nil {
+				t.Fatal(err)
+			}
+			storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("before", 100, time.Minute, svc)), 60)
+			eventually(t, "the first settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == 60 })
+
+			srv.signal(syscall.SIGSTOP)
+			defer srv.signal(syscall.SIGCONT)
+			during := storetest.MustReserve(t, g, storetest.Hold("during", 100, time.Minute, svc))
+			if drawOf(during) == nil {
+				t.Fatal("a request during the pause did not draw on the grant")
+			}
+			storetest.MustSettle(t, g, during, 70)
+			_ = g.Close() // closing its Redis client may report the pause
+			if j.Len() != 1 {
+				t.Fatalf("journal holds %d entries after closing with Redis paused, want the grant", j.Len())
+			}
+			c := journaledGrant(t, j)
+			if c.DoneActual+unsentActual(c) != 70 {
+				t.Errorf("journaled grant owes %+v, want the 70 settled during the pause", c)
+			}
+			// Redis now runs what was queued: the step whose reply was lost.
+			srv.signal(syscall.SIGCONT)
+			if leaseEnded {
+				h.clock.Add(time.Minute + time.Second)
+			}
+			spent, held := levels(t, h.plain, svc)
+			if spent+held < 130 || spent == 130 && held == 0 {
+				t.Fatalf("before the replay: spent %s reserved %s; the grant should still cover the outage", spent, held)
+			}
+
+			next, err := NewRedis(newClient(t, h.addr), h.opts) // the next process
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer next.Close()
+			if n, err := j.Replay(context.Background(), next); n != 1 || err != nil || j.Len() != 0 {
+				t.Fatalf("replay: %d applied, %v, %d left", n, err, j.Len())
+			}
+			storetest.WantLevel(t, h.plain, svc, 130, 0)
+			if err := next.CloseGrant(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+			storetest.WantLevel(t, h.plain, svc, 130, 0)
+		})
+	}
+}
+
+func journaledGrant(t *testing.T, j *Journal) GrantClose {
+	t.Helper()
+	var c *GrantClose
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bktJournal).ForEach(func(_, v []byte) error {
+			var e journalEntry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			c = e.Grant
+			return nil
+		})
+	})
+	if err != nil || c == nil {
+		t.Fatalf("no journaled grant: %v", err)
+	}
+	return *c
+}
+
+func unsentActual(c GrantClose) money.Nanos {
+	if c.Unsent == nil {
+		return 0
+	}
+	return c.Unsent.Actual
+}

@@ -1,0 +1,86 @@
+package budgetstore
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+)
+
+// replicaFlushing opens a Granted store whose settlements wait up to
+// flush; its steps are counted in h.steps.
+func (h grantHarness) replicaFlushing(t *testing.T, flush time.Duration) *Granted {
+	g, err := NewGranted(countSteps{h.backend(t, h.opts), h.steps}, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: flush})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// A settlement waits for the grant's next step rather than calling the
+// store on its own: a growth step carries it, and Close charges what is
+// left. A quiet grant then costs the store a step per growth, not one per
+// request.
+func TestGrantSettlementsRideOnGrowthSteps(t *testing.T) {
+	grantBackends(t, grantSettlementsRideOnGrowthSteps)
+}
+
+func grantSettlementsRideOnGrowthSteps(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000_000, true)
+	g := h.replicaFlushing(t, time.Hour)
+
+	first := storetest.MustReserve(t, g, storetest.Hold("r0", 100, time.Minute, svc))
+	before := h.steps.Load()
+	storetest.MustSettle(t, g, first, 70)
+	time.Sleep(300 * time.Millisecond) // a timer or a goroutine per settlement would have run by now
+	if steps := h.steps.Load() - before; steps != 0 {
+		t.Fatalf("a settlement alone made %d grant steps before Flush", steps)
+	}
+	if s, _ := levels(t, h.plain, svc); s != 0 {
+		t.Fatalf("spent %s before any step", s)
+	}
+	// Draw until the grant (16 requests' worth at first) has to grow: that
+	// step charges the settlement.
+	const n = 40
+	for i := 1; i <= n; i++ {
+		storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("r"+strconv.Itoa(i), 100, time.Minute, svc)), 70)
+	}
+	eventually(t, "a growth step charges the waiting settlements", func() bool { s, _ := levels(t, h.plain, svc); return s >= 70 })
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, r := levels(t, h.plain, svc); s != (n+1)*70 || r != 0 {
+		t.Errorf("after close: spent %s reserved %s, want %d and 0", s, r, (n+1)*70)
+	}
+}
+
+// The flush timer a settlement arms sends nothing when a step has
+// already charged every settlement: its step would only renew a lease the
+// tend loop renews anyway.
+func TestGrantFlushTimerSkipsWhatAStepCarried(t *testing.T) {
+	grantBackends(t, grantFlushTimerSkipsWhatAStepCarried)
+}
+
+func grantFlushTimerSkipsWhatAStepCarried(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000_000, true)
+	g := h.replicaFlushing(t, 100*time.Millisecond)
+	defer g.Close()
+
+	r := storetest.MustReserve(t, g, storetest.Hold("r0", 100, time.Minute, svc))
+	storetest.MustSettle(t, g, r, 70) // arms the flush timer
+	if err := g.step(context.Background(), drawOf(r), 0, false, true); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := levels(t, h.plain, svc); s != 70 {
+		t.Fatalf("spent %s after the step, want 70", s)
+	}
+	before := h.steps.Load()
+	time.Sleep(400 * time.Millisecond) // the timer fires
+	if steps := h.steps.Load() - before; steps != 0 {
+		t.Errorf("the flush timer made %d grant steps with nothing to settle", steps)
+	}
+}

@@ -1,0 +1,239 @@
+package budgetstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+
+	"github.com/clade-gateway/clade-gateway/internal/money"
+)
+
+// replicaSet returns a fresh keyspace and n handles on it, as n gateway
+// replicas would have.
+type replicaSet func(t *testing.T, n int, clock *storetest.Clock) []budget.Store
+
+func redisReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
+	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	addr := sharedRedisAddr(t)
+	dropPrefix(t, newClient(t, addr), opts.Prefix)
+	var out []budget.Store
+	for i := 0; i < n; i++ {
+		s, err := NewRedis(newClient(t, addr), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		out = append(out, s)
+	}
+	return out
+}
+
+func clusterReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
+	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	c := sharedCluster(t)
+	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
+	var out []budget.Store
+	for i := 0; i < n; i++ {
+		s, err := NewRedis(newClusterClient(t, c), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		out = append(out, s)
+	}
+	return out
+}
+
+func boltReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
+	s, err := OpenBolt(t.TempDir()+"/b.db", Options{Clock: clock.Now, Timeout: testTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	out := []budget.Store{s}
+	for i := 1; i < n; i++ {
+		out = append(out, boltReplica(s))
+	}
+	return out
+}
+
+var replicaSets = []struct {
+	name string
+	mk   replicaSet
+}{
+	{"redis", redisReplicas},
+	{"cluster", clusterReplicas},
+	{"bolt", boltReplicas},
+}
+
+// TestInvariantExactCapUnderConcurrency: 200 goroutines over 3 replicas
+// race 600 requests of 1 unit (estimate = actual) against a 100-unit cap.
+// Exactly 100 are admitted, each is charged once although it is settled
+// twice, and after every admission spend plus live holds is within the
+// cap as any replica sees it.
+func TestInvariantExactCapUnderConcurrency(t *testing.T) {
+	const (
+		unit       = money.Nanos(1_000_000) // $0.001
+		capUnits   = 100
+		goroutines = 200
+		perG       = 3
+	)
+	for _, rs := range replicaSets {
+		t.Run(rs.name, func(t *testing.T) {
+			clock := storetest.NewClock(storetest.T0)
+			replicas := rs.mk(t, 3, clock)
+			svc := storetest.Bud(budget.ScopeService, "hot", budget.Daily, capUnits*unit, true)
+			team := storetest.Bud(budget.ScopeTeam, "t", budget.Monthly, 10*capUnits*unit, true)
+			dry := storetest.Bud(budget.ScopeWorkspace, "w", budget.Total, unit, false)
+			var admitted, refused atomic.Int64
+			var wg sync.WaitGroup
+			ctx := context.Background()
+			for g := 0; g < goroutines; g++ {
+				wg.Add(1)
+				go func(g int) {
+					defer wg.Done()
+					s := replicas[g%len(replicas)]
+					for i := 0; i < perG; i++ {
+						id := fmt.Sprintf("g%d-%d", g, i)
+						r, err := s.Reserve(ctx, storetest.Hold(id, unit, time.Hour, svc, team, dry))
+						if errors.Is(err, budget.ErrOverBudget) {
+							refused.Add(1)
+							continue
+						}
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						admitted.Add(1)
+						st, err := replicas[(g+1)%len(replicas)].Status(ctx, []budget.Budget{svc})
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if total := st[0].Spent + st[0].Reserved; total > svc.Limit {
+							t.Errorf("after admitting %s: spent %s + reserved %s > cap %s", id, st[0].Spent, st[0].Reserved, svc.Limit)
+						}
+						// Settle twice from two replicas at once.
+						var sw sync.WaitGroup
+						for k := 0; k < 2; k++ {
+							sw.Add(1)
+							go func(s budget.Store) {
+								defer sw.Done()
+								if err := s.Settle(ctx, r, unit); err != nil {
+									t.Error(err)
+								}
+							}(replicas[(g+k)%len(replicas)])
+						}
+						sw.Wait()
+					}
+				}(g)
+			}
+			wg.Wait()
+			if admitted.Load() != capUnits || admitted.Load()+refused.Load() != goroutines*perG {
+				t.Errorf("admitted %d refused %d, want %d admitted of %d", admitted.Load(), refused.Load(), capUnits, goroutines*perG)
+			}
+			storetest.WantLevel(t, replicas[0], svc, capUnits*unit, 0)
+			storetest.WantLevel(t, replicas[1], team, capUnits*unit, 0)
+			storetest.WantLevel(t, replicas[2], dry, capUnits*unit, 0) // dry run counted all, refused none
+			t.Logf("%s: admitted %d, refused %d, final spend %s of cap %s",
+				rs.name, admitted.Load(), refused.Load(), capUnits*unit, svc.Limit)
+		})
+	}
+}
+
+// TestInvariantRandomInterleavings drives reserve, extend, settle,
+// duplicate settle and lease expiry in random order across replicas, with
+// actual cost at most the estimate. Whatever the order: spend plus live
+// holds never exceeds the cap, and once everything is settled spend equals
+// the sum of actual costs exactly (nothing lost, nothing twice).
+func TestInvariantRandomInterleavings(t *testing.T) {
+	for _, rs := range replicaSets {
+		t.Run(rs.name, func(t *testing.T) {
+			for seed := uint64(1); seed <= 3; seed++ {
+				runInterleaving(t, rs.mk, seed)
+			}
+		})
+	}
+}
+
+func runInterleaving(t *testing.T, mk replicaSet, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 42))
+	ctx := context.Background()
+	clock := storetest.NewClock(storetest.T0)
+	replicas := mk(t, 3, clock)
+	b := storetest.Bud(budget.ScopeService, "rnd", budget.Monthly, 1000, true)
+	other := storetest.Bud(budget.ScopeTeam, "rnd", budget.Total, 5000, true)
+	var (
+		open    []budget.Reservation
+		actuals = map[string]money.Nanos{}
+		want    money.Nanos
+	)
+	check := func(step int) {
+		st, err := replicas[rng.IntN(3)].Status(ctx, []budget.Budget{b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0].Spent+st[0].Reserved > b.Limit {
+			t.Fatalf("seed %d step %d: spent %s + reserved %s > cap %s", seed, step, st[0].Spent, st[0].Reserved, b.Limit)
+		}
+	}
+	for step := 0; step < 300; step++ {
+		s := replicas[rng.IntN(3)]
+		switch op := rng.IntN(10); {
+		case op < 4:
+			est := money.Nanos(1 + rng.IntN(80))
+			id := fmt.Sprintf("s%d-%d", seed, step)
+			r, err := s.Reserve(ctx, storetest.Hold(id, est, time.Duration(1+rng.IntN(60))*time.Second, b, other))
+			if err == nil {
+				open = append(open, r)
+				check(step)
+			} else if !errors.Is(err, budget.ErrOverBudget) {
+				t.Fatal(err)
+			}
+		case op < 7 && len(open) > 0:
+			i := rng.IntN(len(open))
+			r := open[i]
+			a, seen := actuals[r.RequestID]
+			if !seen {
+				a = money.Nanos(rng.IntN(int(r.Amount) + 1))
+				actuals[r.RequestID] = a
+				want += a
+			}
+			if err := s.Settle(ctx, r, a); err != nil {
+				t.Fatal(err)
+			}
+			if rng.IntN(3) > 0 { // sometimes settle again later
+				open = append(open[:i], open[i+1:]...)
+			}
+		case op < 8 && len(open) > 0:
+			if err := s.Extend(ctx, open[rng.IntN(len(open))], 30*time.Second); err != nil {
+				t.Fatal(err)
+			}
+		default:
+			clock.Add(time.Duration(rng.IntN(20)) * time.Second)
+			check(step)
+		}
+	}
+	clock.Add(2 * time.Minute) // every remaining lease ends
+	for _, r := range open {
+		a, seen := actuals[r.RequestID]
+		if !seen {
+			a = money.Nanos(rng.IntN(int(r.Amount) + 1))
+			want += a
+		}
+		if err := replicas[rng.IntN(3)].Settle(ctx, r, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.WantLevel(t, replicas[0], b, want, 0)
+	storetest.WantLevel(t, replicas[1], other, want, 0)
+}

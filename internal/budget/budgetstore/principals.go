@@ -1,0 +1,145 @@
+package budgetstore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+
+	"github.com/redis/go-redis/v9"
+	"go.etcd.io/bbolt"
+)
+
+// hasPrincipal reports whether a hold names a principal's budget. Such
+// holds take the exact per-request path under admission grants: a grant
+// is per budget set, so one per principal would park a slice of the
+// service's budget (at least minGrant estimates) for every caller.
+func hasPrincipal(budgets []budget.Budget) bool {
+	for i := range budgets {
+		if budgets[i].Scope == budget.ScopePrincipal {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerOf returns the owner name in a window key "<scope>:<name>:<id>:<start>":
+// names may hold colons (principal values), IDs and starts never do.
+func ownerOf(window string) (string, bool) {
+	i := strings.LastIndexByte(window, ':')
+	if i < 0 {
+		return "", false
+	}
+	j := strings.LastIndexByte(window[:i], ':')
+	if j < 0 {
+		return "", false
+	}
+	_, name, ok := strings.Cut(window[:j], ":")
+	return name, ok
+}
+
+// globEscape quotes the characters Redis MATCH patterns treat specially.
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// Owners lists the distinct owner names of scope, starting with prefix,
+// that have a window in the store (current or not yet expired). It walks
+// the keyspace with SCAN, so it costs time in proportion to the store's
+// size: it is for the admin API, never the request path.
+func (s *RedisStore) Owners(ctx context.Context, scope budget.Scope, prefix string) (out []string, err error) {
+	start := time.Now()
+	defer func() { s.metrics.Observe("owners", start, err) }()
+	match := globEscape(s.keys.window(string(scope)+":"+prefix)) + "*"
+	strip := s.keys.window("")
+	seen := map[string]bool{}
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		var cursor uint64
+		for {
+			keys, next, err := c.Scan(ctx, cursor, match, 1000).Result()
+			if err != nil {
+				return err
+			}
+			for _, k := range keys {
+				if name, ok := ownerOf(strings.TrimPrefix(k, strip)); ok && !seen[name] {
+					seen[name] = true
+					out = append(out, name)
+				}
+			}
+			if cursor = next; cursor == 0 {
+				return nil
+			}
+		}
+	}
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		// Every key shares one hash tag, so one master has them all; which
+		// one is the cluster's business.
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(ctx, s.rdb)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("budget: owners: %w", unavailable(err))
+	}
+	return out, nil
+}
+
+// Owners implements the same listing over the bbolt windows bucket.
+func (s *BoltStore) Owners(ctx context.Context, scope budget.Scope, prefix string) (out []string, err error) {
+	start := time.Now()
+	defer func() { s.metrics.Observe("owners", start, err) }()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p := []byte(string(scope) + ":" + prefix)
+	seen := map[string]bool{}
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bktWindows).Cursor()
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
+			if name, ok := ownerOf(string(k)); ok && !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap(err)
+	}
+	return out, nil
+}
+
+const (
+	// principalGrace keeps a principal's window this long after it ends,
+	// instead of windowGrace: there may be millions of principals, and a
+	// late settlement that finds its window gone recreates it from the key
+	// (keyOnlyTTL), so nothing is lost but an old window's audit trail.
+	principalGrace = 2 * 24 * time.Hour
+	// principalTotalKeep is how long a principal's total window (a session's,
+	// an agent's) lives after the day it was created; without a bound, every
+	// session ever seen would stay in the store.
+	principalTotalKeep = 90 * 24 * time.Hour
+)
+
+// budgetWindowTTL is windowKeyTTL for b's window that ends at end: shorter
+// for principals, and bounded for their total windows.
+func budgetWindowTTL(b budget.Budget, end, now time.Time) time.Duration {
+	if b.Scope != budget.ScopePrincipal {
+		return windowKeyTTL(end, now)
+	}
+	if end.IsZero() {
+		// Whole days, so the bbolt deadline changes once a day, not per request.
+		return now.UTC().Truncate(24 * time.Hour).Add(principalTotalKeep).Sub(now)
+	}
+	return end.Add(principalGrace).Sub(now)
+}

@@ -1,0 +1,98 @@
+package budgetstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+)
+
+// RedisRecordReader reads a Redis store's durable records without opening
+// the store: no epoch is read or created, so a one-off reader (the
+// checklist command) leaves no trace and needs no running gateway.
+type RedisRecordReader struct {
+	rdb     redis.UniversalClient
+	keys    keyspace
+	timeout time.Duration
+}
+
+// NewRedisRecordReader reads the records under prefix ("" means the
+// default), each call bounded by timeout (0 means DefaultTimeout).
+func NewRedisRecordReader(rdb redis.UniversalClient, prefix string, timeout time.Duration) *RedisRecordReader {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &RedisRecordReader{rdb: rdb, keys: newKeyspace(prefix), timeout: timeout}
+}
+
+// ListRecords returns every record of kind by ID.
+func (r *RedisRecordReader) ListRecords(ctx context.Context, kind string) (map[string][]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	all, err := r.rdb.HGetAll(ctx, r.keys.records(kind)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("budget: list records %s: %w", kind, unavailable(err))
+	}
+	m := make(map[string][]byte, len(all))
+	for k, v := range all {
+		m[k] = []byte(v)
+	}
+	return m, nil
+}
+
+// BoltRecordReader reads an embedded store file's durable records, opened
+// read-only. A running gateway holds the file's lock, so it can only be
+// read while the gateway is stopped; OpenBoltRecordReader says so instead
+// of waiting.
+type BoltRecordReader struct{ db *bbolt.DB }
+
+// OpenBoltRecordReader opens the store file at path read-only. A missing
+// file is an error, not a new empty store.
+func OpenBoltRecordReader(path string) (*BoltRecordReader, error) {
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("budget: no embedded store at %s", path)
+	}
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, fmt.Errorf("budget: %s is locked by a running gateway: ask it instead (GET /admin/checklist on the admin listener)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("budget: open %s read-only: %w", path, err)
+	}
+	return &BoltRecordReader{db: db}, nil
+}
+
+// Close closes the file.
+func (r *BoltRecordReader) Close() error { return r.db.Close() }
+
+// ListRecords returns every record of kind by ID.
+func (r *BoltRecordReader) ListRecords(_ context.Context, kind string) (map[string][]byte, error) {
+	m := map[string][]byte{}
+	err := r.db.View(func(tx *bbolt.Tx) error {
+		recs := tx.Bucket(bktRecords)
+		if recs == nil {
+			return nil
+		}
+		b := recs.Bucket([]byte(kind))
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			m[string(k)] = append([]byte(nil), v...)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("budget: list records %s: %w", kind, err)
+	}
+	return m, nil
+}
