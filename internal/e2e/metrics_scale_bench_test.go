@@ -1,3 +1,8 @@
+// Built without the race detector, as metrics_scale_test.go, whose
+// gateway it measures.
+
+//go:build !race
+
 package e2e
 
 import (
