@@ -16,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
 
@@ -73,14 +72,18 @@ type Collector struct {
 
 var _ promtable.Table = (*Collector)(nil)
 
+// defaultTimeout is the stores' default operation timeout: a scrape reads
+// the levels as any store call would.
+const defaultTimeout = 500 * time.Millisecond
+
 // New returns a collector of the budgets that budgets returns (nil while
 // there is no policy), reading their levels from s within timeout
-// (budgetstore.DefaultTimeout when not positive). When the store cannot be read
+// (defaultTimeout when not positive). When the store cannot be read
 // it exports the limits and thresholds and counts a scrape error, rather
 // than levels that would read as zero spend.
 func New(s Store, budgets func() Budgets, timeout time.Duration) *Collector {
 	if timeout <= 0 {
-		timeout = budgetstore.DefaultTimeout
+		timeout = defaultTimeout
 	}
 	labels := schema.Names()
 	return &Collector{store: s, budgets: budgets, timeout: timeout, descs: map[string]*prometheus.Desc{
