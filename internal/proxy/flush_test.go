@@ -18,11 +18,16 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 )
 
-// admitAll admits every request without a store.
+// admitAll admits every request without a store, as draws on a grant.
 type admitAll struct{}
 
+// memDraw marks a reservation as a draw that settles in memory.
+type memDraw struct{}
+
+func (memDraw) SettlesInMemory() {}
+
 func (admitAll) Reserve(_ context.Context, h budget.Hold) (budget.Reservation, error) {
-	return budget.Reservation{RequestID: h.RequestID}, nil
+	return budget.Reservation{RequestID: h.RequestID, Draw: memDraw{}}, nil
 }
 func (admitAll) Extend(context.Context, budget.Reservation, time.Duration) error { return nil }
 func (admitAll) Settle(context.Context, budget.Reservation, money.Nanos) error   { return nil }
@@ -46,9 +51,10 @@ func (g *gatedWriter) Write(p []byte) (int, error) {
 
 func (g *gatedWriter) Sync() error { return nil }
 
-// A JSON answer reaches the client before the gateway prices, logs and
-// settles it: the client does not wait for the bookkeeping (here a spend
-// log whose write waits until the client has the whole answer).
+// A JSON answer drawn on a grant reaches the client before the gateway
+// prices, logs and settles it: the client does not wait for the
+// bookkeeping (here a spend log whose write waits until the client has the
+// whole answer).
 func TestJSONAnswerReachesTheClientBeforeTheBookkeeping(t *testing.T) {
 	up := httptest.NewServer(fakeupstream.New(testKey))
 	defer up.Close()

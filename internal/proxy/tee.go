@@ -56,10 +56,13 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	}
 	x := meter.NewJSONExtractor(meter.DefaultLimits())
 	resp.Body = &tailBody{ReadCloser: resp.Body, tee: x, done: func(err error) {
-		if err == nil {
+		if err == nil && c.res.InMemory() {
 			// ReverseProxy leaves a body of known length in the server's
 			// buffer until the handler returns: the client would wait for
-			// the pricing, logging and settling below.
+			// the pricing, logging and settling below. Only for a draw on
+			// a grant: a hold in the store (a principal's budget, near a
+			// cap) is released before the answer ends, so a client's next
+			// request sees the room this one left.
 			_ = http.NewResponseController(c.w).Flush()
 		}
 		u, ok := x.Result()
