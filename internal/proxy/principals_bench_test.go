@@ -5,18 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
-	"github.com/clade-gateway/clade-gateway/internal/policy"
-	"github.com/clade-gateway/clade-gateway/internal/pricing"
 	"github.com/clade-gateway/clade-gateway/internal/proxy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 )
@@ -89,32 +80,5 @@ func BenchmarkProxyPrincipals(b *testing.B) {
 }
 
 func newPrincipalGateway(b *testing.B, up http.RoundTripper, st proxy.Budgeter) *proxy.Handler {
-	dir := b.TempDir()
-	path := testutil.WritePolicy(b, dir, strings.Replace(benchPolicy, "%TOKEN%", testutil.SHA256(testutil.CanaryToken), 1)+principalLevels)
-	p, err := policy.Load(path, policy.LoadOptions{ResolveSecrets: true, Now: time.Now,
-		Getenv: func(k string) string { return map[string]string{"BENCH_KEY": testutil.CanaryKey}[k] }})
-	if err != nil {
-		b.Fatal(err)
-	}
-	base, err := pricing.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
-	tbl, err := pricing.New(base, p.Pricing)
-	if err != nil {
-		b.Fatal(err)
-	}
-	state := proxy.NewState(p, tbl, nil)
-	j, err := budgetstore.OpenJournal(filepath.Join(dir, "journal.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = j.Close() })
-	u, _ := url.Parse("http://upstream.invalid")
-	h, err := proxy.New(proxy.Options{Upstream: u, State: func() *proxy.State { return state }, Budget: st, Journal: j,
-		Logger: discardLogger(), SpendLog: discardLogger().Named("spend"), Registerer: prometheus.NewRegistry(), Transport: up})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return h
+	return newGatewayPolicy(b, up, st, benchPolicy+principalLevels)
 }
