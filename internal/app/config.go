@@ -24,6 +24,7 @@ type config struct {
 	LogLevel           string        `env:"CLADE_LOG_LEVEL" envDefault:"info"`
 	LogFormat          string        `env:"CLADE_LOG_FORMAT" envDefault:"json"`
 	SpendLog           string        `env:"CLADE_SPEND_LOG" envDefault:"stdout"`
+	LogFlush           time.Duration `env:"CLADE_LOG_FLUSH_INTERVAL" envDefault:"100ms"`
 	ReadHeaderTimeout  time.Duration `env:"CLADE_READ_HEADER_TIMEOUT" envDefault:"10s"`
 	ShutdownGrace      time.Duration `env:"CLADE_SHUTDOWN_GRACE" envDefault:"30s"`
 	PolicyPollInterval time.Duration `env:"CLADE_POLICY_POLL_INTERVAL" envDefault:"5s"`
@@ -85,6 +86,9 @@ func loadConfig(getenv func(string) string) (config, error) {
 		if d <= 0 {
 			return c, fmt.Errorf("environment: %s must be a positive duration", name)
 		}
+	}
+	if c.LogFlush < 0 {
+		return c, fmt.Errorf("environment: CLADE_LOG_FLUSH_INTERVAL must be a positive duration, or 0 (each line written at once)")
 	}
 	if c.GrantWindow < 0 {
 		return c, fmt.Errorf("environment: CLADE_GRANT_WINDOW must be a positive duration, or 0 (off)")

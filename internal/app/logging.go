@@ -4,21 +4,39 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 )
 
-func newLogger(level, format string, w io.Writer) (*zap.Logger, error) {
+// logBufferSize bounds what a log holds between flushes: at 256 KiB a
+// burst of a few hundred lines still goes out in one write.
+const logBufferSize = 256 << 10
+
+// logSink is where a logger's lines go: written at once when flush is 0,
+// else gathered and written every flush (and when the buffer fills), so
+// that a busy gateway makes a write call per flush instead of one per
+// line. stop writes what is held; serve calls it on the way out.
+func logSink(w io.Writer, flush time.Duration) (ws zapcore.WriteSyncer, stop func()) {
+	if flush <= 0 {
+		return zapcore.Lock(zapcore.AddSync(w)), func() {}
+	}
+	b := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(w), Size: logBufferSize, FlushInterval: flush}
+	return b, func() { _ = b.Stop() }
+}
+
+func newLogger(level, format string, w io.Writer, flush time.Duration) (*zap.Logger, func(), error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("CLADE_LOG_LEVEL: %w", err)
+		return nil, nil, fmt.Errorf("CLADE_LOG_LEVEL: %w", err)
 	}
 	enc, err := encoder(format)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return zap.New(zapcore.NewCore(enc, zapcore.Lock(zapcore.AddSync(w)), lvl)), nil
+	ws, stop := logSink(w, flush)
+	return zap.New(zapcore.NewCore(enc, ws, lvl)), stop, nil
 }
 
 func encoder(format string) (zapcore.Encoder, error) {
@@ -35,10 +53,11 @@ func encoder(format string) (zapcore.Encoder, error) {
 
 // newSpendLogger opens the spend log: one JSON record per metered response,
 // on its own destination so finance can keep it apart from operational
-// logs. dest is "stdout", "stderr" or a file path (appended to).
-func newSpendLogger(dest string, stdout io.Writer) (*zap.Logger, func(), error) {
+// logs. dest is "stdout", "stderr" or a file path (appended to). The
+// returned func writes what is held and closes the file.
+func newSpendLogger(dest string, stdout io.Writer, flush time.Duration) (*zap.Logger, func(), error) {
 	var w io.Writer
-	closeFn := func() {}
+	closeFile := func() {}
 	switch dest {
 	case "stdout", "":
 		w = stdout
@@ -49,10 +68,11 @@ func newSpendLogger(dest string, stdout io.Writer) (*zap.Logger, func(), error) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("CLADE_SPEND_LOG: %w", err)
 		}
-		w, closeFn = f, func() { _ = f.Sync(); _ = f.Close() }
+		w, closeFile = f, func() { _ = f.Sync(); _ = f.Close() }
 	}
 	ec := zap.NewProductionEncoderConfig()
 	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.Lock(zapcore.AddSync(w)), zapcore.InfoLevel)
-	return zap.New(core).Named("spend"), closeFn, nil
+	ws, stop := logSink(w, flush)
+	core := zapcore.NewCore(zapcore.NewJSONEncoder(ec), ws, zapcore.InfoLevel)
+	return zap.New(core).Named("spend"), func() { stop(); closeFile() }, nil
 }

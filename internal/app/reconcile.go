@@ -88,7 +88,8 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	}
 	if pol.Reconcile.ChargeUnmetered {
 		log := zap.NewNop()
-		if l, lerr := newLogger("info", "json", os.Stderr); lerr == nil {
+		// A one-shot command: each line written at once.
+		if l, _, lerr := newLogger("info", "json", os.Stderr, 0); lerr == nil {
 			log = l
 		}
 		switch ok, err := st.TryLock(ctx, reconcile.LockName, time.Minute); {

@@ -51,12 +51,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	log, stopLog, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr, cfg.LogFlush)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = log.Sync() }()
-	spendLog, closeSpend, err := newSpendLogger(cfg.SpendLog, stdout)
+	defer stopLog()
+	spendLog, closeSpend, err := newSpendLogger(cfg.SpendLog, stdout, cfg.LogFlush)
 	if err != nil {
 		return err
 	}

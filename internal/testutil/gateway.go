@@ -97,6 +97,8 @@ func startApp(t testing.TB, env map[string]string, probe string) *App {
 		"CLADE_LOG_LEVEL":            "debug",
 		"CLADE_POLICY_POLL_INTERVAL": "100ms",
 		"CLADE_SHUTDOWN_GRACE":       "5s",
+		// Tests read the logs while the gateway runs.
+		"CLADE_LOG_FLUSH_INTERVAL": "0",
 	}
 	for k, v := range env {
 		e[k] = v

@@ -99,7 +99,9 @@ func StartProcess(t testing.TB, bin string, env map[string]string) *Process {
 		"CLADE_DATA_DIR":             t.TempDir(),
 		"CLADE_POLICY_POLL_INTERVAL": "100ms",
 		"CLADE_SHUTDOWN_GRACE":       "5s",
-		"PATH":                       os.Getenv("PATH"),
+		// Tests read the logs while the gateway runs.
+		"CLADE_LOG_FLUSH_INTERVAL": "0",
+		"PATH":                     os.Getenv("PATH"),
 	}
 	for k, v := range env {
 		e[k] = v

@@ -1,0 +1,89 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.uber.org/zap"
+)
+
+// lockedBuffer is a writer the logger's flush goroutine and the test can
+// share.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestLogLinesHeldUntilFlushAndWrittenAtStop(t *testing.T) {
+	var w lockedBuffer
+	// An hour between flushes: nothing but stop can write the line.
+	log, stop, err := newLogger("info", "json", &w, 3600e9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("request", zap.String("k", "v"))
+	if got := w.String(); got != "" {
+		t.Fatalf("a buffered line was written before a flush: %q", got)
+	}
+	stop()
+	if got := w.String(); !strings.Contains(got, `"msg":"request"`) || !strings.Contains(got, `"k":"v"`) {
+		t.Errorf("after stop the log holds %q, want the line", got)
+	}
+}
+
+func TestLogLinesWrittenAtOnceWithoutFlushInterval(t *testing.T) {
+	var w lockedBuffer
+	log, stop, err := newLogger("info", "json", &w, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	log.Info("request")
+	if got := w.String(); !strings.Contains(got, `"msg":"request"`) {
+		t.Errorf("log holds %q right after the call, want the line", got)
+	}
+}
+
+func TestSpendLogFileGetsHeldLinesAtClose(t *testing.T) {
+	path := t.TempDir() + "/spend.log"
+	log, closeFn, err := newSpendLogger(path, nil, 3600e9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("spend", zap.String("k", "v"))
+	closeFn()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"logger":"spend"`) || !strings.Contains(string(b), `"k":"v"`) {
+		t.Errorf("spend log file holds %q after close, want the line", b)
+	}
+}
+
+func TestConfigLogFlushInterval(t *testing.T) {
+	c, err := loadConfig(func(string) string { return "" })
+	if err != nil || c.LogFlush != 100e6 {
+		t.Errorf("default flush interval %v (err %v), want 100ms", c.LogFlush, err)
+	}
+	if _, err := loadConfig(func(k string) string {
+		return map[string]string{"CLADE_LOG_FLUSH_INTERVAL": "-1s"}[k]
+	}); err == nil || !strings.Contains(err.Error(), "CLADE_LOG_FLUSH_INTERVAL") {
+		t.Errorf("a negative flush interval: err %v, want one naming CLADE_LOG_FLUSH_INTERVAL", err)
+	}
+}
