@@ -210,7 +210,22 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, b Behavior, id, 
 	s.addTruth(b.Usage, model, received)
 }
 
-func ev(name string, v any) string {
-	data, _ := json.Marshal(v)
+// ev writes one SSE event. The API writes an event's "type" as its first
+// key, and readers (the gateway's meter among them) may rely on that;
+// encoding/json would sort it after "delta" and "index".
+func ev(name string, v map[string]any) string {
+	typ, _ := json.Marshal(v["type"])
+	rest := make(map[string]any, len(v))
+	for k, x := range v {
+		if k != "type" {
+			rest[k] = x
+		}
+	}
+	data, _ := json.Marshal(rest)
+	if len(rest) > 0 {
+		data = append([]byte(`{"type":`+string(typ)+","), data[1:]...)
+	} else {
+		data = []byte(`{"type":` + string(typ) + "}")
+	}
 	return "event: " + name + "\ndata: " + string(data) + "\n\n"
 }
