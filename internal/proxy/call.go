@@ -114,7 +114,10 @@ func (c *call) startKeepAlive(h *Handler, ttl time.Duration) {
 }
 
 func (c *call) logFields() []zap.Field {
-	f := []zap.Field{zap.String("request_id", c.id), zap.String("service", c.service)}
+	// Room for the request line's own fields, so building it is one
+	// allocation instead of four growths.
+	f := make([]zap.Field, 0, 16)
+	f = append(f, zap.String("request_id", c.id), zap.String("service", c.service))
 	if c.svc != nil {
 		f = append(f, zap.String("team", c.svc.Team.Name), zap.String("workspace", c.svc.Workspace.Name))
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -26,10 +25,10 @@ import (
 // the policy and the price table bound, not by service. The spend log keeps
 // every component of every response for finance.
 type Recorder struct {
-	cost          *promtable.Counters    // service, team, workspace, model
-	componentCost *prometheus.CounterVec // workspace, model, component
-	tokens        *prometheus.CounterVec // workspace, model, kind
-	serviceTokens *promtable.Counters    // service, team, workspace, direction
+	cost          *promtable.Counters // service, team, workspace, model
+	componentCost *promtable.Counters // workspace, model, component
+	tokens        *promtable.Counters // workspace, model, kind
+	serviceTokens *promtable.Counters // service, team, workspace, direction
 	log           *zap.Logger
 	// usdKeys are the spend log's per-component keys ("input_usd", ...),
 	// built once instead of per record.
@@ -43,26 +42,23 @@ func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	f := promauto.With(reg)
 	r := &Recorder{
 		cost: promtable.NewCounters("clade_gateway_cost_usd_total",
 			"Metered spend in USD, by service and model. Bounded by services x the models each uses; team and workspace follow from the service. By component: clade_gateway_component_cost_usd_total.",
 			[]string{"service", "team", "workspace", "model"}, nil),
-		componentCost: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_component_cost_usd_total",
-			Help: "Metered spend in USD, by workspace, model and cost component (estimate for charges made by estimate). Bounded by workspaces x priced models x 7 components.",
-		}, []string{"workspace", "model", "component"}),
-		tokens: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "clade_gateway_tokens_total",
-			Help: "Metered tokens (web_search counts requests), by workspace, model and kind. Bounded by workspaces x priced models x 6 kinds; per service: clade_gateway_service_tokens_total.",
-		}, []string{"workspace", "model", "kind"}),
+		componentCost: promtable.NewCounters("clade_gateway_component_cost_usd_total",
+			"Metered spend in USD, by workspace, model and cost component (estimate for charges made by estimate). Bounded by workspaces x priced models x 7 components.",
+			[]string{"workspace", "model", "component"}, nil),
+		tokens: promtable.NewCounters("clade_gateway_tokens_total",
+			"Metered tokens (web_search counts requests), by workspace, model and kind. Bounded by workspaces x priced models x 6 kinds; per service: clade_gateway_service_tokens_total.",
+			[]string{"workspace", "model", "kind"}, nil),
 		serviceTokens: promtable.NewCounters("clade_gateway_service_tokens_total",
 			"Metered tokens per service, by direction: input (uncached input, cache writes and cache reads) or output. Bounded by services x 2; team and workspace follow from the service.",
 			[]string{"service", "team", "workspace", "direction"}, nil),
 		log: log,
 	}
 	if reg != nil {
-		reg.MustRegister(r.cost, r.serviceTokens)
+		reg.MustRegister(r.cost, r.componentCost, r.tokens, r.serviceTokens)
 	}
 	for i := range pricing.NumComponents {
 		r.usdKeys[i] = pricing.Component(i).String() + "_usd"
@@ -102,13 +98,13 @@ func (r *Recorder) Add(rec Record) {
 		name := comp.String()
 		if v := rec.Cost.Components[comp]; v != 0 {
 			spent += v
-			r.componentCost.WithLabelValues(rec.Workspace, rec.ModelLabel, name).Add(v.Float())
+			r.componentCost.Add(v.Float(), rec.Workspace, rec.ModelLabel, name)
 		}
 		n := rec.Cost.Tokens[comp]
 		if n == 0 {
 			continue
 		}
-		r.tokens.WithLabelValues(rec.Workspace, rec.ModelLabel, name).Add(float64(n))
+		r.tokens.Add(float64(n), rec.Workspace, rec.ModelLabel, name)
 		switch comp {
 		case pricing.Output:
 			output += n
@@ -123,7 +119,7 @@ func (r *Recorder) Add(rec Record) {
 	// charge leaves a shortfall.
 	if extra := rec.Cost.Total - spent; extra > 0 {
 		spent += extra
-		r.componentCost.WithLabelValues(rec.Workspace, rec.ModelLabel, "estimate").Add(extra.Float())
+		r.componentCost.Add(extra.Float(), rec.Workspace, rec.ModelLabel, "estimate")
 	}
 	// The per-service counter takes the components' sum, as the sum of the
 	// component series always did, so spend by service reads the same
