@@ -132,6 +132,7 @@ type Granted struct {
 	active map[string]*grant // by joined window keys: where draws go
 	all    map[string]*grant // by ID: every grant not yet drained
 	next   atomic.Uint64
+	pace   stepPace
 	stop   chan struct{}
 	closed sync.Once
 	bg     sync.WaitGroup
@@ -155,6 +156,7 @@ func NewGranted(s grantBackend, o GrantOptions) (*Granted, error) {
 		o.Flush = 250 * time.Millisecond
 	}
 	g := &Granted{s: s, storeEnv: s.env(), o: o, active: map[string]*grant{}, all: map[string]*grant{}, stop: make(chan struct{})}
+	g.pace.now = time.Now
 	g.bg.Add(1)
 	go g.tend()
 	return g, nil
@@ -190,7 +192,7 @@ type grant struct {
 	demand     [2]money.Nanos // drawn in the current and the previous Window
 	demandAt   time.Time      // start of the current Window
 	window     time.Duration  // GrantOptions.Window (0 for a journaled grant)
-	took       time.Duration  // how long steps take, recently (see target)
+	pace       *stepPace      // how long the store's steps take (see target)
 	failures   int            // steps failed in a row
 	warnedAt   time.Time      // when the last of them was logged
 }
@@ -301,7 +303,7 @@ func (g *Granted) grantFor(a reserveArgs, now time.Time) *grant {
 	gr := &grant{
 		grantSpec: grantSpec{id: grantID(g.owner, g.next.Add(1)), budgets: a.h.Budgets,
 			keys: a.keys, keysJoin: a.keysJoin, ends: a.ends, lease: g.o.Lease},
-		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now, window: g.o.Window,
+		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now, window: g.o.Window, pace: &g.pace,
 	}
 	g.active[a.keysJoin], g.all[gr.id] = gr, gr
 	return gr
@@ -371,7 +373,7 @@ func (gr *grant) noteDemand(now time.Time, amt money.Nanos, window time.Duration
 }
 
 // maxSlowScale bounds how many Windows of demand a grant covers while its
-// steps are slow (see target), and so what a crash then charges.
+// store's steps are slow (see target), and so what a crash then charges.
 const maxSlowScale = 8
 
 // target is what the grant should hold free after a growth: a Window of
@@ -379,35 +381,23 @@ const maxSlowScale = 8
 // of what the budgets had left at the last step, so replicas near a cap
 // take small slices.
 //
-// A growth is asked for once half the target is drawn, so the other half
-// must last until the step lands. While steps take longer than half a
-// Window (an embedded store's fsyncs on a busy disk: 38 ms at p99 and
-// 200 ms at worst on the bench machine under other load, against well
-// under a millisecond idle), requests would wait for them; the target then
-// covers the demand of two steps' durations instead, up to maxSlowScale
-// Windows.
+// A growth is asked for once a quarter of the target is left, and that
+// quarter must last until the step lands. While steps take longer than an
+// eighth of a Window (an embedded store's fsyncs on a busy disk: 38 ms at
+// p99 and 200 ms at worst on the bench machine under other load, against
+// well under a millisecond idle), it would not; the target then covers
+// eight steps' durations of demand, so the quarter left covers two, up to
+// maxSlowScale Windows.
 func (gr *grant) target(amt money.Nanos) money.Nanos {
 	t := max(gr.demand[0], gr.demand[1], minGrant*amt)
-	if gr.window > 0 && 2*gr.took > gr.window {
-		permille := min(int64(2*gr.took*1000/gr.window), maxSlowScale*1000)
-		t = t/1000*money.Nanos(permille) + t%1000*money.Nanos(permille)/1000
+	if gr.window > 0 && gr.pace != nil { // a journaled grant only closes
+		if took := gr.pace.current(); 8*took > gr.window {
+			permille := min(int64(8*took*1000/gr.window), maxSlowScale*1000)
+			t = t/1000*money.Nanos(permille) + t%1000*money.Nanos(permille)/1000
+		}
 	}
 	if gr.hasRem {
 		t = min(t, max(gr.rem/4, amt))
 	}
 	return t
-}
-
-// noteTook records how long a step took. A slow step counts at once; the
-// figure then decays by a thirty-second per step, so a grant shrinks back
-// within a few seconds (tens of steps) once steps are fast again, and
-// slow steps that come in bursts (a disk under load) find it grown. With
-// steps that took 4 ms but 80 ms one time in 25 and 300 ms one in 100, at
-// 1,000 requests/s, reserves waited 253 to 282 ms at p99 with an eighth,
-// 91 to 281 ms (210 in three runs of four) with a thirty-second: the first
-// slow step of a quiet spell still makes requests wait.
-func (gr *grant) noteTook(d time.Duration) {
-	gr.mu.Lock()
-	defer gr.mu.Unlock()
-	gr.took = max(d, gr.took-gr.took/32)
 }

@@ -120,7 +120,7 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 	began := time.Now()
 	rep, err := g.s.stepGrant(ctx, &gr.grantSpec, st)
 	if err == nil { // a failed step says nothing of how long one takes
-		gr.noteTook(time.Since(began))
+		g.pace.note(time.Since(began))
 	}
 	now := g.opts.Clock()
 	more := gr.finish(st, rep, err, now, g.o)
