@@ -112,8 +112,9 @@ type contentWalk struct {
 	child  objInfo // what the object just closed kept, for its parent
 	// Room for the frames of a Messages body (body, messages, a message,
 	// its content, a block, a tool result's content, a block, a source)
-	// in the one allocation of the walk.
-	stack [8]frame
+	// and for its top-level members in the one allocation of the walk.
+	stack  [8]frame
+	topBuf [16]member
 }
 
 // frame is one open container.
@@ -229,7 +230,7 @@ func (w *contentWalk) Value(raw []byte) {
 		}
 	}
 	if len(w.frames) == 1 {
-		w.top = append(w.top, member{key: string(w.topKey), escaped: w.topEsc, val: raw})
+		w.top = append(w.top, member{key: topKeyString(w.topKey), escaped: w.topEsc, val: raw})
 	}
 }
 
@@ -265,7 +266,7 @@ func checkDuplicates(body []byte) (bodyScan, error) {
 		return bodyScan{}, errBadRequest("request body is empty", nil)
 	}
 	w := new(contentWalk)
-	w.frames = w.stack[:0]
+	w.frames, w.top = w.stack[:0], w.topBuf[:0]
 	if err := jsonscan.Walk(body, w); err != nil {
 		var dup *jsonscan.DuplicateKeyError
 		if errors.As(err, &dup) {
@@ -304,4 +305,32 @@ func checkBatchBody(body []byte) error {
 		i++
 	})
 	return err
+}
+
+// topKeyString is string(key) without an allocation for the keys a
+// Messages body usually has.
+func topKeyString(key []byte) string {
+	switch string(key) { // compared in place: no allocation
+	case "model":
+		return "model"
+	case "max_tokens":
+		return "max_tokens"
+	case "messages":
+		return "messages"
+	case "stream":
+		return "stream"
+	case "system":
+		return "system"
+	case "tools":
+		return "tools"
+	case "tool_choice":
+		return "tool_choice"
+	case "temperature":
+		return "temperature"
+	case "metadata":
+		return "metadata"
+	case "thinking":
+		return "thinking"
+	}
+	return string(key)
 }
