@@ -101,6 +101,22 @@ func (b Budget) WindowKey(start time.Time) string {
 	return k.String()
 }
 
+// OwnerOf returns the owner name in a window key
+// "<scope>:<name>:<id>:<start>": names may hold colons (principal values),
+// IDs and starts never do.
+func OwnerOf(window string) (string, bool) {
+	i := strings.LastIndexByte(window, ':')
+	if i < 0 {
+		return "", false
+	}
+	j := strings.LastIndexByte(window[:i], ':')
+	if j < 0 {
+		return "", false
+	}
+	_, name, ok := strings.Cut(window[:j], ":")
+	return name, ok
+}
+
 // Label is how a budget is named to people: "service recommendation monthly".
 func (b Budget) Label() string {
 	return fmt.Sprintf("%s %q budget %q (%s)", b.Scope, b.Name, b.ID, b.Period)

@@ -1,6 +1,8 @@
 package budget
 
 import (
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -23,4 +25,83 @@ type LedgerLine struct {
 	Component string      `json:"component"` // pricing component, or "estimate"
 	Tokens    int64       `json:"tokens"`    // web_search: requests
 	Nanos     money.Nanos `json:"nanos"`
+}
+
+// LedgerSep separates the parts of a ledger line's name. Parts never
+// contain it (LedgerField replaces it), so a name splits back
+// unambiguously.
+const LedgerSep = "|"
+
+// LedgerHourFormat names an hour of the ledger in store keys: "2026120719".
+const LedgerHourFormat = "2006010215"
+
+func ledgerPart(s string) string {
+	if strings.ContainsAny(s, LedgerSep+"\n") {
+		s = strings.NewReplacer(LedgerSep, "_", "\n", "_").Replace(s)
+	}
+	return s
+}
+
+// LedgerField is the line's name within its hour, as every store keys it:
+// workspace, key, model and component.
+func LedgerField(l LedgerLine) string {
+	return ledgerPart(l.Workspace) + LedgerSep + ledgerPart(l.Key) + LedgerSep +
+		ledgerPart(l.Model) + LedgerSep + ledgerPart(l.Component)
+}
+
+// ParseLedgerField fills the names of l from a name LedgerField wrote.
+func ParseLedgerField(f string, l *LedgerLine) bool {
+	p := strings.Split(f, LedgerSep)
+	if len(p) != 4 {
+		return false
+	}
+	l.Workspace, l.Key, l.Model, l.Component = p[0], p[1], p[2], p[3]
+	return true
+}
+
+// LedgerKey is a ledger line's hour and name: lines with the same key are
+// summed.
+type LedgerKey struct{ Hour, Field string }
+
+// MergeLedger adds lines into acc, summing lines of the same hour and
+// names: a grant carries the sum of many requests' lines.
+func MergeLedger(acc map[LedgerKey]LedgerLine, lines []LedgerLine) {
+	for _, l := range lines {
+		k := LedgerKey{Hour: l.Hour.UTC().Format(LedgerHourFormat), Field: LedgerField(l)}
+		a, ok := acc[k]
+		if !ok {
+			a = l
+			a.Hour = l.Hour.UTC().Truncate(time.Hour)
+			a.Tokens, a.Nanos = 0, 0
+		}
+		a.Tokens += l.Tokens
+		a.Nanos += l.Nanos
+		acc[k] = a
+	}
+}
+
+// SortedLedger returns acc's lines ordered by hour then names.
+func SortedLedger(acc map[LedgerKey]LedgerLine) []LedgerLine {
+	out := make([]LedgerLine, 0, len(acc))
+	for _, l := range acc {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if !a.Hour.Equal(b.Hour) {
+			return a.Hour.Before(b.Hour)
+		}
+		return LedgerField(a) < LedgerField(b)
+	})
+	return out
+}
+
+// LedgerHours lists the UTC hours in [from, to).
+func LedgerHours(from, to time.Time) []time.Time {
+	from = from.UTC().Truncate(time.Hour)
+	var out []time.Time
+	for h := from; h.Before(to); h = h.Add(time.Hour) {
+		out = append(out, h)
+	}
+	return out
 }

@@ -65,7 +65,7 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 		}
 		ws := make([]*bbolt.Bucket, len(gr.keys))
 		for i, k := range gr.keys {
-			w, err := t.window(k, deleteAt(now, windowKeyTTL(gr.ends[i], now)), true)
+			w, err := t.window(k, deleteAt(now, budget.WindowKeyTTL(gr.ends[i], now)), true)
 			if err != nil {
 				return err
 			}
@@ -95,7 +95,7 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 		}
 		live := st.n == 1 || (rec.State == stateLive && (st.held == 0 || holdAmount(ws[0], gr.id) == st.held))
 		rec.Step, rec.Keys = st.n, gr.keys
-		rec.Delete = now.Add(gr.lease + settledTTL).UnixMilli()
+		rec.Delete = now.Add(gr.lease + budget.SettledTTL).UnixMilli()
 		if !live {
 			// The orphan charge counted every estimate still in the grant;
 			// replace those of the requests settled now by their actual
@@ -115,7 +115,7 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 		tag, amt := "ok", grown
 		if st.add != 0 {
 			for i, b := range gr.budgets {
-				if l := rep.levels[i]; b.Enforce && l.spent+l.reserved+st.add > b.Limit {
+				if l := rep.levels[i]; b.Enforce && l.Spent+l.Reserved+st.add > b.Limit {
 					tag, amt = "over", kept
 					break
 				}

@@ -177,11 +177,11 @@ func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
 	}
 	defer s.Close()
 	svc := storetest.Bud(budget.ScopeService, "gc", budget.Total, 1_000_000, true)
-	a, err := prepareHold(storetest.Hold("x", 10, time.Minute, svc), clock.Now(), time.Minute)
+	a, err := budget.PrepareHold(storetest.Hold("x", 10, time.Minute, svc), clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	spec := &grantSpec{id: "grant:gc:1", budgets: a.h.Budgets, keys: a.keys, keysJoin: a.keysJoin, ends: a.ends, lease: time.Minute}
+	spec := &grantSpec{id: "grant:gc:1", budgets: a.Hold.Budgets, keys: a.Keys, keysJoin: a.KeysJoin, ends: a.Ends, lease: time.Minute}
 	ctx := context.Background()
 	for n := int64(1); n <= 50; n++ {
 		st := &grantStep{n: n, held: 100, exp: clock.Now().Add(time.Minute)}
@@ -215,7 +215,7 @@ func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The first GC deadline passes while the record is kept: it moves on.
-	clock.Add(settledTTL + 15*time.Second)
+	clock.Add(budget.SettledTTL + 15*time.Second)
 	storetest.MustSettle(t, s, storetest.MustReserve(t, s, storetest.Hold("tick1", 1, time.Minute, svc)), 1)
 	if g, e := gcEntries(); g != 1 || e != 1 {
 		t.Fatalf("at the first deadline: %d grant records, %d GC entries; want 1 and 1", g, e)

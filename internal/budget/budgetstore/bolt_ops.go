@@ -20,15 +20,15 @@ func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reserv
 	start := time.Now()
 	defer func() { s.metrics.Observe("reserve", start, err) }()
 	now := s.opts.Clock()
-	a, err := prepareHold(h, now, s.opts.DefaultTTL)
+	a, err := budget.PrepareHold(h, now, s.opts.DefaultTTL)
 	if err != nil {
 		return budget.Reservation{}, err
 	}
-	if len(a.keys) == 0 {
+	if len(a.Keys) == 0 {
 		return budget.Reservation{RequestID: h.RequestID, Amount: h.Amount}, nil
 	}
 	var (
-		levels  []level
+		levels  []budget.Level
 		over    = -1
 		dup     string
 		orphans int64
@@ -40,9 +40,9 @@ func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reserv
 		if err := t.collect(); err != nil {
 			return err
 		}
-		ws := make([]*bbolt.Bucket, len(a.keys))
-		for i, k := range a.keys {
-			w, err := t.window(k, deleteAt(now, budgetWindowTTL(a.h.Budgets[i], a.ends[i], now)), true)
+		ws := make([]*bbolt.Bucket, len(a.Keys))
+		for i, k := range a.Keys {
+			w, err := t.window(k, deleteAt(now, a.Hold.Budgets[i].WindowKeyTTL(a.Ends[i], now)), true)
 			if err != nil {
 				return err
 			}
@@ -66,8 +66,8 @@ func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reserv
 			return nil
 		}
 		for i, b := range h.Budgets {
-			if l := levelOf(ws[i]); b.Enforce && l.spent+l.reserved+h.Amount > b.Limit {
-				over, levels = i, []level{l}
+			if l := levelOf(ws[i]); b.Enforce && l.Spent+l.Reserved+h.Amount > b.Limit {
+				over, levels = i, []budget.Level{l}
 				break
 			}
 		}
@@ -79,21 +79,21 @@ func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reserv
 			left, at, _ := room(h.Budgets, lv)
 			k, ok := h.Fit.Units(left)
 			if !ok {
-				over, levels = at, []level{lv[at]}
+				over, levels = at, []budget.Level{lv[at]}
 				return nil
 			}
 			over, placed = -1, h.Fit.Amount(k)
 		}
 		amt := placed
 		for i, b := range h.Budgets {
-			if err := t.placeHold(ws[i], h.RequestID, amt, a.expiry.UnixMilli(), i == 0, b); err != nil {
+			if err := t.placeHold(ws[i], h.RequestID, amt, a.Expiry.UnixMilli(), i == 0, b); err != nil {
 				return err
 			}
 		}
 		levels = levelsOf(ws)
 		return t.putHoldRecord(h.RequestID, &holdRecord{
-			Amount: amt, State: stateLive, Expiry: a.expiry.UnixMilli(), Keys: a.keys,
-			Delete: a.expiry.Add(settledTTL).UnixMilli(),
+			Amount: amt, State: stateLive, Expiry: a.Expiry.UnixMilli(), Keys: a.Keys,
+			Delete: a.Expiry.Add(budget.SettledTTL).UnixMilli(),
 		})
 	})
 	if err != nil {
@@ -102,19 +102,19 @@ func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reserv
 	s.metrics.Orphaned(orphans)
 	switch {
 	case over >= 0:
-		return budget.Reservation{}, a.exceeded(over, levels[0])
+		return budget.Reservation{}, a.Exceeded(over, levels[0])
 	case dup != "":
 		return budget.Reservation{}, fmt.Errorf("%w: %q (its hold is %s)", budget.ErrDuplicate, h.RequestID, dup)
 	}
-	s.flight.Add(h.RequestID, a.expiry)
-	return a.placed(placed, levels), nil
+	s.flight.Add(h.RequestID, a.Expiry)
+	return a.Placed(placed, levels), nil
 }
 
 // Settle implements Store.
 func (s *BoltStore) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("settle", start, err) }()
-	if err := checkSettle(r, actual); err != nil {
+	if err := budget.CheckSettle(r, actual); err != nil {
 		return err
 	}
 	if len(r.Keys) == 0 && len(r.Ledger) == 0 {
@@ -149,7 +149,7 @@ func (s *BoltStore) Settle(ctx context.Context, r budget.Reservation, actual mon
 			rec = &holdRecord{Keys: keys}
 		}
 		rec.State, rec.Actual = stateSettled, actual
-		rec.Delete = t.now + settledTTL.Milliseconds()
+		rec.Delete = t.now + budget.SettledTTL.Milliseconds()
 		return t.putHoldRecord(r.RequestID, rec)
 	})
 	if err != nil {
@@ -164,7 +164,7 @@ func (s *BoltStore) Settle(ctx context.Context, r budget.Reservation, actual mon
 func (s *BoltStore) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("extend", start, err) }()
-	if ttl, err = leaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
+	if ttl, err = budget.LeaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
 		return err
 	}
 	var live bool
@@ -204,7 +204,7 @@ func (s *BoltStore) Extend(ctx context.Context, r budget.Reservation, ttl time.D
 			}
 		}
 		rec.Expiry = exp.UnixMilli()
-		rec.Delete = exp.Add(settledTTL).UnixMilli()
+		rec.Delete = exp.Add(budget.SettledTTL).UnixMilli()
 		return t.putHoldRecord(r.RequestID, rec)
 	})
 	if err != nil {
@@ -232,7 +232,7 @@ func (s *BoltStore) Status(ctx context.Context, budgets []budget.Budget) (st []b
 		st, orphans = make([]budget.Status, len(budgets)), 0
 		t.now = now.UnixMilli()
 		for i, b := range budgets {
-			var l level
+			var l budget.Level
 			if w := t.tx.Bucket(bktWindows).Bucket([]byte(b.Key(now))); w != nil {
 				n, err := t.prune(w)
 				if err != nil {
@@ -241,7 +241,7 @@ func (s *BoltStore) Status(ctx context.Context, budgets []budget.Budget) (st []b
 				orphans += n
 				l = levelOf(w)
 			}
-			st[i] = statusOf(b, now, l)
+			st[i] = budget.StatusOf(b, now, l)
 		}
 		return nil
 	})
@@ -259,7 +259,7 @@ func (s *BoltStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nan
 	now := s.opts.Clock()
 	_, end := b.Window(now)
 	err = s.update(ctx, func(t *boltTx) error {
-		w, err := t.window(b.Key(now), deleteAt(now, windowKeyTTL(end, now)), true)
+		w, err := t.window(b.Key(now), deleteAt(now, budget.WindowKeyTTL(end, now)), true)
 		if err != nil {
 			return err
 		}

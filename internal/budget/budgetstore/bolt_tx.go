@@ -112,12 +112,12 @@ func deleteAt(now time.Time, ttl time.Duration) int64 {
 	return now.Add(ttl).UnixMilli()
 }
 
-func levelOf(w *bbolt.Bucket) level {
-	return level{money.Nanos(readInt(w, keySpent)), money.Nanos(readInt(w, keyRsv))}
+func levelOf(w *bbolt.Bucket) budget.Level {
+	return budget.Level{Spent: money.Nanos(readInt(w, keySpent)), Reserved: money.Nanos(readInt(w, keyRsv))}
 }
 
-func levelsOf(ws []*bbolt.Bucket) []level {
-	out := make([]level, len(ws))
+func levelsOf(ws []*bbolt.Bucket) []budget.Level {
+	out := make([]budget.Level, len(ws))
 	for i, w := range ws {
 		out[i] = levelOf(w)
 	}
@@ -253,7 +253,7 @@ func (t *boltTx) settleWindow(key, id string, rec *holdRecord, actual money.Nano
 	}
 	if w == nil {
 		var err error
-		if w, err = t.window(key, deleteAt(time.UnixMilli(t.now), keyOnlyTTL(key, time.UnixMilli(t.now))), false); err != nil {
+		if w, err = t.window(key, deleteAt(time.UnixMilli(t.now), budget.KeyOnlyTTL(key, time.UnixMilli(t.now))), false); err != nil {
 			return storemetrics.Effect{}, err
 		}
 	}
@@ -282,8 +282,8 @@ func (t *boltTx) settleWindow(key, id string, rec *holdRecord, actual money.Nano
 	}
 	after := levelOf(w)
 	return storemetrics.Effect{
-		Before:   before.spent + before.reserved,
-		After:    after.spent + after.reserved,
+		Before:   before.Spent + before.Reserved,
+		After:    after.Spent + after.Reserved,
 		Limit:    money.Nanos(readInt(w, keyLimit)),
 		Enforced: bytes.Equal(w.Get(keyEnf), []byte{'1'}),
 		Scope:    string(w.Get(keyScope)),

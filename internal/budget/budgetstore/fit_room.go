@@ -7,13 +7,13 @@ import (
 
 // room returns what the tightest enforced budget has left at levels and
 // its index; ok is false when no budget is enforced.
-func room(budgets []budget.Budget, levels []level) (left money.Nanos, at int, ok bool) {
+func room(budgets []budget.Budget, levels []budget.Level) (left money.Nanos, at int, ok bool) {
 	at = -1
 	for i, b := range budgets {
 		if !b.Enforce {
 			continue
 		}
-		if l := b.Limit - levels[i].spent - levels[i].reserved; !ok || l < left {
+		if l := b.Limit - levels[i].Spent - levels[i].Reserved; !ok || l < left {
 			left, at, ok = l, i, true
 		}
 	}

@@ -175,9 +175,9 @@ type grant struct {
 	drawn      map[string]money.Nanos
 	doneEst    money.Nanos // settled requests not yet sent in a step
 	doneActual money.Nanos
-	doneLedger map[ledgerKey]budget.LedgerLine // their ledger lines, summed
-	unsent     *grantStep                      // sent, outcome unknown: resent as it is
-	running    bool                            // a step is in flight
+	doneLedger map[budget.LedgerKey]budget.LedgerLine // their ledger lines, summed
+	unsent     *grantStep                             // sent, outcome unknown: resent as it is
+	running    bool                                   // a step is in flight
 	ran        chan struct{}
 	lastErr    error // outcome of the last step, for callers that waited on it
 	flushing   bool  // a flush is scheduled
@@ -257,12 +257,12 @@ func sameLimits(a, b []budget.Budget) bool {
 func (g *Granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error) {
 	start := time.Now()
 	now := g.opts.Clock()
-	a, err := prepareHold(h, now, g.opts.DefaultTTL)
+	a, err := budget.PrepareHold(h, now, g.opts.DefaultTTL)
 	if err != nil {
 		g.metrics.Observe("reserve", start, err)
 		return budget.Reservation{}, err
 	}
-	if len(a.keys) == 0 || h.TTL > g.o.Lease || hasPrincipal(h.Budgets) {
+	if len(a.Keys) == 0 || h.TTL > g.o.Lease || hasPrincipal(h.Budgets) {
 		return g.s.Reserve(ctx, h)
 	}
 	gr := g.grantFor(a, now)
@@ -294,18 +294,18 @@ func (g *Granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservatio
 
 // grantFor returns the grant a's hold draws on: the active one on its
 // windows, or a new one if there is none or it was grown under other limits.
-func (g *Granted) grantFor(a reserveArgs, now time.Time) *grant {
+func (g *Granted) grantFor(a budget.PreparedHold, now time.Time) *grant {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if gr := g.active[a.keysJoin]; gr != nil && sameLimits(gr.budgets, a.h.Budgets) {
+	if gr := g.active[a.KeysJoin]; gr != nil && sameLimits(gr.budgets, a.Hold.Budgets) {
 		return gr
 	}
 	gr := &grant{
-		grantSpec: grantSpec{id: grantID(g.owner, g.next.Add(1)), budgets: a.h.Budgets,
-			keys: a.keys, keysJoin: a.keysJoin, ends: a.ends, lease: g.o.Lease},
+		grantSpec: grantSpec{id: grantID(g.owner, g.next.Add(1)), budgets: a.Hold.Budgets,
+			keys: a.Keys, keysJoin: a.KeysJoin, ends: a.Ends, lease: g.o.Lease},
 		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now, window: g.o.Window, pace: &g.pace,
 	}
-	g.active[a.keysJoin], g.all[gr.id] = gr, gr
+	g.active[a.KeysJoin], g.all[gr.id] = gr, gr
 	return gr
 }
 
@@ -328,14 +328,14 @@ func (gr *grant) usable(now time.Time) bool {
 // first attempt: demand counts what requests ask for, drawn or not, so a
 // grant that ran dry while a step was slow is grown for the requests that
 // waited too.
-func (gr *grant) draw(a reserveArgs, now time.Time, o GrantOptions, first bool) (r budget.Reservation, ok, grow, low bool) {
-	amt := a.h.Amount
+func (gr *grant) draw(a budget.PreparedHold, now time.Time, o GrantOptions, first bool) (r budget.Reservation, ok, grow, low bool) {
+	amt := a.Hold.Amount
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
 	if gr.lost || gr.broken || now.Before(gr.coolUntil) {
 		return budget.Reservation{}, false, false, false
 	}
-	if _, dup := gr.drawn[a.h.RequestID]; dup {
+	if _, dup := gr.drawn[a.Hold.RequestID]; dup {
 		return budget.Reservation{}, false, false, false // the exact path reports the duplicate
 	}
 	if first {
@@ -345,9 +345,9 @@ func (gr *grant) draw(a reserveArgs, now time.Time, o GrantOptions, first bool) 
 		return budget.Reservation{}, false, true, false
 	}
 	gr.free -= amt
-	gr.drawn[a.h.RequestID] = amt
+	gr.drawn[a.Hold.RequestID] = amt
 	gr.lastDraw, gr.lastAmt = now, amt
-	r = a.admitted()
+	r = a.Admitted()
 	r.Draw = gr
 	if gr.hasRem {
 		r.Remaining, r.HasRemaining = max(gr.rem+gr.free, 0), true

@@ -206,7 +206,7 @@ func grantStepAppliesOnce(t *testing.T, h grantHarness) {
 	svc := storetest.Bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	crash(g) // only the steps this test sends
-	a, err := prepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
+	a, err := budget.PrepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func (gr *grant) closeRecord() GrantClose {
 		Step: gr.step, Held: gr.held, Free: gr.free, DoneEst: gr.doneEst, DoneActual: gr.doneActual,
 	}
 	if len(gr.doneLedger) > 0 {
-		c.DoneLedger = sortedLedger(gr.doneLedger)
+		c.DoneLedger = budget.SortedLedger(gr.doneLedger)
 	}
 	for _, b := range gr.budgets {
 		c.Limits = append(c.Limits, int64(b.Limit))
@@ -90,8 +90,8 @@ func (c GrantClose) grant() (*grant, error) {
 		drawn: map[string]money.Nanos{},
 	}
 	if len(c.DoneLedger) > 0 {
-		gr.doneLedger = map[ledgerKey]budget.LedgerLine{}
-		mergeLedger(gr.doneLedger, c.DoneLedger)
+		gr.doneLedger = map[budget.LedgerKey]budget.LedgerLine{}
+		budget.MergeLedger(gr.doneLedger, c.DoneLedger)
 	}
 	for i := range c.Keys {
 		gr.budgets = append(gr.budgets, budget.Budget{Limit: money.Nanos(c.Limits[i]), Enforce: c.Enforce[i], Scope: c.Scopes[i]})

@@ -28,7 +28,7 @@ func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOpt
 	if st == nil {
 		st = &grantStep{n: gr.step + 1, held: gr.held, est: gr.doneEst, actual: gr.doneActual}
 		if len(gr.doneLedger) > 0 {
-			st.ledger = sortedLedger(gr.doneLedger)
+			st.ledger = budget.SortedLedger(gr.doneLedger)
 		}
 		gr.doneEst, gr.doneActual, gr.doneLedger = 0, 0, nil
 		switch {
@@ -81,7 +81,7 @@ func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time,
 		gr.lastErr = errGrantGone
 		more = gr.free > 0
 	}
-	gr.rem, gr.hasRem = tightest(gr.budgets, rep.levels)
+	gr.rem, gr.hasRem = budget.Tightest(gr.budgets, rep.levels)
 	return more || gr.doneEst > 0 || gr.doneActual > 0 || len(gr.doneLedger) > 0
 }
 
@@ -202,7 +202,7 @@ func (g *Granted) Settle(ctx context.Context, r budget.Reservation, actual money
 	start := time.Now()
 	// A draw settles on its grant's windows, whatever r.Keys says:
 	// checkSettle's key checks would allocate on every request for nothing.
-	if err := checkActual(r, actual); err != nil {
+	if err := budget.CheckActual(r, actual); err != nil {
 		return err
 	}
 	gr.mu.Lock()
@@ -213,9 +213,9 @@ func (g *Granted) Settle(ctx context.Context, r budget.Reservation, actual money
 		gr.doneActual += actual
 		if len(r.Ledger) > 0 {
 			if gr.doneLedger == nil {
-				gr.doneLedger = map[ledgerKey]budget.LedgerLine{}
+				gr.doneLedger = map[budget.LedgerKey]budget.LedgerLine{}
 			}
-			mergeLedger(gr.doneLedger, r.Ledger)
+			budget.MergeLedger(gr.doneLedger, r.Ledger)
 		}
 	}
 	gr.mu.Unlock()
@@ -234,7 +234,7 @@ func (g *Granted) Extend(ctx context.Context, r budget.Reservation, ttl time.Dur
 	if gr == nil {
 		return g.s.Extend(ctx, r, ttl)
 	}
-	if _, err := leaseFor(r, ttl, g.opts.DefaultTTL); err != nil {
+	if _, err := budget.LeaseFor(r, ttl, g.opts.DefaultTTL); err != nil {
 		return err
 	}
 	g.flight.Extend(r.RequestID, gr.expiry())

@@ -35,7 +35,7 @@ type grantReply struct {
 	tag     string // ok, over, lost (a "dup" reply carries the first tag)
 	exp     time.Time
 	orphans int64
-	levels  []level // after the step
+	levels  []budget.Level // after the step
 }
 
 // env implements grantBackend.
@@ -55,9 +55,9 @@ func (s *RedisStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep
 	args := make([]any, 0, 17+4*len(gr.keys)+5*len(st.ledger))
 	args = append(args, "", ms(now), gr.id, st.n, int64(st.held), int64(grown), int64(kept), int64(st.add),
 		int64(grown-st.held), int64(kept-st.held), int64(st.actual), int64(st.actual-st.dec()),
-		ms(st.exp), msOf(gr.lease+settledTTL), gr.keysJoin)
+		ms(st.exp), msOf(gr.lease+budget.SettledTTL), gr.keysJoin)
 	for i, b := range gr.budgets {
-		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(windowKeyTTL(gr.ends[i], now)), string(b.Scope))
+		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(budget.WindowKeyTTL(gr.ends[i], now)), string(b.Scope))
 	}
 	lb := newLedgerBatch(st.ledger)
 	keys, args = lb.args(s.keys, keys, args, now, s.opts.LedgerRetention)
@@ -95,11 +95,11 @@ func stepEffects(gr *grantSpec, st *grantStep, rep grantReply) []storemetrics.Ef
 	effects := make([]storemetrics.Effect, 0, len(rep.levels))
 	for i := range rep.levels {
 		l := &rep.levels[i]
-		before := l.spent + l.reserved
-		l.spent += st.actual
-		l.reserved += drsv
+		before := l.Spent + l.Reserved
+		l.Spent += st.actual
+		l.Reserved += drsv
 		b := gr.budgets[i]
-		effects = append(effects, storemetrics.Effect{Before: before, After: l.spent + l.reserved,
+		effects = append(effects, storemetrics.Effect{Before: before, After: l.Spent + l.Reserved,
 			Limit: b.Limit, Enforced: b.Enforce, Scope: string(b.Scope)})
 	}
 	return effects
@@ -126,7 +126,7 @@ func parseGrantReply(v any, n int) (grantReply, *string, error) {
 	}
 	r := grantReply{tag: tag, exp: time.UnixMilli(int64(ns[0])), orphans: int64(ns[1])}
 	for i := 0; i < n; i++ {
-		r.levels = append(r.levels, level{ns[2+2*i], ns[3+2*i]})
+		r.levels = append(r.levels, budget.Level{Spent: ns[2+2*i], Reserved: ns[3+2*i]})
 	}
 	if tag == "dup" {
 		r.tag, _ = rest[want-1].(string)

@@ -93,7 +93,7 @@ func (j *Journal) Close() error {
 // the store is down every refused or fail-open request appends, and one
 // fsync each would queue them behind the disk.
 func (j *Journal) Append(r budget.Reservation, actual money.Nanos) error {
-	if err := checkSettle(r, actual); err != nil {
+	if err := budget.CheckSettle(r, actual); err != nil {
 		return err
 	}
 	if err := j.add(journalEntry{Reservation: r, Actual: actual}); err != nil {

@@ -21,7 +21,7 @@ const maxLedgerRead = 24 * 400
 // Ledger returns the spend ledger for the UTC hours in [from, to), one
 // line per hour and names, ordered by hour.
 func (s *RedisStore) Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error) {
-	hours := ledgerHours(from, to)
+	hours := budget.LedgerHours(from, to)
 	if len(hours) > maxLedgerRead {
 		return nil, fmt.Errorf("%w: ledger read of %d hours (at most %d)", budget.ErrInvalid, len(hours), maxLedgerRead)
 	}
@@ -44,7 +44,7 @@ func (s *RedisStore) ledgerHours(ctx context.Context, hours []time.Time) ([]budg
 	cmds := make([]*redis.MapStringStringCmd, len(hours))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, h := range hours {
-			cmds[i] = p.HGetAll(ctx, s.keys.ledger(h.Format(ledgerHourFormat)))
+			cmds[i] = p.HGetAll(ctx, s.keys.ledger(h.Format(budget.LedgerHourFormat)))
 		}
 		return nil
 	})
@@ -79,7 +79,7 @@ func (t *boltTx) addLedger(lines []budget.LedgerLine, retention time.Duration) e
 		return err
 	}
 	for _, l := range lines {
-		name := []byte(l.Hour.UTC().Format(ledgerHourFormat))
+		name := []byte(l.Hour.UTC().Format(budget.LedgerHourFormat))
 		hb := root.Bucket(name)
 		if hb == nil {
 			if hb, err = root.CreateBucket(name); err != nil {
@@ -90,7 +90,7 @@ func (t *boltTx) addLedger(lines []budget.LedgerLine, retention time.Duration) e
 				return err
 			}
 		}
-		f := []byte(ledgerField(l))
+		f := []byte(budget.LedgerField(l))
 		var tok, nan int64
 		if v := hb.Get(f); len(v) == 16 {
 			tok, nan = getI64(v[:8]), getI64(v[8:])
@@ -114,7 +114,7 @@ func (t *boltTx) dropLedgerHour(name []byte) error {
 
 // Ledger implements the ledger read of RedisStore.Ledger.
 func (s *BoltStore) Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error) {
-	hours := ledgerHours(from, to)
+	hours := budget.LedgerHours(from, to)
 	if len(hours) > maxLedgerRead {
 		return nil, fmt.Errorf("%w: ledger read of %d hours (at most %d)", budget.ErrInvalid, len(hours), maxLedgerRead)
 	}
@@ -128,24 +128,24 @@ func (s *BoltStore) Ledger(ctx context.Context, from, to time.Time) ([]budget.Le
 			return nil
 		}
 		for _, h := range hours {
-			hb := root.Bucket([]byte(h.Format(ledgerHourFormat)))
+			hb := root.Bucket([]byte(h.Format(budget.LedgerHourFormat)))
 			if hb == nil {
 				continue
 			}
-			acc := map[ledgerKey]budget.LedgerLine{}
+			acc := map[budget.LedgerKey]budget.LedgerLine{}
 			err := hb.ForEach(func(k, v []byte) error {
 				var l budget.LedgerLine
-				if len(v) != 16 || !parseLedgerField(string(k), &l) {
+				if len(v) != 16 || !budget.ParseLedgerField(string(k), &l) {
 					return fmt.Errorf("budget: bad ledger entry %q", k)
 				}
 				l.Hour, l.Tokens, l.Nanos = h, getI64(v[:8]), money.Nanos(getI64(v[8:]))
-				acc[ledgerKey{field: string(k)}] = l
+				acc[budget.LedgerKey{Field: string(k)}] = l
 				return nil
 			})
 			if err != nil {
 				return err
 			}
-			out = append(out, sortedLedger(acc)...)
+			out = append(out, budget.SortedLedger(acc)...)
 		}
 		return nil
 	})

@@ -120,7 +120,7 @@ func TestLedgerRetentionRedis(t *testing.T) {
 	s := h.Store.(*RedisStore)
 	hour := storetest.T0.Truncate(time.Hour)
 	storetest.MustSettle(t, s, budget.Reservation{RequestID: "r", Ledger: lines(hour, "w", "m", 9)}, 9)
-	ttl, err := s.rdb.TTL(context.Background(), s.keys.ledger(hour.Format(ledgerHourFormat))).Result()
+	ttl, err := s.rdb.TTL(context.Background(), s.keys.ledger(hour.Format(budget.LedgerHourFormat))).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func ledgerGrantStepResentAppliesOnce(t *testing.T, h grantHarness) {
 	svc := storetest.Bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	crash(g)
-	a, err := prepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
+	a, err := budget.PrepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

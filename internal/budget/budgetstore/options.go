@@ -11,24 +11,6 @@ import (
 	"go.uber.org/zap"
 )
 
-// Lifetimes of bookkeeping records. They bound how late a settlement may
-// arrive and still be exact.
-const (
-	// settledTTL is how long a settled (or orphaned) hold's record is kept.
-	// Within it a repeated settlement is a no-op and a late one corrects an
-	// orphan charge exactly; after it a settlement is treated as a replay of
-	// an unknown hold and charged in full. Eight days covers a weekend-long
-	// outage with journaled settlements plus a day of slack.
-	settledTTL = 8 * 24 * time.Hour
-	// windowGrace keeps a window's counters this long after the window ends,
-	// so late settlements, reports and audits still find them.
-	windowGrace = 35 * 24 * time.Hour
-	// maxWindow is the longest window (a 31-day month) with a day of slack:
-	// a settlement that creates a window's counters from the key alone
-	// cannot know its period, so it assumes the longest.
-	maxWindow = 32 * 24 * time.Hour
-)
-
 // Defaults for Options.
 const (
 	DefaultPrefix  = "clade"

@@ -26,21 +26,6 @@ func hasPrincipal(budgets []budget.Budget) bool {
 	return false
 }
 
-// ownerOf returns the owner name in a window key "<scope>:<name>:<id>:<start>":
-// names may hold colons (principal values), IDs and starts never do.
-func ownerOf(window string) (string, bool) {
-	i := strings.LastIndexByte(window, ':')
-	if i < 0 {
-		return "", false
-	}
-	j := strings.LastIndexByte(window[:i], ':')
-	if j < 0 {
-		return "", false
-	}
-	_, name, ok := strings.Cut(window[:j], ":")
-	return name, ok
-}
-
 // globEscape quotes the characters Redis MATCH patterns treat specially.
 func globEscape(s string) string {
 	var b strings.Builder
@@ -71,7 +56,7 @@ func (s *RedisStore) Owners(ctx context.Context, scope budget.Scope, prefix stri
 				return err
 			}
 			for _, k := range keys {
-				if name, ok := ownerOf(strings.TrimPrefix(k, strip)); ok && !seen[name] {
+				if name, ok := budget.OwnerOf(strings.TrimPrefix(k, strip)); ok && !seen[name] {
 					seen[name] = true
 					out = append(out, name)
 				}
@@ -106,7 +91,7 @@ func (s *BoltStore) Owners(ctx context.Context, scope budget.Scope, prefix strin
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bktWindows).Cursor()
 		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, _ = c.Next() {
-			if name, ok := ownerOf(string(k)); ok && !seen[name] {
+			if name, ok := budget.OwnerOf(string(k)); ok && !seen[name] {
 				seen[name] = true
 				out = append(out, name)
 			}
@@ -117,29 +102,4 @@ func (s *BoltStore) Owners(ctx context.Context, scope budget.Scope, prefix strin
 		return nil, s.wrap(err)
 	}
 	return out, nil
-}
-
-const (
-	// principalGrace keeps a principal's window this long after it ends,
-	// instead of windowGrace: there may be millions of principals, and a
-	// late settlement that finds its window gone recreates it from the key
-	// (keyOnlyTTL), so nothing is lost but an old window's audit trail.
-	principalGrace = 2 * 24 * time.Hour
-	// principalTotalKeep is how long a principal's total window (a session's,
-	// an agent's) lives after the day it was created; without a bound, every
-	// session ever seen would stay in the store.
-	principalTotalKeep = 90 * 24 * time.Hour
-)
-
-// budgetWindowTTL is windowKeyTTL for b's window that ends at end: shorter
-// for principals, and bounded for their total windows.
-func budgetWindowTTL(b budget.Budget, end, now time.Time) time.Duration {
-	if b.Scope != budget.ScopePrincipal {
-		return windowKeyTTL(end, now)
-	}
-	if end.IsZero() {
-		// Whole days, so the bbolt deadline changes once a day, not per request.
-		return now.UTC().Truncate(24 * time.Hour).Add(principalTotalKeep).Sub(now)
-	}
-	return end.Add(principalGrace).Sub(now)
 }

@@ -21,7 +21,7 @@ import (
 // iteration is one new principal's first request (a daily and a monthly
 // budget, as a developer's caps) reserved and settled, beside the
 // service's own budget. It reports used_memory per principal with the
-// request's settled hold record (kept settledTTL for late settlements) and
+// request's settled hold record (kept budget.SettledTTL for late settlements) and
 // without it (the windows alone, what stays while the windows live):
 //
 //	go test -run '^$' -bench PrincipalMemory -benchtime 100000x ./internal/budget/

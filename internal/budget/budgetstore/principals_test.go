@@ -73,25 +73,6 @@ func TestPrincipalsFirstSight(t *testing.T) {
 	}
 }
 
-func TestPrincipalWindowTTL(t *testing.T) {
-	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
-	daily := principalBudget("s/f/v", budget.Daily, 1)
-	_, end := daily.Window(now)
-	if got := budgetWindowTTL(daily, end, now); got != 14*time.Hour+principalGrace {
-		t.Errorf("principal daily window TTL %v, want to its end plus %v", got, principalGrace)
-	}
-	if got := budgetWindowTTL(principalBudget("s/f/v", budget.Total, 1), time.Time{}, now); got != principalTotalKeep-10*time.Hour {
-		t.Errorf("principal total window TTL %v, want %v from the start of the day", got, principalTotalKeep)
-	}
-	svc := storetest.Bud(budget.ScopeService, "s", budget.Daily, 1, true)
-	if got := budgetWindowTTL(svc, end, now); got != windowKeyTTL(end, now) {
-		t.Errorf("a service window's TTL changed: %v", got)
-	}
-	if got := budgetWindowTTL(storetest.Bud(budget.ScopeService, "s", budget.Total, 1, true), time.Time{}, now); got != 0 {
-		t.Errorf("a service total window now expires: %v", got)
-	}
-}
-
 // TestPrincipalWindowExpiresInRedis: the TTL reaches Redis.
 func TestPrincipalWindowExpiresInRedis(t *testing.T) {
 	h := redisHarness(t)
@@ -102,7 +83,7 @@ func TestPrincipalWindowExpiresInRedis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := budgetWindowTTL(b, time.Time{}, storetest.T0)
+	want := b.WindowKeyTTL(time.Time{}, storetest.T0)
 	if ttl <= 0 || ttl > want || ttl < want-time.Minute {
 		t.Fatalf("the session's total window expires in %v, want about %v", ttl, want)
 	}

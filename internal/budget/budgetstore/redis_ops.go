@@ -20,7 +20,7 @@ import (
 // Reserve implements Store.
 func (s *RedisStore) Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error) {
 	start := time.Now()
-	a, err := prepareHold(h, s.opts.Clock(), s.opts.DefaultTTL)
+	a, err := budget.PrepareHold(h, s.opts.Clock(), s.opts.DefaultTTL)
 	if err != nil {
 		s.metrics.Observe("reserve", start, err)
 		return budget.Reservation{}, err
@@ -30,21 +30,21 @@ func (s *RedisStore) Reserve(ctx context.Context, h budget.Hold) (budget.Reserva
 
 // reserve places the prepared hold a, one reserve.lua call (none for a
 // hold on no budget), and observes it as begun at start.
-func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time) (r budget.Reservation, err error) {
+func (s *RedisStore) reserve(ctx context.Context, a budget.PreparedHold, start time.Time) (r budget.Reservation, err error) {
 	defer func() { s.metrics.Observe("reserve", start, err) }()
-	h, now := a.h, a.now
-	if len(a.keys) == 0 {
+	h, now := a.Hold, a.Now
+	if len(a.Keys) == 0 {
 		return budget.Reservation{RequestID: h.RequestID, Amount: h.Amount}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 
-	keys := s.keys.scriptKeys(h.RequestID, a.keys)
-	args := make([]any, 0, 11+4*len(a.keys))
-	args = append(args, "", ms(now), h.RequestID, int64(h.Amount), ms(a.expiry),
-		msOf(a.expiry.Sub(now)+settledTTL), a.keysJoin)
+	keys := s.keys.scriptKeys(h.RequestID, a.Keys)
+	args := make([]any, 0, 11+4*len(a.Keys))
+	args = append(args, "", ms(now), h.RequestID, int64(h.Amount), ms(a.Expiry),
+		msOf(a.Expiry.Sub(now)+budget.SettledTTL), a.KeysJoin)
 	for i, b := range h.Budgets {
-		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(budgetWindowTTL(b, a.ends[i], now)), string(b.Scope))
+		args = append(args, int64(b.Limit), boolArg(b.Enforce), secsOf(b.WindowKeyTTL(a.Ends[i], now)), string(b.Scope))
 	}
 	if f := h.Fit; f.Active() {
 		args = append(args, int64(f.Fixed), int64(f.PerUnit), f.Min, f.Max)
@@ -56,25 +56,25 @@ func (s *RedisStore) reserve(ctx context.Context, a reserveArgs, start time.Time
 		if err != nil {
 			return nil, err
 		}
-		rep, err = parseReserveReply(v, len(a.keys))
+		rep, err = parseReserveReply(v, len(a.Keys))
 		return rep.reset, err
 	})
 	if err != nil {
 		if releaseNow(err) {
 			s.bg.Add(1)
-			go s.release(h.RequestID, a.keys)
+			go s.release(h.RequestID, a.Keys)
 		}
 		return budget.Reservation{}, fmt.Errorf("budget: reserve %q: %w", h.RequestID, err)
 	}
 	s.metrics.Orphaned(rep.orphans)
 	switch rep.tag {
 	case "over":
-		return budget.Reservation{}, a.exceeded(rep.over, rep.levels[0])
+		return budget.Reservation{}, a.Exceeded(rep.over, rep.levels[0])
 	case "dup":
 		return budget.Reservation{}, fmt.Errorf("%w: %q (its hold is %s)", budget.ErrDuplicate, h.RequestID, rep.state)
 	}
-	s.flight.Add(h.RequestID, a.expiry)
-	return a.placed(rep.amount, rep.levels), nil
+	s.flight.Add(h.RequestID, a.Expiry)
+	return a.Placed(rep.amount, rep.levels), nil
 }
 
 // releaseNow reports whether a failed call may have run in Redis (anything
@@ -118,7 +118,7 @@ func (s *RedisStore) release(id string, windows []string) {
 func (s *RedisStore) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("settle", start, err) }()
-	if err := checkSettle(r, actual); err != nil {
+	if err := budget.CheckSettle(r, actual); err != nil {
 		return err
 	}
 	if len(r.Keys) == 0 && len(r.Ledger) == 0 {
@@ -167,7 +167,7 @@ func (s *RedisStore) settle(ctx context.Context, r budget.Reservation, actual mo
 func (s *RedisStore) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("extend", start, err) }()
-	if ttl, err = leaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
+	if ttl, err = budget.LeaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -177,7 +177,7 @@ func (s *RedisStore) Extend(ctx context.Context, r budget.Reservation, ttl time.
 		now := s.opts.Clock()
 		exp := now.Add(ttl)
 		keys := s.keys.scriptKeys(r.RequestID, windows)
-		args := []any{"", ms(now), r.RequestID, ms(exp), msOf(ttl + settledTTL), joinKeys(windows)}
+		args := []any{"", ms(now), r.RequestID, ms(exp), msOf(ttl + budget.SettledTTL), joinKeys(windows)}
 		var rep extendReply
 		err := s.withEpoch(ctx, func(epoch string) (*string, error) {
 			args[0] = epoch
@@ -236,7 +236,7 @@ func (s *RedisStore) Status(ctx context.Context, budgets []budget.Budget) (st []
 	s.metrics.Orphaned(rep.orphans)
 	st = make([]budget.Status, len(budgets))
 	for i, b := range budgets {
-		st[i] = statusOf(b, now, rep.levels[i])
+		st[i] = budget.StatusOf(b, now, rep.levels[i])
 	}
 	return st, nil
 }
@@ -258,7 +258,7 @@ func (s *RedisStore) Adjust(ctx context.Context, b budget.Budget, delta money.Na
 	keys := []string{s.keys.epoch(), s.keys.window(b.Key(now)), s.keys.adjustOp(hex.EncodeToString(op[:]))}
 	err = s.withEpoch(ctx, func(epoch string) (*string, error) {
 		v, err := s.run(ctx, s.scripts.adjust, keys, epoch, int64(delta),
-			secsOf(windowKeyTTL(end, now)), secsOf(adjustMarkerTTL), int64(budget.MaxWindowSpend))
+			secsOf(budget.WindowKeyTTL(end, now)), secsOf(adjustMarkerTTL), int64(budget.MaxWindowSpend))
 		if err != nil {
 			return nil, err
 		}

@@ -141,7 +141,7 @@ func (s *RedisStore) runSettle(ctx context.Context, epoch string, items []settle
 	keys := make([]string, 0, nkeys)
 	keys = append(keys, s.keys.epoch())
 	args := make([]any, 0, nargs)
-	args = append(args, epoch, msOf(settledTTL), len(items))
+	args = append(args, epoch, msOf(budget.SettledTTL), len(items))
 	for _, it := range items {
 		keys = append(keys, s.keys.hold(it.id))
 		for _, w := range it.windows {
@@ -149,7 +149,7 @@ func (s *RedisStore) runSettle(ctx context.Context, epoch string, items []settle
 		}
 		args = append(args, it.id, int64(it.actual), joinKeys(it.windows), it.mode, len(it.windows))
 		for _, w := range it.windows {
-			args = append(args, secsOf(keyOnlyTTL(w, now)))
+			args = append(args, secsOf(budget.KeyOnlyTTL(w, now)))
 		}
 		lb := newLedgerBatch(it.ledger)
 		args = append(args, len(lb.hours))

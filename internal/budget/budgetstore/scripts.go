@@ -115,16 +115,14 @@ func nanosList(vs []any) ([]money.Nanos, bool) {
 	return out, true
 }
 
-type level struct{ spent, reserved money.Nanos }
-
 type reserveReply struct {
 	reset   *string
 	tag     string // ok, over, dup
 	state   string // dup: the existing hold's state
 	over    int    // over: index of the failing budget
 	orphans int64
-	amount  money.Nanos // ok: the amount placed
-	levels  []level     // ok: per budget after placing; over: one entry, before
+	amount  money.Nanos    // ok: the amount placed
+	levels  []budget.Level // ok: per budget after placing; over: one entry, before
 }
 
 func parseReserveReply(v any, n int) (reserveReply, error) {
@@ -145,7 +143,7 @@ func parseReserveReply(v any, n int) (reserveReply, error) {
 			ns, ok2 := nanosList(rest[1:])
 			if ok1 && ok2 && i >= 1 && int(i) <= n {
 				r.over = int(i) - 1
-				r.levels = []level{{ns[0], ns[1]}}
+				r.levels = []budget.Level{{Spent: ns[0], Reserved: ns[1]}}
 				r.orphans = int64(ns[2])
 				return r, nil
 			}
@@ -155,13 +153,13 @@ func parseReserveReply(v any, n int) (reserveReply, error) {
 			if ns, ok := nanosList(rest); ok && ns[1] >= 0 {
 				r.orphans, r.amount = int64(ns[0]), ns[1]
 				for i := 0; i < n; i++ {
-					r.levels = append(r.levels, level{ns[2+2*i], ns[3+2*i]})
+					r.levels = append(r.levels, budget.Level{Spent: ns[2+2*i], Reserved: ns[3+2*i]})
 				}
 				if tag == "ok" {
 					// Levels from before the hold was placed: add it here,
 					// in exact int64 arithmetic.
 					for i := range r.levels {
-						r.levels[i].reserved += r.amount
+						r.levels[i].Reserved += r.amount
 					}
 				}
 				r.tag = "ok"
@@ -261,7 +259,7 @@ func parseExtendReply(v any) (extendReply, error) {
 type statusReply struct {
 	reset   *string
 	orphans int64
-	levels  []level
+	levels  []budget.Level
 }
 
 func parseStatusReply(v any, n int) (statusReply, error) {
@@ -273,7 +271,7 @@ func parseStatusReply(v any, n int) (statusReply, error) {
 		if ns, ok := nanosList(rest); ok {
 			r := statusReply{orphans: int64(ns[0])}
 			for i := 0; i < n; i++ {
-				r.levels = append(r.levels, level{ns[1+2*i], ns[2+2*i]})
+				r.levels = append(r.levels, budget.Level{Spent: ns[1+2*i], Reserved: ns[2+2*i]})
 			}
 			return r, nil
 		}
