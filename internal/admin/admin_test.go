@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 )
 
@@ -62,7 +63,7 @@ admin:
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), budgetstore.Options{Clock: func() time.Time { return now }})
+	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), storeopts.Options{Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

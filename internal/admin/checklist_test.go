@@ -18,6 +18,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
@@ -54,7 +55,7 @@ admin:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), budgetstore.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/app"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
@@ -82,7 +83,7 @@ const day = 24 * time.Hour
 // it, as a stopped gateway leaves it.
 func embeddedStore(t *testing.T, since time.Duration, uses map[string]time.Duration, adjusted []time.Duration) string {
 	dir := t.TempDir()
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), budgetstore.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +98,7 @@ func redisStore(t *testing.T, since time.Duration, uses map[string]time.Duration
 	r := testutil.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ContextTimeoutEnabled: true})
 	defer rdb.Close()
-	st, err := budgetstore.NewRedis(rdb, budgetstore.Options{Prefix: "cl"})
+	st, err := budgetstore.NewRedis(rdb, storeopts.Options{Prefix: "cl"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func TestChecklistCommandWithoutStore(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), budgetstore.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 	"github.com/clade-gateway/clade-gateway/internal/reconcile"
@@ -156,7 +157,7 @@ func adminReports(cfg config, pol *policy.Policy, getenv func(string) string) (*
 // by a running gateway: then its admin endpoint GET /admin/reconcile is
 // the way.
 func openLedgerStore(ctx context.Context, cfg config) (reconcileStore, func(), error) {
-	opts := budgetstore.Options{Timeout: 10 * cfg.StoreTimeout, Prefix: cfg.RedisPrefix}
+	opts := storeopts.Options{Timeout: 10 * cfg.StoreTimeout, Prefix: cfg.RedisPrefix}
 	if cfg.RedisURL == "" {
 		s, err := budgetstore.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/notify"
@@ -206,7 +207,7 @@ func storeKind(cfg config) string {
 }
 
 func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, journal *budgetstore.Journal) (store, error) {
-	opts := budgetstore.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
+	opts := storeopts.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
 		LedgerRetention: cfg.LedgerRetention}
 	if cfg.RedisURL == "" {
 		s, err := budgetstore.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/promtable"
 )
@@ -31,7 +32,7 @@ func bud(scope budget.Scope, name string, p budget.Period, limit money.Nanos, al
 
 func openStore(t *testing.T) *budgetstore.BoltStore {
 	t.Helper()
-	s, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), budgetstore.Options{})
+	s, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

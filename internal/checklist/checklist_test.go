@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -88,7 +89,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	r := testutil.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
-	rs, err := budgetstore.NewRedis(rdb, budgetstore.Options{Timeout: 2 * time.Second, Clock: func() time.Time { return now }})
+	rs, err := budgetstore.NewRedis(rdb, storeopts.Options{Timeout: 2 * time.Second, Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	}
 
 	path := filepath.Join(t.TempDir(), "budgets.db")
-	bs, err := budgetstore.OpenBolt(path, budgetstore.Options{Clock: func() time.Time { return now }})
+	bs, err := budgetstore.OpenBolt(path, storeopts.Options{Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

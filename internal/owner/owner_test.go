@@ -6,10 +6,11 @@ import (
 	"testing"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 )
 
 func TestFilesRecordOwnerForget(t *testing.T) {
-	st, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), budgetstore.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

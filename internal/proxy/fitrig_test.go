@@ -19,6 +19,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -62,7 +63,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), budgetstore.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -294,7 +295,7 @@ func discardLogger() *zap.Logger {
 // same with admission grants (CLADE_GRANT_WINDOW=100ms).
 func openStore(b *testing.B, kind string) proxy.Budgeter {
 	dir := b.TempDir()
-	opts := budgetstore.Options{EpochFile: filepath.Join(dir, "epoch")}
+	opts := storeopts.Options{EpochFile: filepath.Join(dir, "epoch")}
 	switch kind {
 	case "bolt", "bolt-grants":
 		s, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), opts)

@@ -12,6 +12,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
@@ -94,7 +95,7 @@ func TestLoopRunsOnOneReplica(t *testing.T) {
 	for range 2 {
 		c := redis.NewClient(&redis.Options{Addr: rd.Addr(), ContextTimeoutEnabled: true})
 		t.Cleanup(func() { _ = c.Close() })
-		st, err := budgetstore.NewRedis(c, budgetstore.Options{Prefix: "loop"})
+		st, err := budgetstore.NewRedis(c, storeopts.Options{Prefix: "loop"})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -204,7 +205,7 @@ func TestReliabilityEmbeddedRestartReplaysTheJournal(t *testing.T) {
 
 	// What the next process will find in the store: spend with the killed
 	// process's grant charged (opening the file charges it).
-	st, err := budgetstore.OpenBolt(filepath.Join(a.Dir, "budgets.db"), budgetstore.Options{})
+	st, err := budgetstore.OpenBolt(filepath.Join(a.Dir, "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
 )
@@ -58,13 +59,13 @@ func client(t *testing.T, r *testutil.Redis) *redis.Client {
 
 func stores(t *testing.T) []store {
 	r := testutil.StartRedis(t)
-	rs, err := budgetstore.NewRedis(client(t, r), budgetstore.Options{Timeout: 2 * time.Second})
+	rs, err := budgetstore.NewRedis(client(t, r), storeopts.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rs.Close() })
 	path := filepath.Join(t.TempDir(), "budgets.db")
-	bs, err := budgetstore.OpenBolt(path, budgetstore.Options{Timeout: 2 * time.Second})
+	bs, err := budgetstore.OpenBolt(path, storeopts.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +166,7 @@ func TestLastUsedWritesOncePerTokenPerHour(t *testing.T) {
 // A failed write forgets the hour, so the token's next request retries.
 func TestLastUsedRetriesAfterFailedWrite(t *testing.T) {
 	r := testutil.StartRedis(t)
-	rs, err := budgetstore.NewRedis(client(t, r), budgetstore.Options{Timeout: 300 * time.Millisecond})
+	rs, err := budgetstore.NewRedis(client(t, r), storeopts.Options{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -55,7 +56,7 @@ func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
 	c.AddHook(rt)
 	prefix := uniquePrefix(t)
 	dropPrefix(t, c, prefix)
-	s, err := NewRedis(c, Options{Prefix: prefix, Timeout: testTimeout})
+	s, err := NewRedis(c, storeopts.Options{Prefix: prefix, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func BenchmarkRedisReserveSettle(b *testing.B) {
 	c.AddHook(rt)
 	prefix := uniquePrefix(b)
 	dropPrefix(b, c, prefix)
-	s, err := NewRedis(c, Options{Prefix: prefix, Timeout: testTimeout})
+	s, err := NewRedis(c, storeopts.Options{Prefix: prefix, Timeout: testTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func redisWork(b *testing.B, c *redis.Client) (calls int64, cpu float64) {
 }
 
 func BenchmarkBoltReserveSettle(b *testing.B) {
-	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), Options{Timeout: testTimeout})
+	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), storeopts.Options{Timeout: testTimeout})
 	if err != nil {
 		b.Fatal(err)
 	}

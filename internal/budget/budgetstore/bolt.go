@@ -9,6 +9,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/epoch"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/boltcommit"
@@ -25,7 +26,7 @@ import (
 type BoltStore struct {
 	db      *bbolt.DB
 	commits *boltcommit.Committer
-	opts    Options
+	opts    storeopts.Options
 	epoch   *epoch.Keeper
 	metrics *storemetrics.Metrics
 	flight  *storemetrics.InFlight
@@ -39,8 +40,8 @@ var (
 )
 
 // OpenBolt opens (or creates) the store file at path.
-func OpenBolt(path string, opts Options) (*BoltStore, error) {
-	opts, err := opts.withDefaults()
+func OpenBolt(path string, opts storeopts.Options) (*BoltStore, error) {
+	opts, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -49,7 +50,7 @@ func (f faultySteps) stepGrant(ctx context.Context, g *grantSpec, st *grantStep)
 func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "budgets.db")
 	clock := storetest.NewClock(storetest.T0)
-	opts := Options{Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Clock: clock.Now, Timeout: testTimeout}
 	svc := storetest.Bud(budget.ScopeService, "killed", budget.Daily, 1_000_000, true)
 	s, err := OpenBolt(path, opts)
 	if err != nil {
@@ -111,7 +112,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "budgets.db")
 			clock := storetest.NewClock(storetest.T0)
-			opts := Options{Clock: clock.Now, Timeout: testTimeout}
+			opts := storeopts.Options{Clock: clock.Now, Timeout: testTimeout}
 			svc := storetest.Bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
 			j, err := OpenJournal(filepath.Join(dir, "journal.db"))
 			if err != nil {
@@ -171,7 +172,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 // many steps it takes, and is deleted after that.
 func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), Options{Clock: clock.Now, Timeout: testTimeout})
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

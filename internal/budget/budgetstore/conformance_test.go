@@ -6,6 +6,7 @@ import (
 	"time"
 	_ "time/tzdata" // the rollover cases need a real zone on any machine
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
@@ -22,7 +23,7 @@ const testTimeout = 10 * time.Second
 
 func redisHarness(t *testing.T) storetest.Harness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	addr := sharedRedisAddr(t)
 	dropPrefix(t, newClient(t, addr), opts.Prefix)
 	mk := func(t *testing.T) storetest.Store {
@@ -38,7 +39,7 @@ func redisHarness(t *testing.T) storetest.Harness {
 
 func clusterHarness(t *testing.T) storetest.Harness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	c := sharedCluster(t)
 	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
 	mk := func(t *testing.T) storetest.Store {
@@ -54,7 +55,7 @@ func clusterHarness(t *testing.T) storetest.Harness {
 
 func boltHarness(t *testing.T) storetest.Harness {
 	clock := storetest.NewClock(storetest.T0)
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "budget.db"), Options{Clock: clock.Now, Timeout: testTimeout})
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "budget.db"), storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

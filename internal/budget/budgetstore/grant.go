@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
@@ -73,7 +74,7 @@ type grantBackend interface {
 
 // storeEnv is what a store shares with the grants running on it.
 type storeEnv struct {
-	opts    Options
+	opts    storeopts.Options
 	metrics *storemetrics.Metrics
 	flight  *storemetrics.InFlight
 	owner   string

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -23,10 +24,10 @@ type grantHarness struct {
 	clock   *storetest.Clock
 	addr    string // a single server's; "" on a cluster or the embedded store
 	client  func(t *testing.T) redis.UniversalClient
-	opts    Options
-	plain   ledgerStore                                // reads levels; places exact holds
-	backend func(t *testing.T, o Options) grantBackend // the store of a new replica
-	steps   *atomic.Int64                              // grant steps every replica sent
+	opts    storeopts.Options
+	plain   ledgerStore                                          // reads levels; places exact holds
+	backend func(t *testing.T, o storeopts.Options) grantBackend // the store of a new replica
+	steps   *atomic.Int64                                        // grant steps every replica sent
 }
 
 // grantBackends runs a grant test on Redis and on the embedded store.
@@ -50,7 +51,7 @@ func clusterGrantHarness(t *testing.T) grantHarness {
 
 func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClient) grantHarness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	dropPrefix(t, client(t), opts.Prefix)
 	plain, err := NewRedis(client(t), opts)
 	if err != nil {
@@ -58,7 +59,7 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 	}
 	t.Cleanup(func() { _ = plain.Close() })
 	h := grantHarness{clock: clock, client: client, opts: opts, plain: plain, steps: new(atomic.Int64)}
-	h.backend = func(t *testing.T, o Options) grantBackend {
+	h.backend = func(t *testing.T, o storeopts.Options) grantBackend {
 		s, err := NewRedis(client(t), o)
 		if err != nil {
 			t.Fatal(err)
@@ -73,7 +74,7 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 // its grants close.
 func boltGrantHarness(t *testing.T) grantHarness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := Options{Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Clock: clock.Now, Timeout: testTimeout}
 	plain, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +82,7 @@ func boltGrantHarness(t *testing.T) grantHarness {
 	t.Cleanup(func() { _ = plain.Close() })
 	h := grantHarness{clock: clock, opts: opts, plain: plain, steps: new(atomic.Int64)}
 	n := 0
-	h.backend = func(_ *testing.T, o Options) grantBackend {
+	h.backend = func(_ *testing.T, o storeopts.Options) grantBackend {
 		n++
 		r := boltReplica(plain)
 		if o.Logger != nil {

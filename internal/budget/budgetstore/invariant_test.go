@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -22,7 +23,7 @@ import (
 type replicaSet func(t *testing.T, n int, clock *storetest.Clock) []budget.Store
 
 func redisReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	addr := sharedRedisAddr(t)
 	dropPrefix(t, newClient(t, addr), opts.Prefix)
 	var out []budget.Store
@@ -38,7 +39,7 @@ func redisReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
 }
 
 func clusterReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
-	opts := Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
 	c := sharedCluster(t)
 	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
 	var out []budget.Store
@@ -54,7 +55,7 @@ func clusterReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store
 }
 
 func boltReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
-	s, err := OpenBolt(t.TempDir()+"/b.db", Options{Clock: clock.Now, Timeout: testTimeout})
+	s, err := OpenBolt(t.TempDir()+"/b.db", storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}

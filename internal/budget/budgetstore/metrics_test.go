@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
@@ -27,9 +28,9 @@ import (
 func TestStoreMetrics(t *testing.T) {
 	stores := []struct {
 		name string
-		open func(t *testing.T, opts Options) budget.Store
+		open func(t *testing.T, opts storeopts.Options) budget.Store
 	}{
-		{"redis", func(t *testing.T, opts Options) budget.Store {
+		{"redis", func(t *testing.T, opts storeopts.Options) budget.Store {
 			opts.Prefix = uniquePrefix(t)
 			c := newClient(t, sharedRedisAddr(t))
 			dropPrefix(t, c, opts.Prefix)
@@ -40,7 +41,7 @@ func TestStoreMetrics(t *testing.T) {
 			t.Cleanup(func() { _ = s.Close() })
 			return s
 		}},
-		{"bolt", func(t *testing.T, opts Options) budget.Store {
+		{"bolt", func(t *testing.T, opts storeopts.Options) budget.Store {
 			s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), opts)
 			if err != nil {
 				t.Fatal(err)
@@ -53,7 +54,7 @@ func TestStoreMetrics(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			clock := storetest.NewClock(storetest.T0)
 			reg := prometheus.NewRegistry()
-			s := st.open(t, Options{Clock: clock.Now, Registerer: reg, Timeout: testTimeout})
+			s := st.open(t, storeopts.Options{Clock: clock.Now, Registerer: reg, Timeout: testTimeout})
 			svc := storetest.Bud(budget.ScopeService, "m", budget.Daily, money.USD(10), true)
 			team := storetest.Bud(budget.ScopeTeam, "m", budget.Monthly, money.USD(10), true)
 			dry := storetest.Bud(budget.ScopeWorkspace, "m", budget.Total, money.USD(1), false)
@@ -109,7 +110,7 @@ clade_gateway_budget_overshoot_usd_total{scope="workspace"} 0
 
 func TestStoreErrorsCounted(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), Options{Registerer: reg})
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestStoreErrorsCounted(t *testing.T) {
 // scope, at zero.
 func TestStoreErrorsStartAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), Options{Registerer: reg})
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

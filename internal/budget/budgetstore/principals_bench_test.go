@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -30,7 +31,7 @@ func BenchmarkPrincipalMemory(b *testing.B) {
 	c := redis.NewClient(&redis.Options{Addr: srv.addr(), PoolSize: 16, ContextTimeoutEnabled: true})
 	defer c.Close()
 	ctx := context.Background()
-	s, err := NewRedis(c, Options{Prefix: "clade", Timeout: 5 * time.Second})
+	s, err := NewRedis(c, storeopts.Options{Prefix: "clade", Timeout: 5 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

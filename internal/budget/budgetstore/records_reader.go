@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/redis/go-redis/v9"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -23,13 +24,13 @@ type RedisRecordReader struct {
 }
 
 // NewRedisRecordReader reads the records under prefix ("" means the
-// default), each call bounded by timeout (0 means DefaultTimeout).
+// default), each call bounded by timeout (0 means storeopts.DefaultTimeout).
 func NewRedisRecordReader(rdb redis.UniversalClient, prefix string, timeout time.Duration) *RedisRecordReader {
 	if prefix == "" {
-		prefix = DefaultPrefix
+		prefix = storeopts.DefaultPrefix
 	}
 	if timeout <= 0 {
-		timeout = DefaultTimeout
+		timeout = storeopts.DefaultTimeout
 	}
 	return &RedisRecordReader{rdb: rdb, keys: newKeyspace(prefix), timeout: timeout}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/epoch"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
@@ -24,7 +25,7 @@ import (
 // round trip, atomic, and retry-safe.
 type RedisStore struct {
 	rdb     redis.UniversalClient
-	opts    Options
+	opts    storeopts.Options
 	keys    keyspace
 	scripts scripts
 	epoch   *epoch.Keeper
@@ -48,11 +49,11 @@ var (
 // that hangs. NewRedis reads or creates the store epoch; if Redis cannot be
 // reached yet it still returns the store, which fails closed with
 // ErrUnavailable until Redis answers.
-func NewRedis(rdb redis.UniversalClient, opts Options) (*RedisStore, error) {
+func NewRedis(rdb redis.UniversalClient, opts storeopts.Options) (*RedisStore, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("%w: nil Redis client", budget.ErrInvalid)
 	}
-	opts, err := opts.withDefaults()
+	opts, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
 	}

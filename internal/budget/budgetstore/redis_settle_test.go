@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -23,7 +24,7 @@ func TestRedisConcurrentSettlesShareCalls(t *testing.T) {
 	c := newClient(t, srv.addr())
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	s, err := NewRedis(c, Options{Clock: storetest.NewClock(storetest.T0).Now, Timeout: 5 * time.Second})
+	s, err := NewRedis(c, storeopts.Options{Clock: storetest.NewClock(storetest.T0).Now, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -22,7 +23,7 @@ import (
 
 // newPrivateStore returns a store on its own redis-server, for tests that
 // stop or empty the server.
-func newPrivateStore(t *testing.T, opts Options) (*RedisStore, *redisServer) {
+func newPrivateStore(t *testing.T, opts storeopts.Options) (*RedisStore, *redisServer) {
 	t.Helper()
 	srv := startRedis(t)
 	s, err := NewRedis(newClient(t, srv.addr()), opts)
@@ -54,7 +55,7 @@ func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 100, true)
 	for _, mode := range []string{"killed", "paused"} {
 		t.Run(mode, func(t *testing.T) {
-			s, srv := newPrivateStore(t, Options{Clock: clock.Now, Timeout: timeout})
+			s, srv := newPrivateStore(t, storeopts.Options{Clock: clock.Now, Timeout: timeout})
 			r := storetest.MustReserve(t, s, storetest.Hold("before", 5, time.Minute, b))
 			if mode == "killed" {
 				srv.stop()
@@ -81,7 +82,7 @@ func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
 	epochFile := filepath.Join(t.TempDir(), "epoch")
-	opts := Options{Clock: clock.Now, EpochFile: epochFile, Prefix: "gw", Timeout: testTimeout}
+	opts := storeopts.Options{Clock: clock.Now, EpochFile: epochFile, Prefix: "gw", Timeout: testTimeout}
 	s, srv := newPrivateStore(t, opts)
 	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 10, true)
 	r := storetest.MustReserve(t, s, storetest.Hold("r", 4, time.Minute, b))
@@ -124,7 +125,7 @@ func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 
 func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
-	s, srv := newPrivateStore(t, Options{Clock: clock.Now, Timeout: testTimeout})
+	s, srv := newPrivateStore(t, storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
 	b := storetest.Bud(budget.ScopeTeam, "t", budget.Monthly, 10, true)
 	r := storetest.MustReserve(t, s, storetest.Hold("r", 4, time.Minute, b))
 	admin := newClient(t, srv.addr())
@@ -138,7 +139,7 @@ func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 	}
 	// A gateway with no memory of the old epoch starts a new one; the
 	// existing gateway must not take that as permission to continue.
-	fresh, err := NewRedis(newClient(t, srv.addr()), Options{Clock: clock.Now, Timeout: testTimeout})
+	fresh, err := NewRedis(newClient(t, srv.addr()), storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 func TestRedisExpectEpoch(t *testing.T) {
 	srv := startRedis(t)
 	ctx := context.Background()
-	s, err := NewRedis(newClient(t, srv.addr()), Options{ExpectEpoch: "7.feedface", Timeout: testTimeout})
+	s, err := NewRedis(newClient(t, srv.addr()), storeopts.Options{ExpectEpoch: "7.feedface", Timeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestRedisUnreachableAtStartFailsClosedThenWorks(t *testing.T) {
 	port := freePort(t)
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
-	s, err := NewRedis(c, Options{Timeout: 200 * time.Millisecond})
+	s, err := NewRedis(c, storeopts.Options{Timeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatalf("NewRedis with Redis down: %v", err)
 	}
@@ -247,10 +248,10 @@ func TestRedisReleaseOfLostReserve(t *testing.T) {
 func TestNewRedisRequiresContextTimeouts(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	defer c.Close()
-	if _, err := NewRedis(c, Options{}); !errors.Is(err, budget.ErrInvalid) {
+	if _, err := NewRedis(c, storeopts.Options{}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("NewRedis without ContextTimeoutEnabled = %v, want ErrInvalid", err)
 	}
-	if _, err := NewRedis(newClient(t, "127.0.0.1:1"), Options{Prefix: "a{b}"}); !errors.Is(err, budget.ErrInvalid) {
+	if _, err := NewRedis(newClient(t, "127.0.0.1:1"), storeopts.Options{Prefix: "a{b}"}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("NewRedis with braces in the prefix = %v, want ErrInvalid", err)
 	}
 }
@@ -310,7 +311,7 @@ func TestNewRedisWarnsAboutEviction(t *testing.T) {
 		t.Run(policy, func(t *testing.T) {
 			srv := startRedis(t, "--maxmemory-policy", policy)
 			core, logs := observer.New(zap.ErrorLevel)
-			s, err := NewRedis(newClient(t, srv.addr()), Options{Logger: zap.New(core), Timeout: testTimeout})
+			s, err := NewRedis(newClient(t, srv.addr()), storeopts.Options{Logger: zap.New(core), Timeout: testTimeout})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -330,7 +331,7 @@ func TestNewRedisWarnsAboutEviction(t *testing.T) {
 func TestRedisWindowKeysExpire(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock(storetest.T0)
-	s, srv := newPrivateStore(t, Options{Clock: clock.Now})
+	s, srv := newPrivateStore(t, storeopts.Options{Clock: clock.Now})
 	c := newClient(t, srv.addr())
 	daily := storetest.Bud(budget.ScopeService, "d", budget.Daily, 100, true)
 	total := storetest.Bud(budget.ScopeTeam, "t", budget.Total, 100, true)
@@ -387,7 +388,7 @@ func TestRedisWindowKeysExpire(t *testing.T) {
 func TestRedisRequestIDWithSeparator(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock(storetest.T0)
-	s, _ := newPrivateStore(t, Options{Clock: clock.Now})
+	s, _ := newPrivateStore(t, storeopts.Options{Clock: clock.Now})
 	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 1000, true)
 
 	live := storetest.MustReserve(t, s, storetest.Hold("batch:msgbatch_1:a|7|1", 10, time.Minute, b))

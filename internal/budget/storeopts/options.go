@@ -1,4 +1,8 @@
-package budgetstore
+// Package storeopts holds the options every budget store takes, Redis or
+// embedded: the clock, the bound on each call, the default lease, the
+// store epoch to expect, the ledger's retention, and where metrics and
+// logs go.
+package storeopts
 
 import (
 	"fmt"
@@ -49,7 +53,9 @@ type Options struct {
 	Logger *zap.Logger
 }
 
-func (o Options) withDefaults() (Options, error) {
+// WithDefaults fills in the defaults and checks the prefix, which becomes
+// the Redis hash tag and so may not hold braces.
+func (o Options) WithDefaults() (Options, error) {
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
 	}
