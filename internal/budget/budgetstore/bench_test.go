@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -51,12 +52,12 @@ func benchBudgets() []budget.Budget {
 // TestOneRoundTripPerReserveAndSettle pins the hot path's cost: once the
 // scripts are cached, a request is exactly one reserve and one settle call.
 func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
-	c := newClient(t, sharedRedisAddr(t))
+	c := redistest.Client(t, redistest.SharedAddr(t))
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	prefix := uniquePrefix(t)
-	dropPrefix(t, c, prefix)
-	s, err := NewRedis(c, storeopts.Options{Prefix: prefix, Timeout: testTimeout})
+	prefix := redistest.Prefix(t)
+	redistest.DropPrefix(t, c, prefix)
+	s, err := NewRedis(c, storeopts.Options{Prefix: prefix, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,12 +86,12 @@ func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
 }
 
 func BenchmarkRedisReserveSettle(b *testing.B) {
-	c := newClient(b, sharedRedisAddr(b))
+	c := redistest.Client(b, redistest.SharedAddr(b))
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	prefix := uniquePrefix(b)
-	dropPrefix(b, c, prefix)
-	s, err := NewRedis(c, storeopts.Options{Prefix: prefix, Timeout: testTimeout})
+	prefix := redistest.Prefix(b)
+	redistest.DropPrefix(b, c, prefix)
+	s, err := NewRedis(c, storeopts.Options{Prefix: prefix, Timeout: storetest.Timeout})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func redisWork(b *testing.B, c *redis.Client) (calls int64, cpu float64) {
 }
 
 func BenchmarkBoltReserveSettle(b *testing.B) {
-	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), storeopts.Options{Timeout: testTimeout})
+	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), storeopts.Options{Timeout: storetest.Timeout})
 	if err != nil {
 		b.Fatal(err)
 	}

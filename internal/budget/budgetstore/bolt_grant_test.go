@@ -50,7 +50,7 @@ func (f faultySteps) stepGrant(ctx context.Context, g *grantSpec, st *grantStep)
 func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "budgets.db")
 	clock := storetest.NewClock(storetest.T0)
-	opts := storeopts.Options{Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout}
 	svc := storetest.Bud(budget.ScopeService, "killed", budget.Daily, 1_000_000, true)
 	s, err := OpenBolt(path, opts)
 	if err != nil {
@@ -67,9 +67,9 @@ func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 	}
 	settled := storetest.MustReserve(t, g, storetest.Hold("settled", 100, time.Minute, svc))
 	storetest.MustSettle(t, g, settled, 40)
-	eventually(t, "the settlement is charged", func() bool { s, _ := levels(t, s, svc); return s == 40 })
+	storetest.Eventually(t, "the settlement is charged", func() bool { s, _ := storetest.Levels(t, s, svc); return s == 40 })
 	crash(g) // a SIGKILL: nothing returned
-	spent, held := levels(t, s, svc)
+	spent, held := storetest.Levels(t, s, svc)
 	if held < 300 {
 		t.Fatalf("grant holds %s, want at least the 3 requests in flight", held)
 	}
@@ -112,7 +112,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 			dir := t.TempDir()
 			path := filepath.Join(dir, "budgets.db")
 			clock := storetest.NewClock(storetest.T0)
-			opts := storeopts.Options{Clock: clock.Now, Timeout: testTimeout}
+			opts := storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout}
 			svc := storetest.Bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
 			j, err := OpenJournal(filepath.Join(dir, "journal.db"))
 			if err != nil {
@@ -130,7 +130,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("before", 100, time.Minute, svc)), 60)
-			eventually(t, "the first settlement is charged", func() bool { s, _ := levels(t, s, svc); return s == 60 })
+			storetest.Eventually(t, "the first settlement is charged", func() bool { s, _ := storetest.Levels(t, s, svc); return s == 60 })
 
 			faults.Store(mode)
 			during := storetest.MustReserve(t, g, storetest.Hold("during", 100, time.Minute, svc))
@@ -152,7 +152,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer next.Close()
-			if spent, held := levels(t, next, svc); held != 0 || spent < 130 {
+			if spent, held := storetest.Levels(t, next, svc); held != 0 || spent < 130 {
 				t.Fatalf("at open: spent %s reserved %s; the gone process's grant should be charged in full", spent, held)
 			}
 			if n, err := j.Replay(context.Background(), next); n != 1 || err != nil || j.Len() != 0 {
@@ -172,7 +172,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 // many steps it takes, and is deleted after that.
 func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,9 @@ package budgetstore
 import (
 	"path/filepath"
 	"testing"
-	"time"
 	_ "time/tzdata" // the rollover cases need a real zone on any machine
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -17,17 +17,13 @@ var (
 	_ storetest.Store = (*BoltStore)(nil)
 )
 
-// testTimeout replaces the 500ms default where a test checks behaviour,
-// not latency: the machine running tests may be heavily shared.
-const testTimeout = 10 * time.Second
-
 func redisHarness(t *testing.T) storetest.Harness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
-	addr := sharedRedisAddr(t)
-	dropPrefix(t, newClient(t, addr), opts.Prefix)
+	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
+	addr := redistest.SharedAddr(t)
+	redistest.DropPrefix(t, redistest.Client(t, addr), opts.Prefix)
 	mk := func(t *testing.T) storetest.Store {
-		s, err := NewRedis(newClient(t, addr), opts)
+		s, err := NewRedis(redistest.Client(t, addr), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,11 +35,11 @@ func redisHarness(t *testing.T) storetest.Harness {
 
 func clusterHarness(t *testing.T) storetest.Harness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
-	c := sharedCluster(t)
-	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
+	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
+	c := redistest.SharedCluster(t)
+	redistest.DropPrefix(t, redistest.ClusterClient(t, c), opts.Prefix)
 	mk := func(t *testing.T) storetest.Store {
-		s, err := NewRedis(newClusterClient(t, c), opts)
+		s, err := NewRedis(redistest.ClusterClient(t, c), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +51,7 @@ func clusterHarness(t *testing.T) storetest.Harness {
 
 func boltHarness(t *testing.T) storetest.Harness {
 	clock := storetest.NewClock(storetest.T0)
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "budget.db"), storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
+	s, err := OpenBolt(filepath.Join(t.TempDir(), "budget.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

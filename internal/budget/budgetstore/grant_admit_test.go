@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -38,7 +39,7 @@ func grantAdmitsInMemoryAndChargesExactly(t *testing.T, h grantHarness) {
 		storetest.MustSettle(t, g, r, 70)
 		storetest.MustSettle(t, g, r, 70) // a second settlement of one request changes nothing
 	}
-	eventually(t, "every settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == n*70 })
+	storetest.Eventually(t, "every settlement is charged", func() bool { s, _ := storetest.Levels(t, h.plain, svc); return s == n*70 })
 	calls := h.steps.Load()
 	t.Logf("%d requests, %d grant steps", n, calls)
 	if calls > n/4 {
@@ -48,14 +49,14 @@ func grantAdmitsInMemoryAndChargesExactly(t *testing.T, h grantHarness) {
 		t.Fatal(err)
 	}
 	for _, b := range []budget.Budget{svc, team} {
-		if s, r := levels(t, h.plain, b); s != n*70 || r != 0 {
+		if s, r := storetest.Levels(t, h.plain, b); s != n*70 || r != 0 {
 			t.Errorf("%s after close: spent %s reserved %s, want %d and 0", b.Label(), s, r, n*70)
 		}
 	}
 }
 
 func TestGrantCapHoldsAcrossReplicas(t *testing.T) {
-	t.Run("redis", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, newGrantHarness(t, sharedRedisAddr(t))) })
+	t.Run("redis", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, newGrantHarness(t, redistest.SharedAddr(t))) })
 	t.Run("cluster", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, clusterGrantHarness(t)) })
 	t.Run("bolt", func(t *testing.T) { grantCapHoldsAcrossReplicas(t, boltGrantHarness(t)) })
 }
@@ -99,7 +100,7 @@ func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
 	}
 	n := admitted.Load()
 	t.Logf("admitted %d of 100", n)
-	spent, reserved := levels(t, h.plain, ws)
+	spent, reserved := storetest.Levels(t, h.plain, ws)
 	if n*10 > 1000 || spent != money.Nanos(n*10) || reserved != 0 {
 		t.Errorf("admitted %d (cap 100), spent %s reserved %s: want spent = 10 × admitted ≤ 1000, 0 reserved", n, spent, reserved)
 	}
@@ -143,13 +144,13 @@ func grantIdleSliceIsReturned(t *testing.T, h grantHarness) {
 	g := h.replica(t)
 	defer g.Close()
 	r := storetest.MustReserve(t, g, storetest.Hold("long", 100, time.Minute, svc))
-	if _, held := levels(t, h.plain, svc); held <= 100 {
+	if _, held := storetest.Levels(t, h.plain, svc); held <= 100 {
 		t.Fatalf("grant holds %s, want more than the request", held)
 	}
 	h.clock.Add(2 * time.Second) // past Idle: only the request in flight stays held
-	eventually(t, "the unused slice is returned", func() bool { _, held := levels(t, h.plain, svc); return held == 100 })
+	storetest.Eventually(t, "the unused slice is returned", func() bool { _, held := storetest.Levels(t, h.plain, svc); return held == 100 })
 	storetest.MustSettle(t, g, r, 60)
-	eventually(t, "the request is charged", func() bool { s, held := levels(t, h.plain, svc); return s == 60 && held == 0 })
+	storetest.Eventually(t, "the request is charged", func() bool { s, held := storetest.Levels(t, h.plain, svc); return s == 60 && held == 0 })
 }
 
 func TestGrantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T) {
@@ -163,14 +164,14 @@ func grantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T, h grantHarness) {
 		storetest.MustReserve(t, a, storetest.Hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc))
 	}
 	crash(a)
-	_, held := levels(t, h.plain, svc)
+	_, held := storetest.Levels(t, h.plain, svc)
 	if held < 300 {
 		t.Fatalf("grant holds %s, want at least the 3 requests in flight", held)
 	}
 	h.clock.Add(time.Minute + time.Second)
 	// Nobody will settle: the whole grant is charged, its unused slice
 	// included (the price of admitting without a round trip).
-	if s, r := levels(t, h.plain, svc); s != held || r != 0 {
+	if s, r := storetest.Levels(t, h.plain, svc); s != held || r != 0 {
 		t.Errorf("after the lease: spent %s reserved %s, want spent %s (the grant) and 0", s, r, held)
 	}
 }
@@ -188,7 +189,7 @@ func grantLostLeaseIsCorrectedBySettlement(t *testing.T, h grantHarness) {
 	// been out of reach) and the lease ends: the grant is an orphan.
 	crash(a)
 	h.clock.Add(time.Minute + time.Second)
-	if s, _ := levels(t, h.plain, svc); s < 100 {
+	if s, _ := storetest.Levels(t, h.plain, svc); s < 100 {
 		t.Fatalf("orphaned grant charged %s", s)
 	}
 	if _, err := a.Reserve(context.Background(), storetest.Hold("after", 100, time.Minute, svc)); err != nil {
@@ -197,7 +198,7 @@ func grantLostLeaseIsCorrectedBySettlement(t *testing.T, h grantHarness) {
 	// The late settlement replaces the orphan charge: the request's
 	// actual cost stays, the unused slice comes back.
 	storetest.MustSettle(t, a, r, 42)
-	eventually(t, "the orphan charge is corrected", func() bool { s, _ := levels(t, h.plain, svc); return s == 42 })
+	storetest.Eventually(t, "the orphan charge is corrected", func() bool { s, _ := storetest.Levels(t, h.plain, svc); return s == 42 })
 }
 
 func TestGrantStepAppliesOnce(t *testing.T) { grantBackends(t, grantStepAppliesOnce) }
@@ -228,15 +229,15 @@ func grantStepAppliesOnce(t *testing.T, h grantHarness) {
 }
 
 func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
-	srv := startRedis(t)
-	h := newGrantHarness(t, srv.addr())
-	h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
+	srv := redistest.Start(t)
+	h := newGrantHarness(t, srv.Addr())
+	h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use storetest.Timeout
 	svc := storetest.Bud(budget.ScopeService, "paused", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
 	defer g.Close()
 	before := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
-	srv.signal(syscall.SIGSTOP)
-	defer srv.signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGSTOP)
+	defer srv.Signal(syscall.SIGCONT)
 	// Redis cannot answer, but the grant it placed still covers this one.
 	during := storetest.MustReserve(t, g, storetest.Hold("during", 10, time.Minute, svc))
 	if drawOf(during) == nil {
@@ -249,7 +250,7 @@ func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
 	if _, err := g.Reserve(context.Background(), storetest.Hold("late", 10, time.Minute, svc)); !errors.Is(err, budget.ErrUnavailable) {
 		t.Fatalf("reserve with the lease running out and Redis paused: %v, want ErrUnavailable", err)
 	}
-	srv.signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGCONT)
 	storetest.MustSettle(t, g, before, 7)
 	storetest.MustSettle(t, g, during, 8)
 	if err := g.Close(); err != nil {
@@ -257,7 +258,7 @@ func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
 	}
 	storetest.WantLevel(t, h.plain, svc, 15, 0)
 	// The refused request never held anything under its own ID.
-	if n, err := newClient(t, srv.addr()).Exists(context.Background(), g.s.(countSteps).grantBackend.(*RedisStore).keys.hold("late")).Result(); err != nil || n != 0 {
+	if n, err := redistest.Client(t, srv.Addr()).Exists(context.Background(), g.s.(countSteps).grantBackend.(*RedisStore).keys.hold("late")).Result(); err != nil || n != 0 {
 		t.Errorf("hold record of the refused request: %d, %v", n, err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -21,8 +22,8 @@ import (
 )
 
 func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
-	srv := startRedis(t)
-	h := newGrantHarness(t, srv.addr())
+	srv := redistest.Start(t)
+	h := newGrantHarness(t, srv.Addr())
 	core, logs := observer.New(zap.InfoLevel)
 	h.opts.Logger = zap.New(core)
 	h.opts.Timeout = 50 * time.Millisecond
@@ -31,8 +32,8 @@ func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
 	defer g.Close()
 	r := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
 	gr := drawOf(r)
-	srv.signal(syscall.SIGSTOP)
-	defer srv.signal(syscall.SIGCONT)
+	srv.Signal(syscall.SIGSTOP)
+	defer srv.Signal(syscall.SIGCONT)
 	ctx := context.Background()
 	for range 12 { // 12 s of the fake clock, a step each second
 		if err := g.step(ctx, gr, 0, false, true); err == nil {
@@ -47,9 +48,9 @@ func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
 	if n := failing[1].ContextMap()["failed_in_a_row"].(int64); n < 11 {
 		t.Errorf("second warning counts %d failed steps, want at least 11", n)
 	}
-	srv.signal(syscall.SIGCONT)
-	h.opts.Timeout = testTimeout
-	deadline := time.Now().Add(testTimeout)
+	srv.Signal(syscall.SIGCONT)
+	h.opts.Timeout = storetest.Timeout
+	deadline := time.Now().Add(storetest.Timeout)
 	for g.step(ctx, gr, 0, false, true) != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("steps still fail after Redis resumed")
@@ -73,16 +74,16 @@ func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
 func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 	for _, leaseEnded := range []bool{false, true} {
 		t.Run("lease ended "+strconv.FormatBool(leaseEnded), func(t *testing.T) {
-			srv := startRedis(t)
-			h := newGrantHarness(t, srv.addr())
-			h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use testTimeout
+			srv := redistest.Start(t)
+			h := newGrantHarness(t, srv.Addr())
+			h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use storetest.Timeout
 			svc := storetest.Bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
 			j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer j.Close()
-			s, err := NewRedis(newClient(t, h.addr), h.opts)
+			s, err := NewRedis(redistest.Client(t, h.addr), h.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -91,10 +92,10 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 				t.Fatal(err)
 			}
 			storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("before", 100, time.Minute, svc)), 60)
-			eventually(t, "the first settlement is charged", func() bool { s, _ := levels(t, h.plain, svc); return s == 60 })
+			storetest.Eventually(t, "the first settlement is charged", func() bool { s, _ := storetest.Levels(t, h.plain, svc); return s == 60 })
 
-			srv.signal(syscall.SIGSTOP)
-			defer srv.signal(syscall.SIGCONT)
+			srv.Signal(syscall.SIGSTOP)
+			defer srv.Signal(syscall.SIGCONT)
 			during := storetest.MustReserve(t, g, storetest.Hold("during", 100, time.Minute, svc))
 			if drawOf(during) == nil {
 				t.Fatal("a request during the pause did not draw on the grant")
@@ -109,16 +110,16 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 				t.Errorf("journaled grant owes %+v, want the 70 settled during the pause", c)
 			}
 			// Redis now runs what was queued: the step whose reply was lost.
-			srv.signal(syscall.SIGCONT)
+			srv.Signal(syscall.SIGCONT)
 			if leaseEnded {
 				h.clock.Add(time.Minute + time.Second)
 			}
-			spent, held := levels(t, h.plain, svc)
+			spent, held := storetest.Levels(t, h.plain, svc)
 			if spent+held < 130 || spent == 130 && held == 0 {
 				t.Fatalf("before the replay: spent %s reserved %s; the grant should still cover the outage", spent, held)
 			}
 
-			next, err := NewRedis(newClient(t, h.addr), h.opts) // the next process
+			next, err := NewRedis(redistest.Client(t, h.addr), h.opts) // the next process
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -70,7 +70,7 @@ func grantFitNearTheCap(t *testing.T, h grantHarness) {
 			t.Fatal(err)
 		}
 	}
-	spent, reserved := levels(t, h.plain, ws)
+	spent, reserved := storetest.Levels(t, h.plain, ws)
 	t.Logf("admitted %d (%d fitted), spent %s of %s", admitted.Load(), fitted.Load(), spent, ws.Limit)
 	if spent != money.Nanos(actual.Load()) || reserved != 0 || spent > ws.Limit {
 		t.Errorf("spent %s reserved %s, want spent = Σ actual %d ≤ limit, nothing reserved", spent, reserved, actual.Load())

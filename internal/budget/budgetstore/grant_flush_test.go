@@ -40,7 +40,7 @@ func grantSettlementsRideOnGrowthSteps(t *testing.T, h grantHarness) {
 	if steps := h.steps.Load() - before; steps != 0 {
 		t.Fatalf("a settlement alone made %d grant steps before Flush", steps)
 	}
-	if s, _ := levels(t, h.plain, svc); s != 0 {
+	if s, _ := storetest.Levels(t, h.plain, svc); s != 0 {
 		t.Fatalf("spent %s before any step", s)
 	}
 	// Draw until the grant (16 requests' worth at first) has to grow: that
@@ -49,11 +49,11 @@ func grantSettlementsRideOnGrowthSteps(t *testing.T, h grantHarness) {
 	for i := 1; i <= n; i++ {
 		storetest.MustSettle(t, g, storetest.MustReserve(t, g, storetest.Hold("r"+strconv.Itoa(i), 100, time.Minute, svc)), 70)
 	}
-	eventually(t, "a growth step charges the waiting settlements", func() bool { s, _ := levels(t, h.plain, svc); return s >= 70 })
+	storetest.Eventually(t, "a growth step charges the waiting settlements", func() bool { s, _ := storetest.Levels(t, h.plain, svc); return s >= 70 })
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if s, r := levels(t, h.plain, svc); s != (n+1)*70 || r != 0 {
+	if s, r := storetest.Levels(t, h.plain, svc); s != (n+1)*70 || r != 0 {
 		t.Errorf("after close: spent %s reserved %s, want %d and 0", s, r, (n+1)*70)
 	}
 }
@@ -75,7 +75,7 @@ func grantFlushTimerSkipsWhatAStepCarried(t *testing.T, h grantHarness) {
 	if err := g.step(context.Background(), drawOf(r), 0, false, true); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := levels(t, h.plain, svc); s != 70 {
+	if s, _ := storetest.Levels(t, h.plain, svc); s != 70 {
 		t.Fatalf("spent %s after the step, want 70", s)
 	}
 	before := h.steps.Load()

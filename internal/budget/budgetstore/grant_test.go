@@ -8,14 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget"
-
 	"github.com/redis/go-redis/v9"
-
-	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
 // grantHarness is a store on a fake clock, and a way to open replicas
@@ -32,12 +29,12 @@ type grantHarness struct {
 
 // grantBackends runs a grant test on Redis and on the embedded store.
 func grantBackends(t *testing.T, run func(t *testing.T, h grantHarness)) {
-	t.Run("redis", func(t *testing.T) { run(t, newGrantHarness(t, sharedRedisAddr(t))) })
+	t.Run("redis", func(t *testing.T) { run(t, newGrantHarness(t, redistest.SharedAddr(t))) })
 	t.Run("bolt", func(t *testing.T) { run(t, boltGrantHarness(t)) })
 }
 
 func newGrantHarness(t *testing.T, addr string) grantHarness {
-	h := grantHarnessOn(t, func(t *testing.T) redis.UniversalClient { return newClient(t, addr) })
+	h := grantHarnessOn(t, func(t *testing.T) redis.UniversalClient { return redistest.Client(t, addr) })
 	h.addr = addr
 	return h
 }
@@ -45,14 +42,14 @@ func newGrantHarness(t *testing.T, addr string) grantHarness {
 // clusterGrantHarness runs grants on the shared 3-master Redis Cluster:
 // every grant.lua call must stay in the prefix's hash slot.
 func clusterGrantHarness(t *testing.T) grantHarness {
-	c := sharedCluster(t)
-	return grantHarnessOn(t, func(t *testing.T) redis.UniversalClient { return newClusterClient(t, c) })
+	c := redistest.SharedCluster(t)
+	return grantHarnessOn(t, func(t *testing.T) redis.UniversalClient { return redistest.ClusterClient(t, c) })
 }
 
 func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClient) grantHarness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
-	dropPrefix(t, client(t), opts.Prefix)
+	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
+	redistest.DropPrefix(t, client(t), opts.Prefix)
 	plain, err := NewRedis(client(t), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +71,7 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 // its grants close.
 func boltGrantHarness(t *testing.T) grantHarness {
 	clock := storetest.NewClock(storetest.T0)
-	opts := storeopts.Options{Clock: clock.Now, Timeout: testTimeout}
+	opts := storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout}
 	plain, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), opts)
 	if err != nil {
 		t.Fatal(err)
@@ -125,24 +122,4 @@ func (h grantHarness) replica(t *testing.T) *Granted {
 func crash(g *Granted) {
 	g.closed.Do(func() { close(g.stop) })
 	g.bg.Wait()
-}
-
-// eventually polls cond for up to 10s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatalf("timed out waiting until %s", what)
-}
-
-func levels(t *testing.T, s budget.Store, b budget.Budget) (spent, reserved money.Nanos) {
-	t.Helper()
-	st, err := s.Status(context.Background(), []budget.Budget{b})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st[0].Spent, st[0].Reserved
 }

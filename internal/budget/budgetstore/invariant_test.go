@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -23,12 +24,12 @@ import (
 type replicaSet func(t *testing.T, n int, clock *storetest.Clock) []budget.Store
 
 func redisReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
-	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
-	addr := sharedRedisAddr(t)
-	dropPrefix(t, newClient(t, addr), opts.Prefix)
+	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
+	addr := redistest.SharedAddr(t)
+	redistest.DropPrefix(t, redistest.Client(t, addr), opts.Prefix)
 	var out []budget.Store
 	for i := 0; i < n; i++ {
-		s, err := NewRedis(newClient(t, addr), opts)
+		s, err := NewRedis(redistest.Client(t, addr), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -39,12 +40,12 @@ func redisReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
 }
 
 func clusterReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
-	opts := storeopts.Options{Prefix: uniquePrefix(t), Clock: clock.Now, Timeout: testTimeout}
-	c := sharedCluster(t)
-	dropPrefix(t, newClusterClient(t, c), opts.Prefix)
+	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
+	c := redistest.SharedCluster(t)
+	redistest.DropPrefix(t, redistest.ClusterClient(t, c), opts.Prefix)
 	var out []budget.Store
 	for i := 0; i < n; i++ {
-		s, err := NewRedis(newClusterClient(t, c), opts)
+		s, err := NewRedis(redistest.ClusterClient(t, c), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,7 +56,7 @@ func clusterReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store
 }
 
 func boltReplicas(t *testing.T, n int, clock *storetest.Clock) []budget.Store {
-	s, err := OpenBolt(t.TempDir()+"/b.db", storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
+	s, err := OpenBolt(t.TempDir()+"/b.db", storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

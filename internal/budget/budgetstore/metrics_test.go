@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -31,9 +32,9 @@ func TestStoreMetrics(t *testing.T) {
 		open func(t *testing.T, opts storeopts.Options) budget.Store
 	}{
 		{"redis", func(t *testing.T, opts storeopts.Options) budget.Store {
-			opts.Prefix = uniquePrefix(t)
-			c := newClient(t, sharedRedisAddr(t))
-			dropPrefix(t, c, opts.Prefix)
+			opts.Prefix = redistest.Prefix(t)
+			c := redistest.Client(t, redistest.SharedAddr(t))
+			redistest.DropPrefix(t, c, opts.Prefix)
 			s, err := NewRedis(c, opts)
 			if err != nil {
 				t.Fatal(err)
@@ -54,7 +55,7 @@ func TestStoreMetrics(t *testing.T) {
 		t.Run(st.name, func(t *testing.T) {
 			clock := storetest.NewClock(storetest.T0)
 			reg := prometheus.NewRegistry()
-			s := st.open(t, storeopts.Options{Clock: clock.Now, Registerer: reg, Timeout: testTimeout})
+			s := st.open(t, storeopts.Options{Clock: clock.Now, Registerer: reg, Timeout: storetest.Timeout})
 			svc := storetest.Bud(budget.ScopeService, "m", budget.Daily, money.USD(10), true)
 			team := storetest.Bud(budget.ScopeTeam, "m", budget.Monthly, money.USD(10), true)
 			dry := storetest.Bud(budget.ScopeWorkspace, "m", budget.Total, money.USD(1), false)

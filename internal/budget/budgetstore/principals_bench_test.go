@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -27,8 +28,8 @@ import (
 //
 //	go test -run '^$' -bench PrincipalMemory -benchtime 100000x ./internal/budget/
 func BenchmarkPrincipalMemory(b *testing.B) {
-	srv := startRedis(b)
-	c := redis.NewClient(&redis.Options{Addr: srv.addr(), PoolSize: 16, ContextTimeoutEnabled: true})
+	srv := redistest.Start(b)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 16, ContextTimeoutEnabled: true})
 	defer c.Close()
 	ctx := context.Background()
 	s, err := NewRedis(c, storeopts.Options{Prefix: "clade", Timeout: 5 * time.Second})

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -20,8 +21,8 @@ import (
 // caller names the wrong windows is settled where its hold is.
 func TestRedisConcurrentSettlesShareCalls(t *testing.T) {
 	ctx := context.Background()
-	srv := startRedis(t)
-	c := newClient(t, srv.addr())
+	srv := redistest.Start(t)
+	c := redistest.Client(t, srv.Addr())
 	rt := &roundTrips{}
 	c.AddHook(rt)
 	s, err := NewRedis(c, storeopts.Options{Clock: storetest.NewClock(storetest.T0).Now, Timeout: 5 * time.Second})

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
+	"github.com/clade-gateway/clade-gateway/internal/testproc"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
@@ -23,10 +25,10 @@ import (
 
 // newPrivateStore returns a store on its own redis-server, for tests that
 // stop or empty the server.
-func newPrivateStore(t *testing.T, opts storeopts.Options) (*RedisStore, *redisServer) {
+func newPrivateStore(t *testing.T, opts storeopts.Options) (*RedisStore, *redistest.Server) {
 	t.Helper()
-	srv := startRedis(t)
-	s, err := NewRedis(newClient(t, srv.addr()), opts)
+	srv := redistest.Start(t)
+	s, err := NewRedis(redistest.Client(t, srv.Addr()), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +60,10 @@ func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 			s, srv := newPrivateStore(t, storeopts.Options{Clock: clock.Now, Timeout: timeout})
 			r := storetest.MustReserve(t, s, storetest.Hold("before", 5, time.Minute, b))
 			if mode == "killed" {
-				srv.stop()
+				srv.Stop()
 			} else {
-				srv.signal(syscall.SIGSTOP)
-				defer srv.signal(syscall.SIGCONT)
+				srv.Signal(syscall.SIGSTOP)
+				defer srv.Signal(syscall.SIGCONT)
 			}
 			for op, err := range everyOp(s, r, b) {
 				if !errors.Is(err, budget.ErrUnavailable) {
@@ -82,7 +84,7 @@ func TestRedisStoppedIsUnavailableWithinTimeout(t *testing.T) {
 func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
 	epochFile := filepath.Join(t.TempDir(), "epoch")
-	opts := storeopts.Options{Clock: clock.Now, EpochFile: epochFile, Prefix: "gw", Timeout: testTimeout}
+	opts := storeopts.Options{Clock: clock.Now, EpochFile: epochFile, Prefix: "gw", Timeout: storetest.Timeout}
 	s, srv := newPrivateStore(t, opts)
 	b := storetest.Bud(budget.ScopeService, "s", budget.Daily, 10, true)
 	r := storetest.MustReserve(t, s, storetest.Hold("r", 4, time.Minute, b))
@@ -93,15 +95,15 @@ func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 	}
 
 	// Redis restarts without persistence: 4 of 10 spent is forgotten.
-	srv.stop()
-	srv.start()
+	srv.Stop()
+	srv.Restart()
 	for op, err := range everyOp(s, r, b) {
 		if !errors.Is(err, budget.ErrStoreReset) {
 			t.Errorf("%s after restart: err = %v, want ErrStoreReset", op, err)
 		}
 	}
 	// A gateway restarted with the same data dir refuses too.
-	s2, err := NewRedis(newClient(t, srv.addr()), opts)
+	s2, err := NewRedis(redistest.Client(t, srv.Addr()), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,10 +127,10 @@ func TestRedisRestartedEmptyIsResetUntilReinit(t *testing.T) {
 
 func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
-	s, srv := newPrivateStore(t, storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
+	s, srv := newPrivateStore(t, storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	b := storetest.Bud(budget.ScopeTeam, "t", budget.Monthly, 10, true)
 	r := storetest.MustReserve(t, s, storetest.Hold("r", 4, time.Minute, b))
-	admin := newClient(t, srv.addr())
+	admin := redistest.Client(t, srv.Addr())
 	if err := admin.FlushAll(context.Background()).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +141,7 @@ func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 	}
 	// A gateway with no memory of the old epoch starts a new one; the
 	// existing gateway must not take that as permission to continue.
-	fresh, err := NewRedis(newClient(t, srv.addr()), storeopts.Options{Clock: clock.Now, Timeout: testTimeout})
+	fresh, err := NewRedis(redistest.Client(t, srv.Addr()), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,9 +165,9 @@ func TestRedisFlushallIsResetUntilReinit(t *testing.T) {
 }
 
 func TestRedisExpectEpoch(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	ctx := context.Background()
-	s, err := NewRedis(newClient(t, srv.addr()), storeopts.Options{ExpectEpoch: "7.feedface", Timeout: testTimeout})
+	s, err := NewRedis(redistest.Client(t, srv.Addr()), storeopts.Options{ExpectEpoch: "7.feedface", Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func TestRedisExpectEpoch(t *testing.T) {
 	if err := s.Reinit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	e, _ := newClient(t, srv.addr()).Get(ctx, "{clade}:epoch").Result()
+	e, _ := redistest.Client(t, srv.Addr()).Get(ctx, "{clade}:epoch").Result()
 	if !strings.HasPrefix(e, "8.") {
 		t.Errorf("epoch after Reinit = %q, want generation 8", e)
 	}
@@ -185,7 +187,7 @@ func TestRedisExpectEpoch(t *testing.T) {
 }
 
 func TestRedisUnreachableAtStartFailsClosedThenWorks(t *testing.T) {
-	port := freePort(t)
+	port := testproc.Port(t)
 	c := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + strconv.Itoa(port), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	s, err := NewRedis(c, storeopts.Options{Timeout: 200 * time.Millisecond})
@@ -197,7 +199,7 @@ func TestRedisUnreachableAtStartFailsClosedThenWorks(t *testing.T) {
 	if _, err := s.Reserve(context.Background(), storetest.Hold("r", 1, time.Minute, b)); !errors.Is(err, budget.ErrUnavailable) {
 		t.Errorf("Reserve with Redis down = %v, want ErrUnavailable", err)
 	}
-	startRedisOn(t, port)
+	redistest.StartOn(t, port)
 	// A request that failed is refused for good; the next one gets a new ID.
 	storetest.MustReserve(t, s, storetest.Hold("r2", 1, time.Minute, b))
 }
@@ -251,14 +253,14 @@ func TestNewRedisRequiresContextTimeouts(t *testing.T) {
 	if _, err := NewRedis(c, storeopts.Options{}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("NewRedis without ContextTimeoutEnabled = %v, want ErrInvalid", err)
 	}
-	if _, err := NewRedis(newClient(t, "127.0.0.1:1"), storeopts.Options{Prefix: "a{b}"}); !errors.Is(err, budget.ErrInvalid) {
+	if _, err := NewRedis(redistest.Client(t, "127.0.0.1:1"), storeopts.Options{Prefix: "a{b}"}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("NewRedis with braces in the prefix = %v, want ErrInvalid", err)
 	}
 }
 
 func TestClusterKeysShareOneSlot(t *testing.T) {
-	c := sharedCluster(t)
-	cc := newClusterClient(t, c)
+	c := redistest.SharedCluster(t)
+	cc := redistest.ClusterClient(t, c)
 	ctx := context.Background()
 	ks := newKeyspace("clade")
 	b := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1, true)
@@ -309,9 +311,9 @@ func masterOf(t *testing.T, cc *redis.ClusterClient, slot int64) string {
 func TestNewRedisWarnsAboutEviction(t *testing.T) {
 	for _, policy := range []string{"noeviction", "volatile-lru"} {
 		t.Run(policy, func(t *testing.T) {
-			srv := startRedis(t, "--maxmemory-policy", policy)
+			srv := redistest.Start(t, "--maxmemory-policy", policy)
 			core, logs := observer.New(zap.ErrorLevel)
-			s, err := NewRedis(newClient(t, srv.addr()), storeopts.Options{Logger: zap.New(core), Timeout: testTimeout})
+			s, err := NewRedis(redistest.Client(t, srv.Addr()), storeopts.Options{Logger: zap.New(core), Timeout: storetest.Timeout})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -332,7 +334,7 @@ func TestRedisWindowKeysExpire(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock(storetest.T0)
 	s, srv := newPrivateStore(t, storeopts.Options{Clock: clock.Now})
-	c := newClient(t, srv.addr())
+	c := redistest.Client(t, srv.Addr())
 	daily := storetest.Bud(budget.ScopeService, "d", budget.Daily, 100, true)
 	total := storetest.Bud(budget.ScopeTeam, "t", budget.Total, 100, true)
 

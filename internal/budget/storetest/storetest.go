@@ -133,3 +133,30 @@ func Run(t *testing.T, newH NewHarness) {
 	runRecordsConformance(t, newH)
 	runFitConformance(t, newH)
 }
+
+// Timeout replaces a store's 500ms default where a test checks behaviour,
+// not latency: the machine running tests may be heavily shared.
+const Timeout = 10 * time.Second
+
+// Levels returns a budget's spent and reserved amounts in its current
+// window.
+func Levels(t *testing.T, s budget.Store, b budget.Budget) (spent, reserved money.Nanos) {
+	t.Helper()
+	st, err := s.Status(context.Background(), []budget.Budget{b})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[0].Spent, st[0].Reserved
+}
+
+// Eventually polls cond for up to 10s, and fails the test if it never
+// holds.
+func Eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting until %s", what)
+}
