@@ -22,6 +22,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/batch"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
@@ -217,7 +218,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 		if cfg.GrantWindow == 0 {
 			return s, nil
 		}
-		g, err := budgetstore.NewGranted(s, grantOptions(cfg, journal))
+		g, err := grant.New(s, grantOptions(cfg, journal))
 		if err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("grants: %w", err)
@@ -260,7 +261,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	if cfg.GrantWindow == 0 {
 		return closingStore{backend: s, rdb: rdb}, nil
 	}
-	g, err := budgetstore.NewGranted(s, grantOptions(cfg, journal))
+	g, err := grant.New(s, grantOptions(cfg, journal))
 	if err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("grants: %w", err)
@@ -276,7 +277,7 @@ type backend interface {
 	Reinit(ctx context.Context) error
 	// CloseGrant lets the journal's replay, which asserts for it, apply
 	// grants an earlier process journaled, with or without grants now.
-	CloseGrant(ctx context.Context, c budgetstore.GrantClose) error
+	CloseGrant(ctx context.Context, c grant.Closing) error
 	TryLock(ctx context.Context, name string, ttl time.Duration) (bool, error)
 }
 
@@ -291,15 +292,15 @@ var (
 
 // grantOptions are the admission grants of CLADE_GRANT_WINDOW, on either
 // store.
-func grantOptions(cfg config, journal *budgetstore.Journal) budgetstore.GrantOptions {
-	return budgetstore.GrantOptions{Window: cfg.GrantWindow, Lease: cfg.HoldTTL, Journal: journal}
+func grantOptions(cfg config, journal *budgetstore.Journal) grant.Options {
+	return grant.Options{Window: cfg.GrantWindow, Lease: cfg.HoldTTL, Journal: journal}
 }
 
 // granted is a store admitting through grants: admission, settlement,
 // journaled grants and Close are the grants', everything else the store's.
 type granted struct {
 	backend
-	g *budgetstore.Granted
+	g *grant.Granted
 }
 
 func (s granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error) {
@@ -314,7 +315,7 @@ func (s granted) Settle(ctx context.Context, r budget.Reservation, actual money.
 	return s.g.Settle(ctx, r, actual)
 }
 
-func (s granted) CloseGrant(ctx context.Context, c budgetstore.GrantClose) error {
+func (s granted) CloseGrant(ctx context.Context, c grant.Closing) error {
 	return s.g.CloseGrant(ctx, c)
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -306,7 +307,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 			b.Cleanup(func() { _ = s.Close() })
 			return s
 		}
-		g, err := budgetstore.NewGranted(s, budgetstore.GrantOptions{Window: 100 * time.Millisecond})
+		g, err := grant.New(s, grant.Options{Window: 100 * time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -329,7 +330,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 			b.Cleanup(func() { _ = s.Close() })
 			return s
 		}
-		g, err := budgetstore.NewGranted(s, budgetstore.GrantOptions{Window: 100 * time.Millisecond})
+		g, err := grant.New(s, grant.Options{Window: 100 * time.Millisecond})
 		if err != nil {
 			b.Fatal(err)
 		}

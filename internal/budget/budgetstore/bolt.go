@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/epoch"
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 
@@ -36,7 +37,7 @@ type BoltStore struct {
 var (
 	_ budget.Store  = (*BoltStore)(nil)
 	_ epoch.Backend = (*boltEpochs)(nil)
-	_ grantBackend  = (*BoltStore)(nil)
+	_ grant.Backend = (*BoltStore)(nil)
 )
 
 // OpenBolt opens (or creates) the store file at path.

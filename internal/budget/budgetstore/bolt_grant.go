@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// bktGrants holds a grantRecord per grant ID (see stepGrant).
+// bktGrants holds a grantRecord per grant ID (see StepGrant).
 var bktGrants = []byte("grants")
 
 // gcGrant is the GC kind of a grant record.
@@ -37,35 +38,35 @@ type grantRecord struct {
 	Delete int64       `json:"del"` // unix ms
 }
 
-// env implements grantBackend.
-func (s *BoltStore) env() storeEnv {
-	return storeEnv{opts: s.opts, metrics: s.metrics, flight: s.flight, owner: s.owner}
+// GrantEnv implements grant.Backend.
+func (s *BoltStore) GrantEnv() grant.Env {
+	return grant.Env{Options: s.opts, Metrics: s.metrics, Flight: s.flight, Owner: s.owner}
 }
 
-// CloseGrant applies a journaled GrantClose; see RedisStore.CloseGrant.
-func (s *BoltStore) CloseGrant(ctx context.Context, c GrantClose) error {
-	return closeGrant(ctx, s, c)
+// CloseGrant applies a journaled grant.Closing; see RedisStore.CloseGrant.
+func (s *BoltStore) CloseGrant(ctx context.Context, c grant.Closing) error {
+	return grant.CloseJournaled(ctx, s, c)
 }
 
-// stepGrant implements grantBackend in one write transaction, with
+// StepGrant implements grant.Backend in one write transaction, with
 // grant.lua's rules. The transaction shares its commit (and fsync) with
 // whatever else is committing (see boltcommit.Committer); a step is off the request
 // path unless a request waits for its grant to grow.
-func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep) (rep grantReply, err error) {
+func (s *BoltStore) StepGrant(ctx context.Context, gr *grant.Spec, st *grant.Step) (rep grant.Reply, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("grant", start, err) }()
 	now := s.opts.Clock()
-	grown, kept := st.held+st.add-st.dec(), st.held-st.dec()
+	grown, kept := st.Held+st.Add-st.Dec(), st.Held-st.Dec()
 	var seq int64 = -1
 	err = s.update(ctx, func(t *boltTx) error {
-		rep, seq = grantReply{}, -1
+		rep, seq = grant.Reply{}, -1
 		t.now = now.UnixMilli()
 		if err := t.collect(); err != nil {
 			return err
 		}
-		ws := make([]*bbolt.Bucket, len(gr.keys))
-		for i, k := range gr.keys {
-			w, err := t.window(k, deleteAt(now, budget.WindowKeyTTL(gr.ends[i], now)), true)
+		ws := make([]*bbolt.Bucket, len(gr.Keys))
+		for i, k := range gr.Keys {
+			w, err := t.window(k, deleteAt(now, budget.WindowKeyTTL(gr.Ends[i], now)), true)
 			if err != nil {
 				return err
 			}
@@ -73,11 +74,11 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 			if err != nil {
 				return err
 			}
-			rep.orphans += n
+			rep.Orphans += n
 			ws[i] = w
 		}
-		rep.levels = levelsOf(ws)
-		rec, err := t.grantRecord(gr.id)
+		rep.Levels = levelsOf(ws)
+		rec, err := t.grantRecord(gr.ID)
 		if err != nil {
 			return err
 		}
@@ -85,75 +86,75 @@ func (s *BoltStore) stepGrant(ctx context.Context, gr *grantSpec, st *grantStep)
 		if fresh {
 			rec = &grantRecord{}
 		}
-		if rec.Step >= st.n {
-			rep.tag, rep.exp = rec.Last, time.UnixMilli(rec.Exp)
+		if rec.Step >= st.N {
+			rep.Tag, rep.Exp = rec.Last, time.UnixMilli(rec.Exp)
 			return nil
 		}
-		if rec.Step != st.n-1 {
+		if rec.Step != st.N-1 {
 			seq = rec.Step
 			return nil
 		}
-		live := st.n == 1 || (rec.State == stateLive && (st.held == 0 || holdAmount(ws[0], gr.id) == st.held))
-		rec.Step, rec.Keys = st.n, gr.keys
-		rec.Delete = now.Add(gr.lease + budget.SettledTTL).UnixMilli()
+		live := st.N == 1 || (rec.State == stateLive && (st.Held == 0 || holdAmount(ws[0], gr.ID) == st.Held))
+		rec.Step, rec.Keys = st.N, gr.Keys
+		rec.Delete = now.Add(gr.Lease + budget.SettledTTL).UnixMilli()
 		if !live {
 			// The orphan charge counted every estimate still in the grant;
 			// replace those of the requests settled now by their actual
 			// cost, and take back what is returned unused.
 			for _, w := range ws {
-				if err := addInt(w, keySpent, int64(st.actual-st.dec())); err != nil {
+				if err := addInt(w, keySpent, int64(st.Actual-st.Dec())); err != nil {
 					return err
 				}
 			}
-			if err := t.addLedger(st.ledger, s.opts.LedgerRetention); err != nil {
+			if err := t.addLedger(st.Ledger, s.opts.LedgerRetention); err != nil {
 				return err
 			}
-			rep.tag, rep.exp = stateLost, time.UnixMilli(rec.Exp)
+			rep.Tag, rep.Exp = stateLost, time.UnixMilli(rec.Exp)
 			rec.State, rec.Last = stateLost, stateLost
-			return t.putGrantRecord(gr.id, rec, fresh)
+			return t.putGrantRecord(gr.ID, rec, fresh)
 		}
 		tag, amt := "ok", grown
-		if st.add != 0 {
-			for i, b := range gr.budgets {
-				if l := rep.levels[i]; b.Enforce && l.Spent+l.Reserved+st.add > b.Limit {
+		if st.Add != 0 {
+			for i, b := range gr.Budgets {
+				if l := rep.Levels[i]; b.Enforce && l.Spent+l.Reserved+st.Add > b.Limit {
 					tag, amt = "over", kept
 					break
 				}
 			}
 		}
-		exp := st.exp.UnixMilli()
+		exp := st.Exp.UnixMilli()
 		for i, w := range ws {
-			if err := t.setGrantHold(w, gr.id, amt, exp, i == 0); err != nil {
+			if err := t.setGrantHold(w, gr.ID, amt, exp, i == 0); err != nil {
 				return err
 			}
-			if err := addInt(w, keyRsv, int64(amt-st.held)); err != nil {
+			if err := addInt(w, keyRsv, int64(amt-st.Held)); err != nil {
 				return err
 			}
-			if err := addInt(w, keySpent, int64(st.actual)); err != nil {
+			if err := addInt(w, keySpent, int64(st.Actual)); err != nil {
 				return err
 			}
-			if err := setLimits(w, gr.budgets[i]); err != nil {
+			if err := setLimits(w, gr.Budgets[i]); err != nil {
 				return err
 			}
 		}
-		if err := t.addLedger(st.ledger, s.opts.LedgerRetention); err != nil {
+		if err := t.addLedger(st.Ledger, s.opts.LedgerRetention); err != nil {
 			return err
 		}
-		rep.tag, rep.exp = tag, st.exp
+		rep.Tag, rep.Exp = tag, st.Exp
 		rec.State, rec.Last, rec.Exp, rec.Amount = stateLive, tag, exp, amt
-		return t.putGrantRecord(gr.id, rec, fresh)
+		return t.putGrantRecord(gr.ID, rec, fresh)
 	})
 	if err == nil && seq >= 0 {
 		err = fmt.Errorf("%w: grant step out of order (applied: %d)", budget.ErrInvalid, seq)
 	}
 	if err != nil {
-		return grantReply{}, fmt.Errorf("budget: grant %s step %d: %w", gr.id, st.n, err)
+		return grant.Reply{}, fmt.Errorf("budget: grant %s step %d: %w", gr.ID, st.N, err)
 	}
-	if rep.tag == "" {
-		return grantReply{}, fmt.Errorf("%w: grant %s step %d: no outcome recorded", budget.ErrInvalid, gr.id, st.n)
+	if rep.Tag == "" {
+		return grant.Reply{}, fmt.Errorf("%w: grant %s step %d: no outcome recorded", budget.ErrInvalid, gr.ID, st.N)
 	}
-	s.metrics.Orphaned(rep.orphans)
-	s.metrics.Settled(stepEffects(gr, st, rep))
+	s.metrics.Orphaned(rep.Orphans)
+	s.metrics.Settled(grant.StepEffects(gr, st, rep))
 	return rep, nil
 }
 

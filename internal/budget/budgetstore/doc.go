@@ -1,7 +1,7 @@
 // Package budgetstore implements budget.Store: on Redis (shared by every
 // replica, redis*.go with the Lua scripts in scripts/) and on an embedded
-// bbolt file (one replica, bolt*.go), admission grants over either
-// (grant*.go) and the settlement journal (journal.go). The store epoch
+// bbolt file (one replica, bolt*.go), each with the grant step of package
+// grant, and the settlement journal (journal.go). The store epoch
 // (package epoch) and the store metrics (package storemetrics) are shared
 // by both stores. Both stores run the conformance suite of package
 // storetest and keep the semantics described below.
@@ -67,14 +67,9 @@
 //
 // # Grants
 //
-// Granted (grant.go) wraps either store, through the grantBackend
-// interface, so that a replica admits from grants, holds it places per
-// budget set ahead of demand, instead of one hold per request. A grant's
-// step is grant.lua on Redis and one bbolt transaction on the embedded
-// store (bolt_grant.go), by the same rules; to everything else a grant is
-// an ordinary hold (pruned, counted, charged as an orphan when its lease
-// ends). The embedded store also charges, when it is opened, the grants a
-// previous process left in the file.
+// Package grant wraps either store so that a replica admits from grants.
+// A grant's step is grant.lua on Redis (redis_grant.go) and one bbolt
+// transaction on the embedded store (bolt_grant.go), by the same rules.
 //
 // # Store loss
 //

@@ -9,62 +9,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"go.etcd.io/bbolt"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
-
-func TestGrantFailingStepsWarnOncePerInterval(t *testing.T) {
-	srv := redistest.Start(t)
-	h := newGrantHarness(t, srv.Addr())
-	core, logs := observer.New(zap.InfoLevel)
-	h.opts.Logger = zap.New(core)
-	h.opts.Timeout = 50 * time.Millisecond
-	svc := storetest.Bud(budget.ScopeService, "outage", budget.Daily, 1_000_000, true)
-	g := h.replica(t)
-	defer g.Close()
-	r := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
-	gr := drawOf(r)
-	srv.Signal(syscall.SIGSTOP)
-	defer srv.Signal(syscall.SIGCONT)
-	ctx := context.Background()
-	for range 12 { // 12 s of the fake clock, a step each second
-		if err := g.step(ctx, gr, 0, false, true); err == nil {
-			t.Fatal("a step succeeded with Redis paused")
-		}
-		h.clock.Add(time.Second)
-	}
-	failing := logs.FilterMessageSnippet("grant step failed").All()
-	if len(failing) != 2 {
-		t.Fatalf("%d warnings over 12 s of failing steps, want 2 (at the start and 10 s later)", len(failing))
-	}
-	if n := failing[1].ContextMap()["failed_in_a_row"].(int64); n < 11 {
-		t.Errorf("second warning counts %d failed steps, want at least 11", n)
-	}
-	srv.Signal(syscall.SIGCONT)
-	h.opts.Timeout = storetest.Timeout
-	deadline := time.Now().Add(storetest.Timeout)
-	for g.step(ctx, gr, 0, false, true) != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("steps still fail after Redis resumed")
-		}
-	}
-	if n := logs.FilterMessageSnippet("succeed again").Len(); n != 1 {
-		t.Errorf("%d recovery messages, want 1", n)
-	}
-	storetest.MustSettle(t, g, r, 7)
-	if err := g.Close(); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WantLevel(t, h.plain, svc, 7, 0)
-}
 
 // A replica shut down while Redis is unreachable journals what its grant
 // owes; replaying the journal, from another process, charges the
@@ -75,7 +29,7 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 	for _, leaseEnded := range []bool{false, true} {
 		t.Run("lease ended "+strconv.FormatBool(leaseEnded), func(t *testing.T) {
 			srv := redistest.Start(t)
-			h := newGrantHarness(t, srv.Addr())
+			h := newRedisGrants(t, srv.Addr())
 			h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use storetest.Timeout
 			svc := storetest.Bud(budget.ScopeService, "closing", budget.Daily, 1_000_000, true)
 			j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
@@ -87,7 +41,7 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			g, err := NewGranted(s, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond, Journal: j})
+			g, err := grant.New(s, grant.Options{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond, Journal: j})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +51,7 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 			srv.Signal(syscall.SIGSTOP)
 			defer srv.Signal(syscall.SIGCONT)
 			during := storetest.MustReserve(t, g, storetest.Hold("during", 100, time.Minute, svc))
-			if drawOf(during) == nil {
+			if !during.InMemory() {
 				t.Fatal("a request during the pause did not draw on the grant")
 			}
 			storetest.MustSettle(t, g, during, 70)
@@ -136,9 +90,9 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 	}
 }
 
-func journaledGrant(t *testing.T, j *Journal) GrantClose {
+func journaledGrant(t *testing.T, j *Journal) grant.Closing {
 	t.Helper()
-	var c *GrantClose
+	var c *grant.Closing
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bktJournal).ForEach(func(_, v []byte) error {
 			var e journalEntry
@@ -155,7 +109,7 @@ func journaledGrant(t *testing.T, j *Journal) GrantClose {
 	return *c
 }
 
-func unsentActual(c GrantClose) money.Nanos {
+func unsentActual(c grant.Closing) money.Nanos {
 	if c.Unsent == nil {
 		return 0
 	}

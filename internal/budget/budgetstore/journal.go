@@ -13,6 +13,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/boltcommit"
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/bbolt"
@@ -23,7 +24,7 @@ import (
 // Journal durably queues settlements the store could not take: those that
 // failed while the store was down, in on_store_failure=allow mode the
 // usage of requests forwarded without a reservation, and what a grant
-// still owed when its replica shut down (GrantClose). Replay settles each
+// still owed when its replica shut down (grant.Closing). Replay settles each
 // entry and deletes it once the store accepted it; Settle is idempotent per
 // request ID, so an entry replayed twice (a crash between settling and
 // deleting) is charged once. Entries must be replayed within the store's
@@ -42,13 +43,13 @@ type journalEntry struct {
 	Reservation budget.Reservation `json:"reservation"`
 	Actual      money.Nanos        `json:"actual"`
 	// Grant, when set, is a grant's close instead of a settlement.
-	Grant *GrantClose `json:"grant,omitempty"`
+	Grant *grant.Closing `json:"grant,omitempty"`
 }
 
 // grantCloser is a store that can apply a journaled grant's close (either
 // store, with or without grants).
 type grantCloser interface {
-	CloseGrant(ctx context.Context, c GrantClose) error
+	CloseGrant(ctx context.Context, c grant.Closing) error
 }
 
 var (
@@ -102,9 +103,9 @@ func (j *Journal) Append(r budget.Reservation, actual money.Nanos) error {
 	return nil
 }
 
-// AppendGrant queues what a grant still owes the store (see GrantClose).
-func (j *Journal) AppendGrant(c GrantClose) error {
-	if _, err := c.grant(); err != nil {
+// AppendGrant queues what a grant still owes the store (see grant.Closing).
+func (j *Journal) AppendGrant(c grant.Closing) error {
+	if err := c.Validate(); err != nil {
 		return err
 	}
 	if err := j.add(journalEntry{Grant: &c}); err != nil {
@@ -234,3 +235,7 @@ func (j *Journal) Register(reg prometheus.Registerer) error {
 	}
 	return nil
 }
+
+// errNoGrantCloser is the journal's answer for a grant entry when the
+// store cannot apply grant steps.
+var errNoGrantCloser = errors.New("budget: this store cannot apply a journaled grant")

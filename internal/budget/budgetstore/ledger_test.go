@@ -18,24 +18,6 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// lines splits actual into an input and an output line at hour.
-func lines(hour time.Time, ws, model string, actual money.Nanos) []budget.LedgerLine {
-	in := actual / 3
-	return []budget.LedgerLine{
-		{Hour: hour, Workspace: ws, Key: "k1", Model: model, Component: "input", Tokens: 100, Nanos: in},
-		{Hour: hour, Workspace: ws, Key: "k1", Model: model, Component: "output", Tokens: 10, Nanos: actual - in},
-	}
-}
-
-func ledgerSum(t *testing.T, ls []budget.LedgerLine) (tokens int64, nanos money.Nanos) {
-	t.Helper()
-	for _, l := range ls {
-		tokens += l.Tokens
-		nanos += l.Nanos
-	}
-	return tokens, nanos
-}
-
 type ledgerStore interface {
 	budget.Store
 	Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error)
@@ -54,20 +36,20 @@ func runLedger(t *testing.T, newH storetest.NewHarness) {
 		h := newH(t)
 		s := h.Store.(ledgerStore)
 		r := storetest.MustReserve(t, s, storetest.Hold("a", 500, time.Minute, svc))
-		r.Ledger = lines(h0, "prod", "claude-sonnet-4-6", 300)
+		r.Ledger = storetest.LedgerLines(h0, "prod", "claude-sonnet-4-6", 300)
 		storetest.MustSettle(t, s, r, 300)
 		storetest.MustSettle(t, s, r, 300) // a repeated settlement changes nothing
 		// A second replica settles the same request (a journaled replay).
 		storetest.MustSettle(t, h.Replica(t), r, 300)
 		// No budgets at all: the ledger still gets the spend.
-		storetest.MustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: lines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
-		storetest.MustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: lines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
+		storetest.MustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: storetest.LedgerLines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
+		storetest.MustSettle(t, s, budget.Reservation{RequestID: "free", Ledger: storetest.LedgerLines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)}, 30)
 		storetest.WantLevel(t, s, svc, 300, 0)
 		got, err := s.Ledger(ctx, h0.Add(-time.Hour), h0.Add(3*time.Hour))
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := append(lines(h0, "prod", "claude-sonnet-4-6", 300), lines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)...)
+		want := append(storetest.LedgerLines(h0, "prod", "claude-sonnet-4-6", 300), storetest.LedgerLines(h0.Add(time.Hour), "prod", "claude-haiku-4-5", 30)...)
 		if d := cmp.Diff(want, got); d != "" {
 			t.Errorf("ledger (-want +got):\n%s", d)
 		}
@@ -76,7 +58,7 @@ func runLedger(t *testing.T, newH storetest.NewHarness) {
 	t.Run("MustAddUpToTheActualCost", func(t *testing.T) {
 		h := newH(t)
 		r := storetest.MustReserve(t, h.Store, storetest.Hold("b", 500, time.Minute, svc))
-		r.Ledger = lines(h0, "prod", "m", 300)
+		r.Ledger = storetest.LedgerLines(h0, "prod", "m", 300)
 		if err := h.Store.Settle(ctx, r, 301); !errors.Is(err, budget.ErrInvalid) {
 			t.Fatalf("settle with a ledger of 300 and a cost of 301: %v, want ErrInvalid", err)
 		}
@@ -97,7 +79,7 @@ func runLedger(t *testing.T, newH storetest.NewHarness) {
 					st = h.Replica(t).(ledgerStore)
 				}
 				r := storetest.MustReserve(t, st, storetest.Hold("c"+strconv.Itoa(i), 500, time.Minute, svc))
-				r.Ledger = lines(h0.Add(time.Duration(i%3)*time.Hour), "prod", "claude-opus-4-7", 70+money.Nanos(i))
+				r.Ledger = storetest.LedgerLines(h0.Add(time.Duration(i%3)*time.Hour), "prod", "claude-opus-4-7", 70+money.Nanos(i))
 				storetest.MustSettle(t, st, r, 70+money.Nanos(i))
 				storetest.MustSettle(t, st, r, 70+money.Nanos(i))
 			}()
@@ -107,7 +89,7 @@ func runLedger(t *testing.T, newH storetest.NewHarness) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tok, nan := ledgerSum(t, got)
+		tok, nan := storetest.LedgerSum(t, got)
 		st, _ := s.Status(ctx, []budget.Budget{svc})
 		if nan != st[0].Spent || tok != n*110 || len(got) != 6 {
 			t.Errorf("ledger sums to %d tokens, %s in %d lines; budget spent %s, want equal, %d tokens, 6 lines", tok, nan, len(got), st[0].Spent, n*110)
@@ -119,7 +101,7 @@ func TestLedgerRetentionRedis(t *testing.T) {
 	h := redisHarness(t)
 	s := h.Store.(*RedisStore)
 	hour := storetest.T0.Truncate(time.Hour)
-	storetest.MustSettle(t, s, budget.Reservation{RequestID: "r", Ledger: lines(hour, "w", "m", 9)}, 9)
+	storetest.MustSettle(t, s, budget.Reservation{RequestID: "r", Ledger: storetest.LedgerLines(hour, "w", "m", 9)}, 9)
 	ttl, err := s.rdb.TTL(context.Background(), s.keys.ledger(hour.Format(budget.LedgerHourFormat))).Result()
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +116,7 @@ func TestLedgerRetentionBolt(t *testing.T) {
 	h := boltHarness(t)
 	s := h.Store.(*BoltStore)
 	hour := storetest.T0.Truncate(time.Hour)
-	storetest.MustSettle(t, s, budget.Reservation{RequestID: "old", Ledger: lines(hour, "w", "m", 9)}, 9)
+	storetest.MustSettle(t, s, budget.Reservation{RequestID: "old", Ledger: storetest.LedgerLines(hour, "w", "m", 9)}, 9)
 	h.Clock.Add(budget.DefaultLedgerRetention + time.Hour)
 	// The embedded store collects garbage while it reserves.
 	svc := storetest.Bud(budget.ScopeService, "gc", budget.Daily, 1_000_000, true)
@@ -142,68 +124,6 @@ func TestLedgerRetentionBolt(t *testing.T) {
 	got, err := s.Ledger(context.Background(), hour, hour.Add(time.Hour))
 	if err != nil || len(got) != 0 {
 		t.Errorf("ledger of an hour past retention: %v, %v; want it gone", got, err)
-	}
-}
-
-func TestLedgerThroughGrants(t *testing.T) { grantBackends(t, ledgerThroughGrants) }
-
-func ledgerThroughGrants(t *testing.T, h grantHarness) {
-	svc := storetest.Bud(budget.ScopeService, "granted", budget.Daily, 1_000_000, true)
-	g := h.replica(t)
-	hour := storetest.T0.Truncate(time.Hour)
-	const n = 100
-	for i := range n {
-		r := storetest.MustReserve(t, g, storetest.Hold("g"+strconv.Itoa(i), 100, time.Minute, svc))
-		if drawOf(r) == nil {
-			t.Fatalf("request %d took the exact path", i)
-		}
-		r.Ledger = lines(hour.Add(time.Duration(i%2)*time.Hour), "prod", "claude-sonnet-4-6", 70)
-		storetest.MustSettle(t, g, r, 70)
-		storetest.MustSettle(t, g, r, 70)
-	}
-	if err := g.Close(); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WantLevel(t, h.plain, svc, n*70, 0)
-	got, err := h.plain.Ledger(context.Background(), hour, hour.Add(2*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, nan := ledgerSum(t, got)
-	if nan != n*70 || tok != n*110 || len(got) != 4 {
-		t.Errorf("ledger after grants: %d tokens, %s in %d lines; want %d tokens, %d, 4 lines", tok, nan, len(got), n*110, n*70)
-	}
-}
-
-func TestLedgerGrantStepResentAppliesOnce(t *testing.T) {
-	grantBackends(t, ledgerGrantStepResentAppliesOnce)
-}
-
-func ledgerGrantStepResentAppliesOnce(t *testing.T, h grantHarness) {
-	svc := storetest.Bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
-	g := h.replica(t)
-	crash(g)
-	a, err := budget.PrepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gr := g.grantFor(a, h.clock.Now())
-	ctx := context.Background()
-	hour := storetest.T0.Truncate(time.Hour)
-	grow := &grantStep{n: 1, add: 500, exp: h.clock.Now().Add(time.Minute)}
-	settle := &grantStep{n: 2, held: 500, est: 30, actual: 20, exp: h.clock.Now().Add(time.Minute),
-		ledger: lines(hour, "prod", "m", 20)}
-	for _, st := range []*grantStep{grow, settle, settle} {
-		if _, err := g.s.stepGrant(ctx, &gr.grantSpec, st); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := h.plain.Ledger(ctx, hour, hour.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, nan := ledgerSum(t, got); nan != 20 {
-		t.Errorf("ledger after a resent step: %s, want 20", nan)
 	}
 }
 
@@ -217,7 +137,7 @@ func TestLedgerSurvivesTheJournal(t *testing.T) {
 	defer j.Close()
 	hour := storetest.T0.Truncate(time.Hour)
 	svc := storetest.Bud(budget.ScopeService, "journaled", budget.Daily, 1_000_000, true)
-	r := budget.Reservation{RequestID: "j1", Keys: []string{svc.Key(storetest.T0)}, Ledger: lines(hour, "prod", "m", 40)}
+	r := budget.Reservation{RequestID: "j1", Keys: []string{svc.Key(storetest.T0)}, Ledger: storetest.LedgerLines(hour, "prod", "m", 40)}
 	if err := j.Append(r, 40); err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +156,7 @@ func TestLedgerSurvivesTheJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok, nan := ledgerSum(t, got); nan != 40 || tok != 110 {
+	if tok, nan := storetest.LedgerSum(t, got); nan != 40 || tok != 110 {
 		t.Errorf("ledger after journaled replays: %d tokens, %s; want 110 and 40 once", tok, nan)
 	}
 	storetest.WantLevel(t, s, svc, 40, 0)

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -156,37 +153,7 @@ func TestStoreErrorsStartAtZero(t *testing.T) {
 
 // TestStoreOpsListed: every operation the stores observe is one
 // storemetrics.Ops lists, so its error series exists from the start.
-func TestStoreOpsListed(t *testing.T) {
-	files, err := filepath.Glob("*.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	listed := map[string]bool{}
-	for _, op := range storemetrics.Ops() {
-		listed[op] = true
-	}
-	re := regexp.MustCompile(`\.Observe\(("[^"]*"|[^,]+),`)
-	found := 0
-	for _, f := range files {
-		if strings.HasSuffix(f, "_test.go") {
-			continue
-		}
-		src, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, m := range re.FindAllStringSubmatch(string(src), -1) {
-			found++
-			op, err := strconv.Unquote(m[1])
-			if err != nil || !listed[op] {
-				t.Errorf("%s observes op %s, which storemetrics.Ops does not list", f, m[1])
-			}
-		}
-	}
-	if found == 0 {
-		t.Error("no observe calls found")
-	}
-}
+func TestStoreOpsListed(t *testing.T) { storetest.OpsListed(t) }
 
 // gather returns the value of a single-series gauge or counter.
 func gather(t *testing.T, reg *prometheus.Registry, name string) float64 {

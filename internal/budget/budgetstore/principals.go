@@ -13,19 +13,6 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// hasPrincipal reports whether a hold names a principal's budget. Such
-// holds take the exact per-request path under admission grants: a grant
-// is per budget set, so one per principal would park a slice of the
-// service's budget (at least minGrant estimates) for every caller.
-func hasPrincipal(budgets []budget.Budget) bool {
-	for i := range budgets {
-		if budgets[i].Scope == budget.ScopePrincipal {
-			return true
-		}
-	}
-	return false
-}
-
 // globEscape quotes the characters Redis MATCH patterns treat specially.
 func globEscape(s string) string {
 	var b strings.Builder

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/epoch"
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 
@@ -39,7 +40,7 @@ type RedisStore struct {
 var (
 	_ budget.Store  = (*RedisStore)(nil)
 	_ epoch.Backend = (*redisEpochs)(nil)
-	_ grantBackend  = (*RedisStore)(nil)
+	_ grant.Backend = (*RedisStore)(nil)
 )
 
 // NewRedis returns a store on rdb. rdb stays the caller's to close.

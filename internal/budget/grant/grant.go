@@ -1,4 +1,4 @@
-package budgetstore
+package grant
 
 import (
 	"context"
@@ -8,16 +8,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
-	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
-
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// GrantOptions configure admission grants (see Granted).
-type GrantOptions struct {
+// Options configure admission grants (see Granted).
+type Options struct {
 	// Window is how much of this replica's recent demand one grant covers:
 	// a grant is grown to what the replica reserved in the last Window
 	// (at least minGrant times the request being admitted). Required.
@@ -37,58 +34,9 @@ type GrantOptions struct {
 	// at 300 requests/s and 0.5 at 100. Default 250ms.
 	Flush time.Duration
 	// Journal receives, at Close, what a grant could not charge or return
-	// because the store was unreachable (see GrantClose). Without one, such
+	// because the store was unreachable (see Closing). Without one, such
 	// a grant is charged in full when its lease ends.
-	Journal *Journal
-}
-
-// grantBackend is a store admission grants run on: the exact per-request
-// path (Store) for what a grant cannot serve, and the grant step. The
-// Redis store implements the step with grant.lua, the embedded store with
-// one bbolt transaction; both follow one contract:
-//
-//   - A step applies atomically, and at most once per step number: a step
-//     whose number was applied before changes nothing and answers "dup"
-//     with its first outcome's tag and lease end; a step out of order fails
-//     with ErrInvalid. The first step of a grant is number 1.
-//   - It charges st.actual to every window of the grant, adds st.ledger,
-//     and takes st.dec() out of the grant's hold.
-//   - It grows the hold by st.add when spent plus live holds plus st.add
-//     fits every enforced limit, read before the step ("ok"); otherwise it
-//     keeps the rest of the step without the growth ("over").
-//   - It renews the lease of what the grant holds to st.exp.
-//   - A grant whose lease ended was charged its whole amount as an orphan
-//     (the store's pruning, as for a hold); a step of such a grant only
-//     corrects spent by st.actual-st.dec() on every window ("lost").
-//   - The reply carries every window's spent and live holds as read before
-//     the step ("dup": as they are now), and the orphans the step pruned.
-//
-// Store epochs are checked as for every other call (ErrStoreReset).
-type grantBackend interface {
-	budget.Store
-	stepGrant(ctx context.Context, g *grantSpec, st *grantStep) (grantReply, error)
-	// env is what draws share with the store: its options, metrics,
-	// in-flight gauge and owner token.
-	env() storeEnv
-}
-
-// storeEnv is what a store shares with the grants running on it.
-type storeEnv struct {
-	opts    storeopts.Options
-	metrics *storemetrics.Metrics
-	flight  *storemetrics.InFlight
-	owner   string
-}
-
-// grantSpec is what a step needs to know of its grant: fixed for the
-// grant's life.
-type grantSpec struct {
-	id       string
-	budgets  []budget.Budget
-	keys     []string
-	keysJoin string // key in Granted.active
-	ends     []time.Time
-	lease    time.Duration
+	Journal Journal
 }
 
 // Granted is a store (Redis or embedded) whose replica admits most
@@ -97,7 +45,7 @@ type grantSpec struct {
 // reserve against (one per budget set), sized to a slice of its recent
 // demand; Reserve draws a request's estimate from it in memory, with no
 // store call on the request path. Settle records the request locally, and
-// one grant step (see grantBackend) up to Flush later charges the actual costs of everything settled since
+// one grant step (see Backend) up to Flush later charges the actual costs of everything settled since
 // and takes their estimates out of the grant. Steps also grow the grant
 // ahead of demand, return its unused amount when it sits idle, and renew
 // its lease.
@@ -122,12 +70,12 @@ type grantSpec struct {
 //
 // Grants are per process: a restart starts without any. The old ones end
 // at their leases, or on the embedded store when the next process opens
-// the file (see OpenBolt). Holds that name a principal's budget always take
+// the file (see budgetstore.OpenBolt). Holds that name a principal's budget always take
 // the exact path (see hasPrincipal).
 type Granted struct {
-	s grantBackend
+	s Backend
 	storeEnv
-	o GrantOptions
+	o Options
 
 	mu     sync.Mutex
 	active map[string]*grant // by joined window keys: where draws go
@@ -141,9 +89,9 @@ type Granted struct {
 
 var _ budget.Store = (*Granted)(nil)
 
-// NewGranted returns a store that admits from grants on s: a *RedisStore
-// or a *BoltStore.
-func NewGranted(s grantBackend, o GrantOptions) (*Granted, error) {
+// New returns a store that admits from grants on s: the Redis store or
+// the embedded one.
+func New(s Backend, o Options) (*Granted, error) {
 	if s == nil || o.Window <= 0 {
 		return nil, errors.New("budget: grants need a store and a positive window")
 	}
@@ -156,7 +104,7 @@ func NewGranted(s grantBackend, o GrantOptions) (*Granted, error) {
 	if o.Flush <= 0 {
 		o.Flush = 250 * time.Millisecond
 	}
-	g := &Granted{s: s, storeEnv: s.env(), o: o, active: map[string]*grant{}, all: map[string]*grant{}, stop: make(chan struct{})}
+	g := &Granted{s: s, storeEnv: s.GrantEnv().local(), o: o, active: map[string]*grant{}, all: map[string]*grant{}, stop: make(chan struct{})}
 	g.pace.now = time.Now
 	g.bg.Add(1)
 	go g.tend()
@@ -166,7 +114,7 @@ func NewGranted(s grantBackend, o GrantOptions) (*Granted, error) {
 // grant is one replica's grant on one budget set. Every field below mu is
 // guarded by it.
 type grant struct {
-	grantSpec
+	Spec
 
 	mu         sync.Mutex
 	held       money.Nanos // what the store holds, as of the last applied step
@@ -177,7 +125,7 @@ type grant struct {
 	doneEst    money.Nanos // settled requests not yet sent in a step
 	doneActual money.Nanos
 	doneLedger map[budget.LedgerKey]budget.LedgerLine // their ledger lines, summed
-	unsent     *grantStep                             // sent, outcome unknown: resent as it is
+	unsent     *Step                                  // sent, outcome unknown: resent as it is
 	running    bool                                   // a step is in flight
 	ran        chan struct{}
 	lastErr    error // outcome of the last step, for callers that waited on it
@@ -192,7 +140,7 @@ type grant struct {
 	lastAmt    money.Nanos    // the last estimate drawn: what a request needs
 	demand     [2]money.Nanos // drawn in the current and the previous Window
 	demandAt   time.Time      // start of the current Window
-	window     time.Duration  // GrantOptions.Window (0 for a journaled grant)
+	window     time.Duration  // Options.Window (0 for a journaled grant)
 	pace       *stepPace      // how long the store's steps take (see target)
 	failures   int            // steps failed in a row
 	warnedAt   time.Time      // when the last of them was logged
@@ -298,15 +246,15 @@ func (g *Granted) Reserve(ctx context.Context, h budget.Hold) (budget.Reservatio
 func (g *Granted) grantFor(a budget.PreparedHold, now time.Time) *grant {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if gr := g.active[a.KeysJoin]; gr != nil && sameLimits(gr.budgets, a.Hold.Budgets) {
+	if gr := g.active[a.KeysJoin]; gr != nil && sameLimits(gr.Budgets, a.Hold.Budgets) {
 		return gr
 	}
 	gr := &grant{
-		grantSpec: grantSpec{id: grantID(g.owner, g.next.Add(1)), budgets: a.Hold.Budgets,
-			keys: a.Keys, keysJoin: a.KeysJoin, ends: a.Ends, lease: g.o.Lease},
+		Spec: Spec{ID: grantID(g.owner, g.next.Add(1)), Budgets: a.Hold.Budgets,
+			Keys: a.Keys, KeysJoin: a.KeysJoin, Ends: a.Ends, Lease: g.o.Lease},
 		drawn: map[string]money.Nanos{}, lastDraw: now, demandAt: now, window: g.o.Window, pace: &g.pace,
 	}
-	g.active[a.KeysJoin], g.all[gr.id] = gr, gr
+	g.active[a.KeysJoin], g.all[gr.ID] = gr, gr
 	return gr
 }
 
@@ -320,7 +268,7 @@ func (gr *grant) expiry() time.Time {
 // has at least a third to run, so a request drawn now is covered while the
 // lease is renewed (every third) even if one renewal fails.
 func (gr *grant) usable(now time.Time) bool {
-	return !gr.lost && !gr.broken && gr.exp.Sub(now) > gr.lease/3
+	return !gr.lost && !gr.broken && gr.exp.Sub(now) > gr.Lease/3
 }
 
 // draw takes a's amount from the grant. When it cannot, grow reports that a
@@ -329,7 +277,7 @@ func (gr *grant) usable(now time.Time) bool {
 // first attempt: demand counts what requests ask for, drawn or not, so a
 // grant that ran dry while a step was slow is grown for the requests that
 // waited too.
-func (gr *grant) draw(a budget.PreparedHold, now time.Time, o GrantOptions, first bool) (r budget.Reservation, ok, grow, low bool) {
+func (gr *grant) draw(a budget.PreparedHold, now time.Time, o Options, first bool) (r budget.Reservation, ok, grow, low bool) {
 	amt := a.Hold.Amount
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
@@ -401,4 +349,17 @@ func (gr *grant) target(amt money.Nanos) money.Nanos {
 		t = min(t, max(gr.rem/4, amt))
 	}
 	return t
+}
+
+// hasPrincipal reports whether a hold names a principal's budget. Such
+// holds take the exact per-request path under admission grants: a grant
+// is per budget set, so one per principal would park a slice of the
+// service's budget (at least minGrant estimates) for every caller.
+func hasPrincipal(budgets []budget.Budget) bool {
+	for i := range budgets {
+		if budgets[i].Scope == budget.ScopePrincipal {
+			return true
+		}
+	}
+	return false
 }

@@ -1,8 +1,7 @@
-package budgetstore
+package grant
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -12,14 +11,21 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
-// GrantClose is what a grant still owed the store when its replica shut
+// Journal keeps what a grant could not send the store at Close (the
+// settlement journal), to be applied with CloseJournaled once the store
+// is back.
+type Journal interface {
+	AppendGrant(c Closing) error
+}
+
+// Closing is what a grant still owed the store when its replica shut
 // down while the store was unreachable: the step whose outcome was unknown, the
 // settlements made since, and the unused amount to return. Granted.Close
-// journals it; the journal's replay applies it with CloseGrant, in this
-// process or the next one on the same data dir. Without it the grant would
-// be charged in full at its lease end, and the actual costs of the
-// requests it admitted during the outage would be lost.
-type GrantClose struct {
+// journals it; the journal's replay applies it with CloseGrant (see
+// CloseJournaled), in this process or the next one on the same data dir.
+// Without it the grant would be charged in full at its lease end, and the
+// actual costs of the requests it admitted during the outage would be lost.
+type Closing struct {
 	ID         string              `json:"id"`
 	Keys       []string            `json:"keys"`
 	Limits     []int64             `json:"limits"`
@@ -36,7 +42,7 @@ type GrantClose struct {
 	Unsent     *journalStep        `json:"unsent,omitempty"`
 }
 
-// journalStep is a grantStep as the journal keeps it. Its lease end is not
+// journalStep is a Step as the journal keeps it. Its lease end is not
 // kept: a resent step renews the lease from the time it is applied.
 type journalStep struct {
 	N       int64               `json:"n"`
@@ -55,37 +61,37 @@ func (gr *grant) owes() bool {
 }
 
 // closeRecord returns what gr owes, for the journal.
-func (gr *grant) closeRecord() GrantClose {
+func (gr *grant) closeRecord() Closing {
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
-	c := GrantClose{
-		ID: gr.id, Keys: gr.keys, Ends: gr.ends, Lease: gr.lease.Milliseconds(),
+	c := Closing{
+		ID: gr.ID, Keys: gr.Keys, Ends: gr.Ends, Lease: gr.Lease.Milliseconds(),
 		Step: gr.step, Held: gr.held, Free: gr.free, DoneEst: gr.doneEst, DoneActual: gr.doneActual,
 	}
 	if len(gr.doneLedger) > 0 {
 		c.DoneLedger = budget.SortedLedger(gr.doneLedger)
 	}
-	for _, b := range gr.budgets {
+	for _, b := range gr.Budgets {
 		c.Limits = append(c.Limits, int64(b.Limit))
 		c.Enforce = append(c.Enforce, b.Enforce)
 		c.Scopes = append(c.Scopes, b.Scope)
 	}
 	if st := gr.unsent; st != nil {
-		c.Unsent = &journalStep{N: st.n, Held: st.held, Add: st.add, Est: st.est, Actual: st.actual, Release: st.release, Ledger: st.ledger}
+		c.Unsent = &journalStep{N: st.N, Held: st.Held, Add: st.Add, Est: st.Est, Actual: st.Actual, Release: st.Release, Ledger: st.Ledger}
 	}
 	return c
 }
 
 // grant rebuilds the grant c describes, holding nothing but what it owes.
-func (c GrantClose) grant() (*grant, error) {
+func (c Closing) grant() (*grant, error) {
 	n := len(c.Keys)
 	if c.ID == "" || n == 0 || len(c.Limits) != n || len(c.Enforce) != n || len(c.Scopes) != n ||
 		len(c.Ends) != n || c.Lease <= 0 || c.Step < 0 || c.Held < 0 || c.Free < 0 || c.DoneEst < 0 || c.DoneActual < 0 {
 		return nil, fmt.Errorf("%w: journaled grant %q is malformed", budget.ErrInvalid, c.ID)
 	}
 	gr := &grant{
-		grantSpec: grantSpec{id: c.ID, keys: c.Keys, keysJoin: strings.Join(c.Keys, "\n"), ends: c.Ends,
-			lease: time.Duration(c.Lease) * time.Millisecond},
+		Spec: Spec{ID: c.ID, Keys: c.Keys, KeysJoin: strings.Join(c.Keys, "\n"), Ends: c.Ends,
+			Lease: time.Duration(c.Lease) * time.Millisecond},
 		held: c.Held, free: c.Free, step: c.Step, doneEst: c.DoneEst, doneActual: c.DoneActual,
 		drawn: map[string]money.Nanos{},
 	}
@@ -94,36 +100,38 @@ func (c GrantClose) grant() (*grant, error) {
 		budget.MergeLedger(gr.doneLedger, c.DoneLedger)
 	}
 	for i := range c.Keys {
-		gr.budgets = append(gr.budgets, budget.Budget{Limit: money.Nanos(c.Limits[i]), Enforce: c.Enforce[i], Scope: c.Scopes[i]})
+		gr.Budgets = append(gr.Budgets, budget.Budget{Limit: money.Nanos(c.Limits[i]), Enforce: c.Enforce[i], Scope: c.Scopes[i]})
 	}
 	if u := c.Unsent; u != nil {
 		if u.N != c.Step+1 {
 			return nil, fmt.Errorf("%w: journaled grant %q resends step %d after step %d", budget.ErrInvalid, c.ID, u.N, c.Step)
 		}
-		gr.unsent = &grantStep{n: u.N, held: u.Held, add: u.Add, est: u.Est, actual: u.Actual, release: u.Release, ledger: u.Ledger}
+		gr.unsent = &Step{N: u.N, Held: u.Held, Add: u.Add, Est: u.Est, Actual: u.Actual, Release: u.Release, Ledger: u.Ledger}
 	}
 	return gr, nil
 }
 
-// CloseGrant applies a journaled GrantClose: it resends the step whose
-// outcome was unknown, then charges the settlements made since and returns
-// the unused amount. Replaying it again changes nothing: each step keeps
-// its number, and the store answers a step it applied before with that
-// first outcome. What requests still had drawn at shutdown stays held
-// until the lease the last step set, then is charged as an orphan, as a
-// hold would be.
-func (s *RedisStore) CloseGrant(ctx context.Context, c GrantClose) error {
-	return closeGrant(ctx, s, c)
+// Validate reports ErrInvalid for a Closing that cannot be applied: the
+// journal checks it before writing it.
+func (c Closing) Validate() error {
+	_, err := c.grant()
+	return err
 }
 
-// closeGrant is CloseGrant on any grant backend.
-func closeGrant(ctx context.Context, b grantBackend, c GrantClose) error {
+// CloseJournaled applies a journaled Closing on b: it resends the step
+// whose outcome was unknown, then charges the settlements made since and
+// returns the unused amount. Replaying it again changes nothing: each step
+// keeps its number, and the store answers a step it applied before with
+// that first outcome. What requests still had drawn at shutdown stays held
+// until the lease the last step set, then is charged as an orphan, as a
+// hold would be. Both stores' CloseGrant call it.
+func CloseJournaled(ctx context.Context, b Backend, c Closing) error {
 	gr, err := c.grant()
 	if err != nil {
 		return err
 	}
-	clock := b.env().opts.Clock
-	o := GrantOptions{Lease: gr.lease, Idle: time.Second}
+	clock := b.GrantEnv().Options.Clock
+	o := Options{Lease: gr.Lease, Idle: time.Second}
 	// An unsent step, then the closing one; a third would be a bug.
 	for try := 0; try < 3; try++ {
 		if !gr.owes() {
@@ -134,7 +142,7 @@ func closeGrant(ctx context.Context, b grantBackend, c GrantClose) error {
 		if st == nil {
 			return fmt.Errorf("%w: journaled grant %q cannot step", budget.ErrInvalid, c.ID)
 		}
-		rep, err := b.stepGrant(ctx, &gr.grantSpec, st)
+		rep, err := b.StepGrant(ctx, &gr.Spec, st)
 		gr.finish(st, rep, err, now, o)
 		if err != nil {
 			return err
@@ -142,7 +150,3 @@ func closeGrant(ctx context.Context, b grantBackend, c GrantClose) error {
 	}
 	return fmt.Errorf("%w: journaled grant %q still owes after its steps", budget.ErrInvalid, c.ID)
 }
-
-// errNoGrantCloser is the journal's answer for a grant entry when the
-// store cannot apply grant steps.
-var errNoGrantCloser = errors.New("budget: this store cannot apply a journaled grant")

@@ -1,4 +1,4 @@
-package budgetstore
+package grant_test
 
 import (
 	"context"
@@ -6,10 +6,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -30,7 +30,7 @@ func grantAdmitsInMemoryAndChargesExactly(t *testing.T, h grantHarness) {
 	const n = 200
 	for i := range n {
 		r := storetest.MustReserve(t, g, storetest.Hold("r"+strconv.Itoa(i), 100, time.Minute, svc, team))
-		if drawOf(r) == nil {
+		if !r.InMemory() {
 			t.Fatalf("request %d took the exact path", i)
 		}
 		if !r.HasRemaining || r.Remaining <= 0 || r.Remaining > 1_000_000 {
@@ -65,7 +65,7 @@ func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
 	ws := storetest.Bud(budget.ScopeWorkspace, "prod", budget.Daily, 1000, true)
 	var admitted, drawn atomic.Int64
 	var wg sync.WaitGroup
-	replicas := []*Granted{h.replica(t), h.replica(t), h.replica(t)}
+	replicas := []*grant.Granted{h.replica(t), h.replica(t), h.replica(t)}
 	for ri, g := range replicas {
 		for w := range 50 {
 			wg.Add(1)
@@ -82,7 +82,7 @@ func grantCapHoldsAcrossReplicas(t *testing.T, h grantHarness) {
 						return
 					}
 					admitted.Add(1)
-					if drawOf(r) != nil {
+					if r.InMemory() {
 						drawn.Add(1)
 					}
 					if err := g.Settle(context.Background(), r, 10); err != nil {
@@ -126,8 +126,8 @@ func grantRefusedGrowthTakesTheExactPath(t *testing.T, h grantHarness) {
 	// holds exactly its own amount, as without grants.
 	r1 := storetest.MustReserve(t, g, storetest.Hold("a", 10, time.Minute, svc))
 	r2 := storetest.MustReserve(t, g, storetest.Hold("b", 10, time.Minute, svc))
-	if drawOf(r1) != nil || drawOf(r2) != nil {
-		t.Fatalf("near the cap, requests drew on a grant: %v %v", drawOf(r1) != nil, drawOf(r2) != nil)
+	if r1.InMemory() || r2.InMemory() {
+		t.Fatalf("near the cap, requests drew on a grant: %v %v", r1.InMemory(), r2.InMemory())
 	}
 	if ex := storetest.MustExceed(t, g, storetest.Hold("c", 10, time.Minute, svc)); ex.Budget.Name != "tiny" {
 		t.Errorf("exceeded %s", ex.Budget.Label())
@@ -163,7 +163,7 @@ func grantOfACrashedReplicaIsChargedAtLeaseEnd(t *testing.T, h grantHarness) {
 	for i := range 3 {
 		storetest.MustReserve(t, a, storetest.Hold("inflight"+strconv.Itoa(i), 100, time.Minute, svc))
 	}
-	crash(a)
+	grant.Crash(a)
 	_, held := storetest.Levels(t, h.plain, svc)
 	if held < 300 {
 		t.Fatalf("grant holds %s, want at least the 3 requests in flight", held)
@@ -187,7 +187,7 @@ func grantLostLeaseIsCorrectedBySettlement(t *testing.T, h grantHarness) {
 	r := storetest.MustReserve(t, a, storetest.Hold("slow", 100, time.Minute, svc))
 	// The replica cannot renew (its background stopped, as if Redis had
 	// been out of reach) and the lease ends: the grant is an orphan.
-	crash(a)
+	grant.Crash(a)
 	h.clock.Add(time.Minute + time.Second)
 	if s, _ := storetest.Levels(t, h.plain, svc); s < 100 {
 		t.Fatalf("orphaned grant charged %s", s)
@@ -206,61 +206,26 @@ func TestGrantStepAppliesOnce(t *testing.T) { grantBackends(t, grantStepAppliesO
 func grantStepAppliesOnce(t *testing.T, h grantHarness) {
 	svc := storetest.Bud(budget.ScopeService, "retry", budget.Daily, 1_000_000, true)
 	g := h.replica(t)
-	crash(g) // only the steps this test sends
+	grant.Crash(g) // only the steps this test sends
 	a, err := budget.PrepareHold(storetest.Hold("x", 10, time.Minute, svc), h.clock.Now(), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gr := g.grantFor(a, h.clock.Now())
+	spec := grant.SpecFor(g, a, h.clock.Now())
 	ctx := context.Background()
-	grow := &grantStep{n: 1, add: 500, exp: h.clock.Now().Add(time.Minute)}
-	settle := &grantStep{n: 2, held: 500, add: 0, est: 30, actual: 20, release: 100, exp: h.clock.Now().Add(time.Minute)}
-	for _, st := range []*grantStep{grow, grow, settle, settle} { // each sent twice, as after a lost reply
-		rep, err := g.s.stepGrant(ctx, &gr.grantSpec, st)
-		if err != nil || rep.tag != "ok" {
-			t.Fatalf("step %d: %+v, %v", st.n, rep, err)
+	grow := &grant.Step{N: 1, Add: 500, Exp: h.clock.Now().Add(time.Minute)}
+	settle := &grant.Step{N: 2, Held: 500, Add: 0, Est: 30, Actual: 20, Release: 100, Exp: h.clock.Now().Add(time.Minute)}
+	for _, st := range []*grant.Step{grow, grow, settle, settle} { // each sent twice, as after a lost reply
+		rep, err := grant.BackendOf(g).StepGrant(ctx, spec, st)
+		if err != nil || rep.Tag != "ok" {
+			t.Fatalf("step %d: %+v, %v", st.N, rep, err)
 		}
 	}
 	storetest.WantLevel(t, h.plain, svc, 20, 370)
-	if _, err := g.s.stepGrant(ctx, &gr.grantSpec, &grantStep{n: 4, held: 370, exp: h.clock.Now().Add(time.Minute)}); !errors.Is(err, budget.ErrInvalid) {
+	if _, err := grant.BackendOf(g).StepGrant(ctx, spec, &grant.Step{N: 4, Held: 370, Exp: h.clock.Now().Add(time.Minute)}); !errors.Is(err, budget.ErrInvalid) {
 		t.Errorf("a step out of order: %v, want ErrInvalid", err)
 	}
 	storetest.WantLevel(t, h.plain, svc, 20, 370)
-}
-
-func TestGrantAdmitsThroughAPauseThenRefusesWithoutTheExactPath(t *testing.T) {
-	srv := redistest.Start(t)
-	h := newGrantHarness(t, srv.Addr())
-	h.opts.Timeout = 300 * time.Millisecond // the replica's; the checks use storetest.Timeout
-	svc := storetest.Bud(budget.ScopeService, "paused", budget.Daily, 1_000_000, true)
-	g := h.replica(t)
-	defer g.Close()
-	before := storetest.MustReserve(t, g, storetest.Hold("before", 10, time.Minute, svc))
-	srv.Signal(syscall.SIGSTOP)
-	defer srv.Signal(syscall.SIGCONT)
-	// Redis cannot answer, but the grant it placed still covers this one.
-	during := storetest.MustReserve(t, g, storetest.Hold("during", 10, time.Minute, svc))
-	if drawOf(during) == nil {
-		t.Fatal("a request during the pause did not draw on the grant")
-	}
-	// With less than a third of the lease left, draws stop; the step that
-	// would renew the grant cannot reach Redis, and that is the answer:
-	// the per-request path would wait for the same Redis.
-	h.clock.Add(45 * time.Second)
-	if _, err := g.Reserve(context.Background(), storetest.Hold("late", 10, time.Minute, svc)); !errors.Is(err, budget.ErrUnavailable) {
-		t.Fatalf("reserve with the lease running out and Redis paused: %v, want ErrUnavailable", err)
-	}
-	srv.Signal(syscall.SIGCONT)
-	storetest.MustSettle(t, g, before, 7)
-	storetest.MustSettle(t, g, during, 8)
-	if err := g.Close(); err != nil {
-		t.Fatal(err)
-	}
-	storetest.WantLevel(t, h.plain, svc, 15, 0)
-	// The refused request never held anything under its own ID.
-	if n, err := redistest.Client(t, srv.Addr()).Exists(context.Background(), g.s.(countSteps).grantBackend.(*RedisStore).keys.hold("late")).Result(); err != nil || n != 0 {
-		t.Errorf("hold record of the refused request: %d, %v", n, err)
-	}
 }
 
 func TestGrantPolicyChangeStartsANewGrant(t *testing.T) {
@@ -275,8 +240,8 @@ func grantPolicyChangeStartsANewGrant(t *testing.T, h grantHarness) {
 	r1 := storetest.MustReserve(t, g, storetest.Hold("old", 10, time.Minute, before))
 	r2 := storetest.MustReserve(t, g, storetest.Hold("new", 10, time.Minute, after))
 	r3 := storetest.MustReserve(t, g, storetest.Hold("new2", 10, time.Minute, after))
-	if drawOf(r1) == nil || drawOf(r2) == nil || drawOf(r1) == drawOf(r2) || drawOf(r2) != drawOf(r3) {
-		t.Fatalf("grants: old %p, new %p, new again %p: want one grant per limit", drawOf(r1), drawOf(r2), drawOf(r3))
+	if !r1.InMemory() || !r2.InMemory() || r1.Draw == r2.Draw || r2.Draw != r3.Draw {
+		t.Fatalf("grants: old %p, new %p, new again %p: want one grant per limit", r1.Draw, r2.Draw, r3.Draw)
 	}
 	storetest.MustSettle(t, g, r1, 4)
 	storetest.MustSettle(t, g, r2, 5)

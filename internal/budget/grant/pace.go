@@ -1,4 +1,4 @@
-package budgetstore
+package grant
 
 import (
 	"math"

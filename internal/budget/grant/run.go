@@ -1,4 +1,4 @@
-package budgetstore
+package grant
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 // begin claims the grant's one step slot and returns the step to send, or
 // the channel that closes when the running step ends. need is the amount
 // a caller waits for (0: none); closing returns everything unused.
-func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOptions) (*grantStep, <-chan struct{}) {
+func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o Options) (*Step, <-chan struct{}) {
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
 	if gr.running {
@@ -26,22 +26,22 @@ func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOpt
 	}
 	st := gr.unsent
 	if st == nil {
-		st = &grantStep{n: gr.step + 1, held: gr.held, est: gr.doneEst, actual: gr.doneActual}
+		st = &Step{N: gr.step + 1, Held: gr.held, Est: gr.doneEst, Actual: gr.doneActual}
 		if len(gr.doneLedger) > 0 {
-			st.ledger = budget.SortedLedger(gr.doneLedger)
+			st.Ledger = budget.SortedLedger(gr.doneLedger)
 		}
 		gr.doneEst, gr.doneActual, gr.doneLedger = 0, 0, nil
 		switch {
 		case closing || gr.lost || now.Before(gr.coolUntil) || (need == 0 && now.Sub(gr.lastDraw) >= o.Idle):
-			st.release, gr.free = gr.free, 0
+			st.Release, gr.free = gr.free, 0
 		default:
 			if t := gr.target(max(need, gr.lastAmt)); gr.free < max(need, t/2) {
-				st.add = max(t, need) - gr.free
+				st.Add = max(t, need) - gr.free
 			}
 		}
 		gr.unsent = st
 	}
-	st.exp = now.Add(gr.lease)
+	st.Exp = now.Add(gr.Lease)
 	gr.running, gr.ran = true, make(chan struct{})
 	return st, nil
 }
@@ -49,7 +49,7 @@ func (gr *grant) begin(now time.Time, need money.Nanos, closing bool, o GrantOpt
 // finish records a step's outcome and frees the step slot. It reports
 // whether work is left for another step (settlements that arrived during
 // this one, or an unused amount to return after a refused growth).
-func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time, o GrantOptions) (more bool) {
+func (gr *grant) finish(st *Step, rep Reply, err error, now time.Time, o Options) (more bool) {
 	gr.mu.Lock()
 	defer gr.mu.Unlock()
 	gr.running = false
@@ -65,15 +65,15 @@ func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time,
 		return false // unsent stays, and is resent as it is
 	}
 	gr.unsent = nil
-	gr.step = st.n
-	gr.held = st.held - st.dec()
-	switch rep.tag {
+	gr.step = st.N
+	gr.held = st.Held - st.Dec()
+	switch rep.Tag {
 	case "ok":
-		gr.held += st.add
-		gr.free += st.add
-		gr.exp = rep.exp
+		gr.held += st.Add
+		gr.free += st.Add
+		gr.exp = rep.Exp
 	case "over":
-		gr.exp = rep.exp
+		gr.exp = rep.Exp
 		gr.coolUntil = now.Add(o.Idle)
 		more = gr.free > 0
 	case "lost":
@@ -81,7 +81,7 @@ func (gr *grant) finish(st *grantStep, rep grantReply, err error, now time.Time,
 		gr.lastErr = errGrantGone
 		more = gr.free > 0
 	}
-	gr.rem, gr.hasRem = budget.Tightest(gr.budgets, rep.levels)
+	gr.rem, gr.hasRem = budget.Tightest(gr.Budgets, rep.Levels)
 	return more || gr.doneEst > 0 || gr.doneActual > 0 || len(gr.doneLedger) > 0
 }
 
@@ -118,7 +118,7 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 		}
 	}
 	began := time.Now()
-	rep, err := g.s.stepGrant(ctx, &gr.grantSpec, st)
+	rep, err := g.s.StepGrant(ctx, &gr.Spec, st)
 	if err == nil { // a failed step says nothing of how long one takes
 		g.pace.note(time.Since(began))
 	}
@@ -128,13 +128,13 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 	switch {
 	case errors.Is(err, budget.ErrStoreReset) || errors.Is(err, budget.ErrInvalid):
 		g.opts.Logger.Error("budget grant abandoned: the store no longer knows it, so its settlements cannot be charged",
-			zap.String("grant", gr.id), zap.String("settled_usd", st.actual.String()), zap.Error(err))
+			zap.String("grant", gr.ID), zap.String("settled_usd", st.Actual.String()), zap.Error(err))
 	case warn:
 		g.opts.Logger.Warn("budget grant step failed; it is resent, and draws stop when its lease runs low",
-			zap.String("grant", gr.id), zap.Int("failed_in_a_row", failed), zap.Error(err))
+			zap.String("grant", gr.ID), zap.Int("failed_in_a_row", failed), zap.Error(err))
 	case err == nil && failed > 0:
 		g.opts.Logger.Info("budget grant steps succeed again",
-			zap.String("grant", gr.id), zap.Int("failed_in_a_row", failed))
+			zap.String("grant", gr.ID), zap.Int("failed_in_a_row", failed))
 	}
 	gr.mu.Lock()
 	dead := gr.lost || gr.broken
@@ -142,8 +142,8 @@ func (g *Granted) step(ctx context.Context, gr *grant, need money.Nanos, closing
 	gr.mu.Unlock()
 	if dead {
 		g.mu.Lock()
-		if g.active[gr.keysJoin] == gr {
-			delete(g.active, gr.keysJoin)
+		if g.active[gr.KeysJoin] == gr {
+			delete(g.active, gr.KeysJoin)
 		}
 		g.mu.Unlock()
 	}
@@ -262,12 +262,12 @@ func (g *Granted) tend() {
 			switch {
 			case gr.drained() && (idle || gr.lost || gr.broken):
 				delete(g.all, id)
-				if g.active[gr.keysJoin] == gr {
-					delete(g.active, gr.keysJoin)
+				if g.active[gr.KeysJoin] == gr {
+					delete(g.active, gr.KeysJoin)
 				}
 			case gr.broken || gr.running:
 			case gr.unsent != nil, gr.free > 0 && idle, gr.lost && gr.free > 0,
-				gr.held > 0 && gr.exp.Sub(now) < 2*gr.lease/3,
+				gr.held > 0 && gr.exp.Sub(now) < 2*gr.Lease/3,
 				(gr.doneEst > 0 || len(gr.doneLedger) > 0) && !gr.flushing:
 				due = append(due, gr)
 			}
@@ -348,7 +348,7 @@ func (g *Granted) journalClose(gr *grant, stepErr error) {
 	if c.Unsent != nil {
 		settled += c.Unsent.Actual
 	}
-	log := g.opts.Logger.With(zap.String("grant", gr.id), zap.String("settled_usd", settled.String()),
+	log := g.opts.Logger.With(zap.String("grant", gr.ID), zap.String("settled_usd", settled.String()),
 		zap.String("unused_usd", c.Free.String()), zap.NamedError("step_error", stepErr))
 	if g.o.Journal == nil {
 		log.Error("budget grant not closed: it is charged in full when its lease ends")
@@ -375,8 +375,8 @@ func (g *Granted) Adjust(ctx context.Context, b budget.Budget, delta money.Nanos
 // Ping implements Store.
 func (g *Granted) Ping(ctx context.Context) error { return g.s.Ping(ctx) }
 
-// CloseGrant applies a journaled GrantClose (see the store's CloseGrant),
+// CloseGrant applies a journaled Closing (see the store's CloseGrant),
 // so the journal's replay works with or without grants.
-func (g *Granted) CloseGrant(ctx context.Context, c GrantClose) error {
-	return closeGrant(ctx, g.s, c)
+func (g *Granted) CloseGrant(ctx context.Context, c Closing) error {
+	return CloseJournaled(ctx, g.s, c)
 }

@@ -1,4 +1,4 @@
-package budgetstore
+package grant_test
 
 import (
 	"context"
@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
+	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -22,9 +26,9 @@ type grantHarness struct {
 	addr    string // a single server's; "" on a cluster or the embedded store
 	client  func(t *testing.T) redis.UniversalClient
 	opts    storeopts.Options
-	plain   ledgerStore                                          // reads levels; places exact holds
-	backend func(t *testing.T, o storeopts.Options) grantBackend // the store of a new replica
-	steps   *atomic.Int64                                        // grant steps every replica sent
+	plain   ledgerStore                                           // reads levels; places exact holds
+	backend func(t *testing.T, o storeopts.Options) grant.Backend // the store of a new replica
+	steps   *atomic.Int64                                         // grant steps every replica sent
 }
 
 // grantBackends runs a grant test on Redis and on the embedded store.
@@ -50,14 +54,14 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 	clock := storetest.NewClock(storetest.T0)
 	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
 	redistest.DropPrefix(t, client(t), opts.Prefix)
-	plain, err := NewRedis(client(t), opts)
+	plain, err := budgetstore.NewRedis(client(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plain.Close() })
 	h := grantHarness{clock: clock, client: client, opts: opts, plain: plain, steps: new(atomic.Int64)}
-	h.backend = func(t *testing.T, o storeopts.Options) grantBackend {
-		s, err := NewRedis(client(t), o)
+	h.backend = func(t *testing.T, o storeopts.Options) grant.Backend {
+		s, err := budgetstore.NewRedis(client(t), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -67,59 +71,65 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 }
 
 // boltGrantHarness runs grants on one embedded store file; each replica is
-// another handle on it (see boltReplica) that leaves the file open when
-// its grants close.
+// another handle on it (see boltReplica).
 func boltGrantHarness(t *testing.T) grantHarness {
 	clock := storetest.NewClock(storetest.T0)
 	opts := storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout}
-	plain, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), opts)
+	plain, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plain.Close() })
 	h := grantHarness{clock: clock, opts: opts, plain: plain, steps: new(atomic.Int64)}
 	n := 0
-	h.backend = func(_ *testing.T, o storeopts.Options) grantBackend {
+	h.backend = func(_ *testing.T, o storeopts.Options) grant.Backend {
 		n++
-		r := boltReplica(plain)
+		env := plain.GrantEnv()
+		env.Owner += "-replica" + strconv.Itoa(n)
+		env.Flight = storemetrics.NewInFlight(env.Options.Clock)
 		if o.Logger != nil {
-			r.opts.Logger = o.Logger
+			env.Options.Logger = o.Logger
 		}
-		r.owner += strconv.Itoa(n)
-		return openBolt{r}
+		return boltReplica{plain, env}
 	}
 	return h
 }
 
-// openBolt is a handle on an embedded store whose Close leaves the file
-// open, for the harness's other handles.
-type openBolt struct{ *BoltStore }
+// boltReplica is another handle on an embedded store file, as close to a
+// second replica as one process gets: the grants on it are named after an
+// owner token of its own and tracked in an in-flight set of their own, and
+// its Close leaves the file open for the harness's other handles.
+type boltReplica struct {
+	grant.Backend
+	env grant.Env
+}
 
-func (openBolt) Close() error { return nil }
+func (r boltReplica) GrantEnv() grant.Env { return r.env }
+
+func (boltReplica) Close() error { return nil }
 
 // countSteps counts the grant steps sent to a store.
 type countSteps struct {
-	grantBackend
+	grant.Backend
 	n *atomic.Int64
 }
 
-func (c countSteps) stepGrant(ctx context.Context, g *grantSpec, st *grantStep) (grantReply, error) {
+func (c countSteps) StepGrant(ctx context.Context, g *grant.Spec, st *grant.Step) (grant.Reply, error) {
 	c.n.Add(1)
-	return c.grantBackend.stepGrant(ctx, g, st)
+	return c.Backend.StepGrant(ctx, g, st)
 }
 
 // replica opens a Granted store; the test closes it (or crashes it).
-func (h grantHarness) replica(t *testing.T) *Granted {
-	g, err := NewGranted(countSteps{h.backend(t, h.opts), h.steps}, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond})
+func (h grantHarness) replica(t *testing.T) *grant.Granted {
+	g, err := grant.New(countSteps{h.backend(t, h.opts), h.steps}, grant.Options{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return g
 }
 
-// crash stops a replica's background work without returning anything, as
-// a killed process would.
-func crash(g *Granted) {
-	g.closed.Do(func() { close(g.stop) })
-	g.bg.Wait()
+// ledgerStore is a store whose spend ledger can be read.
+type ledgerStore interface {
+	budget.Store
+	Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error)
 }

@@ -1,4 +1,4 @@
-package budgetstore
+package grant_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
@@ -13,8 +14,8 @@ import (
 
 // replicaFlushing opens a Granted store whose settlements wait up to
 // flush; its steps are counted in h.steps.
-func (h grantHarness) replicaFlushing(t *testing.T, flush time.Duration) *Granted {
-	g, err := NewGranted(countSteps{h.backend(t, h.opts), h.steps}, GrantOptions{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: flush})
+func (h grantHarness) replicaFlushing(t *testing.T, flush time.Duration) *grant.Granted {
+	g, err := grant.New(countSteps{h.backend(t, h.opts), h.steps}, grant.Options{Window: 100 * time.Millisecond, Lease: time.Minute, Flush: flush})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func grantFlushTimerSkipsWhatAStepCarried(t *testing.T, h grantHarness) {
 
 	r := storetest.MustReserve(t, g, storetest.Hold("r0", 100, time.Minute, svc))
 	storetest.MustSettle(t, g, r, 70) // arms the flush timer
-	if err := g.step(context.Background(), drawOf(r), 0, false, true); err != nil {
+	if err := grant.StepNow(context.Background(), g, r); err != nil {
 		t.Fatal(err)
 	}
 	if s, _ := storetest.Levels(t, h.plain, svc); s != 70 {
