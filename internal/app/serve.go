@@ -23,6 +23,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
+	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
@@ -80,19 +81,19 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	defer release()
 	// The journal is opened first and closed last: closing the store
 	// journals what its grants could not return.
-	journal, err := budgetstore.OpenJournal(filepath.Join(cfg.DataDir, "journal.db"))
+	jnl, err := journal.Open(filepath.Join(cfg.DataDir, "journal.db"))
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	defer func() {
-		if err := journal.Close(); err != nil {
+		if err := jnl.Close(); err != nil {
 			log.Error("journal close failed: entries written since its last sync may be lost", zap.Error(err))
 		}
 	}()
-	if err := journal.Register(reg); err != nil {
+	if err := jnl.Register(reg); err != nil {
 		return fmt.Errorf("journal metrics: %w", err)
 	}
-	st, err := openStore(ctx, cfg, reg, log, journal)
+	st, err := openStore(ctx, cfg, reg, log, jnl)
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	spendRec := spend.New(reg, spendLog)
 	h, err := proxy.New(proxy.Options{
 		Upstream: cfg.upstream, PublicURL: cfg.publicURL,
-		State: rl.current, Budget: st, Journal: journal, Batches: tracker, Files: owner.NewFiles(st),
+		State: rl.current, Budget: st, Journal: jnl, Batches: tracker, Files: owner.NewFiles(st),
 		Logger: log, Spend: spendRec, Registerer: reg,
 		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
@@ -163,7 +164,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	g.Go(func() error { return ignoreClosed(api.Serve(apiLn)) })
 	g.Go(func() error { return ignoreClosed(adm.Serve(admLn)) })
 	loops.Go(func() { rl.watch(bg, cfg.PolicyPollInterval) })
-	loops.Go(func() { journal.Run(bg, st, cfg.JournalReplay) })
+	loops.Go(func() { jnl.Run(bg, st, cfg.JournalReplay) })
 	poller := batch.NewPoller(batch.PollerOptions{
 		Tracker: tracker, Store: st, Upstream: cfg.upstream, Transport: upstreamTransport(cfg),
 		Policy: rl.policy, Prices: func() batch.Pricer { return rl.prices() }, Logger: log, Spend: spendRec, Interval: cfg.BatchPollInterval,
@@ -207,7 +208,7 @@ func storeKind(cfg config) string {
 	return "redis"
 }
 
-func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, journal *budgetstore.Journal) (store, error) {
+func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *zap.Logger, jnl *journal.Journal) (store, error) {
 	opts := storeopts.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
 		LedgerRetention: cfg.LedgerRetention}
 	if cfg.RedisURL == "" {
@@ -218,7 +219,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 		if cfg.GrantWindow == 0 {
 			return s, nil
 		}
-		g, err := grant.New(s, grantOptions(cfg, journal))
+		g, err := grant.New(s, grantOptions(cfg, jnl))
 		if err != nil {
 			_ = s.Close()
 			return nil, fmt.Errorf("grants: %w", err)
@@ -261,7 +262,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	if cfg.GrantWindow == 0 {
 		return closingStore{backend: s, rdb: rdb}, nil
 	}
-	g, err := grant.New(s, grantOptions(cfg, journal))
+	g, err := grant.New(s, grantOptions(cfg, jnl))
 	if err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("grants: %w", err)
@@ -292,8 +293,8 @@ var (
 
 // grantOptions are the admission grants of CLADE_GRANT_WINDOW, on either
 // store.
-func grantOptions(cfg config, journal *budgetstore.Journal) grant.Options {
-	return grant.Options{Window: cfg.GrantWindow, Lease: cfg.HoldTTL, Journal: journal}
+func grantOptions(cfg config, jnl *journal.Journal) grant.Options {
+	return grant.Options{Window: cfg.GrantWindow, Lease: cfg.HoldTTL, Journal: jnl}
 }
 
 // granted is a store admitting through grants: admission, settlement,

@@ -24,6 +24,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
+	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -269,7 +270,7 @@ func newGatewayPolicy(b *testing.B, up http.RoundTripper, st proxy.Budgeter, pol
 		b.Fatal(err)
 	}
 	state := proxy.NewState(p, tbl, nil)
-	j, err := budgetstore.OpenJournal(filepath.Join(dir, "journal.db"))
+	j, err := journal.Open(filepath.Join(dir, "journal.db"))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -224,7 +225,7 @@ func TestReliabilityEmbeddedRestartReplaysTheJournal(t *testing.T) {
 	}
 
 	const journaled = 5
-	j, err := budgetstore.OpenJournal(filepath.Join(a.Dir, "journal.db"))
+	j, err := journal.Open(filepath.Join(a.Dir, "journal.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

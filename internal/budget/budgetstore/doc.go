@@ -1,7 +1,7 @@
 // Package budgetstore implements budget.Store: on Redis (shared by every
 // replica, redis*.go with the Lua scripts in scripts/) and on an embedded
 // bbolt file (one replica, bolt*.go), each with the grant step of package
-// grant, and the settlement journal (journal.go). The store epoch
+// grant. The store epoch
 // (package epoch) and the store metrics (package storemetrics) are shared
 // by both stores. Both stores run the conformance suite of package
 // storetest and keep the semantics described below.

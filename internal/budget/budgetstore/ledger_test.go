@@ -3,7 +3,6 @@ package budgetstore
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -125,39 +124,4 @@ func TestLedgerRetentionBolt(t *testing.T) {
 	if err != nil || len(got) != 0 {
 		t.Errorf("ledger of an hour past retention: %v, %v; want it gone", got, err)
 	}
-}
-
-func TestLedgerSurvivesTheJournal(t *testing.T) {
-	h := boltHarness(t)
-	s := h.Store.(*BoltStore)
-	j, err := OpenJournal(filepath.Join(t.TempDir(), "journal.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
-	hour := storetest.T0.Truncate(time.Hour)
-	svc := storetest.Bud(budget.ScopeService, "journaled", budget.Daily, 1_000_000, true)
-	r := budget.Reservation{RequestID: "j1", Keys: []string{svc.Key(storetest.T0)}, Ledger: storetest.LedgerLines(hour, "prod", "m", 40)}
-	if err := j.Append(r, 40); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // a replay after a crash between settling and deleting
-		if _, err := j.Replay(context.Background(), s); err != nil {
-			t.Fatal(err)
-		}
-		if err := j.Append(r, 40); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := j.Replay(context.Background(), s); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Ledger(context.Background(), hour, hour.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok, nan := storetest.LedgerSum(t, got); nan != 40 || tok != 110 {
-		t.Errorf("ledger after journaled replays: %d tokens, %s; want 110 and 40 once", tok, nan)
-	}
-	storetest.WantLevel(t, s, svc, 40, 0)
 }

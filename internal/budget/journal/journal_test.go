@@ -1,4 +1,4 @@
-package budgetstore
+package journal
 
 import (
 	"context"
@@ -28,16 +28,16 @@ func (downStore) Settle(context.Context, budget.Reservation, money.Nanos) error 
 }
 
 func TestJournalReplaysOnceAcrossRestart(t *testing.T) {
-	for _, rs := range replicaSets {
+	for _, rs := range stores {
 		t.Run(rs.name, func(t *testing.T) {
 			ctx := context.Background()
 			clock := storetest.NewClock(storetest.T0)
-			s := rs.mk(t, 1, clock)[0]
+			s := rs.open(t, clock)
 			svc := storetest.Bud(budget.ScopeService, "j", budget.Daily, 100, true)
 			team := storetest.Bud(budget.ScopeTeam, "j", budget.Monthly, 100, true)
 			path := filepath.Join(t.TempDir(), "journal.db")
 
-			j, err := OpenJournal(path)
+			j, err := Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -61,7 +61,7 @@ func TestJournalReplaysOnceAcrossRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			j, err = OpenJournal(path)
+			j, err = Open(path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,8 +95,8 @@ func TestJournalReplaysOnceAcrossRestart(t *testing.T) {
 
 func TestJournalSetsAsideInvalidEntries(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
-	s := boltReplicas(t, 1, clock)[0]
-	j, err := OpenJournal(filepath.Join(t.TempDir(), "j.db"))
+	s := openBolt(t, clock)
+	j, err := Open(filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +125,8 @@ func TestJournalSetsAsideInvalidEntries(t *testing.T) {
 
 func TestJournalRunReplaysInBackground(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
-	s := boltReplicas(t, 1, clock)[0]
-	j, err := OpenJournal(filepath.Join(t.TempDir(), "j.db"))
+	s := openBolt(t, clock)
+	j, err := Open(filepath.Join(t.TempDir(), "j.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

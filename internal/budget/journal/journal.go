@@ -1,4 +1,9 @@
-package budgetstore
+// Package journal durably queues, in a bbolt file of its own, the
+// settlements the budget store could not take and the grants that could
+// not close, and replays them once the store is back. Settlement is
+// idempotent per request ID and a grant's steps per step number, so a
+// replay never charges twice.
+package journal
 
 import (
 	"context"
@@ -36,10 +41,10 @@ type Journal struct {
 	replayMu sync.Mutex
 }
 
-// journalEntry is one queued settlement. Settle needs only the
+// entry is one queued settlement. Settle needs only the
 // reservation's request ID and window keys (and the store's own hold
 // record); Amount is kept for people reading the journal.
-type journalEntry struct {
+type entry struct {
 	Reservation budget.Reservation `json:"reservation"`
 	Actual      money.Nanos        `json:"actual"`
 	// Grant, when set, is a grant's close instead of a settlement.
@@ -57,9 +62,9 @@ var (
 	bktDead    = []byte("rejected")
 )
 
-// OpenJournal opens (or creates) the journal file at path. It is a bbolt
+// Open opens (or creates) the journal file at path. It is a bbolt
 // file of its own, separate from the embedded store.
-func OpenJournal(path string) (*Journal, error) {
+func Open(path string) (*Journal, error) {
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("budget: open journal %s: %w", path, err)
@@ -97,7 +102,7 @@ func (j *Journal) Append(r budget.Reservation, actual money.Nanos) error {
 	if err := budget.CheckSettle(r, actual); err != nil {
 		return err
 	}
-	if err := j.add(journalEntry{Reservation: r, Actual: actual}); err != nil {
+	if err := j.add(entry{Reservation: r, Actual: actual}); err != nil {
 		return fmt.Errorf("budget: journal %q: %w", r.RequestID, err)
 	}
 	return nil
@@ -108,13 +113,13 @@ func (j *Journal) AppendGrant(c grant.Closing) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if err := j.add(journalEntry{Grant: &c}); err != nil {
+	if err := j.add(entry{Grant: &c}); err != nil {
 		return fmt.Errorf("budget: journal grant %q: %w", c.ID, err)
 	}
 	return nil
 }
 
-func (j *Journal) add(e journalEntry) error {
+func (j *Journal) add(e entry) error {
 	v, err := json.Marshal(e)
 	if err != nil {
 		return err
@@ -147,7 +152,7 @@ func (j *Journal) Replay(ctx context.Context, s budget.Store) (applied int, err 
 	defer j.replayMu.Unlock()
 	type item struct {
 		key []byte
-		e   journalEntry
+		e   entry
 		raw []byte
 	}
 	var items []item
@@ -155,7 +160,7 @@ func (j *Journal) Replay(ctx context.Context, s budget.Store) (applied int, err 
 		return tx.Bucket(bktJournal).ForEach(func(k, v []byte) error {
 			it := item{key: append([]byte(nil), k...), raw: append([]byte(nil), v...)}
 			if json.Unmarshal(v, &it.e) != nil {
-				it.e = journalEntry{}
+				it.e = entry{}
 			}
 			items = append(items, it)
 			return nil
@@ -195,7 +200,7 @@ func (j *Journal) Replay(ctx context.Context, s budget.Store) (applied int, err 
 }
 
 // replay applies one entry to s; name is the entry, for errors.
-func (e journalEntry) replay(ctx context.Context, s budget.Store) (name string, err error) {
+func (e entry) replay(ctx context.Context, s budget.Store) (name string, err error) {
 	if e.Grant == nil {
 		return strconv.Quote(e.Reservation.RequestID), s.Settle(ctx, e.Reservation, e.Actual)
 	}
