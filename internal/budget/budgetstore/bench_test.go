@@ -17,8 +17,6 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
 	"github.com/redis/go-redis/v9"
-
-	"github.com/clade-gateway/clade-gateway/internal/money"
 )
 
 // roundTrips counts commands and pipelines sent to Redis.
@@ -40,15 +38,6 @@ func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.P
 	}
 }
 
-// benchBudgets is a request's usual three budgets, far from their limits.
-func benchBudgets() []budget.Budget {
-	return []budget.Budget{
-		storetest.Bud(budget.ScopeService, "bench", budget.Daily, money.USD(1_000_000), true),
-		storetest.Bud(budget.ScopeTeam, "bench", budget.Monthly, money.USD(1_000_000), true),
-		storetest.Bud(budget.ScopeWorkspace, "bench", budget.Total, money.USD(1_000_000), false),
-	}
-}
-
 // TestOneRoundTripPerReserveAndSettle pins the hot path's cost: once the
 // scripts are cached, a request is exactly one reserve and one settle call.
 func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
@@ -63,13 +52,13 @@ func TestOneRoundTripPerReserveAndSettle(t *testing.T) {
 	}
 	defer s.Close()
 	ctx := context.Background()
-	bs := benchBudgets()
+	bs := storetest.BenchBudgets()
 	do := func(id string) {
 		r, err := s.Reserve(ctx, budget.Hold{RequestID: id, Budgets: bs, Amount: 1000, TTL: time.Minute})
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.Ledger = benchLedger() // the ledger rides in the same call
+		r.Ledger = storetest.BenchLedger() // the ledger rides in the same call
 		if err := s.Settle(ctx, r, 900); err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +86,7 @@ func BenchmarkRedisReserveSettle(b *testing.B) {
 	}
 	defer s.Close()
 	cmds0, cpu0 := redisWork(b, c)
-	benchReserveSettle(b, s)
+	storetest.BenchReserveSettle(b, s)
 	b.StopTimer()
 	cmds1, cpu1 := redisWork(b, c)
 	b.ReportMetric(float64(rt.n.Load())/float64(b.N), "roundtrips/op")
@@ -143,39 +132,5 @@ func BenchmarkBoltReserveSettle(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	benchReserveSettle(b, s)
-}
-
-// benchLedger is a typical response's ledger lines (four components)
-// adding up to the 900 settled.
-func benchLedger() []budget.LedgerLine {
-	h := time.Now().UTC().Truncate(time.Hour)
-	l := func(comp string, tok int64, n money.Nanos) budget.LedgerLine {
-		return budget.LedgerLine{Hour: h, Workspace: "bench", Key: "main", Model: "claude-sonnet-4-6", Component: comp, Tokens: tok, Nanos: n}
-	}
-	return []budget.LedgerLine{l("input", 120, 360), l("output", 30, 450), l("cache_read", 300, 90), l("cache_write_5m", 0, 0)}
-}
-
-func benchReserveSettle(b *testing.B, s budget.Store) {
-	ctx := context.Background()
-	bs := benchBudgets()
-	var seq atomic.Int64
-	b.ReportAllocs()
-	b.SetParallelism(8) // a gateway serves many requests at once
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			id := fmt.Sprintf("b%d", seq.Add(1))
-			r, err := s.Reserve(ctx, budget.Hold{RequestID: id, Budgets: bs, Amount: 1000, TTL: time.Minute})
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			r.Ledger = benchLedger()
-			if err := s.Settle(ctx, r, 900); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	storetest.BenchReserveSettle(b, s)
 }

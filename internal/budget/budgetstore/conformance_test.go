@@ -72,3 +72,31 @@ func boltReplica(s *BoltStore) *BoltStore {
 func TestConformanceRedis(t *testing.T)   { storetest.Run(t, redisHarness) }
 func TestConformanceCluster(t *testing.T) { storetest.Run(t, clusterHarness) }
 func TestConformanceBolt(t *testing.T)    { storetest.Run(t, boltHarness) }
+
+// harnesses are the stores the invariant tests run on.
+var harnesses = []struct {
+	name string
+	newH storetest.NewHarness
+}{
+	{"redis", redisHarness},
+	{"cluster", clusterHarness},
+	{"bolt", boltHarness},
+}
+
+func TestInvariantExactCapUnderConcurrency(t *testing.T) {
+	for _, h := range harnesses {
+		t.Run(h.name, func(t *testing.T) { storetest.ExactCapUnderConcurrency(t, h.newH) })
+	}
+}
+
+func TestInvariantRandomInterleavings(t *testing.T) {
+	for _, h := range harnesses {
+		t.Run(h.name, func(t *testing.T) { storetest.RandomInterleavings(t, h.newH) })
+	}
+}
+
+func TestAdjustIsBounded(t *testing.T) {
+	for name, newH := range map[string]storetest.NewHarness{"redis": redisHarness, "bolt": boltHarness} {
+		t.Run(name, func(t *testing.T) { storetest.AdjustIsBounded(t, newH) })
+	}
+}

@@ -3,6 +3,11 @@
 // drives, and checks the Store contract (admission all or nothing, windows,
 // settlement once per request, orphans, leases, adjustments, exactness,
 // fits) and the records, claims and locks the stores also keep.
+//
+// Beside Run, each store's tests run the scenarios below on the same
+// harness: the invariants under concurrency and random interleavings, the
+// spend ledger, principals, bounded adjustments and the store metrics; and
+// the helpers the stores', grants' and journal's tests share.
 package storetest
 
 import (
