@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -100,7 +101,7 @@ func checklistLive(cfg config, getenv func(string) string) (checklist.Live, func
 		}
 		ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = cfg.StoreTimeout, cfg.StoreTimeout, cfg.StoreTimeout
 		rdb := redis.NewUniversalClient(ro)
-		return trail.Reader{Records: budgetstore.NewRedisRecordReader(rdb, cfg.RedisPrefix, cfg.StoreTimeout*4)}, func() { _ = rdb.Close() }
+		return trail.Reader{Records: redisstore.NewRecordReader(rdb, cfg.RedisPrefix, cfg.StoreTimeout*4)}, func() { _ = rdb.Close() }
 	case getenv("CLADE_DATA_DIR") != "":
 		r, err := budgetstore.OpenBoltRecordReader(filepath.Join(cfg.DataDir, "budgets.db"))
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/app"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -98,7 +99,7 @@ func redisStore(t *testing.T, since time.Duration, uses map[string]time.Duration
 	r := testutil.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ContextTimeoutEnabled: true})
 	defer rdb.Close()
-	st, err := budgetstore.NewRedis(rdb, storeopts.Options{Prefix: "cl"})
+	st, err := redisstore.New(rdb, storeopts.Options{Prefix: "cl"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -170,7 +171,7 @@ func openLedgerStore(ctx context.Context, cfg config) (reconcileStore, func(), e
 		return nil, nil, fmt.Errorf("CLADE_REDIS_URL: %w", err)
 	}
 	rdb := redis.NewUniversalClient(ro)
-	s, err := budgetstore.NewRedis(rdb, opts)
+	s, err := redisstore.New(rdb, opts)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, nil, fmt.Errorf("reconcile: redis store: %w", err)

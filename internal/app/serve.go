@@ -24,6 +24,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
@@ -254,7 +255,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	// back empty; it is Redis's alone, not the embedded store's.
 	opts.EpochFile = filepath.Join(cfg.DataDir, "redis-epoch")
 	rdb := redis.NewUniversalClient(ro)
-	s, err := budgetstore.NewRedis(rdb, opts)
+	s, err := redisstore.New(rdb, opts)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, fmt.Errorf("redis store: %w", err)
@@ -283,7 +284,7 @@ type backend interface {
 }
 
 var (
-	_ backend = (*budgetstore.RedisStore)(nil)
+	_ backend = (*redisstore.Store)(nil)
 	_ backend = (*budgetstore.BoltStore)(nil)
 	_ backend = granted{}
 	_ backend = closingStore{}

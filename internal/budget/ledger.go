@@ -96,6 +96,10 @@ func SortedLedger(acc map[LedgerKey]LedgerLine) []LedgerLine {
 	return out
 }
 
+// MaxLedgerHours bounds one read of the ledger: a little over a year of
+// hours, the default retention.
+const MaxLedgerHours = 24 * 400
+
 // LedgerHours lists the UTC hours in [from, to).
 func LedgerHours(from, to time.Time) []time.Time {
 	from = from.UTC().Truncate(time.Hour)

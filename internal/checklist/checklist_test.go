@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -89,7 +90,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	r := testutil.StartRedis(t)
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
-	rs, err := budgetstore.NewRedis(rdb, storeopts.Options{Timeout: 2 * time.Second, Clock: func() time.Time { return now }})
+	rs, err := redisstore.New(rdb, storeopts.Options{Timeout: 2 * time.Second, Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +114,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	}
 	t.Cleanup(func() { _ = br.Close() })
 	return map[string]checklist.Live{
-		"redis":    trail.Reader{Records: budgetstore.NewRedisRecordReader(rdb, "", time.Second)},
+		"redis":    trail.Reader{Records: redisstore.NewRecordReader(rdb, "", time.Second)},
 		"embedded": trail.Reader{Records: br},
 	}
 }

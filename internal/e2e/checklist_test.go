@@ -16,6 +16,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/app"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -152,7 +153,7 @@ func TestChecklistLastUsedRedis(t *testing.T) {
 
 	rdb := redis.NewClient(&redis.Options{Addr: r.Addr(), ContextTimeoutEnabled: true})
 	defer rdb.Close()
-	reader := trail.Reader{Records: budgetstore.NewRedisRecordReader(rdb, "", time.Second)}
+	reader := trail.Reader{Records: redisstore.NewRecordReader(rdb, "", time.Second)}
 	want := sha256.Sum256([]byte(testutil.OtherToken))
 	// The write is asynchronous: wait for it (not a timing assertion).
 	deadline := time.Now().Add(10 * time.Second)

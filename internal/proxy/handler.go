@@ -28,7 +28,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/spend"
 )
 
-// Budgeter reserves and settles spend; *budgetstore.RedisStore and
+// Budgeter reserves and settles spend; *redisstore.Store and
 // *budgetstore.BoltStore implement it.
 type Budgeter interface {
 	Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error)

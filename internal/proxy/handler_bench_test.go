@@ -25,6 +25,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -323,7 +324,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 			addr = testutil.StartRedis(b).Addr()
 		}
 		opts.Prefix = "bench" + strings.ReplaceAll(b.Name(), "/", "-")
-		s, err := budgetstore.NewRedis(redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, Protocol: 2, PoolSize: 256}), opts)
+		s, err := redisstore.New(redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true, Protocol: 2, PoolSize: 256}), opts)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -89,13 +89,13 @@ func TestLoopRunsOnOneReplica(t *testing.T) {
 	type replica struct {
 		loop *Loop
 		reg  *prometheus.Registry
-		st   *budgetstore.RedisStore
+		st   *redisstore.Store
 	}
 	var reps []replica
 	for range 2 {
 		c := redis.NewClient(&redis.Options{Addr: rd.Addr(), ContextTimeoutEnabled: true})
 		t.Cleanup(func() { _ = c.Close() })
-		st, err := budgetstore.NewRedis(c, storeopts.Options{Prefix: "loop"})
+		st, err := redisstore.New(c, storeopts.Options{Prefix: "loop"})
 		if err != nil {
 			t.Fatal(err)
 		}

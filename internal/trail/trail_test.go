@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
 	"github.com/clade-gateway/clade-gateway/internal/trail"
@@ -59,7 +60,7 @@ func client(t *testing.T, r *testutil.Redis) *redis.Client {
 
 func stores(t *testing.T) []store {
 	r := testutil.StartRedis(t)
-	rs, err := budgetstore.NewRedis(client(t, r), storeopts.Options{Timeout: 2 * time.Second})
+	rs, err := redisstore.New(client(t, r), storeopts.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +79,7 @@ func stores(t *testing.T) []store {
 	})
 	return []store{
 		{name: "redis", rec: rs, reader: func(t *testing.T) trail.Lister {
-			return budgetstore.NewRedisRecordReader(client(t, r), "", 2*time.Second)
+			return redisstore.NewRecordReader(client(t, r), "", 2*time.Second)
 		}},
 		{name: "embedded", rec: bs, reader: func(t *testing.T) trail.Lister {
 			if reader != nil {
@@ -166,7 +167,7 @@ func TestLastUsedWritesOncePerTokenPerHour(t *testing.T) {
 // A failed write forgets the hour, so the token's next request retries.
 func TestLastUsedRetriesAfterFailedWrite(t *testing.T) {
 	r := testutil.StartRedis(t)
-	rs, err := budgetstore.NewRedis(client(t, r), storeopts.Options{Timeout: 300 * time.Millisecond})
+	rs, err := redisstore.New(client(t, r), storeopts.Options{Timeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestLastUsedRetriesAfterFailedWrite(t *testing.T) {
 	cancel()
 	<-done
 
-	used, since, err := trail.Reader{Records: budgetstore.NewRedisRecordReader(client(t, r), "", time.Second)}.LastUsed(context.Background())
+	used, since, err := trail.Reader{Records: redisstore.NewRecordReader(client(t, r), "", time.Second)}.LastUsed(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

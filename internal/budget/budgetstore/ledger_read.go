@@ -8,59 +8,10 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 
-	"github.com/redis/go-redis/v9"
 	"go.etcd.io/bbolt"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
-
-// maxLedgerRead bounds one read of the ledger: a little over a year of
-// hours, the default retention.
-const maxLedgerRead = 24 * 400
-
-// Ledger returns the spend ledger for the UTC hours in [from, to), one
-// line per hour and names, ordered by hour.
-func (s *RedisStore) Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error) {
-	hours := budget.LedgerHours(from, to)
-	if len(hours) > maxLedgerRead {
-		return nil, fmt.Errorf("%w: ledger read of %d hours (at most %d)", budget.ErrInvalid, len(hours), maxLedgerRead)
-	}
-	var out []budget.LedgerLine
-	for len(hours) > 0 {
-		n := min(len(hours), 168)
-		part, err := s.ledgerHours(ctx, hours[:n])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, part...)
-		hours = hours[n:]
-	}
-	return out, nil
-}
-
-func (s *RedisStore) ledgerHours(ctx context.Context, hours []time.Time) ([]budget.LedgerLine, error) {
-	ctx, cancel := context.WithTimeout(ctx, 4*s.opts.Timeout)
-	defer cancel()
-	cmds := make([]*redis.MapStringStringCmd, len(hours))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, h := range hours {
-			cmds[i] = p.HGetAll(ctx, s.keys.ledger(h.Format(budget.LedgerHourFormat)))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("budget: read ledger: %w", unavailable(err))
-	}
-	var out []budget.LedgerLine
-	for i, c := range cmds {
-		lines, err := ledgerFromHash(hours[i], c.Val())
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, lines...)
-	}
-	return out, nil
-}
 
 // bktLedger holds the embedded store's ledger: one bucket per hour
 // ("2026120719"), field -> tokens (8) | nano-USD (8).
@@ -115,11 +66,11 @@ func (t *boltTx) dropLedgerHour(name []byte) error {
 // Ledger implements the ledger read of RedisStore.Ledger.
 func (s *BoltStore) Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error) {
 	hours := budget.LedgerHours(from, to)
-	if len(hours) > maxLedgerRead {
-		return nil, fmt.Errorf("%w: ledger read of %d hours (at most %d)", budget.ErrInvalid, len(hours), maxLedgerRead)
+	if len(hours) > budget.MaxLedgerHours {
+		return nil, fmt.Errorf("%w: ledger read of %d hours (at most %d)", budget.ErrInvalid, len(hours), budget.MaxLedgerHours)
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, unavailable(err)
+		return nil, s.wrap(err)
 	}
 	var out []budget.LedgerLine
 	err := s.db.View(func(tx *bbolt.Tx) error {

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
 
@@ -22,33 +21,14 @@ import (
 )
 
 func TestStoreMetrics(t *testing.T) {
-	stores := []struct {
-		name string
-		open func(t *testing.T, opts storeopts.Options) budget.Store
-	}{
-		{"redis", func(t *testing.T, opts storeopts.Options) budget.Store {
-			opts.Prefix = redistest.Prefix(t)
-			c := redistest.Client(t, redistest.SharedAddr(t))
-			redistest.DropPrefix(t, c, opts.Prefix)
-			s, err := NewRedis(c, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			return s
-		}},
-		{"bolt", func(t *testing.T, opts storeopts.Options) budget.Store {
-			s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = s.Close() })
-			return s
-		}},
-	}
-	for _, st := range stores {
-		t.Run(st.name, func(t *testing.T) { storetest.StoreMetrics(t, st.open) })
-	}
+	storetest.StoreMetrics(t, func(t *testing.T, opts storeopts.Options) budget.Store {
+		s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
 }
 
 func TestStoreErrorsCounted(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storemetrics"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
@@ -54,14 +55,14 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 	clock := storetest.NewClock(storetest.T0)
 	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
 	redistest.DropPrefix(t, client(t), opts.Prefix)
-	plain, err := budgetstore.NewRedis(client(t), opts)
+	plain, err := redisstore.New(client(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = plain.Close() })
 	h := grantHarness{clock: clock, client: client, opts: opts, plain: plain, steps: new(atomic.Int64)}
 	h.backend = func(t *testing.T, o storeopts.Options) grant.Backend {
-		s, err := budgetstore.NewRedis(client(t), o)
+		s, err := redisstore.New(client(t), o)
 		if err != nil {
 			t.Fatal(err)
 		}

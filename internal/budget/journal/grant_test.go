@@ -13,6 +13,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
@@ -43,7 +44,7 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer j.Close()
-			s, err := budgetstore.NewRedis(redistest.Client(t, srv.Addr()), opts)
+			s, err := redisstore.New(redistest.Client(t, srv.Addr()), opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -79,7 +80,7 @@ func TestGrantClosedWhileRedisIsDownIsJournaled(t *testing.T) {
 				t.Fatalf("before the replay: spent %s reserved %s; the grant should still cover the outage", spent, held)
 			}
 
-			next, err := budgetstore.NewRedis(redistest.Client(t, srv.Addr()), opts) // the next process
+			next, err := redisstore.New(redistest.Client(t, srv.Addr()), opts) // the next process
 			if err != nil {
 				t.Fatal(err)
 			}

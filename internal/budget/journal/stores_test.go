@@ -7,6 +7,7 @@ import (
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
@@ -30,7 +31,7 @@ var stores = []struct {
 		opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
 		c := redistest.SharedCluster(t)
 		redistest.DropPrefix(t, redistest.ClusterClient(t, c), opts.Prefix)
-		s, err := budgetstore.NewRedis(redistest.ClusterClient(t, c), opts)
+		s, err := redisstore.New(redistest.ClusterClient(t, c), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,8 +42,8 @@ var stores = []struct {
 }
 
 // openRedis opens a store on the Redis at addr, closed when the test ends.
-func openRedis(t *testing.T, addr string, opts storeopts.Options) *budgetstore.RedisStore {
-	s, err := budgetstore.NewRedis(redistest.Client(t, addr), opts)
+func openRedis(t *testing.T, addr string, opts storeopts.Options) *redisstore.Store {
+	s, err := redisstore.New(redistest.Client(t, addr), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

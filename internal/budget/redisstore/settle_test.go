@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -25,7 +25,7 @@ func TestRedisConcurrentSettlesShareCalls(t *testing.T) {
 	c := redistest.Client(t, srv.Addr())
 	rt := &roundTrips{}
 	c.AddHook(rt)
-	s, err := NewRedis(c, storeopts.Options{Clock: storetest.NewClock(storetest.T0).Now, Timeout: 5 * time.Second})
+	s, err := New(c, storeopts.Options{Clock: storetest.NewClock(storetest.T0).Now, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

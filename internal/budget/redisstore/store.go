@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -21,10 +21,10 @@ import (
 	"go.uber.org/zap"
 )
 
-// RedisStore keeps budgets in Redis (standalone, Sentinel or Cluster), shared
+// Store keeps budgets in Redis (standalone, Sentinel or Cluster), shared
 // by every replica. Each reserve and each settle is one script call: one
 // round trip, atomic, and retry-safe.
-type RedisStore struct {
+type Store struct {
 	rdb     redis.UniversalClient
 	opts    storeopts.Options
 	keys    keyspace
@@ -38,9 +38,9 @@ type RedisStore struct {
 }
 
 var (
-	_ budget.Store  = (*RedisStore)(nil)
-	_ epoch.Backend = (*redisEpochs)(nil)
-	_ grant.Backend = (*RedisStore)(nil)
+	_ budget.Store  = (*Store)(nil)
+	_ epoch.Backend = (*epochs)(nil)
+	_ grant.Backend = (*Store)(nil)
 )
 
 // NewRedis returns a store on rdb. rdb stays the caller's to close.
@@ -50,7 +50,7 @@ var (
 // that hangs. NewRedis reads or creates the store epoch; if Redis cannot be
 // reached yet it still returns the store, which fails closed with
 // ErrUnavailable until Redis answers.
-func NewRedis(rdb redis.UniversalClient, opts storeopts.Options) (*RedisStore, error) {
+func New(rdb redis.UniversalClient, opts storeopts.Options) (*Store, error) {
 	if rdb == nil {
 		return nil, fmt.Errorf("%w: nil Redis client", budget.ErrInvalid)
 	}
@@ -67,7 +67,7 @@ func NewRedis(rdb redis.UniversalClient, opts storeopts.Options) (*RedisStore, e
 	}
 	var owner [12]byte
 	_, _ = rand.Read(owner[:])
-	s := &RedisStore{
+	s := &Store{
 		rdb:     rdb,
 		opts:    opts,
 		keys:    newKeyspace(opts.Prefix),
@@ -78,7 +78,7 @@ func NewRedis(rdb redis.UniversalClient, opts storeopts.Options) (*RedisStore, e
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opts.Timeout)
 	defer cancel()
-	if _, err := ek.Current(ctx, (*redisEpochs)(s)); err != nil {
+	if _, err := ek.Current(ctx, (*epochs)(s)); err != nil {
 		if !errors.Is(err, budget.ErrUnavailable) {
 			return nil, err
 		}
@@ -131,12 +131,12 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", budget.ErrUnavailable, err)
 }
 
-// redisEpochs is the store as the epoch keeper reads and writes it: the
+// epochs is the store as the epoch keeper reads and writes it: the
 // epoch key, outside any script.
-type redisEpochs RedisStore
+type epochs Store
 
 // Load, Create and Store implement epoch.Backend.
-func (s *redisEpochs) Load(ctx context.Context) (string, error) {
+func (s *epochs) Load(ctx context.Context) (string, error) {
 	e, err := s.rdb.Get(ctx, s.keys.epoch()).Result()
 	if errors.Is(err, redis.Nil) {
 		return "", nil
@@ -144,23 +144,23 @@ func (s *redisEpochs) Load(ctx context.Context) (string, error) {
 	return e, unavailable(err)
 }
 
-func (s *redisEpochs) Create(ctx context.Context, e string) (string, error) {
+func (s *epochs) Create(ctx context.Context, e string) (string, error) {
 	if err := s.rdb.SetNX(ctx, s.keys.epoch(), e, 0).Err(); err != nil {
 		return "", unavailable(err)
 	}
 	return s.Load(ctx)
 }
 
-func (s *redisEpochs) Store(ctx context.Context, e string) error {
+func (s *epochs) Store(ctx context.Context, e string) error {
 	return unavailable(s.rdb.Set(ctx, s.keys.epoch(), e, 0).Err())
 }
 
 // withEpoch runs op with the trusted epoch and turns an epoch mismatch into
 // ErrStoreReset, after adopting (and retrying once with) an epoch another
 // gateway's Reinit wrote.
-func (s *RedisStore) withEpoch(ctx context.Context, op func(epoch string) (reset *string, err error)) error {
+func (s *Store) withEpoch(ctx context.Context, op func(epoch string) (reset *string, err error)) error {
 	for try := 0; ; try++ {
-		e, err := s.epoch.Current(ctx, (*redisEpochs)(s))
+		e, err := s.epoch.Current(ctx, (*epochs)(s))
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (s *RedisStore) withEpoch(ctx context.Context, op func(epoch string) (reset
 	}
 }
 
-func (s *RedisStore) run(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
+func (s *Store) run(ctx context.Context, sc *redis.Script, keys []string, args ...any) (any, error) {
 	v, err := sc.Run(ctx, s.rdb, keys, args...).Result()
 	return v, unavailable(err)
 }

@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -30,14 +30,14 @@ type settleJob struct {
 // per request. A lone settlement goes at once, so a sequential caller (the
 // journal's replay) is not slowed.
 type settleBatcher struct {
-	s *RedisStore
+	s *Store
 	c *combine.Combiner[*settleJob]
 }
 
 // Finished implements combine.Job.
 func (j *settleJob) Finished() bool { return len(j.done) > 0 }
 
-func newSettleBatcher(s *RedisStore) *settleBatcher {
+func newSettleBatcher(s *Store) *settleBatcher {
 	b := &settleBatcher{s: s}
 	b.c = combine.New(maxSettleBatch, b.send)
 	return b
@@ -88,7 +88,7 @@ func (b *settleBatcher) many(jobs []*settleJob) {
 	}
 	var replies []any
 	var reset *string
-	epoch, err := s.epoch.Current(ctx, (*redisEpochs)(s))
+	epoch, err := s.epoch.Current(ctx, (*epochs)(s))
 	if err == nil {
 		replies, reset, err = s.runSettle(ctx, epoch, items)
 	}
@@ -131,7 +131,7 @@ type settleItem struct {
 
 // runSettle makes one settle.lua call with the trusted epoch and returns
 // each item's reply, or the stored epoch if it is not that one.
-func (s *RedisStore) runSettle(ctx context.Context, epoch string, items []settleItem) (replies []any, reset *string, err error) {
+func (s *Store) runSettle(ctx context.Context, epoch string, items []settleItem) (replies []any, reset *string, err error) {
 	now := s.opts.Clock()
 	nkeys, nargs := 1, 3
 	for _, it := range items {

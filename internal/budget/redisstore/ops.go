@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 )
 
 // Reserve implements Store.
-func (s *RedisStore) Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error) {
+func (s *Store) Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error) {
 	start := time.Now()
 	a, err := budget.PrepareHold(h, s.opts.Clock(), s.opts.DefaultTTL)
 	if err != nil {
@@ -30,7 +30,7 @@ func (s *RedisStore) Reserve(ctx context.Context, h budget.Hold) (budget.Reserva
 
 // reserve places the prepared hold a, one reserve.lua call (none for a
 // hold on no budget), and observes it as begun at start.
-func (s *RedisStore) reserve(ctx context.Context, a budget.PreparedHold, start time.Time) (r budget.Reservation, err error) {
+func (s *Store) reserve(ctx context.Context, a budget.PreparedHold, start time.Time) (r budget.Reservation, err error) {
 	defer func() { s.metrics.Observe("reserve", start, err) }()
 	h, now := a.Hold, a.Now
 	if len(a.Keys) == 0 {
@@ -104,7 +104,7 @@ func releaseNow(err error) bool {
 // without a reservation) is still charged in full.
 // It runs in the background so Reserve still returns within the timeout;
 // if the store is still unreachable the hold's lease is the backstop.
-func (s *RedisStore) release(id string, windows []string) {
+func (s *Store) release(id string, windows []string) {
 	defer s.bg.Done()
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
@@ -115,7 +115,7 @@ func (s *RedisStore) release(id string, windows []string) {
 }
 
 // Settle implements Store.
-func (s *RedisStore) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
+func (s *Store) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("settle", start, err) }()
 	if err := budget.CheckSettle(r, actual); err != nil {
@@ -137,7 +137,7 @@ func (s *RedisStore) Settle(ctx context.Context, r budget.Reservation, actual mo
 // settle settles one request, in mode "settle" or "release", following its
 // hold to the windows it was placed on and adopting an epoch another
 // gateway's Reinit wrote.
-func (s *RedisStore) settle(ctx context.Context, r budget.Reservation, actual money.Nanos, mode string) error {
+func (s *Store) settle(ctx context.Context, r budget.Reservation, actual money.Nanos, mode string) error {
 	item := []settleItem{{id: r.RequestID, windows: r.Keys, actual: actual, mode: mode, ledger: r.Ledger}}
 	for try := 0; try < 2; try++ {
 		var rep settleReply
@@ -164,7 +164,7 @@ func (s *RedisStore) settle(ctx context.Context, r budget.Reservation, actual mo
 
 // Extend implements Store. Extending a hold that has expired (and was
 // charged as an orphan), was settled, or is unknown does nothing.
-func (s *RedisStore) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
+func (s *Store) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("extend", start, err) }()
 	if ttl, err = budget.LeaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
@@ -207,7 +207,7 @@ func (s *RedisStore) Extend(ctx context.Context, r budget.Reservation, ttl time.
 }
 
 // Status implements Store.
-func (s *RedisStore) Status(ctx context.Context, budgets []budget.Budget) (st []budget.Status, err error) {
+func (s *Store) Status(ctx context.Context, budgets []budget.Budget) (st []budget.Status, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("status", start, err) }()
 	if len(budgets) == 0 {
@@ -246,7 +246,7 @@ const adjustMarkerTTL = 24 * time.Hour
 
 // Adjust implements Store. Each call is applied once even if go-redis
 // retries it after a lost reply.
-func (s *RedisStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nanos) (err error) {
+func (s *Store) Adjust(ctx context.Context, b budget.Budget, delta money.Nanos) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("adjust", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -273,13 +273,13 @@ func (s *RedisStore) Adjust(ctx context.Context, b budget.Budget, delta money.Na
 
 // Ping implements Store: it fails with ErrStoreReset when the store lost
 // its data, and with ErrUnavailable when it cannot be reached.
-func (s *RedisStore) Ping(ctx context.Context) (err error) {
+func (s *Store) Ping(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("ping", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	return s.withEpoch(ctx, func(epoch string) (*string, error) {
-		stored, err := (*redisEpochs)(s).Load(ctx)
+		stored, err := (*epochs)(s).Load(ctx)
 		if err != nil || stored == epoch {
 			return nil, err
 		}
@@ -290,12 +290,12 @@ func (s *RedisStore) Ping(ctx context.Context) (err error) {
 // Reinit writes a fresh epoch after a data loss: an operator's decision to
 // count caps from what the store holds now (after a loss, from zero). It
 // deletes nothing. Other gateways adopt the new epoch on their next call.
-func (s *RedisStore) Reinit(ctx context.Context) (err error) {
+func (s *Store) Reinit(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("reinit", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	if err := s.epoch.Reinit(ctx, (*redisEpochs)(s)); err != nil {
+	if err := s.epoch.Reinit(ctx, (*epochs)(s)); err != nil {
 		return fmt.Errorf("budget: reinit: %w", err)
 	}
 	return nil
@@ -304,7 +304,7 @@ func (s *RedisStore) Reinit(ctx context.Context) (err error) {
 // Close waits for background releases (at most one Timeout) and returns.
 // It does not close the Redis client, which the caller created and may
 // share: close the store first, then the client.
-func (s *RedisStore) Close() error {
+func (s *Store) Close() error {
 	s.bg.Wait()
 	s.settles.wait()
 	return nil

@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 )
 
 // GrantEnv implements grant.Backend.
-func (s *RedisStore) GrantEnv() grant.Env {
+func (s *Store) GrantEnv() grant.Env {
 	return grant.Env{Options: s.opts, Metrics: s.metrics, Flight: s.flight, Owner: s.owner}
 }
 
 // StepGrant implements grant.Backend with one grant.lua call.
-func (s *RedisStore) StepGrant(ctx context.Context, gr *grant.Spec, st *grant.Step) (rep grant.Reply, err error) {
+func (s *Store) StepGrant(ctx context.Context, gr *grant.Spec, st *grant.Step) (rep grant.Reply, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("grant", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -85,6 +85,6 @@ func parseGrantReply(v any, n int) (grant.Reply, *string, error) {
 
 // CloseGrant applies a journaled grant.Closing (see grant.CloseJournaled),
 // so that the journal's replay works with or without grants.
-func (s *RedisStore) CloseGrant(ctx context.Context, c grant.Closing) error {
+func (s *Store) CloseGrant(ctx context.Context, c grant.Closing) error {
 	return grant.CloseJournaled(ctx, s, c)
 }

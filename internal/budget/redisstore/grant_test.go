@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -56,14 +56,14 @@ type redisGrants struct {
 	clock *storetest.Clock
 	addr  string
 	opts  storeopts.Options
-	plain *RedisStore
+	plain *Store
 }
 
 func newRedisGrants(t *testing.T, addr string) redisGrants {
 	clock := storetest.NewClock(storetest.T0)
 	opts := storeopts.Options{Prefix: redistest.Prefix(t), Clock: clock.Now, Timeout: storetest.Timeout}
 	redistest.DropPrefix(t, redistest.Client(t, addr), opts.Prefix)
-	plain, err := NewRedis(redistest.Client(t, addr), opts)
+	plain, err := New(redistest.Client(t, addr), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func newRedisGrants(t *testing.T, addr string) redisGrants {
 
 // replica opens a Granted store on a store of its own; the test closes it.
 func (h redisGrants) replica(t *testing.T) *grant.Granted {
-	s, err := NewRedis(redistest.Client(t, h.addr), h.opts)
+	s, err := New(redistest.Client(t, h.addr), h.opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	_ "embed"

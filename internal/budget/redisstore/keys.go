@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 // Redis key layout. Every key starts with the hash tag "{prefix}", so all of
 // them map to one Cluster slot and a script may touch any of them without

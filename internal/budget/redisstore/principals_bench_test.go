@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -32,7 +32,7 @@ func BenchmarkPrincipalMemory(b *testing.B) {
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 16, ContextTimeoutEnabled: true})
 	defer c.Close()
 	ctx := context.Background()
-	s, err := NewRedis(c, storeopts.Options{Prefix: "clade", Timeout: 5 * time.Second})
+	s, err := New(c, storeopts.Options{Prefix: "clade", Timeout: 5 * time.Second})
 	if err != nil {
 		b.Fatal(err)
 	}

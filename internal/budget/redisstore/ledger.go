@@ -1,12 +1,14 @@
-package budgetstore
+package redisstore
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/money"
 )
@@ -81,4 +83,48 @@ func ledgerFromHash(hour time.Time, m map[string]string) ([]budget.LedgerLine, e
 		acc[k] = l
 	}
 	return budget.SortedLedger(acc), nil
+}
+
+// Ledger returns the spend ledger for the UTC hours in [from, to), one
+// line per hour and names, ordered by hour.
+func (s *Store) Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error) {
+	hours := budget.LedgerHours(from, to)
+	if len(hours) > budget.MaxLedgerHours {
+		return nil, fmt.Errorf("%w: ledger read of %d hours (at most %d)", budget.ErrInvalid, len(hours), budget.MaxLedgerHours)
+	}
+	var out []budget.LedgerLine
+	for len(hours) > 0 {
+		n := min(len(hours), 168)
+		part, err := s.ledgerHours(ctx, hours[:n])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, part...)
+		hours = hours[n:]
+	}
+	return out, nil
+}
+
+func (s *Store) ledgerHours(ctx context.Context, hours []time.Time) ([]budget.LedgerLine, error) {
+	ctx, cancel := context.WithTimeout(ctx, 4*s.opts.Timeout)
+	defer cancel()
+	cmds := make([]*redis.MapStringStringCmd, len(hours))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range hours {
+			cmds[i] = p.HGetAll(ctx, s.keys.ledger(h.Format(budget.LedgerHourFormat)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("budget: read ledger: %w", unavailable(err))
+	}
+	var out []budget.LedgerLine
+	for i, c := range cmds {
+		lines, err := ledgerFromHash(hours[i], c.Val())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, lines...)
+	}
+	return out, nil
 }

@@ -1,4 +1,4 @@
-package budgetstore
+package redisstore
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // ClaimNotification reports whether this call is the first, across all
 // replicas, to claim key within ttl (e.g. "alert_at 80% crossed for this
 // budget window"). Expiry follows the injected clock.
-func (s *RedisStore) ClaimNotification(ctx context.Context, key string, ttl time.Duration) (ok bool, err error) {
+func (s *Store) ClaimNotification(ctx context.Context, key string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("notify", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -32,7 +32,7 @@ func (s *RedisStore) ClaimNotification(ctx context.Context, key string, ttl time
 // TryLock reports whether this store instance holds the lease lock name
 // until ttl from now; calling it again while holding renews the lease.
 // Expiry follows the injected clock.
-func (s *RedisStore) TryLock(ctx context.Context, name string, ttl time.Duration) (ok bool, err error) {
+func (s *Store) TryLock(ctx context.Context, name string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("lock", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -46,7 +46,7 @@ func (s *RedisStore) TryLock(ctx context.Context, name string, ttl time.Duration
 }
 
 // PutRecord stores a small durable record (e.g. a batch being tracked).
-func (s *RedisStore) PutRecord(ctx context.Context, kind, id string, v []byte) (err error) {
+func (s *Store) PutRecord(ctx context.Context, kind, id string, v []byte) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -58,7 +58,7 @@ func (s *RedisStore) PutRecord(ctx context.Context, kind, id string, v []byte) (
 }
 
 // GetRecord returns a record and whether it exists.
-func (s *RedisStore) GetRecord(ctx context.Context, kind, id string) (v []byte, ok bool, err error) {
+func (s *Store) GetRecord(ctx context.Context, kind, id string) (v []byte, ok bool, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -74,7 +74,7 @@ func (s *RedisStore) GetRecord(ctx context.Context, kind, id string) (v []byte, 
 }
 
 // DeleteRecord removes a record; removing a missing one is not an error.
-func (s *RedisStore) DeleteRecord(ctx context.Context, kind, id string) (err error) {
+func (s *Store) DeleteRecord(ctx context.Context, kind, id string) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
@@ -86,7 +86,7 @@ func (s *RedisStore) DeleteRecord(ctx context.Context, kind, id string) (err err
 }
 
 // ListRecords returns every record of kind by ID.
-func (s *RedisStore) ListRecords(ctx context.Context, kind string) (m map[string][]byte, err error) {
+func (s *Store) ListRecords(ctx context.Context, kind string) (m map[string][]byte, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
