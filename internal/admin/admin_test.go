@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 )
@@ -63,7 +63,7 @@ admin:
 		t.Fatal(err)
 	}
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), storeopts.Options{Clock: func() time.Time { return now }})
+	st, err := boltstore.Open(filepath.Join(dir, "b.db"), storeopts.Options{Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}

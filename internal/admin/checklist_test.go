@@ -17,7 +17,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
@@ -33,7 +33,7 @@ func (failingRecorder) RecordAdjustment(context.Context, trail.Adjustment) error
 // checklistSetup serves a small policy on an embedded store. With
 // withChecklist, GET /admin/checklist evaluates it against that store; rec
 // (nil: none) builds the adjustment recorder on it.
-func checklistSetup(t *testing.T, withChecklist bool, rec func(*budgetstore.BoltStore) AdjustmentRecorder) (http.Handler, *observer.ObservedLogs) {
+func checklistSetup(t *testing.T, withChecklist bool, rec func(*boltstore.Store) AdjustmentRecorder) (http.Handler, *observer.ObservedLogs) {
 	t.Helper()
 	dir := t.TempDir()
 	sum := sha256.Sum256([]byte(adminToken))
@@ -55,7 +55,7 @@ admin:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), storeopts.Options{})
+	st, err := boltstore.Open(filepath.Join(dir, "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestChecklistEndpointDisabled(t *testing.T) {
 // An adjustment made through the admin API is recorded and listed for
 // review by GET /admin/checklist.
 func TestChecklistEndpointListsAdjustments(t *testing.T) {
-	h, _ := checklistSetup(t, true, func(st *budgetstore.BoltStore) AdjustmentRecorder {
+	h, _ := checklistSetup(t, true, func(st *boltstore.Store) AdjustmentRecorder {
 		return trail.AdjustmentLog{Records: st, Now: time.Now}
 	})
 	if w := do(h, "GET", "/admin/checklist", "", ""); w.Code != http.StatusUnauthorized {
@@ -109,7 +109,7 @@ func TestChecklistEndpointListsAdjustments(t *testing.T) {
 }
 
 func TestAdjustmentStandsWhenNotRecorded(t *testing.T) {
-	h, logs := checklistSetup(t, false, func(*budgetstore.BoltStore) AdjustmentRecorder { return failingRecorder{} })
+	h, logs := checklistSetup(t, false, func(*boltstore.Store) AdjustmentRecorder { return failingRecorder{} })
 	w := do(h, "POST", "/admin/budgets/adjust", adminToken,
 		`{"scope":"team","name":"search","id":"monthly","amount_usd":"-1","reason":"refund","actor":"alice"}`)
 	if w.Code != http.StatusOK {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
@@ -103,7 +103,7 @@ func checklistLive(cfg config, getenv func(string) string) (checklist.Live, func
 		rdb := redis.NewUniversalClient(ro)
 		return trail.Reader{Records: redisstore.NewRecordReader(rdb, cfg.RedisPrefix, cfg.StoreTimeout*4)}, func() { _ = rdb.Close() }
 	case getenv("CLADE_DATA_DIR") != "":
-		r, err := budgetstore.OpenBoltRecordReader(filepath.Join(cfg.DataDir, "budgets.db"))
+		r, err := boltstore.OpenRecordReader(filepath.Join(cfg.DataDir, "budgets.db"))
 		if err != nil {
 			return unreadable{err}, func() {}
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/app"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
@@ -84,7 +84,7 @@ const day = 24 * time.Hour
 // it, as a stopped gateway leaves it.
 func embeddedStore(t *testing.T, since time.Duration, uses map[string]time.Duration, adjusted []time.Duration) string {
 	dir := t.TempDir()
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), storeopts.Options{})
+	st, err := boltstore.Open(filepath.Join(dir, "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +227,7 @@ func TestChecklistCommandWithoutStore(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), storeopts.Options{})
+	st, err := boltstore.Open(filepath.Join(dir, "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/clade-gateway/clade-gateway/internal/adminapi"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisurl"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
@@ -160,7 +160,7 @@ func adminReports(cfg config, pol *policy.Policy, getenv func(string) string) (*
 func openLedgerStore(ctx context.Context, cfg config) (reconcileStore, func(), error) {
 	opts := storeopts.Options{Timeout: 10 * cfg.StoreTimeout, Prefix: cfg.RedisPrefix}
 	if cfg.RedisURL == "" {
-		s, err := budgetstore.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
+		s, err := boltstore.Open(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {
 			return nil, nil, fmt.Errorf("reconcile: embedded store (a running gateway holds it: use its GET /admin/reconcile): %w", err)
 		}

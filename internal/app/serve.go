@@ -21,7 +21,7 @@ import (
 	"github.com/clade-gateway/clade-gateway/internal/admin"
 	"github.com/clade-gateway/clade-gateway/internal/batch"
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
@@ -213,7 +213,7 @@ func openStore(ctx context.Context, cfg config, reg prometheus.Registerer, log *
 	opts := storeopts.Options{Timeout: cfg.StoreTimeout, Registerer: reg, Prefix: cfg.RedisPrefix, Logger: log,
 		LedgerRetention: cfg.LedgerRetention}
 	if cfg.RedisURL == "" {
-		s, err := budgetstore.OpenBolt(filepath.Join(cfg.DataDir, "budgets.db"), opts)
+		s, err := boltstore.Open(filepath.Join(cfg.DataDir, "budgets.db"), opts)
 		if err != nil {
 			return nil, fmt.Errorf("embedded store: %w", err)
 		}
@@ -285,7 +285,7 @@ type backend interface {
 
 var (
 	_ backend = (*redisstore.Store)(nil)
-	_ backend = (*budgetstore.BoltStore)(nil)
+	_ backend = (*boltstore.Store)(nil)
 	_ backend = granted{}
 	_ backend = closingStore{}
 	// The reconciler asserts for it (startReconciler).

@@ -14,5 +14,6 @@
 // reservations, fits, ledger lines, errors and the Store contract. It
 // depends on the standard library and money alone, so the policy, pricing
 // and notification code that names a budget links no store client. The
-// stores are in package budgetstore.
+// stores are in packages redisstore and boltstore, and the admission
+// grants over them in package grant.
 package budget

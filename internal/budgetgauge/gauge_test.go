@@ -13,7 +13,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/promtable"
@@ -30,9 +30,9 @@ func bud(scope budget.Scope, name string, p budget.Period, limit money.Nanos, al
 	return budget.Budget{Scope: scope, Name: name, ID: string(p), Period: p, Limit: limit, Enforce: true, AlertAt: alertAt}
 }
 
-func openStore(t *testing.T) *budgetstore.BoltStore {
+func openStore(t *testing.T) *boltstore.Store {
 	t.Helper()
-	s, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{})
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

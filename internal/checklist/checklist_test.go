@@ -13,7 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
@@ -100,7 +100,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	}
 
 	path := filepath.Join(t.TempDir(), "budgets.db")
-	bs, err := budgetstore.OpenBolt(path, storeopts.Options{Clock: func() time.Time { return now }})
+	bs, err := boltstore.Open(path, storeopts.Options{Clock: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func live(t *testing.T, h history) map[string]checklist.Live {
 	if err := bs.Close(); err != nil {
 		t.Fatal(err)
 	}
-	br, err := budgetstore.OpenBoltRecordReader(path)
+	br, err := boltstore.OpenRecordReader(path)
 	if err != nil {
 		t.Fatal(err)
 	}

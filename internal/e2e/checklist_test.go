@@ -15,7 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/clade-gateway/clade-gateway/internal/app"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/checklist"
 	"github.com/clade-gateway/clade-gateway/internal/testpolicy"
@@ -109,7 +109,7 @@ func TestChecklistServedAndRecordedEmbedded(t *testing.T) {
 	if err := gw.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	r, err := budgetstore.OpenBoltRecordReader(filepath.Join(gw.Dir, "budgets.db"))
+	r, err := boltstore.OpenRecordReader(filepath.Join(gw.Dir, "budgets.db"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,12 +5,12 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 )
 
 func TestFilesRecordOwnerForget(t *testing.T) {
-	st, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{})
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

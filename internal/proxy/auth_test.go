@@ -13,7 +13,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -62,7 +62,7 @@ services:
 	up := httptest.NewServer(f)
 	t.Cleanup(up.Close)
 	u, _ := http.NewRequest("GET", up.URL, nil)
-	store, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{})
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -106,7 +106,7 @@ func BenchmarkFitNearCap(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			cu := &countingUpstream{replay: up, tokens: 1_200}
-			st, err := budgetstore.OpenBolt(filepath.Join(b.TempDir(), "b.db"), storeopts.Options{})
+			st, err := boltstore.Open(filepath.Join(b.TempDir(), "b.db"), storeopts.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

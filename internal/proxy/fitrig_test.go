@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -33,7 +33,7 @@ type fitRig struct {
 	held   atomic.Int64 // what the budget held when the upstream dropped one
 	h      *Handler
 	f      *fakeupstream.Server
-	store  *budgetstore.BoltStore
+	store  *boltstore.Store
 	reg    *prometheus.Registry
 	budget budget.Budget
 	mu     sync.Mutex
@@ -63,7 +63,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := budgetstore.OpenBolt(filepath.Join(dir, "b.db"), storeopts.Options{})
+	st, err := boltstore.Open(filepath.Join(dir, "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

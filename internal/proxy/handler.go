@@ -29,7 +29,7 @@ import (
 )
 
 // Budgeter reserves and settles spend; *redisstore.Store and
-// *budgetstore.BoltStore implement it.
+// *boltstore.Store implement it.
 type Budgeter interface {
 	Reserve(ctx context.Context, h budget.Hold) (budget.Reservation, error)
 	Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) error

@@ -22,7 +22,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
@@ -301,7 +301,7 @@ func openStore(b *testing.B, kind string) proxy.Budgeter {
 	opts := storeopts.Options{EpochFile: filepath.Join(dir, "epoch")}
 	switch kind {
 	case "bolt", "bolt-grants":
-		s, err := budgetstore.OpenBolt(filepath.Join(dir, "budgets.db"), opts)
+		s, err := boltstore.Open(filepath.Join(dir, "budgets.db"), opts)
 		if err != nil {
 			b.Fatal(err)
 		}

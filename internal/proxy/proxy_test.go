@@ -20,7 +20,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -345,7 +345,7 @@ func TestGzipCapableClientIsMeteredExactly(t *testing.T) {
 // stream, the budget shows the estimate still reserved and nothing
 // orphan-charged.
 func TestLongStreamKeepsItsHold(t *testing.T) {
-	st, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{})
+	st, err := boltstore.Open(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

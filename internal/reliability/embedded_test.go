@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/journal"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
@@ -206,7 +206,7 @@ func TestReliabilityEmbeddedRestartReplaysTheJournal(t *testing.T) {
 
 	// What the next process will find in the store: spend with the killed
 	// process's grant charged (opening the file charges it).
-	st, err := budgetstore.OpenBolt(filepath.Join(a.Dir, "budgets.db"), storeopts.Options{})
+	st, err := boltstore.Open(filepath.Join(a.Dir, "budgets.db"), storeopts.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

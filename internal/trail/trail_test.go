@@ -11,7 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/testutil"
@@ -66,7 +66,7 @@ func stores(t *testing.T) []store {
 	}
 	t.Cleanup(func() { _ = rs.Close() })
 	path := filepath.Join(t.TempDir(), "budgets.db")
-	bs, err := budgetstore.OpenBolt(path, storeopts.Options{Timeout: 2 * time.Second})
+	bs, err := boltstore.Open(path, storeopts.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +87,14 @@ func stores(t *testing.T) []store {
 			}
 			// The file is locked while the store is open, as it is
 			// while a gateway runs.
-			if _, err := budgetstore.OpenBoltRecordReader(path); err == nil {
+			if _, err := boltstore.OpenRecordReader(path); err == nil {
 				t.Fatal("read-only reader opened a file an open store holds")
 			}
 			if err := bs.Close(); err != nil {
 				t.Fatal(err)
 			}
 			boltOpen = false
-			rd, err := budgetstore.OpenBoltRecordReader(path)
+			rd, err := boltstore.OpenRecordReader(path)
 			if err != nil {
 				t.Fatal(err)
 			}

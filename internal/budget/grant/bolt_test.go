@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storetest"
@@ -22,7 +22,7 @@ func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
 	opts := storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout}
 	svc := storetest.Bud(budget.ScopeService, "killed", budget.Daily, 1_000_000, true)
-	s, err := budgetstore.OpenBolt(path, opts)
+	s, err := boltstore.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +47,7 @@ func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	next, err := budgetstore.OpenBolt(path, opts) // the next process, well within the lease
+	next, err := boltstore.Open(path, opts) // the next process, well within the lease
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestBoltGrantOfAGoneProcessIsChargedAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Close closed next too; read the file once more.
-	last, err := budgetstore.OpenBolt(path, opts)
+	last, err := boltstore.Open(path, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

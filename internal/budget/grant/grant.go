@@ -70,7 +70,7 @@ type Options struct {
 //
 // Grants are per process: a restart starts without any. The old ones end
 // at their leases, or on the embedded store when the next process opens
-// the file (see budgetstore.OpenBolt). Holds that name a principal's budget always take
+// the file (see boltstore.Open). Holds that name a principal's budget always take
 // the exact path (see hasPrincipal).
 type Granted struct {
 	s Backend

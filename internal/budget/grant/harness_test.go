@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
@@ -76,7 +76,7 @@ func grantHarnessOn(t *testing.T, client func(t *testing.T) redis.UniversalClien
 func boltGrantHarness(t *testing.T) grantHarness {
 	clock := storetest.NewClock(storetest.T0)
 	opts := storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout}
-	plain, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), opts)
+	plain, err := boltstore.Open(filepath.Join(t.TempDir(), "budgets.db"), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

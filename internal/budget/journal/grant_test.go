@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/grant"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
@@ -142,7 +142,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer j.Close()
-			s, err := budgetstore.OpenBolt(path, opts)
+			s, err := boltstore.Open(path, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -170,7 +170,7 @@ func TestBoltGrantJournaledAtCloseIsReplayedByTheNextProcess(t *testing.T) {
 				t.Errorf("journaled grant owes %+v, want the 70 settled while steps failed", c)
 			}
 
-			next, err := budgetstore.OpenBolt(path, opts)
+			next, err := boltstore.Open(path, opts)
 			if err != nil {
 				t.Fatal(err)
 			}

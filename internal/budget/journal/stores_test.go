@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/clade-gateway/clade-gateway/internal/budget"
-	"github.com/clade-gateway/clade-gateway/internal/budget/budgetstore"
+	"github.com/clade-gateway/clade-gateway/internal/budget/boltstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redisstore"
 	"github.com/clade-gateway/clade-gateway/internal/budget/redistest"
 	"github.com/clade-gateway/clade-gateway/internal/budget/storeopts"
@@ -53,8 +53,8 @@ func openRedis(t *testing.T, addr string, opts storeopts.Options) *redisstore.St
 
 // openBolt opens a fresh embedded store on clock, closed when the test
 // ends.
-func openBolt(t *testing.T, clock *storetest.Clock) *budgetstore.BoltStore {
-	s, err := budgetstore.OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
+func openBolt(t *testing.T, clock *storetest.Clock) *boltstore.Store {
+	s, err := boltstore.Open(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"path/filepath"
@@ -9,7 +9,7 @@ import (
 )
 
 func BenchmarkBoltReserveSettle(b *testing.B) {
-	s, err := OpenBolt(filepath.Join(b.TempDir(), "bench.db"), storeopts.Options{Timeout: storetest.Timeout})
+	s, err := Open(filepath.Join(b.TempDir(), "bench.db"), storeopts.Options{Timeout: storetest.Timeout})
 	if err != nil {
 		b.Fatal(err)
 	}

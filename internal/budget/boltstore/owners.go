@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 )
 
 // Owners implements the same listing over the bbolt windows bucket.
-func (s *BoltStore) Owners(ctx context.Context, scope budget.Scope, prefix string) (out []string, err error) {
+func (s *Store) Owners(ctx context.Context, scope budget.Scope, prefix string) (out []string, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("owners", start, err) }()
 	if err := ctx.Err(); err != nil {

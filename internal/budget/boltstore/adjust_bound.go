@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import "github.com/clade-gateway/clade-gateway/internal/budget"
 

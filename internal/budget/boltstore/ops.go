@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 )
 
 // Reserve implements Store.
-func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reservation, err error) {
+func (s *Store) Reserve(ctx context.Context, h budget.Hold) (r budget.Reservation, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("reserve", start, err) }()
 	now := s.opts.Clock()
@@ -111,7 +111,7 @@ func (s *BoltStore) Reserve(ctx context.Context, h budget.Hold) (r budget.Reserv
 }
 
 // Settle implements Store.
-func (s *BoltStore) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
+func (s *Store) Settle(ctx context.Context, r budget.Reservation, actual money.Nanos) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("settle", start, err) }()
 	if err := budget.CheckSettle(r, actual); err != nil {
@@ -160,8 +160,8 @@ func (s *BoltStore) Settle(ctx context.Context, r budget.Reservation, actual mon
 	return nil
 }
 
-// Extend implements Store; see RedisStore.Extend.
-func (s *BoltStore) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
+// Extend implements Store; see redisstore.Store.Extend.
+func (s *Store) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("extend", start, err) }()
 	if ttl, err = budget.LeaseFor(r, ttl, s.opts.DefaultTTL); err != nil || len(r.Keys) == 0 {
@@ -220,7 +220,7 @@ func (s *BoltStore) Extend(ctx context.Context, r budget.Reservation, ttl time.D
 }
 
 // Status implements Store.
-func (s *BoltStore) Status(ctx context.Context, budgets []budget.Budget) (st []budget.Status, err error) {
+func (s *Store) Status(ctx context.Context, budgets []budget.Budget) (st []budget.Status, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("status", start, err) }()
 	if len(budgets) == 0 {
@@ -253,7 +253,7 @@ func (s *BoltStore) Status(ctx context.Context, budgets []budget.Budget) (st []b
 }
 
 // Adjust implements Store.
-func (s *BoltStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nanos) (err error) {
+func (s *Store) Adjust(ctx context.Context, b budget.Budget, delta money.Nanos) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("adjust", start, err) }()
 	now := s.opts.Clock()
@@ -276,25 +276,25 @@ func (s *BoltStore) Adjust(ctx context.Context, b budget.Budget, delta money.Nan
 
 // Ping implements Store: it fails with ErrStoreReset when the file is not
 // the one this gateway's epoch names (e.g. it was deleted and recreated).
-func (s *BoltStore) Ping(ctx context.Context) (err error) {
+func (s *Store) Ping(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("ping", start, err) }()
-	e, err := s.epoch.Current(ctx, (*boltEpochs)(s))
+	e, err := s.epoch.Current(ctx, (*epochs)(s))
 	if err != nil {
 		return err
 	}
-	stored, err := (*boltEpochs)(s).Load(ctx)
+	stored, err := (*epochs)(s).Load(ctx)
 	if err != nil || stored == e || s.epoch.Adopt(stored) {
 		return err
 	}
 	return fmt.Errorf("%w: found epoch %q, trusted %q; an operator must Reinit after checking spend", budget.ErrStoreReset, stored, e)
 }
 
-// Reinit writes a fresh epoch; see RedisStore.Reinit.
-func (s *BoltStore) Reinit(ctx context.Context) (err error) {
+// Reinit writes a fresh epoch; see redisstore.Store.Reinit.
+func (s *Store) Reinit(ctx context.Context) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("reinit", start, err) }()
-	if err := s.epoch.Reinit(ctx, (*boltEpochs)(s)); err != nil {
+	if err := s.epoch.Reinit(ctx, (*epochs)(s)); err != nil {
 		return fmt.Errorf("budget: reinit: %w", err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -22,7 +22,7 @@ import (
 
 func TestStoreMetrics(t *testing.T) {
 	storetest.StoreMetrics(t, func(t *testing.T, opts storeopts.Options) budget.Store {
-		s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), opts)
+		s, err := Open(filepath.Join(t.TempDir(), "b.db"), opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,7 +33,7 @@ func TestStoreMetrics(t *testing.T) {
 
 func TestStoreErrorsCounted(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Registerer: reg})
+	s, err := Open(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestStoreErrorsCounted(t *testing.T) {
 // scope, at zero.
 func TestStoreErrorsStartAtZero(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Registerer: reg})
+	s, err := Open(filepath.Join(t.TempDir(), "b.db"), storeopts.Options{Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -14,7 +14,7 @@ func TestLedgerBolt(t *testing.T) { storetest.RunLedger(t, boltHarness) }
 
 func TestLedgerRetentionBolt(t *testing.T) {
 	h := boltHarness(t)
-	s := h.Store.(*BoltStore)
+	s := h.Store.(*Store)
 	hour := storetest.T0.Truncate(time.Hour)
 	storetest.MustSettle(t, s, budget.Reservation{RequestID: "old", Ledger: storetest.LedgerLines(hour, "w", "m", 9)}, 9)
 	h.Clock.Add(budget.DefaultLedgerRetention + time.Hour)

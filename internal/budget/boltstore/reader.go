@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -12,15 +12,15 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 )
 
-// BoltRecordReader reads an embedded store file's durable records, opened
+// RecordReader reads an embedded store file's durable records, opened
 // read-only. A running gateway holds the file's lock, so it can only be
-// read while the gateway is stopped; OpenBoltRecordReader says so instead
+// read while the gateway is stopped; OpenRecordReader says so instead
 // of waiting.
-type BoltRecordReader struct{ db *bbolt.DB }
+type RecordReader struct{ db *bbolt.DB }
 
-// OpenBoltRecordReader opens the store file at path read-only. A missing
+// OpenRecordReader opens the store file at path read-only. A missing
 // file is an error, not a new empty store.
-func OpenBoltRecordReader(path string) (*BoltRecordReader, error) {
+func OpenRecordReader(path string) (*RecordReader, error) {
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("budget: no embedded store at %s", path)
 	}
@@ -31,14 +31,14 @@ func OpenBoltRecordReader(path string) (*BoltRecordReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("budget: open %s read-only: %w", path, err)
 	}
-	return &BoltRecordReader{db: db}, nil
+	return &RecordReader{db: db}, nil
 }
 
 // Close closes the file.
-func (r *BoltRecordReader) Close() error { return r.db.Close() }
+func (r *RecordReader) Close() error { return r.db.Close() }
 
 // ListRecords returns every record of kind by ID.
-func (r *BoltRecordReader) ListRecords(_ context.Context, kind string) (map[string][]byte, error) {
+func (r *RecordReader) ListRecords(_ context.Context, kind string) (map[string][]byte, error) {
 	m := map[string][]byte{}
 	err := r.db.View(func(tx *bbolt.Tx) error {
 		recs := tx.Bucket(bktRecords)

@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -20,7 +20,7 @@ import (
 // many steps it takes, and is deleted after that.
 func TestBoltGrantRecordIsCollectedWithOneGCEntry(t *testing.T) {
 	clock := storetest.NewClock(storetest.T0)
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
+	s, err := Open(filepath.Join(t.TempDir(), "budgets.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}

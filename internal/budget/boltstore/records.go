@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 // ClaimNotification reports whether this call is the first to claim key
 // within ttl.
-func (s *BoltStore) ClaimNotification(ctx context.Context, key string, ttl time.Duration) (ok bool, err error) {
+func (s *Store) ClaimNotification(ctx context.Context, key string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("notify", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
@@ -34,7 +34,7 @@ func (s *BoltStore) ClaimNotification(ctx context.Context, key string, ttl time.
 
 // TryLock reports whether this store instance holds the lease lock name
 // until ttl from now; calling it again while holding renews the lease.
-func (s *BoltStore) TryLock(ctx context.Context, name string, ttl time.Duration) (ok bool, err error) {
+func (s *Store) TryLock(ctx context.Context, name string, ttl time.Duration) (ok bool, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("lock", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
@@ -57,7 +57,7 @@ func (s *BoltStore) TryLock(ctx context.Context, name string, ttl time.Duration)
 }
 
 // PutRecord stores a small durable record.
-func (s *BoltStore) PutRecord(ctx context.Context, kind, id string, v []byte) (err error) {
+func (s *Store) PutRecord(ctx context.Context, kind, id string, v []byte) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
@@ -74,7 +74,7 @@ func (s *BoltStore) PutRecord(ctx context.Context, kind, id string, v []byte) (e
 }
 
 // GetRecord returns a record and whether it exists.
-func (s *BoltStore) GetRecord(ctx context.Context, kind, id string) (v []byte, ok bool, err error) {
+func (s *Store) GetRecord(ctx context.Context, kind, id string) (v []byte, ok bool, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	err = s.db.View(func(tx *bbolt.Tx) error {
@@ -92,7 +92,7 @@ func (s *BoltStore) GetRecord(ctx context.Context, kind, id string) (v []byte, o
 }
 
 // DeleteRecord removes a record; removing a missing one is not an error.
-func (s *BoltStore) DeleteRecord(ctx context.Context, kind, id string) (err error) {
+func (s *Store) DeleteRecord(ctx context.Context, kind, id string) (err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	err = s.update(ctx, func(t *boltTx) error {
@@ -108,7 +108,7 @@ func (s *BoltStore) DeleteRecord(ctx context.Context, kind, id string) (err erro
 }
 
 // ListRecords returns every record of kind by ID.
-func (s *BoltStore) ListRecords(ctx context.Context, kind string) (m map[string][]byte, err error) {
+func (s *Store) ListRecords(ctx context.Context, kind string) (m map[string][]byte, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("record", start, err) }()
 	m = make(map[string][]byte)

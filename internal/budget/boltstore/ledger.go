@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -63,8 +63,8 @@ func (t *boltTx) dropLedgerHour(name []byte) error {
 	return root.DeleteBucket(name)
 }
 
-// Ledger implements the ledger read of RedisStore.Ledger.
-func (s *BoltStore) Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error) {
+// Ledger implements the ledger read of redisstore.Store.Ledger.
+func (s *Store) Ledger(ctx context.Context, from, to time.Time) ([]budget.LedgerLine, error) {
 	hours := budget.LedgerHours(from, to)
 	if len(hours) > budget.MaxLedgerHours {
 		return nil, fmt.Errorf("%w: ledger read of %d hours (at most %d)", budget.ErrInvalid, len(hours), budget.MaxLedgerHours)

@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"bytes"
@@ -39,12 +39,12 @@ type grantRecord struct {
 }
 
 // GrantEnv implements grant.Backend.
-func (s *BoltStore) GrantEnv() grant.Env {
+func (s *Store) GrantEnv() grant.Env {
 	return grant.Env{Options: s.opts, Metrics: s.metrics, Flight: s.flight, Owner: s.owner}
 }
 
-// CloseGrant applies a journaled grant.Closing; see RedisStore.CloseGrant.
-func (s *BoltStore) CloseGrant(ctx context.Context, c grant.Closing) error {
+// CloseGrant applies a journaled grant.Closing; see redisstore.Store.CloseGrant.
+func (s *Store) CloseGrant(ctx context.Context, c grant.Closing) error {
 	return grant.CloseJournaled(ctx, s, c)
 }
 
@@ -52,7 +52,7 @@ func (s *BoltStore) CloseGrant(ctx context.Context, c grant.Closing) error {
 // grant.lua's rules. The transaction shares its commit (and fsync) with
 // whatever else is committing (see boltcommit.Committer); a step is off the request
 // path unless a request waits for its grant to grow.
-func (s *BoltStore) StepGrant(ctx context.Context, gr *grant.Spec, st *grant.Step) (rep grant.Reply, err error) {
+func (s *Store) StepGrant(ctx context.Context, gr *grant.Spec, st *grant.Step) (rep grant.Reply, err error) {
 	start := time.Now()
 	defer func() { s.metrics.Observe("grant", start, err) }()
 	now := s.opts.Clock()

@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"path/filepath"
@@ -12,12 +12,12 @@ import (
 )
 
 var (
-	_ storetest.Store = (*BoltStore)(nil)
+	_ storetest.Store = (*Store)(nil)
 )
 
 func boltHarness(t *testing.T) storetest.Harness {
 	clock := storetest.NewClock(storetest.T0)
-	s, err := OpenBolt(filepath.Join(t.TempDir(), "budget.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
+	s, err := Open(filepath.Join(t.TempDir(), "budget.db"), storeopts.Options{Clock: clock.Now, Timeout: storetest.Timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func boltHarness(t *testing.T) storetest.Harness {
 // boltReplica is a second handle on the same file with its own lock owner
 // and in-flight set: the embedded store serves one process, so this is as
 // close to a second replica as it gets.
-func boltReplica(s *BoltStore) *BoltStore {
+func boltReplica(s *Store) *Store {
 	c := *s
 	c.owner = s.owner + "-replica"
 	c.flight = storemetrics.NewInFlight(s.opts.Clock)

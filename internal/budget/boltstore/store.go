@@ -1,4 +1,4 @@
-package budgetstore
+package boltstore
 
 import (
 	"context"
@@ -18,13 +18,13 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// BoltStore keeps budgets in an embedded bbolt file for a gateway that runs
+// Store keeps budgets in an embedded bbolt file for a gateway that runs
 // as a single replica. It has the Redis store's semantics exactly (the same
 // conformance suite runs against both); every change is one fsync'd bbolt
 // transaction, shared with the changes committing at the same moment (see
-// boltcommit.Committer), so admitted spend survives a crash or restart. Admission
-// grants (Granted) run on it as on Redis.
-type BoltStore struct {
+// boltcommit.Committer), so admitted spend survives a crash or restart.
+// Admission grants (grant.Granted) run on it as on Redis.
+type Store struct {
 	db      *bbolt.DB
 	commits *boltcommit.Committer
 	opts    storeopts.Options
@@ -35,13 +35,13 @@ type BoltStore struct {
 }
 
 var (
-	_ budget.Store  = (*BoltStore)(nil)
-	_ epoch.Backend = (*boltEpochs)(nil)
-	_ grant.Backend = (*BoltStore)(nil)
+	_ budget.Store  = (*Store)(nil)
+	_ epoch.Backend = (*epochs)(nil)
+	_ grant.Backend = (*Store)(nil)
 )
 
 // OpenBolt opens (or creates) the store file at path.
-func OpenBolt(path string, opts storeopts.Options) (*BoltStore, error) {
+func Open(path string, opts storeopts.Options) (*Store, error) {
 	opts, err := opts.WithDefaults()
 	if err != nil {
 		return nil, err
@@ -69,8 +69,8 @@ func OpenBolt(path string, opts storeopts.Options) (*BoltStore, error) {
 	}
 	var owner [12]byte
 	_, _ = rand.Read(owner[:])
-	s := &BoltStore{db: db, commits: boltcommit.New(db), opts: opts, epoch: ek, flight: storemetrics.NewInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
-	if _, err := ek.Current(context.Background(), (*boltEpochs)(s)); err != nil {
+	s := &Store{db: db, commits: boltcommit.New(db), opts: opts, epoch: ek, flight: storemetrics.NewInFlight(opts.Clock), owner: hex.EncodeToString(owner[:])}
+	if _, err := ek.Current(context.Background(), (*epochs)(s)); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
@@ -92,24 +92,24 @@ func OpenBolt(path string, opts storeopts.Options) (*BoltStore, error) {
 }
 
 // Close closes the file.
-func (s *BoltStore) Close() error {
+func (s *Store) Close() error {
 	s.commits.Wait()
 	return s.db.Close()
 }
 
-// boltEpochs is the store as the epoch keeper reads and writes it.
-type boltEpochs BoltStore
+// epochs is the store as the epoch keeper reads and writes it.
+type epochs Store
 
 // Load, Create and Store implement epoch.Backend.
-func (s *boltEpochs) Load(context.Context) (e string, err error) {
+func (s *epochs) Load(context.Context) (e string, err error) {
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		e = string(tx.Bucket(bktMeta).Get(keyEpoch))
 		return nil
 	})
-	return e, (*BoltStore)(s).wrap(err)
+	return e, (*Store)(s).wrap(err)
 }
 
-func (s *boltEpochs) Create(_ context.Context, e string) (stored string, err error) {
+func (s *epochs) Create(_ context.Context, e string) (stored string, err error) {
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		m := tx.Bucket(bktMeta)
 		if v := m.Get(keyEpoch); v != nil {
@@ -119,16 +119,16 @@ func (s *boltEpochs) Create(_ context.Context, e string) (stored string, err err
 		stored = e
 		return m.Put(keyEpoch, []byte(e))
 	})
-	return stored, (*BoltStore)(s).wrap(err)
+	return stored, (*Store)(s).wrap(err)
 }
 
-func (s *boltEpochs) Store(_ context.Context, e string) error {
-	return (*BoltStore)(s).wrap(s.db.Update(func(tx *bbolt.Tx) error {
+func (s *epochs) Store(_ context.Context, e string) error {
+	return (*Store)(s).wrap(s.db.Update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bktMeta).Put(keyEpoch, []byte(e))
 	}))
 }
 
-func (s *BoltStore) wrap(err error) error {
+func (s *Store) wrap(err error) error {
 	if err == nil {
 		return nil
 	}
@@ -138,12 +138,12 @@ func (s *BoltStore) wrap(err error) error {
 // update runs fn in one write transaction after checking the epoch. A
 // result of the store's logic (a refusal, a reset) is returned through fn's
 // closure, never as fn's error, so only I/O failures roll back.
-func (s *BoltStore) update(ctx context.Context, fn func(t *boltTx) error) error {
+func (s *Store) update(ctx context.Context, fn func(t *boltTx) error) error {
 	if err := ctx.Err(); err != nil {
 		return s.wrap(err)
 	}
 	for try := 0; ; try++ {
-		e, err := s.epoch.Current(ctx, (*boltEpochs)(s))
+		e, err := s.epoch.Current(ctx, (*epochs)(s))
 		if err != nil {
 			return err
 		}
