@@ -40,7 +40,7 @@ var (
 	_ grant.Backend = (*Store)(nil)
 )
 
-// OpenBolt opens (or creates) the store file at path.
+// Open opens (or creates) the store file at path.
 func Open(path string, opts storeopts.Options) (*Store, error) {
 	opts, err := opts.WithDefaults()
 	if err != nil {

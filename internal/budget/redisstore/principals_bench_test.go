@@ -26,7 +26,7 @@ import (
 // request's settled hold record (kept budget.SettledTTL for late settlements) and
 // without it (the windows alone, what stays while the windows live):
 //
-//	go test -run '^$' -bench PrincipalMemory -benchtime 100000x ./internal/budget/
+//	go test -run '^$' -bench PrincipalMemory -benchtime 100000x ./internal/budget/redisstore/
 func BenchmarkPrincipalMemory(b *testing.B) {
 	srv := redistest.Start(b)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 16, ContextTimeoutEnabled: true})

@@ -43,11 +43,11 @@ var (
 	_ grant.Backend = (*Store)(nil)
 )
 
-// NewRedis returns a store on rdb. rdb stays the caller's to close.
+// New returns a store on rdb. rdb stays the caller's to close.
 //
 // rdb must honour context deadlines (ContextTimeoutEnabled, which
-// ParseRedisURL sets), or Options.Timeout could not bound a call to a Redis
-// that hangs. NewRedis reads or creates the store epoch; if Redis cannot be
+// redisurl.Parse sets), or the Timeout option could not bound a call to a
+// Redis that hangs. New reads or creates the store epoch; if Redis cannot be
 // reached yet it still returns the store, which fails closed with
 // ErrUnavailable until Redis answers.
 func New(rdb redis.UniversalClient, opts storeopts.Options) (*Store, error) {

@@ -26,8 +26,8 @@ import (
 //	redis-cluster://[user:pass@]host:port[,host:port...]
 //	                                               Cluster seed nodes (rediss-cluster:// for TLS)
 //
-// Every form sets ContextTimeoutEnabled, which NewRedis requires so that the
-// store's timeout bounds each call.
+// Every form sets ContextTimeoutEnabled, which redisstore.New requires so
+// that the store's timeout bounds each call.
 func Parse(raw string) (*redis.UniversalOptions, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
