@@ -86,6 +86,8 @@ func demo(ctx context.Context, getenv func(string) string, stdout, stderr io.Wri
 		"CLADE_PUBLIC_URL":     "http://" + listen,
 		"CLADE_LOG_FORMAT":     orDefault(getenv("CLADE_LOG_FORMAT"), "console"),
 		"CLADE_SPEND_LOG":      "stdout",
+		// A person watches: each line as it happens.
+		"CLADE_LOG_FLUSH_INTERVAL": "0",
 	}
 	// Every workspace key of the policy is the made-up one: a real key in
 	// the shell is never read, let alone sent.
@@ -272,11 +274,26 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-// spendSummary turns each spend record (one JSON line per write) into a
-// line a person reads at a glance; anything else passes through.
+// spendSummary turns each spend record (one JSON line) into a line a
+// person reads at a glance; anything else passes through. A write may
+// hold several lines (a buffered log writes what it gathered at once).
 type spendSummary struct{ w io.Writer }
 
 func (s *spendSummary) Write(p []byte) (int, error) {
+	for rest := p; len(rest) > 0; {
+		line := rest
+		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
+			line = rest[:i+1]
+		}
+		rest = rest[len(line):]
+		if err := s.line(line); err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+func (s *spendSummary) line(p []byte) error {
 	var rec struct {
 		Service      string `json:"service"`
 		Model        string `json:"model"`
@@ -286,11 +303,10 @@ func (s *spendSummary) Write(p []byte) (int, error) {
 		RequestID    string `json:"request_id"`
 	}
 	if err := json.Unmarshal(p, &rec); err != nil || rec.TotalUSD == "" {
-		return s.w.Write(p)
+		_, err := s.w.Write(p)
+		return err
 	}
-	if _, err := fmt.Fprintf(s.w, "spend: $%s  %s  %s  %d input + %d output tokens  (%s)\n",
-		rec.TotalUSD, rec.Service, rec.Model, rec.InputTokens, rec.OutputTokens, rec.RequestID); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	_, err := fmt.Fprintf(s.w, "spend: $%s  %s  %s  %d input + %d output tokens  (%s)\n",
+		rec.TotalUSD, rec.Service, rec.Model, rec.InputTokens, rec.OutputTokens, rec.RequestID)
+	return err
 }

@@ -87,3 +87,22 @@ func TestConfigLogFlushInterval(t *testing.T) {
 		t.Errorf("a negative flush interval: err %v, want one naming CLADE_LOG_FLUSH_INTERVAL", err)
 	}
 }
+
+// The demo's spend summary gets what a buffered log gathered: several
+// records in one write, each summarised.
+func TestSpendSummaryTakesSeveralLinesPerWrite(t *testing.T) {
+	var out bytes.Buffer
+	s := &spendSummary{w: &out}
+	in := `{"msg":"spend","service":"a","model":"m","input_tokens":1,"output_tokens":2,"total_usd":"0.01","request_id":"r1"}` + "\n" +
+		"not a record\n" +
+		`{"msg":"spend","service":"b","model":"m","input_tokens":3,"output_tokens":4,"total_usd":"0.02","request_id":"r2"}` + "\n"
+	if n, err := s.Write([]byte(in)); err != nil || n != len(in) {
+		t.Fatalf("Write = %d, %v; want %d, nil", n, err, len(in))
+	}
+	want := "spend: $0.01  a  m  1 input + 2 output tokens  (r1)\n" +
+		"not a record\n" +
+		"spend: $0.02  b  m  3 input + 4 output tokens  (r2)\n"
+	if out.String() != want {
+		t.Errorf("summary:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
