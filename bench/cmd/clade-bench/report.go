@@ -297,7 +297,9 @@ func (r *report) names() []string {
 	var names []string
 	for _, n := range []string{"direct", "bare", "gw-embedded", "gw-redis", "gw-grants", "gw-redis-ab"} {
 		for _, p := range r.phases {
-			if _, ok := r.accs[key(p.name, "json", n)]; ok {
+			// get creates accumulators on first read: a target counts
+			// only once a request was measured for it.
+			if a, ok := r.accs[key(p.name, "json", n)]; ok && a.ok+a.failed > 0 {
 				names = append(names, n)
 				break
 			}
