@@ -54,8 +54,9 @@ func encoder(format string) (zapcore.Encoder, error) {
 // newSpendLogger opens the spend log: one JSON record per metered response,
 // on its own destination so finance can keep it apart from operational
 // logs. dest is "stdout", "stderr" or a file path (appended to). The
-// returned func writes what is held and closes the file.
-func newSpendLogger(dest string, stdout io.Writer, flush time.Duration) (*zap.Logger, func(), error) {
+// returned func writes what is held and closes the file. Lines are
+// written by package spend, whole, one per Write.
+func newSpendLogger(dest string, stdout io.Writer, flush time.Duration) (io.Writer, func(), error) {
 	var w io.Writer
 	closeFile := func() {}
 	switch dest {
@@ -70,9 +71,6 @@ func newSpendLogger(dest string, stdout io.Writer, flush time.Duration) (*zap.Lo
 		}
 		w, closeFile = f, func() { _ = f.Sync(); _ = f.Close() }
 	}
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
 	ws, stop := logSink(w, flush)
-	core := zapcore.NewCore(zapcore.NewJSONEncoder(ec), ws, zapcore.InfoLevel)
-	return zap.New(core).Named("spend"), func() { stop(); closeFile() }, nil
+	return ws, func() { stop(); closeFile() }, nil
 }

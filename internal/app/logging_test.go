@@ -2,6 +2,7 @@ package app
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -61,11 +62,16 @@ func TestLogLinesWrittenAtOnceWithoutFlushInterval(t *testing.T) {
 
 func TestSpendLogFileGetsHeldLinesAtClose(t *testing.T) {
 	path := t.TempDir() + "/spend.log"
-	log, closeFn, err := newSpendLogger(path, nil, 3600e9)
+	w, closeFn, err := newSpendLogger(path, nil, 3600e9)
 	if err != nil {
 		t.Fatal(err)
 	}
-	log.Info("spend", zap.String("k", "v"))
+	if _, err := io.WriteString(w, `{"logger":"spend","k":"v"}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(path); len(b) != 0 {
+		t.Fatalf("a held line reached the file before close: %q", b)
+	}
 	closeFn()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -115,7 +115,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	}
 	lastUsed := trail.NewLastUsed(st, time.Now, log.Named("trail"))
 	tracker := batch.NewTracker(st)
-	spendRec := spend.New(reg, spendLog)
+	spendRec := spend.New(reg, spendLog, time.Now)
 	h, err := proxy.New(proxy.Options{
 		Upstream: cfg.upstream, PublicURL: cfg.publicURL,
 		State: rl.current, Budget: st, Journal: jnl, Batches: tracker, Files: owner.NewFiles(st),

@@ -9,9 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-
 	"github.com/clade-gateway/clade-gateway/internal/budget"
 	"github.com/clade-gateway/clade-gateway/internal/fakeupstream"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -65,11 +62,10 @@ func TestJSONAnswerReachesTheClientBeforeTheBookkeeping(t *testing.T) {
 	}
 	st := NewState(testPolicy(t, "reject"), tbl, nil)
 	gw := &gatedWriter{gate: make(chan struct{}), opened: make(chan bool, 1)}
-	spendLog := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), gw, zapcore.InfoLevel))
 	tr := NewTransport()
 	defer tr.CloseIdleConnections()
 	h, err := New(Options{Upstream: u.URL, State: func() *State { return st }, Budget: admitAll{}, Journal: &memJournal{entries: map[string]money.Nanos{}},
-		Transport: tr, SpendLog: spendLog})
+		Transport: tr, SpendLog: gw})
 	if err != nil {
 		t.Fatal(err)
 	}

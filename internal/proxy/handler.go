@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -53,7 +54,7 @@ type Options struct {
 	Batches      BatchTracker // nil: batch paths are refused
 	Files        FileOwners   // nil: file paths are refused
 	Logger       *zap.Logger
-	SpendLog     *zap.Logger     // used when Spend is nil
+	SpendLog     io.Writer       // the spend log, when Spend is nil (nil: none)
 	Spend        *spend.Recorder // shared with the batch poller
 	Registerer   prometheus.Registerer
 	Clock        func() time.Time
@@ -104,9 +105,6 @@ func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = zap.NewNop()
 	}
-	if o.SpendLog == nil {
-		o.SpendLog = zap.NewNop()
-	}
 	if o.Registerer == nil {
 		o.Registerer = prometheus.NewRegistry()
 	}
@@ -141,7 +139,7 @@ func New(o Options) (*Handler, error) {
 		o.CountTokensTimeout = 2 * time.Second
 	}
 	if o.Spend == nil {
-		o.Spend = spend.New(o.Registerer, o.SpendLog)
+		o.Spend = spend.New(o.Registerer, o.SpendLog, o.Clock)
 	}
 	h := &Handler{o: o, m: newMetrics(o.Registerer), log: o.Logger.Named("proxy"), active: newActivePrincipals(o.Clock)}
 	h.pm = newPrincipalMetrics(o.Registerer, h.active)

@@ -5,11 +5,10 @@
 package spend
 
 import (
+	"io"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
@@ -29,18 +28,21 @@ type Recorder struct {
 	componentCost *promtable.Counters // workspace, model, component
 	tokens        *promtable.Counters // workspace, model, kind
 	serviceTokens *promtable.Counters // service, team, workspace, direction
-	log           *zap.Logger
+	out           io.Writer           // the spend log; nil writes none
+	now           func() time.Time    // the line's "ts"
 	// usdKeys are the spend log's per-component keys ("input_usd", ...),
 	// built once instead of per record.
 	usdKeys [pricing.NumComponents]string
 }
 
-// New registers the spend counters on reg and writes records to log. The
+// New registers the spend counters on reg and writes each record's line
+// to out (nil: no spend log), stamped with clock (nil: time.Now). out gets
+// one whole line per Write and must be safe for concurrent use. The
 // per-service families are promtable Tables: a promtable.Registry gathers
 // their thousands of series without collecting them one by one.
-func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
-	if log == nil {
-		log = zap.NewNop()
+func New(reg prometheus.Registerer, out io.Writer, clock func() time.Time) *Recorder {
+	if clock == nil {
+		clock = time.Now
 	}
 	r := &Recorder{
 		cost: promtable.NewCounters("clade_gateway_cost_usd_total",
@@ -55,7 +57,7 @@ func New(reg prometheus.Registerer, log *zap.Logger) *Recorder {
 		serviceTokens: promtable.NewCounters("clade_gateway_service_tokens_total",
 			"Metered tokens per service, by direction: input (uncached input, cache writes and cache reads) or output. Bounded by services x 2; team and workspace follow from the service.",
 			[]string{"service", "team", "workspace", "direction"}, nil),
-		log: log,
+		out: out, now: clock,
 	}
 	if reg != nil {
 		reg.MustRegister(r.cost, r.componentCost, r.tokens, r.serviceTokens)
@@ -136,56 +138,13 @@ func (r *Recorder) Add(rec Record) {
 	if rec.Cost.Total == 0 && rec.ChargedBy == "" && rec.Usage.Model == "" {
 		return // nothing was spent (refused upstream)
 	}
-	u := rec.Usage
-	// One allocation for every field, the per-component ones included.
-	f := append(make([]zap.Field, 0, 21+pricing.NumComponents),
-		zap.String("request_id", rec.RequestID),
-		zap.String("upstream_request_id", rec.UpstreamRequestID),
-		zap.String("service", rec.Service), zap.String("team", rec.Team), zap.String("workspace", rec.Workspace),
-		zap.String("model", rec.Model),
-		zap.Time("admitted_at", rec.AdmittedAt),
-		zap.Int64("input_tokens", u.InputTokens),
-		zap.Int64("cache_creation_input_tokens", u.CacheCreationInputTokens),
-		zap.Int64("cache_write_5m_tokens", u.CacheWrite5mTokens),
-		zap.Int64("cache_write_1h_tokens", u.CacheWrite1hTokens),
-		zap.Int64("cache_read_input_tokens", u.CacheReadInputTokens),
-		zap.Int64("output_tokens", u.OutputTokens),
-		zap.Int64("thinking_tokens", u.ThinkingTokens),
-		zap.Int64("web_search_requests", u.WebSearchRequests),
-		zap.Int64("web_fetch_requests", u.WebFetchRequests),
-		zap.String("service_tier", u.ServiceTier),
-		zap.String("inference_geo", u.InferenceGeo),
-		zap.String("speed", u.Speed),
-		zap.String("total_usd", rec.Cost.Total.String()),
-	)
-	for i := range pricing.NumComponents {
-		comp := pricing.Component(i)
-		f = append(f, zap.String(r.usdKeys[comp], rec.Cost.Components[comp].String()))
+	if r.out != nil {
+		r.writeLine(rec)
 	}
-	if rec.ChargedBy != "" {
-		f = append(f, zap.String("charged_by", rec.ChargedBy))
-	}
-	if rec.MaxTokensFitted > 0 {
-		f = append(f, zap.Int64("max_tokens_fitted", rec.MaxTokensFitted))
-	}
-	if len(rec.Principals) > 0 {
-		f = append(f, zap.Object("principals", principalFields(rec.Principals)))
-	}
-	r.log.Info("spend", f...)
 }
 
 // Principal is one caller inside a service a charge was counted under.
 type Principal struct {
 	From  string // the policy's source: claude_code.user, header:x-customer-id, ...
 	Value string // as stored
-}
-
-// principalFields logs principals as {"<from>": "<value>", ...}.
-type principalFields []Principal
-
-func (ps principalFields) MarshalLogObject(enc zapcore.ObjectEncoder) error {
-	for _, p := range ps {
-		enc.AddString(p.From, p.Value)
-	}
-	return nil
 }
