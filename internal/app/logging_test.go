@@ -5,57 +5,45 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.uber.org/zap"
 )
 
-// lockedBuffer is a writer the logger's flush goroutine and the test can
-// share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
+// text reads what a lockedWriter over a bytes.Buffer holds, under its
+// lock: the logger's flush goroutine writes to it while the test reads.
+func (l *lockedWriter) text() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	return l.w.(*bytes.Buffer).String()
 }
 
 func TestLogLinesHeldUntilFlushAndWrittenAtStop(t *testing.T) {
-	var w lockedBuffer
+	w := &lockedWriter{w: &bytes.Buffer{}}
 	// An hour between flushes: nothing but stop can write the line.
-	log, stop, err := newLogger("info", "json", &w, 3600e9)
+	log, stop, err := newLogger("info", "json", w, 3600e9)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log.Info("request", zap.String("k", "v"))
-	if got := w.String(); got != "" {
+	if got := w.text(); got != "" {
 		t.Fatalf("a buffered line was written before a flush: %q", got)
 	}
 	stop()
-	if got := w.String(); !strings.Contains(got, `"msg":"request"`) || !strings.Contains(got, `"k":"v"`) {
+	if got := w.text(); !strings.Contains(got, `"msg":"request"`) || !strings.Contains(got, `"k":"v"`) {
 		t.Errorf("after stop the log holds %q, want the line", got)
 	}
 }
 
 func TestLogLinesWrittenAtOnceWithoutFlushInterval(t *testing.T) {
-	var w lockedBuffer
-	log, stop, err := newLogger("info", "json", &w, 0)
+	w := &lockedWriter{w: &bytes.Buffer{}}
+	log, stop, err := newLogger("info", "json", w, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer stop()
 	log.Info("request")
-	if got := w.String(); !strings.Contains(got, `"msg":"request"`) {
+	if got := w.text(); !strings.Contains(got, `"msg":"request"`) {
 		t.Errorf("log holds %q right after the call, want the line", got)
 	}
 }
