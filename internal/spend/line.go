@@ -2,7 +2,6 @@ package spend
 
 import (
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -16,16 +15,17 @@ import (
 // encoder wrote, byte for byte (line_test.go holds the two together):
 // level, ts, logger and msg first, then the fields in a fixed order.
 
-var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
-
 // writeLine writes rec's line to r.out.
 func (r *Recorder) writeLine(rec Record) {
-	bp := linePool.Get().(*[]byte)
+	bp, _ := r.lines.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
 	b := r.appendLine((*bp)[:0], rec, r.now())
 	_, _ = r.out.Write(b) // the log's writer reports its own failures; spend is in the store
-	if cap(b) <= 16<<10 {
+	if cap(b) <= 16<<10 { // a rare huge line does not stay pinned
 		*bp = b
-		linePool.Put(bp)
+		r.lines.Put(bp)
 	}
 }
 

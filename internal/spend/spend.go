@@ -6,6 +6,7 @@ package spend
 
 import (
 	"io"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ type Recorder struct {
 	serviceTokens *promtable.Counters // service, team, workspace, direction
 	out           io.Writer           // the spend log; nil writes none
 	now           func() time.Time    // the line's "ts"
+	lines         sync.Pool           // *[]byte buffers for the lines
 	// usdKeys are the spend log's per-component keys ("input_usd", ...),
 	// built once instead of per record.
 	usdKeys [pricing.NumComponents]string
