@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -45,6 +47,35 @@ func TestLogLinesWrittenAtOnceWithoutFlushInterval(t *testing.T) {
 	log.Info("request")
 	if got := w.text(); !strings.Contains(got, `"msg":"request"`) {
 		t.Errorf("log holds %q right after the call, want the line", got)
+	}
+}
+
+// syncCounter is a destination that counts Sync calls, as an *os.File
+// would turn each into an fsync.
+type syncCounter struct {
+	lockedWriter
+	syncs atomic.Int64
+}
+
+func (s *syncCounter) Sync() error { s.syncs.Add(1); return nil }
+
+func TestLogFlushesWriteWithoutSyncing(t *testing.T) {
+	w := &syncCounter{lockedWriter: lockedWriter{w: &bytes.Buffer{}}}
+	log, stop, err := newLogger("info", "json", w, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Info("request")
+	for deadline := time.Now().Add(10 * time.Second); w.text() == ""; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no flush wrote the line")
+		}
+	}
+	// Let more flushes tick with nothing to write.
+	time.Sleep(20 * time.Millisecond)
+	stop()
+	if n := w.syncs.Load(); n != 0 {
+		t.Errorf("flushes synced the destination %d times, want 0", n)
 	}
 }
 
