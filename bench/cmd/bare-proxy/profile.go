@@ -21,6 +21,7 @@ func serveProfiles(addr string) error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/runtime", func(w http.ResponseWriter, _ *http.Request) {
 		s := []metrics.Sample{
 			{Name: "/sched/goroutines-created:goroutines"},
