@@ -37,17 +37,31 @@ type writeOnly struct{ w io.Writer }
 
 func (o writeOnly) Write(p []byte) (int, error) { return o.w.Write(p) }
 
-func newLogger(level, format string, w io.Writer, flush time.Duration) (*zap.Logger, func(), error) {
+// opsLog is the operational log.
+type opsLog struct {
+	*zap.Logger
+	// requestLines takes the request log's lines, which the proxy builds by
+	// hand as the JSON encoder would write them, through the logger's own
+	// destination; nil when the format is console or info lines are off.
+	requestLines io.Writer
+	stop         func() // writes what is held
+}
+
+func newLogger(level, format string, w io.Writer, flush time.Duration) (opsLog, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, nil, fmt.Errorf("CLADE_LOG_LEVEL: %w", err)
+		return opsLog{}, fmt.Errorf("CLADE_LOG_LEVEL: %w", err)
 	}
 	enc, err := encoder(format)
 	if err != nil {
-		return nil, nil, err
+		return opsLog{}, err
 	}
 	ws, stop := logSink(w, flush)
-	return zap.New(zapcore.NewCore(enc, ws, lvl)), stop, nil
+	l := opsLog{Logger: zap.New(zapcore.NewCore(enc, ws, lvl)), stop: stop}
+	if format == "json" && lvl.Enabled(zapcore.InfoLevel) {
+		l.requestLines = ws
+	}
+	return l, nil
 }
 
 func encoder(format string) (zapcore.Encoder, error) {

@@ -23,7 +23,8 @@ func (l *lockedWriter) text() string {
 func TestLogLinesHeldUntilFlushAndWrittenAtStop(t *testing.T) {
 	w := &lockedWriter{w: &bytes.Buffer{}}
 	// An hour between flushes: nothing but stop can write the line.
-	log, stop, err := newLogger("info", "json", w, 3600e9)
+	l, err := newLogger("info", "json", w, 3600e9)
+	log, stop := l.Logger, l.stop
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,8 @@ func TestLogLinesHeldUntilFlushAndWrittenAtStop(t *testing.T) {
 
 func TestLogLinesWrittenAtOnceWithoutFlushInterval(t *testing.T) {
 	w := &lockedWriter{w: &bytes.Buffer{}}
-	log, stop, err := newLogger("info", "json", w, 0)
+	l, err := newLogger("info", "json", w, 0)
+	log, stop := l.Logger, l.stop
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +63,8 @@ func (s *syncCounter) Sync() error { s.syncs.Add(1); return nil }
 
 func TestLogFlushesWriteWithoutSyncing(t *testing.T) {
 	w := &syncCounter{lockedWriter: lockedWriter{w: &bytes.Buffer{}}}
-	log, stop, err := newLogger("info", "json", w, time.Millisecond)
+	l, err := newLogger("info", "json", w, time.Millisecond)
+	log, stop := l.Logger, l.stop
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,5 +132,25 @@ func TestSpendSummaryTakesSeveralLinesPerWrite(t *testing.T) {
 		"spend: $0.02  b  m  3 input + 4 output tokens  (r2)\n"
 	if out.String() != want {
 		t.Errorf("summary:\n%s\nwant:\n%s", out.String(), want)
+	}
+}
+
+func TestRequestLinesByHandOnlyForJSONAtInfo(t *testing.T) {
+	for _, tc := range []struct {
+		level, format string
+		byHand        bool
+	}{
+		{"info", "json", true},
+		{"debug", "json", true},
+		{"warn", "json", false},
+		{"info", "console", false},
+	} {
+		l, err := newLogger(tc.level, tc.format, &bytes.Buffer{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := l.requestLines != nil; got != tc.byHand {
+			t.Errorf("%s %s: request lines by hand %v, want %v", tc.level, tc.format, got, tc.byHand)
+		}
 	}
 }

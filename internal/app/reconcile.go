@@ -91,8 +91,8 @@ func reconcileCmd(ctx context.Context, args []string, getenv func(string) string
 	if pol.Reconcile.ChargeUnmetered {
 		log := zap.NewNop()
 		// A one-shot command: each line written at once.
-		if l, _, lerr := newLogger("info", "json", os.Stderr, 0); lerr == nil {
-			log = l
+		if l, lerr := newLogger("info", "json", os.Stderr, 0); lerr == nil {
+			log = l.Logger
 		}
 		switch ok, err := st.TryLock(ctx, reconcile.LockName, time.Minute); {
 		case err != nil:

@@ -55,11 +55,12 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	log, stopLog, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr, cfg.LogFlush)
+	ops, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr, cfg.LogFlush)
 	if err != nil {
 		return err
 	}
-	defer stopLog()
+	defer ops.stop()
+	log := ops.Logger
 	spendLog, closeSpend, err := newSpendLogger(cfg.SpendLog, stdout, cfg.LogFlush)
 	if err != nil {
 		return err
@@ -119,7 +120,7 @@ func serve(ctx context.Context, getenv func(string) string, stdout, stderr io.Wr
 	h, err := proxy.New(proxy.Options{
 		Upstream: cfg.upstream, PublicURL: cfg.publicURL,
 		State: rl.current, Budget: st, Journal: jnl, Batches: tracker, Files: owner.NewFiles(st),
-		Logger: log, Spend: spendRec, Registerer: reg,
+		Logger: log, RequestLog: ops.requestLines, Spend: spendRec, Registerer: reg,
 		Transport: upstreamTransport(cfg), HoldTTL: cfg.HoldTTL, MaxBodyBytes: cfg.MaxBodyBytes,
 		MaxBatchBodyBytes: cfg.MaxBatchBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, BodyIdleTimeout: cfg.BodyIdleTimeout,
 		TokensUsed: lastUsed,

@@ -46,14 +46,19 @@ type Journal interface {
 // Options configure a Handler. Upstream, State, Budget and Journal are
 // required.
 type Options struct {
-	Upstream     *url.URL
-	PublicURL    *url.URL // where clients reach the gateway (batch results_url)
-	State        func() *State
-	Budget       Budgeter
-	Journal      Journal
-	Batches      BatchTracker // nil: batch paths are refused
-	Files        FileOwners   // nil: file paths are refused
-	Logger       *zap.Logger
+	Upstream  *url.URL
+	PublicURL *url.URL // where clients reach the gateway (batch results_url)
+	State     func() *State
+	Budget    Budgeter
+	Journal   Journal
+	Batches   BatchTracker // nil: batch paths are refused
+	Files     FileOwners   // nil: file paths are refused
+	Logger    *zap.Logger
+	// RequestLog, when set, takes the request log's lines, built by hand
+	// as Logger's production JSON encoder would write them; it must be the
+	// destination of Logger (unnamed), with info lines on. nil: they go
+	// through Logger.
+	RequestLog   io.Writer
 	SpendLog     io.Writer       // the spend log, when Spend is nil (nil: none)
 	Spend        *spend.Recorder // shared with the batch poller
 	Registerer   prometheus.Registerer
@@ -91,6 +96,7 @@ type Handler struct {
 	active  *activePrincipals
 	pm      *principalMetrics
 	pending sync.WaitGroup // settlements running after responses ended
+	lines   sync.Pool      // *[]byte: request lines being built
 	// left is, per service under fit_max_tokens, what its tightest budget
 	// had left after its last hold (*atomic.Int64 of nano-USD): a request
 	// whose worst case is above it is near the cap.

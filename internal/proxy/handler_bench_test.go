@@ -278,7 +278,8 @@ func newGatewayPolicy(b *testing.B, up http.RoundTripper, st proxy.Budgeter, pol
 	b.Cleanup(func() { _ = j.Close() })
 	u, _ := url.Parse("http://upstream.invalid")
 	h, err := proxy.New(proxy.Options{Upstream: u, State: func() *proxy.State { return state }, Budget: st, Journal: j,
-		Logger: discardLogger(), SpendLog: io.Discard, Registerer: prometheus.NewRegistry(), Transport: up})
+		// Request lines by hand, as the gateway writes its JSON log.
+		Logger: discardLogger(), RequestLog: io.Discard, SpendLog: io.Discard, Registerer: prometheus.NewRegistry(), Transport: up})
 	if err != nil {
 		b.Fatal(err)
 	}

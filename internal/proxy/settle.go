@@ -48,25 +48,7 @@ func (h *Handler) finish(c *call, o outcome) {
 			h.settle(c, ch.cost.Total, lines)
 		}()
 	}
-	if ce := h.log.Check(zap.InfoLevel, "request"); ce != nil {
-		f := append(c.logFields(),
-			zap.String("route", routeName(c.route)),
-			zap.Int("status", c.status),
-			zap.Duration("duration", end.Sub(c.start)),
-			zap.String("upstream_request_id", c.upstreamID),
-			zap.Bool("stream", c.stream),
-		)
-		if c.metered {
-			f = append(f, zap.String("cost_usd", ch.cost.Total.String()))
-			if ch.cause != "" {
-				f = append(f, zap.String("charged_by", ch.cause))
-			}
-		}
-		if oe := o.bodyErr(); oe != nil {
-			f = append(f, logReadErr(oe))
-		}
-		ce.Write(f...)
-	}
+	h.logRequest(c, o, ch, end)
 }
 
 // settle replaces the hold with the actual cost. A settlement the store
