@@ -57,6 +57,7 @@ type options struct {
 	out           string
 	profile       string        // directory for profiles; "" takes none
 	profileFor    time.Duration // CPU profile length per target and mode
+	traceFor      time.Duration // execution trace length per target and mode (0: none)
 }
 
 func main() {
@@ -87,6 +88,7 @@ func main() {
 	flag.StringVar(&o.abEnv, "ab-env", "", "extra environment for gw-redis-ab only, KEY=VALUE,... (e.g. CLADE_GRANT_WINDOW=100ms to compare with gw-grants)")
 	flag.StringVar(&o.profile, "profile", "", "after the rounds, profile every proxy at the highest -slow-rates with the -slow-ttfb upstream, JSON and SSE, into this directory (CPU profiles, `go tool pprof -top`, goroutines and wake-ups per request); builds the gateway with -tags benchprofile")
 	flag.DurationVar(&o.profileFor, "profile-for", 10*time.Second, "CPU profile length per proxy and mode")
+	flag.DurationVar(&o.traceFor, "trace-for", 0, "with -profile, also an execution trace of this length per proxy and mode, after the CPU profile (go tool trace)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, spend logs, policy)")
 	flag.StringVar(&o.out, "out", "", "also write the report to this file")
 	flag.Parse()

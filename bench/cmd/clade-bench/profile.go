@@ -51,7 +51,7 @@ func (e *env) profileAll() error {
 func (e *env) profileOne(t *target, p phase, mode string) (string, error) {
 	e.load(t, p, mode, time.Second) // warm-up
 	done := make(chan segment, 1)
-	go func() { done <- e.load(t, p, mode, e.o.profileFor+2*time.Second) }()
+	go func() { done <- e.load(t, p, mode, e.o.profileFor+e.o.traceFor+2*time.Second) }()
 	time.Sleep(time.Second)
 	rt0, err := runtimeCounters(t.pprof)
 	if err != nil {
@@ -92,6 +92,12 @@ func (e *env) profileOne(t *target, p phase, mode string) (string, error) {
 	}
 	if err := fetchTo(t.pprof+"/debug/pprof/goroutine?debug=1", filepath.Join(e.o.profile, name+".goroutines.txt")); err != nil {
 		return "", err
+	}
+	if e.o.traceFor > 0 {
+		// After the counters: tracing costs the proxy CPU of its own.
+		if err := fetchTo(fmt.Sprintf("%s/debug/pprof/trace?seconds=%g", t.pprof, e.o.traceFor.Seconds()), filepath.Join(e.o.profile, name+".trace")); err != nil {
+			return "", err
+		}
 	}
 	seg := <-done
 	failed := ""
