@@ -1,6 +1,7 @@
 package jsonscan
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -67,6 +68,14 @@ func PlainString(raw []byte) (s string, isString, utf8OK bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return "", false, false
 	}
+	if inner, ok := unescaped(raw); ok {
+		// Read as encoding/json would, without its reflection: the string
+		// is its bytes.
+		if !utf8.Valid(inner) || bytes.ContainsRune(inner, utf8.RuneError) {
+			return "", true, false
+		}
+		return string(inner), true, true
+	}
 	if json.Unmarshal(raw, &s) != nil {
 		return "", false, false
 	}
@@ -74,4 +83,20 @@ func PlainString(raw []byte) (s string, isString, utf8OK bool) {
 		return "", true, false
 	}
 	return s, true, true
+}
+
+// unescaped returns the bytes between the quotes of raw when raw is one
+// JSON string with no escape, no control character and nothing after it.
+func unescaped(raw []byte) ([]byte, bool) {
+	n := len(raw)
+	if n < 2 || raw[0] != '"' || raw[n-1] != '"' {
+		return nil, false
+	}
+	inner := raw[1 : n-1]
+	for _, c := range inner {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return nil, false
+		}
+	}
+	return inner, true
 }
