@@ -160,6 +160,9 @@ func checkWatch(t *testing.T, b []byte, ref *refDoc) {
 	if v.Hits != want || v.Seen != (want != 0) {
 		t.Fatalf("%q: watching %q saw %b (seen %v), encoding/json reads %b", b, names, v.Hits, v.Seen, want)
 	}
+	if hits, err := WalkWatched(b, &recorder{}, names); err == nil && hits != want {
+		t.Fatalf("%q: walking and watching %q saw %b, encoding/json reads %b", b, names, hits, want)
+	}
 	first := Validator{Watch: names}
 	first.ValueEnd(b, SkipSpace(b, 0), 0)
 	if first.Seen != (want != 0) || first.Hits&^want != 0 || (want != 0 && first.Hits&(first.Hits-1) != 0) {

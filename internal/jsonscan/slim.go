@@ -14,27 +14,34 @@ import "strings"
 func Slim(v *Validator, obj []byte, keep ...string) (slim []byte, ok bool) {
 	out := append(make([]byte, 0, 256), '{')
 	ok = v.Members(obj, func(key, val []byte) {
-		if len(out) > 1 {
-			out = append(out, ',')
-		}
-		out = append(append(out, key...), ':')
-		switch {
-		case KeyIn(key, keep):
-			out = append(out, val...)
-		case val[0] == '"':
-			out = append(out, `""`...)
-		case val[0] == '{':
-			out = append(out, `{}`...)
-		case val[0] == '[':
-			out = append(out, `[]`...)
-		default:
-			out = append(out, val...)
-		}
+		out = AppendSlimMember(out, key, val, keep)
 	})
 	if !ok {
 		return nil, false
 	}
 	return append(out, '}'), true
+}
+
+// AppendSlimMember appends one member of a slim copy (see Slim) to out,
+// which holds the copy's opening brace and the members before it; the
+// caller closes it. quoted is the member's key as a JSON string, val its
+// valid value.
+func AppendSlimMember(out, quoted, val []byte, keep []string) []byte {
+	if len(out) > 1 {
+		out = append(out, ',')
+	}
+	out = append(append(out, quoted...), ':')
+	switch {
+	case KeyIn(quoted, keep):
+		return append(out, val...)
+	case val[0] == '"':
+		return append(out, `""`...)
+	case val[0] == '{':
+		return append(out, `{}`...)
+	case val[0] == '[':
+		return append(out, `[]`...)
+	}
+	return append(out, val...)
 }
 
 // KeyIn reports whether the quoted JSON key names one of names, as

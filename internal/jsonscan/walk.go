@@ -147,15 +147,23 @@ func (e *DuplicateKeyError) Error() string {
 // document by then. Containers recurse, so the stack depth is the
 // document's, which MaxDepth bounds.
 func Walk(b []byte, v Visitor) error {
-	w := walker{vis: v}
+	_, err := WalkWatched(b, v, nil)
+	return err
+}
+
+// WalkWatched is Walk that also reports which of watch (bit i for
+// watch[i], up to 64 names) the document holds as a key or a string value,
+// as a Validator with Watch and Each reads them: one pass for both.
+func WalkWatched(b []byte, v Visitor, watch []string) (hits uint64, err error) {
+	w := walker{vis: v, v: Validator{Watch: watch, Each: true}}
 	end, err := w.value(b, SkipSpace(b, 0), 0)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if SkipSpace(b, end) != len(b) {
-		return ErrInvalid
+		return 0, ErrInvalid
 	}
-	return nil
+	return w.v.Hits, nil
 }
 
 type walker struct {

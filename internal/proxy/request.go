@@ -67,7 +67,11 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	// bytes in the request do not bound.
 	// Any string "cache_control" (key or value) or "1h" counts, wherever it
 	// is: seeing more than the API would only raises the bound.
-	hits, err := decodeWatched(body, &r, []string{"file_id", "container_upload", "cache_control", "1h"})
+	watch := []string{"file_id", "container_upload", "cache_control", "1h"}
+	scan, hits, walked, err := walkMessages(body, &r, watch)
+	if !walked {
+		hits, err = decodeWatched(body, &r, watch)
+	}
 	fileRef := hits&watchFileRef != 0
 	if err != nil {
 		return parsedRequest{}, errBadRequest("request body is not valid JSON: "+jsonErrText(err), err)
@@ -86,9 +90,10 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	}
 	// The body is a valid object now: hold it to one meaning for every
 	// parser (strict.go) and read what bounds its cost (bounds.go).
-	scan, err := checkDuplicates(body)
-	if err != nil {
-		return parsedRequest{}, err
+	if !walked {
+		if scan, err = checkDuplicates(body); err != nil {
+			return parsedRequest{}, err
+		}
 	}
 	bounds, err := parseBounds(scan, *r.MaxTokens)
 	if err != nil {

@@ -25,10 +25,50 @@ func decodeWatched(body []byte, r *messageRequest, watch []string) (hits uint64,
 	// The members admission reads whole. messages and mcp_servers are only
 	// checked for presence, which an empty value of the same JSON type keeps.
 	v := jsonscan.Validator{Watch: watch, Each: true}
-	if slim, ok := jsonscan.Slim(&v, body, "model", "max_tokens", "stream", "inference_geo", "speed", "tools", "thinking"); ok {
+	if slim, ok := jsonscan.Slim(&v, body, admittedFields...); ok {
 		return v.Hits, json.Unmarshal(slim, r)
 	}
 	return 0, json.Unmarshal(body, r) // not an object, or not JSON: its error
+}
+
+// admittedFields are the members admission decodes whole. messages and
+// mcp_servers are only checked for presence, which an empty value of the
+// same JSON type keeps.
+var admittedFields = []string{"model", "max_tokens", "stream", "inference_geo", "speed", "tools", "thinking"}
+
+// walkMessages reads a Messages body in one pass where decodeWatched and
+// checkDuplicates take two: the walk that refuses duplicated keys and
+// notes what the conversation points at also watches the strings, and r
+// is decoded from a slim copy built from the top-level members it kept,
+// the copy decodeWatched decodes; err is that decoding's. For a long conversation the second pass
+// was a third of admission's parsing. walked is false when the walk
+// refuses the body (not JSON, a duplicated key) or it is not an object;
+// the caller then takes the two passes, whose errors, encoding/json's and
+// then the duplicate key after the field checks, are what a client gets.
+func walkMessages(body []byte, r *messageRequest, watch []string) (scan bodyScan, hits uint64, walked bool, err error) {
+	if i := jsonscan.SkipSpace(body, 0); i >= len(body) || body[i] != '{' {
+		return bodyScan{}, 0, false, nil
+	}
+	w := newContentWalk()
+	hits, werr := jsonscan.WalkWatched(body, w, watch)
+	if werr != nil {
+		return bodyScan{}, 0, false, nil
+	}
+	slim := append(make([]byte, 0, 256), '{')
+	var keyBuf [64]byte
+	quoted := keyBuf[:0]
+	for _, m := range w.top {
+		if m.escaped {
+			// The key as encoding/json read it, quoted again: the same
+			// field to the decoder.
+			quoted, _ = json.Marshal(m.key)
+		} else {
+			quoted = append(append(append(quoted[:0], '"'), m.key...), '"')
+		}
+		slim = jsonscan.AppendSlimMember(slim, quoted, m.val, admittedFields)
+	}
+	slim = append(slim, '}')
+	return bodyScan{content: w.scan, top: w.top}, hits, true, json.Unmarshal(slim, r)
 }
 
 // keyIn reports whether the quoted JSON key names one of names, as

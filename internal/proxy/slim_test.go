@@ -43,6 +43,9 @@ var slimCases = []string{
 	`{"model":"a","max_tokens":1,"messages":[{"content":[{"type":"container_upload","file_id":"f"}]}]}`,
 	`{"model":"a","max_tokens":1,"messages":[],"x":"file_id","file\u005fid":1}`,
 	`{"model":"a","max_tokens":1,"messages":["container_uploa\u0064 \n","file_id\n"]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"thinking":{"type":"enabled","budget_tokens":5},"cache_control":{"type":"ephemeral","ttl":"1h"}}`,
+	"{\"k\xffey\":1,\"model\":\"a\",\"max_tokens\":1,\"messages\":[]}",
+	`{"\u006d\u006f\u0064\u0065\u006c":"x<&>\u2028","max_tokens":1,"messages":[],"\u0074hinking":{"type":"enabled"}}`,
 	`{}`,
 	`[]`,
 	`null`,
@@ -64,6 +67,7 @@ func decodeFull(body []byte) (messageRequest, error) {
 
 func checkSlimMatches(t *testing.T, body []byte) {
 	t.Helper()
+	checkOnePassMatches(t, body)
 	want, wantErr := decodeFull(body)
 	var got messageRequest
 	seen, gotErr := decodeMessages(body, &got, "file_id", "container_upload")
@@ -105,6 +109,39 @@ func checkSlimMatches(t *testing.T, body []byte) {
 	if isPresent(got.Messages) != isPresent(want.Messages) || isPresent(got.MCPServers) != isPresent(want.MCPServers) {
 		t.Fatalf("%q: messages/mcp_servers presence %v/%v, plain decoder %v/%v", body,
 			isPresent(got.Messages), isPresent(got.MCPServers), isPresent(want.Messages), isPresent(want.MCPServers))
+	}
+}
+
+// checkOnePassMatches holds walkMessages, the one pass parseMessages
+// takes, to the two it stands for: whenever it walks a body, the decoded
+// request, its error, the watched strings and the walk's findings are
+// what decodeWatched and checkDuplicates give; and it walks every object
+// checkDuplicates accepts.
+func checkOnePassMatches(t *testing.T, body []byte) {
+	t.Helper()
+	watch := []string{"file_id", "container_upload", "cache_control", "1h"}
+	var one, two messageRequest
+	scan, hits, walked, err := walkMessages(body, &one, watch)
+	twoHits, twoErr := decodeWatched(body, &two, watch)
+	twoScan, dupErr := checkDuplicates(body)
+	if !walked {
+		var obj map[string]json.RawMessage
+		if dupErr == nil && json.Unmarshal(body, &obj) == nil && obj != nil {
+			t.Fatalf("%q: an object without duplicate keys was not walked", body)
+		}
+		return
+	}
+	switch {
+	case dupErr != nil:
+		t.Fatalf("%q: walked a body checkDuplicates refuses: %v", body, dupErr)
+	case hits != twoHits:
+		t.Fatalf("%q: watched %b in one pass, %b in two", body, hits, twoHits)
+	case (err == nil) != (twoErr == nil) || err != nil && jsonErrText(err) != jsonErrText(twoErr):
+		t.Fatalf("%q: error %v in one pass, %v in two", body, err, twoErr)
+	case !reflect.DeepEqual(one, two):
+		t.Fatalf("%q: decoded %+v in one pass, %+v in two", body, one, two)
+	case !reflect.DeepEqual(scan, twoScan):
+		t.Fatalf("%q: walk found %+v in one pass, %+v in two", body, scan, twoScan)
 	}
 }
 

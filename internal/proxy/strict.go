@@ -117,6 +117,12 @@ type contentWalk struct {
 	topBuf [16]member
 }
 
+func newContentWalk() *contentWalk {
+	w := new(contentWalk)
+	w.frames, w.top = w.stack[:0], w.topBuf[:0]
+	return w
+}
+
 // frame is one open container.
 type frame struct {
 	obj     bool
@@ -265,8 +271,7 @@ func checkDuplicates(body []byte) (bodyScan, error) {
 	if jsonscan.SkipSpace(body, 0) >= len(body) {
 		return bodyScan{}, errBadRequest("request body is empty", nil)
 	}
-	w := new(contentWalk)
-	w.frames, w.top = w.stack[:0], w.topBuf[:0]
+	w := newContentWalk()
 	if err := jsonscan.Walk(body, w); err != nil {
 		var dup *jsonscan.DuplicateKeyError
 		if errors.As(err, &dup) {
