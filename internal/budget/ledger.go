@@ -63,15 +63,26 @@ func ParseLedgerField(f string, l *LedgerLine) bool {
 // summed.
 type LedgerKey struct{ Hour, Field string }
 
+// LineKey identifies a ledger line by its hour and names, for summing
+// lines in memory: built without the strings the stores key lines by,
+// since a grant sums the lines of every request it settles. Lines whose
+// names differ only where LedgerField replaces a character stay apart
+// here and are summed by the store, under one name.
+type LineKey struct {
+	Hour                             int64 // Unix seconds, truncated to the hour
+	Workspace, Key, Model, Component string
+}
+
 // MergeLedger adds lines into acc, summing lines of the same hour and
-// names: a grant carries the sum of many requests' lines.
-func MergeLedger(acc map[LedgerKey]LedgerLine, lines []LedgerLine) {
+// names.
+func MergeLedger(acc map[LineKey]LedgerLine, lines []LedgerLine) {
 	for _, l := range lines {
-		k := LedgerKey{Hour: l.Hour.UTC().Format(LedgerHourFormat), Field: LedgerField(l)}
+		hour := l.Hour.UTC().Truncate(time.Hour)
+		k := LineKey{Hour: hour.Unix(), Workspace: l.Workspace, Key: l.Key, Model: l.Model, Component: l.Component}
 		a, ok := acc[k]
 		if !ok {
 			a = l
-			a.Hour = l.Hour.UTC().Truncate(time.Hour)
+			a.Hour = hour
 			a.Tokens, a.Nanos = 0, 0
 		}
 		a.Tokens += l.Tokens
@@ -81,7 +92,7 @@ func MergeLedger(acc map[LedgerKey]LedgerLine, lines []LedgerLine) {
 }
 
 // SortedLedger returns acc's lines ordered by hour then names.
-func SortedLedger(acc map[LedgerKey]LedgerLine) []LedgerLine {
+func SortedLedger[K comparable](acc map[K]LedgerLine) []LedgerLine {
 	out := make([]LedgerLine, 0, len(acc))
 	for _, l := range acc {
 		out = append(out, l)

@@ -96,7 +96,7 @@ func (c Closing) grant() (*grant, error) {
 		drawn: map[string]money.Nanos{},
 	}
 	if len(c.DoneLedger) > 0 {
-		gr.doneLedger = map[budget.LedgerKey]budget.LedgerLine{}
+		gr.doneLedger = map[budget.LineKey]budget.LedgerLine{}
 		budget.MergeLedger(gr.doneLedger, c.DoneLedger)
 	}
 	for i := range c.Keys {

@@ -124,9 +124,9 @@ type grant struct {
 	drawn      map[string]money.Nanos
 	doneEst    money.Nanos // settled requests not yet sent in a step
 	doneActual money.Nanos
-	doneLedger map[budget.LedgerKey]budget.LedgerLine // their ledger lines, summed
-	unsent     *Step                                  // sent, outcome unknown: resent as it is
-	running    bool                                   // a step is in flight
+	doneLedger map[budget.LineKey]budget.LedgerLine // their ledger lines, summed
+	unsent     *Step                                // sent, outcome unknown: resent as it is
+	running    bool                                 // a step is in flight
 	ran        chan struct{}
 	lastErr    error // outcome of the last step, for callers that waited on it
 	flushing   bool  // a flush is scheduled

@@ -213,7 +213,7 @@ func (g *Granted) Settle(ctx context.Context, r budget.Reservation, actual money
 		gr.doneActual += actual
 		if len(r.Ledger) > 0 {
 			if gr.doneLedger == nil {
-				gr.doneLedger = map[budget.LedgerKey]budget.LedgerLine{}
+				gr.doneLedger = map[budget.LineKey]budget.LedgerLine{}
 			}
 			budget.MergeLedger(gr.doneLedger, r.Ledger)
 		}
