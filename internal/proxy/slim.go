@@ -37,22 +37,24 @@ func decodeWatched(body []byte, r *messageRequest, watch []string) (hits uint64,
 var admittedFields = []string{"model", "max_tokens", "stream", "inference_geo", "speed", "tools", "thinking"}
 
 // walkMessages reads a Messages body in one pass where decodeWatched and
-// checkDuplicates take two: the walk that refuses duplicated keys and
-// notes what the conversation points at also watches the strings, and r
-// is decoded from a slim copy built from the top-level members it kept,
-// the copy decodeWatched decodes; err is that decoding's. For a long conversation the second pass
-// was a third of admission's parsing. walked is false when the walk
-// refuses the body (not JSON, a duplicated key) or it is not an object;
-// the caller then takes the two passes, whose errors, encoding/json's and
-// then the duplicate key after the field checks, are what a client gets.
+// checkDuplicates take two (for a long conversation the second pass was a
+// third of admission's parsing): the walk that refuses duplicated keys
+// and notes what the conversation points at also watches the strings, and
+// r is decoded from a slim copy built from the top-level members it kept,
+// the copy decodeWatched decodes; err is that decoding's.
+//
+// walked is false when the walk refuses the body (not JSON, a duplicated
+// key; err says which) or the body is not an object. The caller then
+// takes the two passes, whose errors, encoding/json's and then the
+// duplicate key after the field checks, are what a client gets.
 func walkMessages(body []byte, r *messageRequest, watch []string) (scan bodyScan, hits uint64, walked bool, err error) {
 	if i := jsonscan.SkipSpace(body, 0); i >= len(body) || body[i] != '{' {
 		return bodyScan{}, 0, false, nil
 	}
 	w := newContentWalk()
-	hits, werr := jsonscan.WalkWatched(body, w, watch)
-	if werr != nil {
-		return bodyScan{}, 0, false, nil
+	hits, err = jsonscan.WalkWatched(body, w, watch)
+	if err != nil {
+		return bodyScan{}, 0, false, err
 	}
 	slim := append(make([]byte, 0, 256), '{')
 	var keyBuf [64]byte
