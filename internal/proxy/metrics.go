@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,40 @@ type metrics struct {
 	fitted           *prometheus.CounterVec
 	waited           *prometheus.CounterVec
 	countTokens      *prometheus.CounterVec
+
+	// The series every answered request updates, resolved once per label
+	// set (routeKey → *routeSeries, answerKey → prometheus.Counter):
+	// resolving by label hashes and validates every value each time.
+	// Model labels are bounded by the price table, routes and status codes
+	// by the gateway, so these stay as small as the families.
+	routeSeries  sync.Map
+	answerSeries sync.Map
+}
+
+type routeKey struct {
+	model string
+	route route
+}
+
+type routeSeries struct{ duration, ttfb prometheus.Observer }
+
+type answerKey struct {
+	model  string
+	status int
+}
+
+// forRoute returns the latency series of a model and route.
+func (m *metrics) forRoute(model string, r route) *routeSeries {
+	k := routeKey{model, r}
+	if v, ok := m.routeSeries.Load(k); ok {
+		return v.(*routeSeries)
+	}
+	rs := &routeSeries{
+		duration: m.upstreamDuration.WithLabelValues(model, routeName(r)),
+		ttfb:     m.ttfb.WithLabelValues(model, routeName(r)),
+	}
+	v, _ := m.routeSeries.LoadOrStore(k, rs)
+	return v.(*routeSeries)
 }
 
 // Per-service request outcomes (label values of
@@ -151,7 +186,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // it: status is what the client got, outcome one of the outcomeLabel
 // values.
 func (m *metrics) answered(c *call, status int, outcome string) {
-	m.requests.WithLabelValues(c.modelLabel, codeLabel(status)).Inc()
+	k := answerKey{c.modelLabel, status}
+	v, ok := m.answerSeries.Load(k)
+	if !ok {
+		v, _ = m.answerSeries.LoadOrStore(k, m.requests.WithLabelValues(c.modelLabel, codeLabel(status)))
+	}
+	v.(prometheus.Counter).Inc()
 	team, workspace := c.owner()
 	m.serviceRequests.Add(1, c.service, team, workspace, outcome)
 }

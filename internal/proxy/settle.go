@@ -31,7 +31,7 @@ func (h *Handler) finish(c *call, o outcome) {
 		lines = ledgerLines(c, ch)
 	}
 	if !c.forwarded.IsZero() {
-		h.m.upstreamDuration.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(end.Sub(c.forwarded).Seconds())
+		h.m.forRoute(c.modelLabel, c.route).duration.Observe(end.Sub(c.forwarded).Seconds())
 	}
 	h.m.overhead.Observe(c.overheadPre.Seconds())
 	h.m.upstreamAnswered(c)

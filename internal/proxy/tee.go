@@ -24,7 +24,7 @@ func (h *Handler) modifyResponse(resp *http.Response) error {
 	if c.fitted > 0 {
 		resp.Header.Set("clade-max-tokens-fitted", strconv.FormatInt(c.fitted, 10))
 	}
-	h.m.ttfb.WithLabelValues(c.modelLabel, routeName(c.route)).Observe(c.headersAt.Sub(c.forwarded).Seconds())
+	h.m.forRoute(c.modelLabel, c.route).ttfb.Observe(c.headersAt.Sub(c.forwarded).Seconds())
 	if c.route == routeBatches {
 		return h.batchResponse(resp, c)
 	}

@@ -26,6 +26,15 @@ type Metrics struct {
 	orphans   prometheus.Counter
 	overshoot *prometheus.CounterVec
 	inFlight  prometheus.GaugeFunc
+	// byOp holds each of Ops' series, resolved once: a grant's draws and
+	// settlements are observed on every request, and resolving by label
+	// hashes and validates the label each time.
+	byOp map[string]opMetrics
+}
+
+type opMetrics struct {
+	duration prometheus.Observer
+	errors   prometheus.Counter
 }
 
 // New creates the store metrics, registered with reg unless it is nil;
@@ -56,8 +65,9 @@ func New(reg prometheus.Registerer, inFlight func() float64) (*Metrics, error) {
 	}
 	// Series of a known, small label set start at zero, so that rate()
 	// and absence alerts work before the first error or overshoot.
+	m.byOp = make(map[string]opMetrics, len(Ops()))
 	for _, op := range Ops() {
-		m.errors.WithLabelValues(op)
+		m.byOp[op] = opMetrics{duration: m.duration.WithLabelValues(op), errors: m.errors.WithLabelValues(op)}
 	}
 	for _, sc := range []budget.Scope{budget.ScopeService, budget.ScopeTeam, budget.ScopeWorkspace, budget.ScopePrincipal} {
 		m.overshoot.WithLabelValues(string(sc))
@@ -80,9 +90,13 @@ func Ops() []string {
 
 // Observe records one operation. Refusals are outcomes, not errors.
 func (m *Metrics) Observe(op string, start time.Time, err error) {
-	m.duration.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	om, ok := m.byOp[op]
+	if !ok { // not one of Ops: resolved by label, as any op was
+		om = opMetrics{duration: m.duration.WithLabelValues(op), errors: m.errors.WithLabelValues(op)}
+	}
+	om.duration.Observe(time.Since(start).Seconds())
 	if err != nil && !errors.Is(err, budget.ErrOverBudget) && !errors.Is(err, budget.ErrInvalid) {
-		m.errors.WithLabelValues(op).Inc()
+		om.errors.Inc()
 	}
 }
 
