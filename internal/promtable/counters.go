@@ -59,6 +59,20 @@ func (c *Counters) Add(v float64, values ...string) {
 	if v < 0 {
 		panic(fmt.Sprintf("promtable: %s: counter cannot decrease", c.name))
 	}
+	c.Counter(values...).Add(v)
+}
+
+// Counter is one series of a Counters family, for a caller that adds to
+// the same series again and again: found once, it is added to without a
+// lookup. The zero Counter is none; Found says which.
+type Counter struct {
+	family *Counters
+	r      *counterRow
+}
+
+// Counter returns the series with these label values (in the order of the
+// names given to NewCounters), creating it at zero first.
+func (c *Counters) Counter(values ...string) Counter {
 	if len(values) != len(c.schema.names) {
 		panic(fmt.Sprintf("promtable: %s: %d label values for %d labels", c.name, len(values), len(c.schema.names)))
 	}
@@ -70,9 +84,20 @@ func (c *Counters) Add(v float64, values ...string) {
 	if r == nil {
 		r = c.create(key)
 	}
+	return Counter{family: c, r: r}
+}
+
+// Found reports whether s is a series (not the zero Counter).
+func (s Counter) Found() bool { return s.r != nil }
+
+// Add adds v (not negative) to the series.
+func (s Counter) Add(v float64) {
+	if v < 0 {
+		panic(fmt.Sprintf("promtable: %s: counter cannot decrease", s.family.name))
+	}
 	for {
-		old := r.bits.Load()
-		if r.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+		old := s.r.bits.Load()
+		if s.r.bits.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
 			return
 		}
 	}

@@ -32,6 +32,7 @@ type Recorder struct {
 	out           io.Writer           // the spend log; nil writes none
 	now           func() time.Time    // the line's "ts"
 	lines         sync.Pool           // *[]byte buffers for the lines
+	series        sync.Map            // seriesKey → *seriesSet
 	// usdKeys are the spend log's per-component keys ("input_usd", ...),
 	// built once instead of per record.
 	usdKeys [pricing.NumComponents]string
@@ -95,20 +96,21 @@ type Record struct {
 // Add exports one charge. A charge made by estimate has no usage to break
 // into components; it is counted under component "estimate".
 func (r *Recorder) Add(rec Record) {
+	ss := r.seriesOf(rec)
+	ss.mu.Lock()
 	var spent money.Nanos
 	var input, output int64
 	for i := range pricing.NumComponents {
 		comp := pricing.Component(i)
-		name := comp.String()
 		if v := rec.Cost.Components[comp]; v != 0 {
 			spent += v
-			r.componentCost.Add(v.Float(), rec.Workspace, rec.ModelLabel, name)
+			ss.componentCost(r, rec, int(comp)).Add(v.Float())
 		}
 		n := rec.Cost.Tokens[comp]
 		if n == 0 {
 			continue
 		}
-		r.tokens.Add(float64(n), rec.Workspace, rec.ModelLabel, name)
+		ss.tokens(r, rec, comp).Add(float64(n))
 		switch comp {
 		case pricing.Output:
 			output += n
@@ -123,20 +125,30 @@ func (r *Recorder) Add(rec Record) {
 	// charge leaves a shortfall.
 	if extra := rec.Cost.Total - spent; extra > 0 {
 		spent += extra
-		r.componentCost.Add(extra.Float(), rec.Workspace, rec.ModelLabel, "estimate")
+		ss.componentCost(r, rec, pricing.NumComponents).Add(extra.Float())
 	}
 	// The per-service counter takes the components' sum, as the sum of the
 	// component series always did, so spend by service reads the same
 	// whichever family a query uses.
 	if spent != 0 {
-		r.cost.Add(spent.Float(), rec.Service, rec.Team, rec.Workspace, rec.ModelLabel)
+		if !ss.cost.Found() {
+			ss.cost = r.cost.Counter(rec.Service, rec.Team, rec.Workspace, rec.ModelLabel)
+		}
+		ss.cost.Add(spent.Float())
 	}
 	if input != 0 {
-		r.serviceTokens.Add(float64(input), rec.Service, rec.Team, rec.Workspace, "input")
+		if !ss.input.Found() {
+			ss.input = r.serviceTokens.Counter(rec.Service, rec.Team, rec.Workspace, "input")
+		}
+		ss.input.Add(float64(input))
 	}
 	if output != 0 {
-		r.serviceTokens.Add(float64(output), rec.Service, rec.Team, rec.Workspace, "output")
+		if !ss.output.Found() {
+			ss.output = r.serviceTokens.Counter(rec.Service, rec.Team, rec.Workspace, "output")
+		}
+		ss.output.Add(float64(output))
 	}
+	ss.mu.Unlock()
 	if rec.Cost.Total == 0 && rec.ChargedBy == "" && rec.Usage.Model == "" {
 		return // nothing was spent (refused upstream)
 	}
@@ -149,4 +161,52 @@ func (r *Recorder) Add(rec Record) {
 type Principal struct {
 	From  string // the policy's source: claude_code.user, header:x-customer-id, ...
 	Value string // as stored
+}
+
+// seriesKey names the series one record adds to.
+type seriesKey struct{ service, team, workspace, model string }
+
+// seriesSet holds the series of one seriesKey, each found the first time
+// it is added to: a series is created (and exported) only when it has
+// something to count, as Add on the family would.
+type seriesSet struct {
+	mu            sync.Mutex
+	cost          promtable.Counter
+	input, output promtable.Counter
+	components    [pricing.NumComponents + 1]promtable.Counter // the last: "estimate"
+	tokenKinds    [pricing.NumComponents]promtable.Counter
+}
+
+// seriesOf returns the series set of rec's service, team, workspace and
+// model. Every record looked its series up by label values before: eight
+// lookups per request where there is now one. The set is bounded as the
+// families are: by services and the models each uses.
+func (r *Recorder) seriesOf(rec Record) *seriesSet {
+	k := seriesKey{rec.Service, rec.Team, rec.Workspace, rec.ModelLabel}
+	if v, ok := r.series.Load(k); ok {
+		return v.(*seriesSet)
+	}
+	v, _ := r.series.LoadOrStore(k, new(seriesSet))
+	return v.(*seriesSet)
+}
+
+// componentCost is the cost series of component i, i == NumComponents
+// being "estimate". Called under ss.mu.
+func (ss *seriesSet) componentCost(r *Recorder, rec Record, i int) promtable.Counter {
+	if !ss.components[i].Found() {
+		name := "estimate"
+		if i < pricing.NumComponents {
+			name = pricing.Component(i).String()
+		}
+		ss.components[i] = r.componentCost.Counter(rec.Workspace, rec.ModelLabel, name)
+	}
+	return ss.components[i]
+}
+
+// tokens is the component's token series. Called under ss.mu.
+func (ss *seriesSet) tokens(r *Recorder, rec Record, comp pricing.Component) promtable.Counter {
+	if !ss.tokenKinds[comp].Found() {
+		ss.tokenKinds[comp] = r.tokens.Counter(rec.Workspace, rec.ModelLabel, comp.String())
+	}
+	return ss.tokenKinds[comp]
 }
