@@ -7,23 +7,15 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonline/jsonlinetest"
 )
-
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time                         { return time.Time(c) }
-func (c fixedClock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
 // zapLine is what zap's production JSON encoder, as the gateway configures
 // it, writes for an info line.
 func zapLine(ts time.Time, logger, msg string, f ...zap.Field) []byte {
 	var out bytes.Buffer
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(&out), zapcore.InfoLevel),
-		zap.WithClock(fixedClock(ts))).Named(logger)
-	log.Info(msg, f...)
+	jsonlinetest.Logger(&out, ts).Named(logger).Info(msg, f...)
 	return out.Bytes()
 }
 

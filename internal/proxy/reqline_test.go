@@ -7,26 +7,16 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-
+	"github.com/clade-gateway/clade-gateway/internal/jsonline/jsonlinetest"
 	"github.com/clade-gateway/clade-gateway/internal/policy"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
 )
-
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time                         { return time.Time(c) }
-func (c fixedClock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
 // requestLines logs c's request line once through zap, as the gateway's
 // JSON log writes it, and once by hand through RequestLog.
 func requestLines(c *call, o outcome, ch charge, end time.Time) (viaZap, byHand []byte) {
 	var zapOut, handOut bytes.Buffer
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(&zapOut), zapcore.InfoLevel),
-		zap.WithClock(fixedClock(end)))
+	log := jsonlinetest.Logger(&zapOut, end)
 	(&Handler{log: log.Named("proxy")}).logRequest(c, o, ch, end)
 	(&Handler{log: log.Named("proxy"), o: Options{RequestLog: &handOut}}).logRequest(c, o, ch, end)
 	return zapOut.Bytes(), handOut.Bytes()

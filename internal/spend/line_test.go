@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/clade-gateway/clade-gateway/internal/jsonline/jsonlinetest"
 	"github.com/clade-gateway/clade-gateway/internal/meter"
 	"github.com/clade-gateway/clade-gateway/internal/money"
 	"github.com/clade-gateway/clade-gateway/internal/pricing"
@@ -19,10 +20,7 @@ import (
 func zapLine(t testing.TB, r *Recorder, rec Record, now time.Time) []byte {
 	t.Helper()
 	var out bytes.Buffer
-	ec := zap.NewProductionEncoderConfig()
-	ec.EncodeTime = zapcore.RFC3339NanoTimeEncoder
-	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(ec), zapcore.AddSync(&out), zapcore.InfoLevel),
-		zap.WithClock(fixedClock(now))).Named("spend")
+	log := jsonlinetest.Logger(&out, now).Named("spend")
 	u := rec.Usage
 	f := []zap.Field{
 		zap.String("request_id", rec.RequestID),
@@ -69,11 +67,6 @@ func (ps zapPrincipals) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	}
 	return nil
 }
-
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time                         { return time.Time(c) }
-func (c fixedClock) NewTicker(d time.Duration) *time.Ticker { return time.NewTicker(d) }
 
 func sampleRecord() Record {
 	var cost pricing.Cost
