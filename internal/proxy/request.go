@@ -52,12 +52,14 @@ type parsedRequest struct {
 	ThinkingBudget int64
 }
 
-// Strings parseMessages watches for, by bit.
+// Strings parseMessages watches for (admissionWatch), by bit.
 const (
 	watchFileRef = 1<<0 | 1<<1 // "file_id", "container_upload"
 	watchCache   = 1 << 2      // "cache_control"
 	watchHour    = 1 << 3      // "1h"
 )
+
+var admissionWatch = []string{"file_id", "container_upload", "cache_control", "1h"}
 
 // parseMessages validates a Messages body before anything is reserved, so a
 // malformed request costs nothing and gets a clear 400.
@@ -67,10 +69,9 @@ func parseMessages(body []byte) (parsedRequest, error) {
 	// bytes in the request do not bound.
 	// Any string "cache_control" (key or value) or "1h" counts, wherever it
 	// is: seeing more than the API would only raises the bound.
-	watch := []string{"file_id", "container_upload", "cache_control", "1h"}
-	scan, hits, walked, err := walkMessages(body, &r, watch)
+	scan, hits, walked, err := walkMessages(body, &r, admissionWatch)
 	if !walked {
-		hits, err = decodeWatched(body, &r, watch)
+		hits, err = decodeWatched(body, &r, admissionWatch)
 	}
 	fileRef := hits&watchFileRef != 0
 	if err != nil {

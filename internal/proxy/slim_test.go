@@ -119,7 +119,7 @@ func checkSlimMatches(t *testing.T, body []byte) {
 // checkDuplicates accepts.
 func checkOnePassMatches(t *testing.T, body []byte) {
 	t.Helper()
-	watch := []string{"file_id", "container_upload", "cache_control", "1h"}
+	watch := admissionWatch
 	var one, two messageRequest
 	scan, hits, walked, err := walkMessages(body, &one, watch)
 	twoHits, twoErr := decodeWatched(body, &two, watch)
