@@ -82,23 +82,23 @@ func (b Budget) Key(t time.Time) string {
 }
 
 // WindowKey is Key for the window that starts at start (as Window
-// returns it), built in one allocation: every request names several.
+// returns it), built in one allocation.
 func (b Budget) WindowKey(start time.Time) string {
-	var k strings.Builder
-	k.Grow(len(b.Scope) + len(b.Name) + len(b.ID) + 11)
-	k.WriteString(string(b.Scope))
-	k.WriteByte(':')
-	k.WriteString(b.Name)
-	k.WriteByte(':')
-	k.WriteString(b.ID)
-	k.WriteByte(':')
+	return string(b.AppendWindowKey(make([]byte, 0, len(b.Scope)+len(b.Name)+len(b.ID)+11), start))
+}
+
+// AppendWindowKey appends WindowKey(start) to k.
+func (b Budget) AppendWindowKey(k []byte, start time.Time) []byte {
+	k = append(k, b.Scope...)
+	k = append(k, ':')
+	k = append(k, b.Name...)
+	k = append(k, ':')
+	k = append(k, b.ID...)
+	k = append(k, ':')
 	if start.IsZero() {
-		k.WriteString("all")
-	} else {
-		var date [8]byte
-		k.Write(start.AppendFormat(date[:0], "20060102"))
+		return append(k, "all"...)
 	}
-	return k.String()
+	return start.AppendFormat(k, "20060102")
 }
 
 // OwnerOf returns the owner name in a window key

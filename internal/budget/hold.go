@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"strings"
@@ -38,22 +39,35 @@ func PrepareHold(h Hold, now time.Time, defTTL time.Duration) (PreparedHold, err
 		ttl = defTTL
 	}
 	a := PreparedHold{Hold: h, Now: now, Expiry: now.Add(ttl)}
-	a.Keys = make([]string, 0, len(h.Budgets))
-	a.Ends = make([]time.Time, 0, len(h.Budgets))
-	for _, b := range h.Budgets {
+	a.Keys = make([]string, len(h.Budgets))
+	a.Ends = make([]time.Time, len(h.Budgets))
+	// The keys are built joined, in one buffer, and each is a substring of
+	// the joined string: every request names several budgets.
+	var stack [256]byte
+	joined := stack[:0]
+	for i, b := range h.Budgets {
+		if i > 0 {
+			joined = append(joined, '\n')
+		}
 		start, end := b.Window(now)
-		k := b.WindowKey(start)
-		if strings.Contains(k, "\n") {
-			return PreparedHold{}, fmt.Errorf("%w: budget key %q contains a newline", ErrInvalid, k)
+		from := len(joined)
+		joined = b.AppendWindowKey(joined, start)
+		if bytes.IndexByte(joined[from:], '\n') >= 0 {
+			return PreparedHold{}, fmt.Errorf("%w: budget key %q contains a newline", ErrInvalid, joined[from:])
 		}
-		// A hold names a handful of budgets: a scan beats a map here.
-		if slices.Contains(a.Keys, k) {
-			return PreparedHold{}, fmt.Errorf("%w: budget %s listed twice in one hold", ErrInvalid, b.Label())
-		}
-		a.Keys = append(a.Keys, k)
-		a.Ends = append(a.Ends, end)
+		a.Ends[i] = end
 	}
-	a.KeysJoin = strings.Join(a.Keys, "\n")
+	a.KeysJoin = string(joined)
+	rest := a.KeysJoin
+	for i := range a.Keys {
+		a.Keys[i], rest, _ = strings.Cut(rest, "\n")
+	}
+	for i, k := range a.Keys {
+		// A hold names a handful of budgets: a scan beats a map here.
+		if slices.Contains(a.Keys[:i], k) {
+			return PreparedHold{}, fmt.Errorf("%w: budget %s listed twice in one hold", ErrInvalid, h.Budgets[i].Label())
+		}
+	}
 	return a, nil
 }
 
