@@ -15,27 +15,17 @@ import (
 const logBufferSize = 256 << 10
 
 // logSink is where a logger's lines go: written at once when flush is 0,
-// else gathered and written every flush (and when the buffer fills), so
-// that a busy gateway makes a write call per flush instead of one per
-// line. stop writes what is held; serve calls it on the way out.
-//
-// A flush only writes: BufferedWriteSyncer syncs its destination on every
-// flush, and on a file that is an fsync ten times a second, which cost a
-// busy gateway more CPU than the writes it saved. Lines written at once
-// are not synced either; the spend log's file is synced when it closes.
+// else gathered and written at most flush after the first line held (and
+// when the buffer fills), so that a busy gateway makes a write call per
+// flush instead of one per line (flushWriter). stop writes what is held;
+// serve calls it on the way out.
 func logSink(w io.Writer, flush time.Duration) (ws zapcore.WriteSyncer, stop func()) {
 	if flush <= 0 {
 		return zapcore.Lock(zapcore.AddSync(w)), func() {}
 	}
-	b := &zapcore.BufferedWriteSyncer{WS: zapcore.AddSync(writeOnly{w}), Size: logBufferSize, FlushInterval: flush}
-	return b, func() { _ = b.Stop() }
+	f := newFlushWriter(w, flush, logBufferSize)
+	return f, f.Stop
 }
-
-// writeOnly hides a destination's Sync method, so that zapcore.AddSync
-// gives it a Sync that does nothing.
-type writeOnly struct{ w io.Writer }
-
-func (o writeOnly) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // opsLog is the operational log.
 type opsLog struct {
