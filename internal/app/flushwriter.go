@@ -13,80 +13,117 @@ import (
 // gateway is not woken to find nothing to write (zap's BufferedWriteSyncer
 // ticks whether or not it holds anything). A flush only writes; it never
 // syncs w.
+//
+// Lines are taken from the buffer under mu and written under out, outside
+// mu: a write that stalls (a busy disk) holds up the next flush, not the
+// requests logging meanwhile. Lines are taken and out is locked under mu,
+// so writes reach w in the order their lines arrived.
 type flushWriter struct {
 	w     io.Writer
 	every time.Duration
 	size  int
+	timer *time.Timer
 
 	mu      sync.Mutex
-	buf     []byte
-	armed   bool // the timer will flush buf
-	stopped bool // lines are written at once
-	timer   *time.Timer
+	buf     []byte // lines held
+	spare   []byte // the last written buffer, for reuse
+	armed   bool   // the timer will flush buf
+	stopped bool   // lines are written at once
+
+	out sync.Mutex // held while writing to w
 }
 
 func newFlushWriter(w io.Writer, every time.Duration, size int) *flushWriter {
 	f := &flushWriter{w: w, every: every, size: size}
-	f.timer = time.AfterFunc(time.Duration(math.MaxInt64), f.flushTimed)
+	f.timer = time.AfterFunc(time.Duration(math.MaxInt64), func() { f.flush(false) })
 	f.timer.Stop()
 	return f
 }
 
 func (f *flushWriter) Write(p []byte) (int, error) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.stopped {
-		return f.w.Write(p)
+	if !f.stopped && len(f.buf)+len(p) <= f.size {
+		f.buf = append(f.buf, p...)
+		if !f.armed {
+			f.armed = true
+			f.timer.Reset(f.every)
+		}
+		f.mu.Unlock()
+		return len(p), nil
 	}
-	if len(f.buf)+len(p) > f.size {
-		f.flushLocked()
-		if len(p) > f.size {
-			return f.w.Write(p)
+	// Stopped, or full: what is held goes first, then p, written at once
+	// unless it fits the emptied buffer.
+	held := f.take()
+	f.out.Lock()
+	direct := f.stopped || len(p) > f.size
+	if !direct {
+		f.buf = append(f.buf, p...)
+		if !f.armed {
+			f.armed = true
+			f.timer.Reset(f.every)
 		}
 	}
-	f.buf = append(f.buf, p...)
-	if !f.armed {
-		f.armed = true
-		f.timer.Reset(f.every)
+	f.mu.Unlock()
+	f.writeOut(held)
+	n, err := len(p), error(nil)
+	if direct {
+		n, err = f.w.Write(p)
 	}
-	return len(p), nil
+	f.out.Unlock()
+	f.recycle(held)
+	return n, err
 }
 
-func (f *flushWriter) flushTimed() {
+// flush writes what is held; stop makes later lines be written at once.
+func (f *flushWriter) flush(stop bool) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
+	if stop {
+		f.stopped = true
+		f.timer.Stop()
+	}
 	f.armed = false
-	f.flushLocked()
+	held := f.take()
+	f.out.Lock()
+	f.mu.Unlock()
+	f.writeOut(held)
+	f.out.Unlock()
+	f.recycle(held)
 }
 
-func (f *flushWriter) flushLocked() {
-	if len(f.buf) == 0 {
+// take hands over the lines held, under mu.
+func (f *flushWriter) take() []byte {
+	held := f.buf
+	f.buf, f.spare = f.spare, nil
+	return held
+}
+
+// writeOut writes held lines, under out.
+func (f *flushWriter) writeOut(held []byte) {
+	if len(held) > 0 {
+		// The log's destination reports its own failures; a line is never
+		// worth failing a request for.
+		_, _ = f.w.Write(held)
+	}
+}
+
+// recycle keeps a written buffer for the next lines; a burst's larger one
+// is let go.
+func (f *flushWriter) recycle(held []byte) {
+	if held == nil || cap(held) > f.size {
 		return
 	}
-	// The log's destination reports its own failures; a line is never
-	// worth failing a request for.
-	_, _ = f.w.Write(f.buf)
-	if cap(f.buf) > f.size {
-		f.buf = nil // a burst's buffer does not stay pinned
-	} else {
-		f.buf = f.buf[:0]
+	f.mu.Lock()
+	if f.spare == nil {
+		f.spare = held[:0]
 	}
+	f.mu.Unlock()
 }
 
-// Sync writes what is held (zap calls it; so does Stop).
+// Sync writes what is held (zap calls it before a fatal line).
 func (f *flushWriter) Sync() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.flushLocked()
+	f.flush(false)
 	return nil
 }
 
 // Stop writes what is held; later lines are written at once.
-func (f *flushWriter) Stop() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.stopped = true
-	f.timer.Stop()
-	f.armed = false
-	f.flushLocked()
-}
+func (f *flushWriter) Stop() { f.flush(true) }

@@ -82,3 +82,39 @@ func TestFlushWriterStopWritesWhatIsHeldThenWritesThrough(t *testing.T) {
 		t.Errorf("destination holds %q, want the held line at stop and the next at once", got)
 	}
 }
+
+// stalled is a destination whose writes wait until it is released.
+type stalled struct {
+	writes
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stalled) Write(p []byte) (int, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return s.writes.Write(p)
+}
+
+func TestFlushWriterLinesDoNotWaitForAStalledWrite(t *testing.T) {
+	dst := &stalled{entered: make(chan struct{}, 4), release: make(chan struct{})}
+	f := newFlushWriter(dst, time.Hour, 1<<10)
+	_, _ = f.Write([]byte("first\n"))
+	go func() { _ = f.Sync() }()
+	<-dst.entered // the flush is writing, and stalls
+	done := make(chan struct{})
+	go func() {
+		_, _ = f.Write([]byte("second\n"))
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a line waited for a stalled write")
+	}
+	close(dst.release)
+	f.Stop()
+	if got := dst.list(); strings.Join(got, "") != "first\nsecond\n" {
+		t.Errorf("writes %q, want the lines in order", got)
+	}
+}
