@@ -57,7 +57,7 @@ type journalStep struct {
 // owes reports whether the grant has anything to send the store: a step to
 // resend, settlements to charge, or an unused amount to return.
 func (gr *grant) owes() bool {
-	return !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.doneEst > 0 || gr.doneActual > 0 || len(gr.doneLedger) > 0)
+	return !gr.broken && (gr.unsent != nil || gr.free > 0 || gr.settledUnsent())
 }
 
 // closeRecord returns what gr owes, for the journal.

@@ -85,3 +85,40 @@ func grantFlushTimerSkipsWhatAStepCarried(t *testing.T, h grantHarness) {
 		t.Errorf("the flush timer made %d grant steps with nothing to settle", steps)
 	}
 }
+
+// A flush timer armed by a settlement a step has since carried waits for
+// the settlements after it to reach Flush's age: stepping when it fires
+// would add a step per Flush to a grant whose growth steps carry its
+// settlements anyway.
+func TestGrantFlushWaitsForTheOldestSettlement(t *testing.T) {
+	grantBackends(t, grantFlushWaitsForTheOldestSettlement)
+}
+
+func grantFlushWaitsForTheOldestSettlement(t *testing.T, h grantHarness) {
+	const flush = time.Second
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000_000, true)
+	g := h.replicaFlushing(t, flush)
+	defer g.Close()
+
+	armed := time.Now()
+	r0 := storetest.MustReserve(t, g, storetest.Hold("r0", 100, time.Minute, svc))
+	r1 := storetest.MustReserve(t, g, storetest.Hold("r1", 100, time.Minute, svc))
+	storetest.MustSettle(t, g, r0, 70) // arms the flush timer
+	time.Sleep(flush / 2)
+	if err := grant.StepNow(context.Background(), g, r0); err != nil { // carries r0
+		t.Fatal(err)
+	}
+	before := h.steps.Load()
+	storetest.MustSettle(t, g, r1, 30)
+	time.Sleep(time.Until(armed.Add(flush + flush/4))) // the timer has fired
+	if steps := h.steps.Load() - before; steps != 0 {
+		t.Fatal("the flush timer stepped for a settlement younger than Flush")
+	}
+	storetest.Eventually(t, "the younger settlement is charged once it has waited Flush", func() bool {
+		s, _ := storetest.Levels(t, h.plain, svc)
+		return s == 100
+	})
+	if steps := h.steps.Load() - before; steps != 1 {
+		t.Errorf("%d steps charged one settlement, want 1", steps)
+	}
+}

@@ -125,6 +125,7 @@ type grant struct {
 	doneEst    money.Nanos // settled requests not yet sent in a step
 	doneActual money.Nanos
 	doneLedger map[budget.LineKey]budget.LedgerLine // their ledger lines, summed
+	doneSince  time.Time                            // when the first of them settled, by the real clock the flush timer runs on
 	unsent     *Step                                // sent, outcome unknown: resent as it is
 	running    bool                                 // a step is in flight
 	ran        chan struct{}
