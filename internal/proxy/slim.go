@@ -40,8 +40,10 @@ var admittedFields = []string{"model", "max_tokens", "stream", "inference_geo", 
 // checkDuplicates take two (for a long conversation the second pass was a
 // third of admission's parsing): the walk that refuses duplicated keys
 // and notes what the conversation points at also watches the strings, and
-// r is decoded from a slim copy built from the top-level members it kept,
-// the copy decodeWatched decodes; err is that decoding's.
+// r is decoded from the top-level members it kept (decodeTop), or when
+// they are spelled in a way only encoding/json should read, from a slim
+// copy built from them, the copy decodeWatched decodes; err is that
+// decoding's.
 //
 // walked is false when the walk refuses the body (not JSON, a duplicated
 // key; err says which) or the body is not an object. The caller then
@@ -56,6 +58,10 @@ func walkMessages(body []byte, r *messageRequest, watch []string) (scan bodyScan
 	if err != nil {
 		return bodyScan{}, 0, false, err
 	}
+	if decodeTop(w.top, r) {
+		return bodyScan{content: w.scan, top: w.top}, hits, true, nil
+	}
+	*r = messageRequest{}
 	slim := append(make([]byte, 0, 256), '{')
 	var keyBuf [64]byte
 	quoted := keyBuf[:0]

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"slices"
 	"testing"
+
+	"github.com/clade-gateway/clade-gateway/internal/jsonscan"
 )
 
 // slimCases are Messages bodies where a shortcut decoder could go wrong:
@@ -46,6 +48,15 @@ var slimCases = []string{
 	`{"model":"a","max_tokens":1,"messages":[],"thinking":{"type":"enabled","budget_tokens":5},"cache_control":{"type":"ephemeral","ttl":"1h"}}`,
 	"{\"k\xffey\":1,\"model\":\"a\",\"max_tokens\":1,\"messages\":[]}",
 	`{"\u006d\u006f\u0064\u0065\u006c":"x<&>\u2028","max_tokens":1,"messages":[],"\u0074hinking":{"type":"enabled"}}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":[{"Type":"web_search_20250305"}]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":[{"typ\u0065":"web_fetch_20250910","name":"f"},{}]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":[null,{"type":"x"}]}`,
+	`{"model":"a","max_tokens":1,"messages":[],"tools":[],"thinking":null,"stream":null}`,
+	`{"model":"a","max_tokens":1,"messages":[],"thinking":{"Budget_Tokens":5,"type":"enabled"}}`,
+	`{"model":"a","max_tokens":1,"messages":[],"thinking":{"type":"enabled","budget_tokens":-1,"extra":[1]}}`,
+	`{"model":"a","max_tokens":1,"messages":[],"thinking":{"type":"enabled","budget_tokens":1e3}}`,
+	`{"model":"a\u00e9ï¿½","max_tokens":1234567890123456789,"messages":"x","mcp_servers":5}`,
+	`{"model":"a","max_tokens":1,"messages":[],"speed":"f\u0061st","inference_geo":null}`,
 	`{}`,
 	`[]`,
 	`null`,
@@ -189,4 +200,29 @@ func FuzzDecodeMessages(f *testing.F) {
 		f.Add([]byte(c))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) { checkSlimMatches(t, body) })
+}
+
+// The bodies real clients send are decoded without encoding/json: the
+// fallback gives the same result (checkOnePassMatches) but costs most of
+// the parse.
+func TestDecodeTopReadsRealBodies(t *testing.T) {
+	bodies := []string{
+		`{"model":"claude-sonnet-4-6","max_tokens":1024,"stream":false,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"model":"claude-opus-4-1","max_tokens":32000,"stream":true,"system":[{"type":"text","text":"You are Claude Code","cache_control":{"type":"ephemeral"}}],` +
+			`"messages":[{"role":"user","content":[{"type":"text","text":"fix the test"}]}],` +
+			`"tools":[{"name":"Bash","description":"runs a command","input_schema":{"type":"object","properties":{"command":{"type":"string"}},"required":["command"]}},` +
+			`{"type":"web_search_20250305","name":"web_search","max_uses":5}],` +
+			`"thinking":{"type":"enabled","budget_tokens":16000},"metadata":{"user_id":"u1"},"temperature":1,"inference_geo":"us","speed":"fast"}`,
+	}
+	for _, body := range bodies {
+		w := newContentWalk()
+		if _, err := jsonscan.WalkWatched([]byte(body), w, admissionWatch); err != nil {
+			t.Fatal(err)
+		}
+		var r messageRequest
+		if !decodeTop(w.top, &r) {
+			t.Errorf("%s: left to encoding/json", body)
+		}
+		checkOnePassMatches(t, []byte(body))
+	}
 }
