@@ -168,6 +168,11 @@ type Draw interface {
 // grant): callers may settle it inline instead of in the background.
 func (r Reservation) InMemory() bool { return r.Draw != nil }
 
+// Renewed reports whether the store keeps r's lease alive by itself, so a
+// caller holding it through a long response need not call Extend: a draw
+// lives as long as its grant, whose lease the grant's steps renew.
+func (r Reservation) Renewed() bool { return r.Draw != nil }
+
 // Status is one budget's current window as the store sees it.
 type Status struct {
 	Budget      Budget

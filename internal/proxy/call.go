@@ -89,10 +89,11 @@ type call struct {
 
 // startKeepAlive renews the hold while the response is still running, so
 // a long stream is not orphan-charged. A timer, not a goroutine: most
-// requests end before it ever fires.
+// requests end before it ever fires. A draw on an admission grant needs
+// none: the grant's lease is renewed with it.
 func (c *call) startKeepAlive(h *Handler, ttl time.Duration) {
 	every := ttl / 3
-	if every <= 0 {
+	if every <= 0 || c.res.Renewed() {
 		return
 	}
 	renew := func() {

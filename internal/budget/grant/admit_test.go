@@ -255,3 +255,42 @@ func grantPolicyChangeStartsANewGrant(t *testing.T, h grantHarness) {
 // An outage must not bury the log: the tend loop retries a failing step
 // about four times a second, but a grant warns once when its steps start
 // failing, then once per grantWarnEvery, and says when they succeed again.
+
+// The store's in-flight gauge counts a replica's draws from its grants'
+// own record: while unsettled, until settled or their grant's lease ends.
+// A draw needs no Extend for that; a hold on the exact path does.
+func TestGrantDrawsCountInFlight(t *testing.T) {
+	grantBackends(t, grantDrawsCountInFlight)
+}
+
+func grantDrawsCountInFlight(t *testing.T, h grantHarness) {
+	svc := storetest.Bud(budget.ScopeService, "search", budget.Daily, 1_000_000, true)
+	g := h.replica(t)
+	defer g.Close()
+	flight := grant.BackendOf(g).GrantEnv().Flight
+	want := func(n float64, when string) {
+		t.Helper()
+		if got := flight.Count(); got != n {
+			t.Fatalf("%s: %v holds in flight, want %v", when, got, n)
+		}
+	}
+
+	var draws []budget.Reservation
+	for i := range 3 {
+		r := storetest.MustReserve(t, g, storetest.Hold("d"+strconv.Itoa(i), 100, time.Minute, svc))
+		if !r.InMemory() || !r.Renewed() {
+			t.Fatalf("request %d took the exact path", i)
+		}
+		draws = append(draws, r)
+	}
+	exact := storetest.MustReserve(t, g, storetest.Hold("long", 100, 2*time.Minute, svc)) // longer than the lease
+	if exact.InMemory() || exact.Renewed() {
+		t.Fatal("a hold longer than the grant's lease drew on the grant")
+	}
+	storetest.MustSettle(t, g, exact, 70)
+	want(3, "three draws")
+	storetest.MustSettle(t, g, draws[0], 70)
+	want(2, "after one settled")
+	h.clock.Add(2 * time.Minute) // past the grant's lease: the store charges it as an orphan
+	want(0, "after the grant's lease ended")
+}

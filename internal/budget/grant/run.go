@@ -249,7 +249,6 @@ func (g *Granted) Settle(ctx context.Context, r budget.Reservation, actual money
 		}
 	}
 	gr.mu.Unlock()
-	g.flight.Remove(r.RequestID)
 	if ok {
 		g.flushLater(gr)
 	}
@@ -258,17 +257,14 @@ func (g *Granted) Settle(ctx context.Context, r budget.Reservation, actual money
 }
 
 // Extend implements Store. A draw lives as long as its grant, whose lease
-// the grant's steps renew.
+// the grant's steps renew: there is nothing to extend (see
+// budget.Reservation.Renewed).
 func (g *Granted) Extend(ctx context.Context, r budget.Reservation, ttl time.Duration) error {
-	gr := drawOf(r)
-	if gr == nil {
+	if drawOf(r) == nil {
 		return g.s.Extend(ctx, r, ttl)
 	}
-	if _, err := budget.LeaseFor(r, ttl, g.opts.DefaultTTL); err != nil {
-		return err
-	}
-	g.flight.Extend(r.RequestID, gr.expiry())
-	return nil
+	_, err := budget.LeaseFor(r, ttl, g.opts.DefaultTTL)
+	return err
 }
 
 // tend renews leases, returns idle amounts, resends failed steps and
@@ -340,6 +336,7 @@ func (g *Granted) Close() error {
 			g.journalClose(gr, err)
 		}
 	}
+	g.untrack()
 	return g.s.Close()
 }
 

@@ -141,9 +141,10 @@ func (m *Metrics) Settled(effects []Effect) {
 // InFlight tracks this replica's unsettled holds and their lease ends, so
 // the gauge drops a hold whose lease ran out even if it is never settled.
 type InFlight struct {
-	clock func() time.Time
-	mu    sync.Mutex
-	holds map[string]time.Time
+	clock  func() time.Time
+	mu     sync.Mutex
+	holds  map[string]time.Time
+	others map[*func(now time.Time) int]struct{} // see Also
 }
 
 // NewInFlight returns an empty set whose leases end on clock.
@@ -174,15 +175,44 @@ func (f *InFlight) Remove(id string) {
 	f.mu.Unlock()
 }
 
-// Count forgets expired holds and returns how many remain.
+// Also adds what count returns to Count, until the returned func is
+// called: holds tracked elsewhere, such as the draws on admission grants,
+// which would otherwise be tracked twice per request.
+func (f *InFlight) Also(count func(now time.Time) int) (stop func()) {
+	key := &count
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.others == nil {
+		f.others = map[*func(time.Time) int]struct{}{}
+	}
+	f.others[key] = struct{}{}
+	return func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		delete(f.others, key)
+	}
+}
+
+// Count forgets expired holds and returns how many remain, with what the
+// counts added by Also report.
 func (f *InFlight) Count() float64 {
 	now := f.clock()
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for id, exp := range f.holds {
 		if !exp.After(now) {
 			delete(f.holds, id)
 		}
 	}
-	return float64(len(f.holds))
+	n := len(f.holds)
+	others := make([]func(time.Time) int, 0, len(f.others))
+	for c := range f.others {
+		others = append(others, *c)
+	}
+	f.mu.Unlock()
+	// Called without the lock: they take their own, which Add and Remove
+	// may be called under.
+	for _, c := range others {
+		n += c(now)
+	}
+	return float64(n)
 }

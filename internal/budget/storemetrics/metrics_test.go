@@ -41,3 +41,27 @@ func TestObserveCountsEachOpAndItsFailures(t *testing.T) {
 		}
 	}
 }
+
+// Count adds what the counts given to Also report, at the set's clock,
+// until each is stopped, and still drops holds whose lease ended.
+func TestInFlightAddsOtherCounts(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	f := NewInFlight(func() time.Time { return now })
+	f.Add("a", now.Add(time.Minute))
+	f.Add("b", now.Add(time.Second))
+	var asked time.Time
+	stop := f.Also(func(at time.Time) int { asked = at; return 5 })
+	stop2 := f.Also(func(time.Time) int { return 2 })
+	if got := f.Count(); got != 9 || !asked.Equal(now) {
+		t.Fatalf("count %v (asked at %v), want 9 at %v", got, asked, now)
+	}
+	stop()
+	now = now.Add(2 * time.Second) // b's lease ended
+	if got := f.Count(); got != 3 {
+		t.Fatalf("count %v after one stopped and a lease ended, want 3", got)
+	}
+	stop2()
+	if got := f.Count(); got != 1 {
+		t.Fatalf("count %v, want 1", got)
+	}
+}
